@@ -18,8 +18,9 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 run: install
 	PORT=$(PORT) $(BIN)/python manage.py run_platform
 
+# Tests keep their embedded-default state (keys, broker folders) apart from `make run`'s.
 test: install
-	$(BIN)/python -m pytest
+	CHALK_DATA_DIR=$(CURDIR)/test-output/data $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -1,0 +1,21 @@
+"""The Chalkweb SDK: declare scheduled Python functions and deploy them by running the script.
+
+Importable without Django: it is what users install on laptops and what runs inside every run.
+"""
+
+from chalkcompute.decorator import ChalkFunction, InvalidFunctionError, function
+from chalkcompute.image import Image, InvalidImageError
+from chalkcompute.retries import Retries
+from chalkcompute.schedule import InvalidScheduleError
+from chalkcompute.secret import Secret
+
+__all__ = [
+    "ChalkFunction",
+    "Image",
+    "InvalidFunctionError",
+    "InvalidImageError",
+    "InvalidScheduleError",
+    "Retries",
+    "Secret",
+    "function",
+]

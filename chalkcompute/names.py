@@ -1,0 +1,40 @@
+"""Names users choose: function names (DNS labels) and secret names (environment variables)."""
+
+import re
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MAX_FUNCTION_NAME = 63  # a DNS label: it names Kubernetes Jobs and labels
+MAX_SECRET_NAME = 128
+
+
+class InvalidNameError(ValueError):
+    pass
+
+
+def check_function_name(name: object) -> str:
+    if not isinstance(name, str) or not name:
+        raise InvalidNameError(f"function name {name!r} must be a non-empty string")
+    if len(name) > MAX_FUNCTION_NAME:
+        raise InvalidNameError(
+            f"function name {name[:MAX_FUNCTION_NAME]!r}… is {len(name)} characters; "
+            f"use at most {MAX_FUNCTION_NAME}"
+        )
+    if not _DNS_LABEL.match(name):
+        raise InvalidNameError(
+            f"function name {name!r} is not a DNS label: use lowercase letters, digits and '-', "
+            "starting and ending with a letter or digit, e.g. \"refresh-exchange-rates\""
+        )
+    return name
+
+
+def check_secret_name(name: object) -> str:
+    if not isinstance(name, str) or not name:
+        raise InvalidNameError(f"secret name {name!r} must be a non-empty string")
+    if len(name) > MAX_SECRET_NAME or not _ENV_NAME.match(name):
+        raise InvalidNameError(
+            f"secret name {name[:MAX_SECRET_NAME]!r} must be usable as an environment variable: "
+            f"letters, digits and '_', not starting with a digit, at most {MAX_SECRET_NAME} "
+            "characters, e.g. \"EXCHANGE_API_KEY\""
+        )
+    return name

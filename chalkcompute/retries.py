@@ -1,0 +1,78 @@
+"""`chalkcompute.Retries`: how many more attempts a failed run gets, and how long to wait."""
+
+from dataclasses import dataclass
+from typing import Any
+
+MAX_RETRIES = 100
+MAX_DELAY_SECONDS = 24 * 3600
+
+
+class InvalidRetriesError(ValueError):
+    pass
+
+
+def _number(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise InvalidRetriesError(f"Retries {name} must be a number of seconds, not {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class Retries:
+    max_retries: int
+    backoff_coefficient: float = 2.0
+    initial_delay: float = 1.0
+    max_delay: float = 60.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int):
+            raise InvalidRetriesError(
+                f"max_retries must be a whole number from 0 to {MAX_RETRIES}, not {self.max_retries!r}"
+            )
+        if not 0 <= self.max_retries <= MAX_RETRIES:
+            raise InvalidRetriesError(f"max_retries must be from 0 to {MAX_RETRIES}, not {self.max_retries}")
+        coefficient = _number("backoff_coefficient", self.backoff_coefficient)
+        if not 1.0 <= coefficient <= 10.0:
+            raise InvalidRetriesError(f"backoff_coefficient must be from 1.0 to 10.0, not {coefficient}")
+        initial = _number("initial_delay", self.initial_delay)
+        maximum = _number("max_delay", self.max_delay)
+        if not 0 <= initial <= MAX_DELAY_SECONDS or not 0 <= maximum <= MAX_DELAY_SECONDS:
+            raise InvalidRetriesError(f"delays must be from 0 to {MAX_DELAY_SECONDS} seconds")
+        if maximum < initial:
+            raise InvalidRetriesError(
+                f"max_delay ({maximum}) must not be shorter than initial_delay ({initial})"
+            )
+        object.__setattr__(self, "backoff_coefficient", coefficient)
+        object.__setattr__(self, "initial_delay", initial)
+        object.__setattr__(self, "max_delay", maximum)
+
+    def delay_before(self, retry_number: int) -> float:
+        """Seconds to wait before retry `retry_number` (1 for the first retry)."""
+        delay = self.initial_delay * self.backoff_coefficient ** (retry_number - 1)
+        return min(delay, self.max_delay)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "max_retries": self.max_retries,
+            "backoff_coefficient": self.backoff_coefficient,
+            "initial_delay": self.initial_delay,
+            "max_delay": self.max_delay,
+        }
+
+    @classmethod
+    def coerce(cls, value: object) -> "Retries":
+        """`retries=3` is shorthand for `Retries(max_retries=3)`; a dict is a Retries as JSON."""
+        if isinstance(value, Retries):
+            return value
+        if isinstance(value, dict):
+            unknown = set(value) - {"max_retries", "backoff_coefficient", "initial_delay", "max_delay"}
+            if unknown:
+                raise InvalidRetriesError(f"retries has unknown fields: {', '.join(sorted(unknown))}")
+            if "max_retries" not in value:
+                raise InvalidRetriesError("retries needs max_retries")
+            return cls(**value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidRetriesError(
+                f"retries must be a whole number >= 0 or chalkcompute.Retries(...), not {value!r}"
+            )
+        return cls(max_retries=value)

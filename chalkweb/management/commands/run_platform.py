@@ -1,0 +1,95 @@
+"""`make run`: sets up the embedded default and runs web, worker and beat until Ctrl-C."""
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Migrate, create the first login and API token, then run web, worker and beat."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+        parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+
+    def handle(self, *args, port: int, host: str, **options):
+        call_command("migrate", interactive=False, verbosity=0)
+        password = self._first_login()
+        token = self._first_token()
+        url = f"http://{host}:{port}/"
+        self.stdout.write(f"Chalkweb console: {url}")
+        self.stdout.write(f"  data folder:    {settings.DATA_DIR}")
+        if password:
+            self.stdout.write(f"  login:          admin / {password}")
+        else:
+            self.stdout.write("  login:          admin (password as first printed; change it in the admin)")
+        if token:
+            self.stdout.write("Deploy from this machine with:")
+            self.stdout.write(f"  export CHALK_COMPUTE_URL={url.rstrip('/')} CHALK_COMPUTE_TOKEN={token}")
+        else:
+            self.stdout.write("API token: python manage.py create_token NAME (or the console's API tokens page)")
+        self.stdout.flush()
+        self._serve(host, port)
+
+    def _first_login(self) -> str | None:
+        """Creates `admin` once; its password is kept in the data folder to print again."""
+        password_file = settings.DATA_DIR / "admin-password"
+        User = get_user_model()
+        if not User.objects.filter(username="admin").exists():
+            password = secrets.token_urlsafe(12)
+            User.objects.create_superuser("admin", password=password)
+            password_file.write_text(password)
+            password_file.chmod(0o600)
+        return password_file.read_text().strip() if password_file.exists() else None
+
+    def _first_token(self) -> str | None:
+        """Creates a token on first start only: tokens are stored hashed and shown once."""
+        from scheduling.auth import ApiToken, token_create
+
+        if ApiToken.objects.exists():
+            return None
+        admin = get_user_model().objects.get(username="admin")
+        _, plaintext = token_create(name="make-run", created_by=admin)
+        return plaintext
+
+    def _serve(self, host: str, port: int) -> None:
+        python = sys.executable
+        env = {**os.environ, "PORT": str(port)}
+        processes = {
+            "web": [python, "manage.py", "runserver", f"{host}:{port}", "--noreload", "--skip-checks"],
+            "worker": [python, "-m", "celery", "-A", "chalkweb", "worker", "--loglevel", "INFO",
+                       "--hostname", f"worker-{port}@%h"],
+            "beat": [python, "-m", "celery", "-A", "chalkweb", "beat", "--loglevel", "INFO",
+                     "--pidfile", str(settings.DATA_DIR / "beat.pid")],
+        }  # fmt: skip
+        children = {name: subprocess.Popen(cmd, env=env) for name, cmd in processes.items()}
+
+        def stop(*_):
+            for child in children.values():
+                if child.poll() is None:
+                    child.terminate()
+            for child in children.values():
+                try:
+                    child.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+
+        signal.signal(signal.SIGTERM, lambda *_: (stop(), sys.exit(0)))
+        try:
+            while True:
+                for name, child in children.items():
+                    if child.poll() is not None:
+                        self.stderr.write(f"{name} exited with status {child.returncode}; stopping")
+                        stop()
+                        sys.exit(1)
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            stop()
