@@ -11,7 +11,7 @@ from pathlib import Path
 import dj_database_url
 from cryptography.fernet import Fernet
 
-from chalkweb.env import env_bool, env_int, env_list, env_str
+from chalkweb.env import ImproperlyConfiguredEnv, env_bool, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("CHALK_DATA_DIR", str(BASE_DIR / ".chalkweb"))).resolve()
@@ -125,7 +125,17 @@ WHITENOISE_USE_FINDERS = True  # serves static without collectstatic in the embe
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
+    # Every /api/v1 endpoint needs a bearer token; a console login does not count.
+    "DEFAULT_AUTHENTICATION_CLASSES": ["scheduling.auth.BearerTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["scheduling.auth.HasApiToken"],
+    "DEFAULT_PARSER_CLASSES": ["scheduling.api.common.BoundedJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "scheduling.api.errors.exception_handler",
+    "DEFAULT_PAGINATION_CLASS": "scheduling.api.common.Pagination",
+    "PAGE_SIZE": 100,
 }
+# The largest module source a deploy may carry, in bytes (UTF-8).
+CHALK_MAX_SOURCE_BYTES = env_int("CHALK_MAX_SOURCE_BYTES", 1024 * 1024)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Chalkweb API",
     "DESCRIPTION": "Deploy, schedule and inspect scheduled Python functions.",
@@ -162,3 +172,28 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("CHALK_LOG_LEVEL", "INFO")},
 }
+
+# Running functions.
+CHALK_EXECUTOR = env_str("CHALK_EXECUTOR", "local")
+if CHALK_EXECUTOR not in ("local", "kubernetes"):
+    raise ImproperlyConfiguredEnv(f"CHALK_EXECUTOR={CHALK_EXECUTOR!r}: use local or kubernetes")
+# Where runners reach this server's runner API (pods may need an in-cluster address).
+CHALK_RUNNER_SERVER_URL = env_str("CHALK_RUNNER_SERVER_URL", CHALK_PUBLIC_URL)
+CHALK_LOCAL_MAX_RUNS = env_int("CHALK_LOCAL_MAX_RUNS", 4)
+# After downtime, the latest missed slot still runs if it is at most this old.
+CHALK_CATCH_UP_SECONDS = env_int("CHALK_CATCH_UP_SECONDS", 3600)
+# Runners beat every second; this much silence means the worker or node is gone.
+CHALK_HEARTBEAT_TIMEOUT_SECONDS = env_int("CHALK_HEARTBEAT_TIMEOUT_SECONDS", 30)
+# A queued attempt still waiting this long after its start time is sent to a worker again.
+CHALK_REDISPATCH_SECONDS = env_int("CHALK_REDISPATCH_SECONDS", 60)
+# Retries that do not count against the user's: evictions, node shutdowns.
+CHALK_MAX_INTERRUPTIONS = env_int("CHALK_MAX_INTERRUPTIONS", 3)
+CHALK_MAX_LOG_BYTES = env_int("CHALK_MAX_LOG_BYTES", 10_000_000)
+CHALK_RUN_RETENTION_DAYS = env_int("CHALK_RUN_RETENTION_DAYS", 30)
+
+# Runs go to their own queue so long runs never hold up the tick and the reaper.
+CELERY_TASK_DEFAULT_QUEUE = "chalk-control"
+CELERY_TASK_ROUTES = {"runs.tasks.start_attempt": {"queue": "chalk-runs"}}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # Tests start workers in other processes: the SQLite test database must be a file.
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}

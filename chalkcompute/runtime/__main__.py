@@ -1,0 +1,5 @@
+import sys
+
+from chalkcompute.runtime.runner import main
+
+sys.exit(main())

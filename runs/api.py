@@ -1,0 +1,188 @@
+"""REST endpoints for runs: list, read, logs, cancel, and trigger (run now)."""
+
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from runs import selectors, services
+from runs.models import Attempt, LogLine, Run, RunStatus, Trigger
+from scheduling.api.common import ApiError, ErrorSerializer, Pagination, paginated, request_object
+from scheduling.api.functions import function_or_404
+from scheduling.auth import actor_name
+
+ERRORS = {400: ErrorSerializer, 401: ErrorSerializer, 404: ErrorSerializer}
+MAX_LOG_PAGE = 5000
+
+
+class AttemptOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Attempt
+        fields = [
+            "number", "status", "not_before", "started_at", "finished_at", "executor",
+            "executor_ref", "exit_code", "error_type", "error_message", "traceback", "reason",
+            "counts_against_retries", "peak_memory_bytes", "cpu_seconds", "log_lines",
+            "log_truncated",
+        ]  # fmt: skip
+
+
+class RunOutputSerializer(serializers.ModelSerializer):
+    function = serializers.CharField(source="function.name")
+    version = serializers.IntegerField(source="version.number")
+
+    class Meta:
+        model = Run
+        fields = [
+            "id", "function", "version", "trigger", "triggered_by", "scheduled_for", "status",
+            "status_reason", "missed_slots", "created_at", "started_at", "finished_at",
+            "cancel_requested_at", "peak_memory_bytes", "cpu_seconds",
+        ]  # fmt: skip
+
+
+class RunDetailOutputSerializer(RunOutputSerializer):
+    attempts = AttemptOutputSerializer(many=True)
+
+    class Meta(RunOutputSerializer.Meta):
+        fields = [*RunOutputSerializer.Meta.fields, "attempts"]
+
+
+class LogLineOutputSerializer(serializers.ModelSerializer):
+    seq = serializers.IntegerField(
+        source="id", help_text="Increases along the run's log; pass it as ?after="
+    )
+    attempt = serializers.IntegerField(source="attempt.number")
+
+    class Meta:
+        model = LogLine
+        fields = ["seq", "attempt", "ts", "stream", "level", "text"]
+
+
+class LogPageSerializer(serializers.Serializer):
+    run = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=RunStatus.values)
+    finished = serializers.BooleanField(
+        help_text="True once the run ended: no more lines will come"
+    )
+    next_after = serializers.IntegerField(help_text="Pass as ?after= to get only newer lines")
+    results = LogLineOutputSerializer(many=True)
+
+
+def run_or_404(run_id: int) -> Run:
+    run = selectors.run_get(run_id=run_id)
+    if run is None:
+        raise NotFound(f"no run {run_id} here; list runs with GET /api/v1/runs", code="not_found")
+    return run
+
+
+class RunListApi(APIView):
+    @extend_schema(
+        operation_id="runs_list",
+        parameters=[
+            OpenApiParameter("function", str, description="Only this function's runs"),
+            OpenApiParameter(
+                "status", str, enum=RunStatus.values, description="Only runs in this status"
+            ),
+            OpenApiParameter("limit", int, description="Page size (default 100, at most 1000)"),
+            OpenApiParameter("offset", int, description="Items to skip"),
+        ],
+        responses={200: paginated(RunOutputSerializer, "RunPage"), **ERRORS},
+    )
+    def get(self, request):
+        status_filter = request.query_params.get("status")
+        if status_filter is not None and status_filter not in RunStatus.values:
+            raise ApiError(
+                400,
+                "invalid_status",
+                f"status {status_filter!r} is unknown; use one of {', '.join(RunStatus.values)}",
+            )
+        function = None
+        if request.query_params.get("function") is not None:
+            function = function_or_404(request.query_params["function"])
+        paginator = Pagination()
+        runs = selectors.run_list(function=function, status=status_filter)
+        page = paginator.paginate_queryset(runs, request, view=self)
+        return paginator.get_paginated_response(RunOutputSerializer(page, many=True).data)
+
+
+class RunApi(APIView):
+    @extend_schema(operation_id="runs_get", responses={200: RunDetailOutputSerializer, **ERRORS})
+    def get(self, request, run_id: int):
+        return Response(RunDetailOutputSerializer(run_or_404(run_id)).data)
+
+
+class RunLogsApi(APIView):
+    @extend_schema(
+        operation_id="runs_logs",
+        parameters=[
+            OpenApiParameter("after", int, description="Only lines after this seq (for tailing)"),
+            OpenApiParameter(
+                "limit",
+                int,
+                description=f"At most this many lines (default and most {MAX_LOG_PAGE})",
+            ),
+        ],
+        responses={200: LogPageSerializer, **ERRORS},
+    )
+    def get(self, request, run_id: int):
+        run = run_or_404(run_id)
+        after = _int_param(request, "after", 0)
+        limit = min(_int_param(request, "limit", MAX_LOG_PAGE), MAX_LOG_PAGE)
+        lines = list(selectors.log_lines(run=run, after=after, limit=limit))
+        return Response(
+            {
+                "run": run.id,
+                "status": run.status,
+                "finished": not run.is_active,
+                "next_after": lines[-1].id if lines else after,
+                "results": LogLineOutputSerializer(lines, many=True).data,
+            }
+        )
+
+
+def _int_param(request, name: str, default: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+        raise ApiError(400, "invalid_parameter", f"{name} must be a whole number >= 0, not {raw!r}")
+    return int(raw)
+
+
+class RunCancelApi(APIView):
+    @extend_schema(
+        operation_id="runs_cancel",
+        request=None,
+        responses={200: RunDetailOutputSerializer, 409: ErrorSerializer, **ERRORS},
+    )
+    def post(self, request, run_id: int):
+        run = run_or_404(run_id)
+        request_object(request, [])
+        if not services.run_cancel(run=run, by=actor_name(request) or "api", now=timezone.now()):
+            raise ApiError(
+                409,
+                "run_finished",
+                f"run {run.id} already ended ({run.status}); there is nothing to cancel",
+            )
+        return Response(RunDetailOutputSerializer(run_or_404(run_id)).data)
+
+
+class FunctionTriggerApi(APIView):
+    @extend_schema(
+        operation_id="functions_trigger",
+        request=None,
+        responses={201: RunDetailOutputSerializer, **ERRORS},
+    )
+    def post(self, request, name: str):
+        function = function_or_404(name)
+        request_object(request, [])
+        run = services.run_trigger(
+            function=function,
+            trigger=Trigger.API,
+            triggered_by=actor_name(request),
+            now=timezone.now(),
+        )
+        return Response(
+            RunDetailOutputSerializer(run_or_404(run.id)).data, status=status.HTTP_201_CREATED
+        )

@@ -1,0 +1,170 @@
+"""Images for the local executor: one virtualenv per image hash, built once.
+
+A build is locked with a file lock, so two workers asking for one new image build it once;
+the build log is kept on the ImageBuild row and shown like a run's. `run_commands` run with
+the venv first on PATH, so `pip install requests` installs into it.
+"""
+
+import datetime as dt
+import fcntl
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from django.conf import settings
+from django.utils import timezone
+
+from runs.models import ImageBuild, ImageBuildStatus
+from scheduling.models import Image
+
+STEP_TIMEOUT_SECONDS = 1800
+MAX_BUILD_LOG_CHARS = 200_000
+
+
+class ImageBuildError(RuntimeError):
+    pass
+
+
+def images_dir() -> Path:
+    return settings.DATA_DIR / "images"
+
+
+def _interpreter(python_version: str) -> str:
+    if python_version == f"{sys.version_info.major}.{sys.version_info.minor}":
+        return getattr(sys, "_base_executable", sys.executable)
+    found = shutil.which(f"python{python_version}")
+    if not found:
+        raise ImageBuildError(
+            f"Python {python_version} is not installed on this worker; use "
+            f'Image.debian_slim(python_version="{sys.version_info.major}.{sys.version_info.minor}") '
+            "or run on the kubernetes executor"
+        )
+    return found
+
+
+def ensure_image(image: Image, heartbeat: Callable[[], None]) -> Path:
+    """Returns the venv's python for `image`, building the venv first if needed."""
+    venv = images_dir() / image.spec_hash
+    python = venv / "bin" / "python"
+    if (venv / ".ready").exists():
+        return python
+    images_dir().mkdir(parents=True, exist_ok=True)
+    with open(images_dir() / f"{image.spec_hash}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a concurrent build of this image finishes first
+        if (venv / ".ready").exists():
+            return python
+        _build(image, venv, heartbeat)
+    return python
+
+
+def _build(image: Image, venv: Path, heartbeat: Callable[[], None]) -> None:
+    build, _ = ImageBuild.objects.update_or_create(
+        image=image,
+        executor="local",
+        defaults={
+            "status": ImageBuildStatus.BUILDING,
+            "log": "",
+            "started_at": timezone.now(),
+            "finished_at": None,
+            "artifact": str(venv),
+        },
+    )
+    log: list[str] = []
+
+    def step(title: str, command: list[str], env: dict | None = None) -> None:
+        log.append(f"$ {title}\n")
+        _save_log(build, log)
+        with subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+            text=True,
+            errors="replace",
+        ) as process:
+            started = time.monotonic()
+            for line in process.stdout:
+                log.append(line)
+                if time.monotonic() - started > STEP_TIMEOUT_SECONDS:
+                    process.kill()
+                heartbeat()
+            code = process.wait()
+        if code != 0:
+            raise ImageBuildError(f"image build step failed with exit code {code}: {title}")
+
+    spec = image.spec
+    try:
+        if venv.exists():
+            shutil.rmtree(venv)  # a half-built venv from an interrupted build
+        steps = spec.get("steps", [])
+        interpreter = _interpreter(spec.get("python_version", "3.11"))
+        step(
+            f"python{spec.get('python_version')} -m venv",
+            [interpreter, "-m", "venv", *([] if steps else ["--without-pip"]), str(venv)],
+        )
+        env = {
+            **_build_env(),
+            "VIRTUAL_ENV": str(venv),
+            "PATH": f"{venv / 'bin'}:{_build_env()['PATH']}",
+        }
+        for entry in steps:
+            ((kind, content),) = entry.items()
+            if kind == "pip_install":
+                step(
+                    "pip install " + " ".join(content),
+                    [
+                        str(venv / "bin" / "python"),
+                        "-m",
+                        "pip",
+                        "install",
+                        "--disable-pip-version-check",
+                        *content,
+                    ],
+                    env,
+                )
+            elif kind == "run_commands":
+                for command in content:
+                    step(command, ["/bin/sh", "-c", command], env)
+            elif kind == "apt_install":
+                if os.geteuid() != 0:
+                    raise ImageBuildError(
+                        "apt_install needs root, and this local worker does not run as root: "
+                        "install the packages on the worker yourself, or use the kubernetes executor"
+                    )
+                step(
+                    "apt-get install " + " ".join(content),
+                    ["apt-get", "install", "-y", "--no-install-recommends", *content],
+                    env,
+                )
+            # `env` steps are not built: the runner sets them for every run of the image.
+    except ImageBuildError as exc:
+        log.append(f"\nbuild failed: {exc}\n")
+        _finish(build, ImageBuildStatus.FAILED, log)
+        raise
+    (venv / ".ready").write_text(timezone.now().isoformat())
+    log.append("\nbuild succeeded\n")
+    _finish(build, ImageBuildStatus.READY, log)
+
+
+def _build_env() -> dict[str, str]:
+    return {
+        "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "LANG": "C.UTF-8",
+        "PIP_NO_INPUT": "1",
+        "DEBIAN_FRONTEND": "noninteractive",
+    }
+
+
+def _save_log(build: ImageBuild, log: list[str]) -> None:
+    ImageBuild.objects.filter(id=build.id).update(log="".join(log)[-MAX_BUILD_LOG_CHARS:])
+
+
+def _finish(build: ImageBuild, status: str, log: list[str]) -> None:
+    ImageBuild.objects.filter(id=build.id).update(
+        status=status, log="".join(log)[-MAX_BUILD_LOG_CHARS:], finished_at=dt.datetime.now(dt.UTC)
+    )

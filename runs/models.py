@@ -1,0 +1,209 @@
+"""What happened: runs of functions, their attempts, log lines and usage samples."""
+
+from django.db import models
+from django.db.models import Q
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued"
+    STARTING = "starting"
+    RUNNING = "running"
+    RETRYING = "retrying"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+    LOST = "lost"
+    SKIPPED = "skipped"
+
+
+ACTIVE_RUN_STATUSES = (RunStatus.QUEUED, RunStatus.STARTING, RunStatus.RUNNING, RunStatus.RETRYING)
+FINISHED_RUN_STATUSES = tuple(s for s in RunStatus if s not in ACTIVE_RUN_STATUSES)
+
+
+class AttemptStatus(models.TextChoices):
+    QUEUED = "queued"
+    STARTING = "starting"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+    LOST = "lost"
+    INTERRUPTED = "interrupted"
+
+
+ACTIVE_ATTEMPT_STATUSES = (AttemptStatus.QUEUED, AttemptStatus.STARTING, AttemptStatus.RUNNING)
+
+
+class Trigger(models.TextChoices):
+    SCHEDULE = "schedule"
+    MANUAL = "manual"
+    API = "api"
+
+
+class Run(models.Model):
+    """One scheduled slot or one manual trigger of a function."""
+
+    function = models.ForeignKey(
+        "scheduling.Function", on_delete=models.CASCADE, related_name="runs"
+    )
+    version = models.ForeignKey(
+        "scheduling.FunctionVersion", on_delete=models.CASCADE, related_name="runs"
+    )
+    trigger = models.CharField(max_length=16, choices=Trigger.choices)
+    triggered_by = models.CharField(max_length=150, blank=True)
+    # The slot for a scheduled run; the trigger time for a manual one.
+    scheduled_for = models.DateTimeField()
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    status_reason = models.TextField(blank=True)
+    # Slots before this one that never ran because the platform was down (downtime catch-up).
+    missed_slots = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    peak_memory_bytes = models.BigIntegerField(null=True, blank=True)
+    cpu_seconds = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # A second beat, a redelivered message or a restarted tick can never create a
+            # second run for the same slot: the insert conflicts and is dropped.
+            models.UniqueConstraint(
+                fields=["function", "scheduled_for"],
+                condition=Q(trigger="schedule"),
+                name="runs_one_run_per_slot",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=RunStatus.values), name="runs_run_status_valid"
+            ),
+        ]
+        indexes = [
+            # The function page and GET /runs?function=: a function's runs, newest first.
+            models.Index(fields=["function", "-id"], name="runs_run_function_newest"),
+            # Runs filtered by status across functions (console, overlap and reaper checks).
+            models.Index(fields=["status", "-id"], name="runs_run_status_newest"),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} of {self.function_id}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_RUN_STATUSES
+
+
+class Attempt(models.Model):
+    """One try of a run on an executor; every attempt keeps its own logs, usage and error."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="attempts")
+    number = models.PositiveIntegerField()
+    status = models.CharField(
+        max_length=16, choices=AttemptStatus.choices, default=AttemptStatus.QUEUED
+    )
+    # A retry waits in the database, not only in a broker message: the reaper re-sends
+    # queued attempts whose time has come, so a lost message cannot lose a retry.
+    not_before = models.DateTimeField()
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    last_heartbeat_at = models.DateTimeField(null=True, blank=True)
+    executor = models.CharField(max_length=16, blank=True)
+    executor_ref = models.CharField(max_length=255, blank=True)  # pid@host or Job name
+    token_hash = models.CharField(max_length=64, unique=True)
+    exit_code = models.IntegerField(null=True, blank=True)
+    error_type = models.CharField(max_length=255, blank=True)
+    error_message = models.TextField(blank=True)
+    traceback = models.TextField(blank=True)
+    # Why the platform ended the attempt, in words (lost heartbeat, out of memory, …).
+    reason = models.TextField(blank=True)
+    # An interruption the user did not cause (eviction, node loss) is retried for free.
+    counts_against_retries = models.BooleanField(default=True)
+    peak_memory_bytes = models.BigIntegerField(null=True, blank=True)
+    cpu_seconds = models.FloatField(null=True, blank=True)
+    log_lines = models.PositiveIntegerField(default=0)
+    log_truncated = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "number"], name="runs_one_attempt_number"),
+            models.CheckConstraint(
+                condition=Q(status__in=AttemptStatus.values), name="runs_attempt_status_valid"
+            ),
+        ]
+        indexes = [
+            # The reaper: running attempts by heartbeat, queued attempts by due time.
+            models.Index(fields=["status", "last_heartbeat_at"], name="runs_attempt_heartbeat"),
+            models.Index(fields=["status", "not_before"], name="runs_attempt_due"),
+        ]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of run {self.run_id}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_ATTEMPT_STATUSES
+
+
+class LogStream(models.TextChoices):
+    STDOUT = "stdout"
+    STDERR = "stderr"
+    SYSTEM = "system"
+
+
+class LogLine(models.Model):
+    attempt = models.ForeignKey(Attempt, on_delete=models.CASCADE, related_name="log_lines_set")
+    # Assigned by the runner; a resent batch conflicts on (attempt, seq) and is dropped.
+    seq = models.PositiveIntegerField()
+    ts = models.DateTimeField()
+    stream = models.CharField(max_length=8, choices=LogStream.choices)
+    level = models.CharField(max_length=8, blank=True)
+    text = models.TextField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["attempt", "seq"], name="runs_one_log_line_per_seq"),
+        ]
+
+
+class UsageSample(models.Model):
+    """CPU and memory of an attempt, sampled every second by the runner (its heartbeat)."""
+
+    attempt = models.ForeignKey(Attempt, on_delete=models.CASCADE, related_name="usage_samples")
+    ts = models.DateTimeField()
+    cpu_seconds = models.FloatField()
+    cpu_percent = models.FloatField()
+    rss_bytes = models.BigIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["attempt", "ts"], name="runs_usage_by_attempt")]
+
+
+class ImageBuildStatus(models.TextChoices):
+    BUILDING = "building"
+    READY = "ready"
+    FAILED = "failed"
+
+
+class ImageBuild(models.Model):
+    """An image built for one executor: a venv (local) or a pushed image (kubernetes)."""
+
+    image = models.ForeignKey("scheduling.Image", on_delete=models.CASCADE, related_name="builds")
+    executor = models.CharField(max_length=16)
+    status = models.CharField(max_length=16, choices=ImageBuildStatus.choices)
+    artifact = models.CharField(max_length=512, blank=True)  # a venv path or an image reference
+    log = models.TextField(blank=True)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["image", "executor"], name="runs_one_build_per_executor"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.image} on {self.executor}: {self.status}"

@@ -1,0 +1,137 @@
+"""Real processes for run tests: celery workers and beat on the test database, the runner
+talking to the live server, a real broker (CELERY_BROKER_URL; Redis in CI)."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from chalkcompute import schedule as schedule_engine
+from chalkcompute.image import Image
+from chalkcompute.retries import Retries
+from chalkweb.celery import app as celery_app
+from runs.beat import ensure_periodic_tasks
+from runs.models import Run
+from scheduling.services import function_deploy
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def database_url() -> str:
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+class Platform:
+    """Starts and stops Chalkweb's processes for one test."""
+
+    def __init__(self, live_server_url: str, logs: Path) -> None:
+        self.logs = logs
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": database_url(),
+            "CHALK_DATA_DIR": str(settings.DATA_DIR),
+            "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+            "CHALK_RUNNER_SERVER_URL": live_server_url,
+            "CHALK_PUBLIC_URL": live_server_url,
+            "CHALK_HEARTBEAT_TIMEOUT_SECONDS": "4",
+            "CHALK_REDISPATCH_SECONDS": "5",
+            "CHALK_DB_CONN_MAX_AGE": "0",
+        }
+
+    def _start(self, name: str, args: list[str], ready: str | None) -> subprocess.Popen:
+        log = open(self.logs / f"{name}.log", "w")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "chalkweb", *args],
+            cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        self.processes[name] = process
+        if ready:
+            deadline = time.monotonic() + 60
+            while ready not in (self.logs / f"{name}.log").read_text():
+                assert process.poll() is None, f"{name} exited:\n{self.log(name)}"
+                assert time.monotonic() < deadline, f"{name} did not start:\n{self.log(name)}"
+                time.sleep(0.1)
+        return process
+
+    def start_workers(self, concurrency: int = 2) -> None:
+        common = ["worker", "--loglevel", "INFO", "--without-mingle", "--without-gossip"]
+        self._start("runs-worker", [*common, "-Q", "chalk-runs", "-c", str(concurrency), "-n", f"runs-{os.getpid()}@%h"], "ready.")
+        self._start("control-worker", [*common, "-Q", "chalk-control", "-c", "2", "-n", f"control-{os.getpid()}@%h"], "ready.")
+
+    def start_beat(self, name: str = "beat") -> None:
+        ensure_periodic_tasks({"runs.tasks.reap": 2})
+        pidfile = self.logs / f"{name}.pid"
+        self._start(name, ["beat", "--loglevel", "INFO", "--pidfile", str(pidfile), "--max-interval", "1"], "beat: Starting")
+
+    def kill(self, name: str) -> None:
+        """`kill -9` of the process alone: what it started must not outlive it."""
+        self.processes[name].kill()
+        self.processes[name].wait(timeout=30)
+
+    def log(self, name: str) -> str:
+        return (self.logs / f"{name}.log").read_text()
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)  # the test is over: no need to drain
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def platform(live_server, transactional_db, tmp_path):
+    celery_app.control.purge()  # no message of an earlier test reaches this one's workers
+    platform = Platform(live_server.url, tmp_path)
+    yield platform
+    platform.stop()
+
+
+def deploy(name: str, body: str, *, schedule: str | None = None, retries=0, timeout=None,
+           secrets=(), memory=None, overlap="skip", image: Image | None = None, now=None):
+    """Deploys a module whose function `name` (underscored) has `body` as its code."""
+    entrypoint = name.replace("-", "_")
+    source = "import chalkcompute\nfrom chalk import chalk_logger\n\n\n" + f"def {entrypoint}():\n" + textwrap.indent(textwrap.dedent(body).strip() + "\n", "    ")
+    result = function_deploy(
+        name=name, source=source, source_filename=f"{entrypoint}.py", entrypoint=entrypoint,
+        schedule=schedule_engine.parse(schedule) if schedule else None,
+        image=image or Image.debian_slim(), secret_names=list(secrets), cpu=None, memory=memory,
+        gpu=None, retries=Retries.coerce(retries), timeout=timeout, overlap=overlap,
+        deployed_by="test", now=now or timezone.now(),
+    )  # fmt: skip
+    return result.function
+
+
+def wait_for(predicate, timeout: float = 60, interval: float = 0.2, message: str = ""):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {message or predicate}")
+        time.sleep(interval)
+
+
+def wait_for_run(run_id: int, statuses=("succeeded", "failed", "timed_out", "cancelled", "lost"), timeout=60) -> Run:
+    def finished():
+        run = Run.objects.get(id=run_id)
+        return run if run.status in statuses else None
+
+    return wait_for(finished, timeout, message=f"run {run_id} to reach {statuses}")

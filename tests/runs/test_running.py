@@ -1,0 +1,250 @@
+"""Runs end to end: real celery workers and beat, the runner over HTTP to the live server."""
+
+import datetime as dt
+import time
+
+import pytest
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from runs.models import Attempt, LogLine, Run, UsageSample
+from runs.services import run_cancel, run_trigger
+from scheduling.models import Function
+from scheduling.services import function_pause, function_resume, secret_set, token_create
+from tests.runs.conftest import deploy, wait_for, wait_for_run
+
+pytestmark = pytest.mark.slow
+
+
+def trigger(function: Function) -> Run:
+    return run_trigger(function=function, trigger="manual", triggered_by="test", now=timezone.now())
+
+
+def log_texts(run: Run) -> list[str]:
+    return list(LogLine.objects.filter(attempt__run=run).order_by("id").values_list("text", flat=True))
+
+
+def test_it_runs_a_function_now_with_its_logs_and_usage_visible_through_the_api(platform):
+    platform.start_workers()
+    function = deploy(
+        "hello",
+        """
+        import time
+        chalk_logger.info("refresh started")
+        print("plain print")
+        chalk_logger.warning("%s rates", 3)
+        time.sleep(1.5)
+        return {"rates": 3}
+        """,
+    )
+    run = wait_for_run(trigger(function).id)
+
+    assert run.status == "succeeded", run.status_reason
+    _, token = token_create(name="reader")
+    api = APIClient(HTTP_AUTHORIZATION=f"Bearer {token}")
+    detail = api.get(f"/api/v1/runs/{run.id}").json()
+    assert detail["status"] == "succeeded"
+    assert [a["status"] for a in detail["attempts"]] == ["succeeded"]
+    assert detail["attempts"][0]["exit_code"] == 0
+    logs = api.get(f"/api/v1/runs/{run.id}/logs").json()["results"]
+    assert [(line["stream"], line["level"], line["text"]) for line in logs] == [
+        ("stdout", "INFO", "refresh started"),
+        ("stdout", "", "plain print"),
+        ("stdout", "WARNING", "3 rates"),
+    ]
+    assert UsageSample.objects.filter(attempt__run=run).count() >= 1
+    assert detail["peak_memory_bytes"] > 1_000_000
+
+
+def test_it_runs_a_cron_function_at_the_next_minute_boundary_once_even_with_two_beats(platform):
+    platform.start_workers()
+    platform.start_beat("beat-a")
+    platform.start_beat("beat-b")
+    function = deploy("every-minute", 'chalk_logger.info("tick")', schedule="* * * * *")
+    slot = function.next_fire_at
+
+    run = wait_for(lambda: Run.objects.filter(function=function).first(), timeout=75, message="the slot's run")
+    run = wait_for_run(run.id)
+    time.sleep(3)  # both beats keep ticking: still one run for the slot
+
+    assert run.status == "succeeded", run.status_reason
+    assert list(Run.objects.filter(function=function).values_list("scheduled_for", flat=True)) == [slot]
+    assert log_texts(run) == ["tick"]
+    assert run.started_at - slot < dt.timedelta(seconds=2)
+
+
+def test_it_marks_an_attempt_lost_when_the_worker_is_killed_and_retries_it(platform, tmp_path):
+    platform.start_workers()
+    platform.start_beat()  # sends the reaper every 2 s
+    marker = tmp_path / "first-attempt"
+    function = deploy(
+        "survivor",
+        f"""
+        import pathlib, time
+        marker = pathlib.Path({str(marker)!r})
+        if not marker.exists():
+            marker.write_text("started")
+            chalk_logger.info("attempt 1 working")
+            time.sleep(120)
+        chalk_logger.info("done")
+        """,
+        retries=1,
+    )
+    run = trigger(function)
+    wait_for(lambda: LogLine.objects.filter(attempt__run=run).exists(), message="attempt 1 to log")
+
+    platform.kill("runs-worker")
+
+    lost = wait_for(lambda: Attempt.objects.filter(run=run, number=1, status="lost").first(), timeout=30, message="attempt 1 lost")
+    assert "no heartbeat for 4 seconds" in lost.reason
+    platform.start_workers()
+    run = wait_for_run(run.id)
+    assert run.status == "succeeded", run.status_reason
+    assert list(run.attempts.order_by("number").values_list("status", flat=True)) == ["lost", "succeeded"]
+    assert log_texts(run)[:1] == ["attempt 1 working"]
+    assert log_texts(run)[-1] == "done"
+
+
+def test_it_retries_a_failing_function_with_backoff_and_keeps_each_attempts_error(platform):
+    platform.start_workers()
+    platform.start_beat()
+    function = deploy(
+        "flaky",
+        """
+        chalk_logger.error("upstream said no")
+        raise RuntimeError("rates service unavailable")
+        """,
+        retries={"max_retries": 2, "initial_delay": 1.0, "backoff_coefficient": 2.0, "max_delay": 10},
+    )
+    run = wait_for_run(trigger(function).id)
+
+    assert run.status == "failed"
+    assert run.status_reason == "RuntimeError: rates service unavailable"
+    attempts = list(run.attempts.order_by("number"))
+    assert [(a.number, a.status, a.exit_code, a.error_type) for a in attempts] == [
+        (1, "failed", 1, "RuntimeError"), (2, "failed", 1, "RuntimeError"), (3, "failed", 1, "RuntimeError"),
+    ]  # fmt: skip
+    assert 'raise RuntimeError("rates service unavailable")' in attempts[0].traceback
+    # Backoff: 1 s before attempt 2, 2 s before attempt 3.
+    assert attempts[1].not_before - attempts[0].finished_at == dt.timedelta(seconds=1)
+    assert attempts[2].not_before - attempts[1].finished_at == dt.timedelta(seconds=2)
+    assert attempts[2].started_at >= attempts[2].not_before
+    for attempt in attempts:
+        assert list(attempt.log_lines_set.values_list("text", flat=True)) == ["upstream said no"]
+
+
+def test_it_stops_a_function_that_runs_past_its_timeout(platform):
+    platform.start_workers()
+    function = deploy(
+        "sleepy",
+        """
+        import time
+        chalk_logger.info("sleeping")
+        time.sleep(60)
+        """,
+        timeout=2,
+    )
+    started = time.monotonic()
+    run = wait_for_run(trigger(function).id)
+
+    assert run.status == "timed_out"
+    assert run.status_reason == "timed out after 2 seconds"
+    assert time.monotonic() - started < 20
+    assert run.attempts.get().status == "timed_out"
+
+
+def test_it_kills_a_function_that_uses_more_memory_than_it_asked_for(platform):
+    platform.start_workers()
+    function = deploy(
+        "hungry",
+        """
+        import time
+        hog = bytearray(300 * 1024 * 1024)
+        for i in range(0, len(hog), 4096):
+            hog[i] = 1
+        time.sleep(30)
+        """,
+        memory="128Mi",
+    )
+    run = wait_for_run(trigger(function).id)
+
+    assert run.status == "failed"
+    assert run.status_reason.startswith("OutOfMemory: out of memory: used ")
+    assert "above its memory limit 128Mi (128.0 MiB)" in run.status_reason
+
+
+def test_it_skips_a_slot_while_the_previous_run_is_still_running(platform):
+    platform.start_workers()
+    platform.start_beat()
+    function = deploy("long", "import time\ntime.sleep(8)", schedule="0 0 1 1 *")
+    first = trigger(function)
+    wait_for(lambda: Run.objects.get(id=first.id).status == "running", message="the first run to start")
+
+    Function.objects.filter(id=function.id).update(next_fire_at=timezone.now() + dt.timedelta(seconds=1))
+
+    skipped = wait_for(lambda: Run.objects.filter(function=function, status="skipped").first(), timeout=20, message="a skipped slot")
+    assert skipped.status_reason == 'the previous run was still active (overlap="skip")'
+    assert wait_for_run(first.id).status == "succeeded"
+
+
+def test_it_runs_nothing_while_paused_and_runs_again_after_resume(platform):
+    platform.start_workers()
+    platform.start_beat()
+    function = deploy("pausable", 'chalk_logger.info("ran")', schedule="0 0 1 1 *")
+    function = function_pause(function=function, paused_by="alice", reason="vendor outage", now=timezone.now())
+    time.sleep(3)  # beat ticks every second: nothing is due while paused
+    assert not Run.objects.exists()
+
+    function_resume(function=function, now=timezone.now())
+    Function.objects.filter(id=function.id).update(next_fire_at=timezone.now() + dt.timedelta(seconds=1))
+
+    run = wait_for(lambda: Run.objects.filter(function=function).first(), timeout=20, message="a run after resume")
+    assert wait_for_run(run.id).status == "succeeded"
+
+
+def test_it_cancels_a_running_function(platform):
+    platform.start_workers()
+    function = deploy("endless", 'import time\nchalk_logger.info("begun")\ntime.sleep(600)')
+    run = trigger(function)
+    wait_for(lambda: LogLine.objects.filter(attempt__run=run).exists(), message="the run to log")
+
+    assert run_cancel(run=run, by="alice", now=timezone.now())
+
+    run = wait_for_run(run.id, timeout=20)
+    assert run.status == "cancelled"
+    assert run.attempts.get().status == "cancelled"
+
+
+def test_it_cancels_a_queued_run_at_once(platform):
+    function = deploy("never-started", "pass")
+    run = trigger(function)  # no worker is running: the run stays queued
+
+    assert run_cancel(run=run, by="alice", now=timezone.now())
+
+    run.refresh_from_db()
+    assert (run.status, run.status_reason) == ("cancelled", "cancelled by alice")
+
+
+def test_it_gives_secrets_as_environment_variables_and_masks_them_in_logs(platform):
+    platform.start_workers()
+    secret_set(name="EXCHANGE_API_KEY", value="sk-live-123456", now=timezone.now())
+    function = deploy(
+        "secretive",
+        """
+        import os
+        key = os.environ["EXCHANGE_API_KEY"]
+        print("key is", key)
+        chalk_logger.info("length %d", len(key))
+        assert "CHALK_ATTEMPT_TOKEN" not in os.environ
+        assert "DATABASE_URL" not in os.environ
+        raise ValueError(f"bad key {key}")
+        """,
+        secrets=["EXCHANGE_API_KEY"],
+    )
+    run = wait_for_run(trigger(function).id)
+
+    attempt = run.attempts.get()
+    assert log_texts(run) == ["key is ********", "length 14"]
+    assert attempt.error_message == "bad key ********"
+    assert "sk-live-123456" not in attempt.traceback
+    assert run.status_reason == "ValueError: bad key ********"
