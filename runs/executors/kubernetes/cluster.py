@@ -4,6 +4,7 @@ Objects go out as the dicts `manifests` and `dockerfile` build and come back as 
 API's JSON shape (camelCase), which is what `outcomes.classify` reads.
 """
 
+import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -205,10 +206,14 @@ class JobCluster:
         events; store the last resourceVersion to resume from. When the version is too old
         (410 Gone, as an HTTP status or as an ERROR event) it re-lists, yields
         {"type": "RELISTED", "listing": Listing, "resourceVersion"}, and watches on from the
-        list's version: reconcile every attempt against the listing, as after a full list."""
+        list's version: reconcile every attempt against the listing, as after a full list.
+        It re-lists at most once per call and raises a second 410, so a server that keeps
+        answering 410 is asked again at the caller's pace, not in a tight loop."""
         deadline = time.monotonic() + timeout_seconds
         version = resource_version
-        while (remaining := int(deadline - time.monotonic())) > 0:
+        relisted = False
+        while (left := deadline - time.monotonic()) > 0:
+            remaining = math.ceil(left)
             watcher = watch.Watch()
             try:
                 for event in watcher.stream(
@@ -225,10 +230,10 @@ class JobCluster:
                     yield {"type": event["type"], "object": obj, "resourceVersion": version}
                 return
             except ApiException as exc:
-                if not _is(exc, 410):
+                if not _is(exc, 410) or relisted:
                     raise
             finally:
                 watcher.stop()
             listing = self.list_attempts()
-            version = listing.resource_version
+            version, relisted = listing.resource_version, True
             yield {"type": "RELISTED", "listing": listing, "resourceVersion": version}

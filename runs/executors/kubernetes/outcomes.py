@@ -57,7 +57,9 @@ class Outcome:
     counts_against_retries: bool = True  # does that attempt use one of the user's retries?
 
 
-def _failed(category: str, reason: str, *, exit_code: int | None = None, retry: bool = True):
+def _failed(
+    category: str, reason: str, *, exit_code: int | None = None, retry: bool = True
+) -> Outcome:
     return Outcome(FAILED, reason, category, exit_code=exit_code, retryable=retry)
 
 
@@ -245,7 +247,7 @@ def classify(
     `created_at` is when the executor created the Job and `now` the time of this reading, both
     on the server's clock. Rules, first match wins:
 
-    1. No Job: None if we deleted it (the cancel is recorded already), else lost.
+    1. We deleted the Job (a cancel, recorded already): None. Otherwise no Job: lost.
     2. A container OOMKilled, even if it exited 0: failed, out of memory.
     3. The Job failed with DeadlineExceeded: timed out.
     4. Evicted, preempted, node shut down or gone, refused at admission: interrupted, retried
@@ -257,9 +259,11 @@ def classify(
        container config errors past the config grace, unschedulable past the pending timeout,
        or no pod at all past the pending timeout, fail without a retry.
     """
+    if deleted_by_us:
+        # A cancel is recorded when it is asked for; the pod's dying moments (SIGTERM, exit
+        # 143) must not overwrite it, nor the Job's disappearance read as lost.
+        return None
     if job is None:
-        if deleted_by_us:
-            return None
         return Outcome(
             LOST,
             "lost: the attempt's Job is gone and Chalkweb did not delete it (deleted by hand, "
