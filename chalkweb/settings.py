@@ -157,9 +157,12 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
         "store_processed": False,
+        "polling_interval": 0.1,
     }
 CELERY_TASK_IGNORE_RESULT = True  # outcomes live in the database, not a result backend
 CELERY_TASK_ACKS_LATE = True
+# Runs are sent ahead of their slot with the slot as ETA; check the ETA schedule often.
+CELERY_WORKER_TIMER_PRECISION = 0.1
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"

@@ -1,8 +1,8 @@
 """The tick: turns due slots into runs, exactly once per slot.
 
 Beat sends `runs.tasks.tick` every second. Each tick:
-1. claims the functions whose next slot is due (or due within LOOKAHEAD, so a run can start
-   on the slot instead of up to a second late), skipping rows another tick holds
+1. claims the functions whose next slot is due, or due within LOOKAHEAD so that the run
+   reaches a worker before its slot and starts on it; rows another tick holds are skipped
    (`FOR UPDATE SKIP LOCKED`), so two beats or a slow tick never block each other;
 2. after downtime, takes the latest missed slot only, counts the others, and runs it if it is
    within the catch-up window (otherwise records it as skipped, with the count);
@@ -24,7 +24,7 @@ from runs.models import ACTIVE_RUN_STATUSES, Attempt, Run, RunStatus, Trigger
 from runs.services import attempt_new, attempts_dispatch
 from scheduling.models import Function
 
-LOOKAHEAD = dt.timedelta(seconds=1)
+LOOKAHEAD = dt.timedelta(seconds=2)
 MAX_CATCH_UP_SCAN = 1_000_000  # slots counted after downtime before giving up counting
 
 
@@ -46,16 +46,38 @@ def _latest_slot(schedule, first_due: dt.datetime, now: dt.datetime) -> tuple[dt
 
 
 def tick(*, now: dt.datetime, batch_size: int = 1000) -> TickResult:
+    """Handles every due function, a batch per transaction so row locks are held briefly."""
+    runs = skipped = 0
+    waiting: set[int] = set()
+    while True:
+        batch = _tick_batch(now=now, batch_size=batch_size, waiting=waiting)
+        runs += batch.runs
+        skipped += batch.skipped
+        if batch.claimed < batch_size:
+            return TickResult(runs=runs, skipped=skipped)
+
+
+@dataclass(frozen=True)
+class _Batch:
+    runs: int
+    skipped: int
+    claimed: int
+
+
+def _tick_batch(*, now: dt.datetime, batch_size: int, waiting: set[int]) -> _Batch:
+    """One batch of the tick. `waiting` collects busy functions whose slot is still ahead;
+    later batches of this tick pass over them."""
     catch_up = dt.timedelta(seconds=settings.CHALK_CATCH_UP_SECONDS)
     with transaction.atomic():
         due = list(
             Function.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("current_version")
             .filter(paused=False, next_fire_at__lte=now + LOOKAHEAD)
+            .exclude(id__in=waiting)
             .order_by("next_fire_at")[:batch_size]
         )
         if not due:
-            return TickResult(runs=0, skipped=0)
+            return _Batch(runs=0, skipped=0, claimed=0)
         busy = set(
             Run.objects.filter(function__in=due, status__in=ACTIVE_RUN_STATUSES)
             .values_list("function_id", flat=True)
@@ -64,6 +86,9 @@ def tick(*, now: dt.datetime, batch_size: int = 1000) -> TickResult:
         runs = []
         for function in due:
             version = function.current_version
+            if function.next_fire_at > now and function.id in busy and version.overlap == "skip":
+                waiting.add(function.id)  # the previous run may end before the slot: wait
+                continue
             schedule = schedule_engine.parse(version.cron)
             slot, missed = function.next_fire_at, 0
             if slot < now:
@@ -94,7 +119,7 @@ def tick(*, now: dt.datetime, batch_size: int = 1000) -> TickResult:
                 run.finished_at = now
             function.next_fire_at = schedule.next_after(slot)
             runs.append(run)
-        Function.objects.bulk_update(due, ["next_fire_at"])
+        Function.objects.bulk_update([f for f in due if f.id not in waiting], ["next_fire_at"])
         # A conflicting insert (a slot that already has a run) is dropped, not doubled.
         Run.objects.bulk_create(runs, ignore_conflicts=True)
         created = list(
@@ -111,7 +136,8 @@ def tick(*, now: dt.datetime, batch_size: int = 1000) -> TickResult:
         ]
         Attempt.objects.bulk_create(attempts)
         attempts_dispatch(attempts)
-    return TickResult(runs=len(created), skipped=sum(r.status == RunStatus.SKIPPED for r in runs))
+    skipped = sum(r.status == RunStatus.SKIPPED for r in runs)
+    return _Batch(runs=len(created), skipped=skipped, claimed=len(due))
 
 
 def _ago(delta: dt.timedelta) -> str:

@@ -1,10 +1,11 @@
 """Executors start an attempt's runner somewhere: `local` (a subprocess of the worker) or
 `kubernetes` (a Job). Both run the same runner, so runs look the same wherever they ran."""
 
-from django.conf import settings
 
 
 def executor_for(name: str | None = None):
+    from django.conf import settings
+
     name = name or settings.CHALK_EXECUTOR
     if name == "local":
         from runs.executors.local.executor import LocalExecutor

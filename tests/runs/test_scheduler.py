@@ -53,8 +53,8 @@ def test_it_never_creates_a_second_run_for_a_slot():
 
 def test_it_leaves_a_slot_alone_until_it_is_within_the_lookahead():
     deploy("every-minute", "pass", schedule="* * * * *", now=T0)
-    assert tick(now=at(0, 58)).runs == 0
-    assert tick(now=at(0, 59, )).runs == 1  # one second ahead, so the run starts on its slot
+    assert tick(now=at(0, 57)).runs == 0
+    assert tick(now=at(0, 58)).runs == 1  # two seconds ahead, so the run starts on its slot
     assert Run.objects.get().scheduled_for == at(1)
 
 
@@ -162,3 +162,23 @@ def test_it_skips_functions_another_tick_has_locked():
         holder.join()
     assert result.runs == 1
     assert list(Run.objects.values_list("function__name", flat=True)) == ["free"]
+
+
+def test_it_waits_for_the_slot_before_skipping_a_busy_function():
+    deploy("almost-done", "pass", schedule="* * * * *", now=T0)
+    tick(now=at(1))
+    first = Run.objects.get()
+
+    tick(now=at(1, 59))  # within the lookahead, but the first run may end before 12:02
+    assert Run.objects.count() == 1
+
+    Run.objects.filter(id=first.id).update(status=RunStatus.SUCCEEDED)
+    tick(now=at(2))
+    assert list(Run.objects.order_by("id").values_list("status", flat=True)) == ["succeeded", "queued"]
+
+
+def test_it_handles_more_due_functions_than_one_batch_in_one_tick():
+    for index in range(5):
+        deploy(f"batch-{index}", "pass", schedule="* * * * *", now=T0)
+    result = tick(now=at(1), batch_size=2)
+    assert (result.runs, Run.objects.count()) == (5, 5)

@@ -64,10 +64,14 @@ class Command(BaseCommand):
     def _serve(self, host: str, port: int) -> None:
         python = sys.executable
         env = {**os.environ, "PORT": str(port)}
+        worker = [python, "-m", "celery", "-A", "chalkweb", "worker", "--loglevel", "INFO"]
+        # Runs hold a worker slot while they last; the tick and the reaper get their own
+        # worker so a busy machine never delays a slot.
         processes = {
             "web": [python, "manage.py", "runserver", f"{host}:{port}", "--noreload", "--skip-checks"],
-            "worker": [python, "-m", "celery", "-A", "chalkweb", "worker", "--loglevel", "INFO",
-                       "--hostname", f"worker-{port}@%h"],
+            "control-worker": [*worker, "-Q", "chalk-control", "-c", "2", "-n", f"control-{port}@%h"],
+            "runs-worker": [*worker, "-Q", "chalk-runs", "-c", str(settings.CHALK_LOCAL_MAX_RUNS),
+                            "-n", f"runs-{port}@%h"],
             "beat": [python, "-m", "celery", "-A", "chalkweb", "beat", "--loglevel", "INFO",
                      "--pidfile", str(settings.DATA_DIR / "beat.pid")],
         }  # fmt: skip
