@@ -150,12 +150,13 @@ SPECTACULAR_SETTINGS = {
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = DATA_DIR / "broker"
-    for _sub in ("queue", "processed"):
+    for _sub in ("queue", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
         "polling_interval": 0.1,
     }
@@ -200,3 +201,59 @@ CELERY_TASK_ROUTES = {"runs.tasks.start_attempt": {"queue": "chalk-runs"}}
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Tests start workers in other processes: the SQLite test database must be a file.
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
+
+# Kubernetes executor. runs/executors/kubernetes/executor.py turns these into its
+# KubernetesConfig; deploy/kubernetes/README.md says when to set which.
+# How the server reaches the API server, first match wins: CHALK_K8S_API_URL (a plain URL
+# with no credentials: `kubectl proxy`, the tests' fake), the in-cluster service account when
+# KUBERNETES_SERVICE_HOST is set (a pod), else a kubeconfig (CHALK_K8S_KUBECONFIG, or
+# $KUBECONFIG / ~/.kube/config) and its CHALK_K8S_CONTEXT or current context.
+CHALK_K8S_API_URL = env_str("CHALK_K8S_API_URL")
+CHALK_K8S_KUBECONFIG = env_str("CHALK_K8S_KUBECONFIG")
+CHALK_K8S_CONTEXT = env_str("CHALK_K8S_CONTEXT")
+CHALK_K8S_NAMESPACE = env_str("CHALK_K8S_NAMESPACE", "chalkweb-runs")
+CHALK_K8S_RUN_SERVICE_ACCOUNT = env_str("CHALK_K8S_RUN_SERVICE_ACCOUNT", "chalkweb-run")
+# Images: built once per spec and pushed to CHALK_K8S_REGISTRY ("registry.example.com/team"),
+# or, with no registry and this explicit opt-in, installed by every run as it starts.
+CHALK_K8S_REGISTRY = env_str("CHALK_K8S_REGISTRY")
+CHALK_K8S_REGISTRY_SECRET = env_str("CHALK_K8S_REGISTRY_SECRET")
+CHALK_K8S_REGISTRY_INSECURE = env_bool("CHALK_K8S_REGISTRY_INSECURE", False)
+CHALK_K8S_INSTALL_AT_START = env_bool("CHALK_K8S_INSTALL_AT_START", False)
+# The pip requirement that puts the runner in run images; empty means this server's own
+# version (`chalkweb==<version>`), which pods must be able to install.
+CHALK_K8S_RUNTIME_REQUIREMENT = env_str("CHALK_K8S_RUNTIME_REQUIREMENT")
+
+
+def _env_json_object(name: str) -> dict | None:
+    import json
+
+    raw = env_str(name).strip()
+    if not raw:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise ImproperlyConfiguredEnv(f"{name} is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ImproperlyConfiguredEnv(f"{name} must be a JSON object, not {type(value).__name__}")
+    return value
+
+
+# GPU type -> {"node_selector": {label: value}, "tolerations": [toleration, ...]}. Replaces the
+# built-in map (GKE accelerators, Karpenter on AWS) as a whole.
+CHALK_K8S_GPU_NODE_SELECTORS = _env_json_object("CHALK_K8S_GPU_NODE_SELECTORS")
+for _gpu_type, _placement in (CHALK_K8S_GPU_NODE_SELECTORS or {}).items():
+    if not isinstance(_placement, dict) or not set(_placement) <= {"node_selector", "tolerations"}:
+        raise ImproperlyConfiguredEnv(
+            f"CHALK_K8S_GPU_NODE_SELECTORS[{_gpu_type!r}] must be an object with only "
+            '"node_selector" and "tolerations", e.g. {"node_selector": '
+            '{"cloud.google.com/gke-accelerator": "nvidia-l4"}}'
+        )
+# Python version -> "sha256:…" digest of its python:<version>-slim-trixie base image.
+CHALK_K8S_BASE_IMAGE_DIGESTS = _env_json_object("CHALK_K8S_BASE_IMAGE_DIGESTS") or {}
+# How long a pod may wait for a node, and for its image, before the attempt fails.
+CHALK_K8S_PENDING_TIMEOUT_SECONDS = env_int("CHALK_K8S_PENDING_TIMEOUT_SECONDS", 300)
+CHALK_K8S_IMAGE_PULL_GRACE_SECONDS = env_int("CHALK_K8S_IMAGE_PULL_GRACE_SECONDS", 120)
+# Finished Jobs (and their pods' logs) stay this long for `kubectl` before Kubernetes deletes
+# them; the reconcile pass reads what it needs within seconds.
+CHALK_K8S_JOB_TTL_SECONDS = env_int("CHALK_K8S_JOB_TTL_SECONDS", 3600)

@@ -17,14 +17,14 @@ import datetime as dt
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 
 from chalkcompute import schedule as schedule_engine
 from runs.models import ACTIVE_RUN_STATUSES, Attempt, Run, RunStatus, Trigger
 from runs.services import attempt_new, attempts_dispatch
 from scheduling.models import Function
 
-LOOKAHEAD = dt.timedelta(seconds=2)
+LOOKAHEAD = dt.timedelta(seconds=3)
 MAX_CATCH_UP_SCAN = 1_000_000  # slots counted after downtime before giving up counting
 
 
@@ -72,6 +72,8 @@ def _tick_batch(*, now: dt.datetime, batch_size: int, waiting: set[int]) -> _Bat
         due = list(
             Function.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("current_version")
+            # Only what the tick reads: a version's source can be a megabyte.
+            .only("next_fire_at", "current_version__cron", "current_version__overlap")
             .filter(paused=False, next_fire_at__lte=now + LOOKAHEAD)
             .exclude(id__in=waiting)
             .order_by("next_fire_at")[:batch_size]
@@ -119,18 +121,20 @@ def _tick_batch(*, now: dt.datetime, batch_size: int, waiting: set[int]) -> _Bat
                 run.finished_at = now
             function.next_fire_at = schedule.next_after(slot)
             runs.append(run)
-        Function.objects.bulk_update([f for f in due if f.id not in waiting], ["next_fire_at"])
-        # A conflicting insert (a slot that already has a run) is dropped, not doubled.
-        Run.objects.bulk_create(runs, ignore_conflicts=True)
-        created = list(
+        _save_next_fire_at([f for f in due if f.id not in waiting])
+        # The unique (function, scheduled_for) constraint makes a second run for a slot
+        # impossible; leaving out slots that already have one keeps the insert plain, so the
+        # database returns the new ids.
+        taken = set(
             Run.objects.filter(
-                function__in=due,
                 trigger=Trigger.SCHEDULE,
+                function_id__in=[r.function_id for r in runs],
                 scheduled_for__in={r.scheduled_for for r in runs},
-                status=RunStatus.QUEUED,
-                attempts__isnull=True,
-            ).select_related("function")
+            ).values_list("function_id", "scheduled_for")
         )
+        runs = [r for r in runs if (r.function_id, r.scheduled_for) not in taken]
+        Run.objects.bulk_create(runs)
+        created = [run for run in runs if run.status == RunStatus.QUEUED]
         attempts = [
             attempt_new(run=run, number=1, now=now, not_before=run.scheduled_for) for run in created
         ]
@@ -138,6 +142,24 @@ def _tick_batch(*, now: dt.datetime, batch_size: int, waiting: set[int]) -> _Bat
         attempts_dispatch(attempts)
     skipped = sum(r.status == RunStatus.SKIPPED for r in runs)
     return _Batch(runs=len(created), skipped=skipped, claimed=len(due))
+
+
+def _save_next_fire_at(functions: list[Function]) -> None:
+    if not functions:
+        return
+    if connection.vendor != "postgresql":
+        Function.objects.bulk_update(functions, ["next_fire_at"])
+        return
+    # One UPDATE … FROM (VALUES …): bulk_update's CASE per row is quadratic in the batch.
+    table = Function._meta.db_table
+    rows = ", ".join(["(%s, %s::timestamptz)"] * len(functions))
+    params = [value for f in functions for value in (f.id, f.next_fire_at)]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} AS f SET next_fire_at = v.next_fire_at "
+            f"FROM (VALUES {rows}) AS v(id, next_fire_at) WHERE f.id = v.id",
+            params,
+        )
 
 
 def _ago(delta: dt.timedelta) -> str:

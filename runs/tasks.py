@@ -12,7 +12,7 @@ from django.utils import timezone
 from runs import scheduler, services
 from runs.executors import executor_for
 from runs.executors.local.executor import die_with_parent
-from runs.models import Run
+from runs.models import Attempt, Run
 
 
 @worker_process_init.connect
@@ -46,6 +46,25 @@ def start_attempt(attempt_id: int) -> None:
         return  # already taken by another delivery, or cancelled while queued
     attempt, token = claimed
     executor.run(attempt, token)
+
+
+@shared_task(ignore_result=True)
+def dispatch_attempts(attempt_ids: list[int]) -> None:
+    """Sends a large tick's attempts to the runs queue, each with its start time as ETA."""
+    for attempt in Attempt.objects.filter(id__in=attempt_ids, status="queued").only("id", "not_before"):
+        start_attempt.apply_async((attempt.id,), eta=attempt.not_before)
+
+
+@shared_task(ignore_result=True)
+def reconcile_kubernetes() -> dict[str, int]:
+    """Records what the cluster did to Kubernetes attempts (see runs.executors.kubernetes.
+    reconcile). Returns at once on the local executor with no Kubernetes attempt in flight."""
+    # Imported here: a worker on the local executor never loads the Kubernetes client.
+    from runs.executors.kubernetes.reconcile import reconcile, reconcile_needed
+
+    if not reconcile_needed():
+        return {}
+    return reconcile(now=timezone.now())
 
 
 @shared_task(ignore_result=True)

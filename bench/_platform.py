@@ -1,0 +1,48 @@
+"""Shared set-up for the platform benchmarks: a PostgreSQL database of their own, migrated,
+and a Redis broker database, so a benchmark never touches `make run`'s or the tests' data."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BENCH_DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/chalkweb_bench")
+BENCH_BROKER_URL = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/14")
+
+
+def setup_django(data_dir: Path) -> None:
+    """Points Django at the benchmark's database and broker, creating and migrating them."""
+    import psycopg
+
+    name = BENCH_DATABASE_URL.rsplit("/", 1)[1]
+    with psycopg.connect(BENCH_DATABASE_URL.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+    os.environ.update(
+        DATABASE_URL=BENCH_DATABASE_URL,
+        CELERY_BROKER_URL=BENCH_BROKER_URL,
+        CHALK_DATA_DIR=str(data_dir),
+        DJANGO_SETTINGS_MODULE="chalkweb.settings",
+    )
+    sys.path.insert(0, str(REPO))
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", interactive=False, verbosity=0)
+
+
+def purge_broker() -> None:
+    from chalkweb.celery import app
+
+    app.control.purge()
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]

@@ -1,0 +1,194 @@
+"""How late are runs at scale? Chalkweb's tick beside one django-celery-beat task per function.
+
+N functions run every minute. For Chalkweb, beat and the control worker run as `make run`
+starts them (the attempts go to the broker; no runs worker takes them: a no-op executor),
+and the bench records when each run's row appeared relative to its slot — negative means the
+run was ready before its slot (the tick creates runs a little ahead). For the baseline, stock
+django-celery-beat 2.9 runs with one PeriodicTask per function on a `* * * * *` crontab, and
+the lag is from the minute boundary to the message sent, read from beat's log. Both are
+watched over the same number of minutes; missed = slots with no run (or no message).
+
+    .venv/bin/python bench/scheduler.py --functions 10000 [--minutes 2] [--no-baseline]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _platform import REPO, percentile, purge_broker, setup_django  # noqa: E402
+
+
+def next_minute(moment: dt.datetime) -> dt.datetime:
+    return moment.replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
+
+
+def create_functions(count: int, first_slot: dt.datetime) -> None:
+    from django.db import connection
+
+    from chalkcompute.image import Image as ImageSpec
+    from runs.models import Run
+    from scheduling.models import Function, FunctionVersion, Image
+
+    Run.objects.all().delete()
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE scheduling_function, scheduling_functionversion CASCADE")
+    now = dt.datetime.now(dt.UTC)
+    spec = ImageSpec.debian_slim()
+    image, _ = Image.objects.get_or_create(spec_hash=spec.spec_hash, defaults={"spec": spec.spec, "created_at": now})
+    functions = Function.objects.bulk_create(
+        Function(name=f"bench-{i}", next_fire_at=first_slot, created_at=now, updated_at=now) for i in range(count)
+    )
+    versions = FunctionVersion.objects.bulk_create(
+        FunctionVersion(
+            function=f, number=1, source="def f():\n    pass\n", source_filename="bench.py",
+            source_sha256="0" * 64, entrypoint="f", image=image, schedule="* * * * *",
+            cron="* * * * *", retries={"max_retries": 0}, content_hash="0" * 64, created_at=now,
+        )  # fmt: skip
+        for f in functions
+    )
+    for function, version in zip(functions, versions, strict=True):
+        function.current_version = version
+    Function.objects.bulk_update(functions, ["current_version"], batch_size=5000)
+
+
+def start(name: str, args: list[str], data_dir: Path) -> subprocess.Popen:
+    log = open(data_dir / f"{name}.log", "w")
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "chalkweb", *args],
+        cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+
+
+def measure_chalkweb(count: int, minutes: int, data_dir: Path) -> dict:
+    """Beat and the control worker (two processes) as `make run` starts them; the bench
+    watches the runs table every 50 ms and takes first sight of a row as its commit time."""
+    from django.db.models import Count, Max
+
+    from runs.beat import ensure_periodic_tasks
+    from runs.models import Run
+
+    first_slot = next_minute(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=20))
+    create_functions(count, first_slot)
+    ensure_periodic_tasks()
+    slots = [first_slot + dt.timedelta(minutes=m) for m in range(minutes)]
+    print(f"chalkweb: {count} functions, slots {slots[0]:%H:%M}..{slots[-1]:%H:%M} UTC", flush=True)
+    processes = [
+        start("control-worker", ["worker", "-Q", "chalk-control", "-c", "2", "--loglevel", "WARNING"], data_dir),
+        start("beat", ["beat", "--loglevel", "WARNING", "--pidfile", str(data_dir / "beat.pid")], data_dir),
+    ]
+    lags: list[float] = []
+    last_id = 0
+    try:
+        while dt.datetime.now(dt.UTC) < slots[-1] + dt.timedelta(seconds=30):
+            # Counted per slot in the database: the watcher must not steal the tick's CPU.
+            fresh = list(
+                Run.objects.filter(id__gt=last_id).values("scheduled_for")
+                .annotate(n=Count("id"), last=Max("id")).values_list("scheduled_for", "n", "last")
+            )  # fmt: skip
+            seen = time.time()
+            for slot, n, last in fresh:
+                lags.extend([seen - slot.timestamp()] * n)
+                last_id = max(last_id, last)
+            time.sleep(0.05)
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
+    per_slot = Counter(Run.objects.filter(scheduled_for__in=slots).values_list("function_id", "scheduled_for"))
+    purge_broker()
+    return {
+        "lags": lags,
+        "missed": count * minutes - len(per_slot),
+        "duplicates": sum(n - 1 for n in per_slot.values()),
+    }
+
+
+BEAT_LINE = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}): INFO/MainProcess\] Scheduler: Sending due task bench-(\d+) ")
+
+
+def measure_baseline(count: int, minutes: int, data_dir: Path) -> dict:
+    from django_celery_beat.models import CrontabSchedule, PeriodicTask, PeriodicTasks
+
+    PeriodicTask.objects.filter(name__startswith="bench-").delete()
+    crontab, _ = CrontabSchedule.objects.get_or_create(minute="*", hour="*", day_of_month="*", month_of_year="*", day_of_week="*", timezone="UTC")
+    PeriodicTask.objects.bulk_create(
+        PeriodicTask(name=f"bench-{i}", task="bench.noop", crontab=crontab) for i in range(count)
+    )
+    PeriodicTasks.update_changed()
+    # Chalkweb's own periodic tasks stay off: the baseline is beat and its N tasks alone.
+    PeriodicTask.objects.filter(name__startswith="chalkweb:").update(enabled=False)
+    log_path = data_dir / "baseline-beat.log"
+    first_slot = next_minute(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=20))
+    slots = [first_slot + dt.timedelta(minutes=m) for m in range(minutes)]
+    print(f"baseline: {count} PeriodicTasks, slots {slots[0]:%H:%M}..{slots[-1]:%H:%M} UTC", flush=True)
+    with open(log_path, "w") as log:
+        beat = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "chalkweb", "beat", "-S", "django", "--loglevel", "INFO",
+             "--pidfile", str(data_dir / "baseline-beat.pid")],
+            cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            while dt.datetime.now(dt.UTC) < slots[-1] + dt.timedelta(seconds=59):
+                time.sleep(1)
+        finally:
+            beat.terminate()
+            beat.wait(timeout=30)
+    PeriodicTask.objects.filter(name__startswith="bench-").delete()
+    PeriodicTask.objects.filter(name__startswith="chalkweb:").update(enabled=True)
+    purge_broker()
+    lags: list[float] = []
+    sent_per_slot: Counter = Counter()
+    for line in log_path.read_text().splitlines():
+        match = BEAT_LINE.match(line)
+        if not match:
+            continue
+        sent = dt.datetime.strptime(match[1], "%Y-%m-%d %H:%M:%S,%f").replace(tzinfo=dt.UTC)
+        slot = max((s for s in slots if s <= sent), default=None)
+        if slot is None:
+            continue
+        sent_per_slot[slot] += 1
+        lags.append((sent - slot).total_seconds())
+    return {"lags": lags, "missed": sum(max(0, count - sent_per_slot[s]) for s in slots)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--functions", type=int, default=1000)
+    parser.add_argument("--minutes", type=int, default=2)
+    parser.add_argument("--no-baseline", action="store_true")
+    args = parser.parse_args()
+    data_dir = Path(tempfile.mkdtemp(prefix="chalkweb-bench-"))
+    setup_django(data_dir)
+    purge_broker()
+
+    ours = measure_chalkweb(args.functions, args.minutes, data_dir)
+    p50, p99, worst = (percentile(ours["lags"], 0.5), percentile(ours["lags"], 0.99), max(ours["lags"], default=float("nan")))
+    print(f"\n{'':24}{'p50 s':>10}{'p99 s':>10}{'max s':>10}{'missed':>10}{'dup':>6}")
+    print(f"{'chalkweb tick':24}{p50:>10.3f}{p99:>10.3f}{worst:>10.3f}{ours['missed']:>10}{ours['duplicates']:>6}")
+    result = (
+        f"RESULT functions={args.functions} p50_s={p50:.3f} p99_s={p99:.3f} max_s={worst:.3f} "
+        f"missed={ours['missed']} duplicates={ours['duplicates']}"
+    )
+    if not args.no_baseline:
+        base = measure_baseline(args.functions, args.minutes, data_dir)
+        b50, b99 = percentile(base["lags"], 0.5), percentile(base["lags"], 0.99)
+        print(f"{'beat, 1 task/function':24}{b50:>10.3f}{b99:>10.3f}{max(base['lags'], default=float('nan')):>10.3f}{base['missed']:>10}{'':>6}")
+        ratio = b99 / max(p99, 0.001) if p99 > 0 else float("inf")
+        print(f"\np99 lag: baseline / chalkweb = {ratio:.0f}x (chalkweb's runs are committed "
+              f"{-p99:.2f} s before the slot at p99)" if p99 < 0 else f"\np99 lag: baseline / chalkweb = {ratio:.1f}x")
+        result += f" baseline_p99_s={b99:.3f} baseline_missed={base['missed']}"
+    print(result)
+
+
+if __name__ == "__main__":
+    main()

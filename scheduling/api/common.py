@@ -1,0 +1,192 @@
+"""What every REST endpoint shares: the bounded JSON body, the checks on its shape, fields
+validated by the SDK's own rules, pagination, and the error document's schema."""
+
+import json
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from django.conf import settings
+from rest_framework import serializers
+from rest_framework.exceptions import APIException, ParseError, UnsupportedMediaType
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.parsers import JSONParser
+
+MAX_JSON_DEPTH = 32
+
+
+class ApiError(APIException):
+    """An error with its own status and snake_case code, rendered as {"error", "detail"}."""
+
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(detail=detail, code=code)
+        self.status_code = status
+
+
+def max_request_bytes() -> int:
+    # JSON escaping makes the body of a source a little larger than the source (quotes,
+    # backslashes, newlines: 2 bytes each); the source's own bound is checked after parsing.
+    return 4 * settings.CHALK_MAX_SOURCE_BYTES + 64 * 1024
+
+
+def request_too_large() -> ApiError:
+    return ApiError(
+        413,
+        "request_too_large",
+        f"the request body is larger than {max_request_bytes()} bytes, the most this server "
+        "accepts (4 x CHALK_MAX_SOURCE_BYTES + 64 KiB)",
+    )
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+class BoundedJSONParser(JSONParser):
+    """DRF's JSONParser, reading at most max_request_bytes(): DRF reads the WSGI stream itself,
+    so Django's DATA_UPLOAD_MAX_MEMORY_SIZE does not guard it."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        limit = max_request_bytes()
+        request = (parser_context or {}).get("request")
+        declared = request.META.get("CONTENT_LENGTH", "") if request is not None else ""
+        if declared.isdigit() and int(declared) > limit:
+            raise request_too_large()
+        raw = stream.read(limit + 1)
+        if len(raw) > limit:
+            raise request_too_large()
+        encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
+        try:
+            return json.loads(raw.decode(encoding), parse_constant=_refuse_constant)
+        except ValueError as exc:
+            raise ParseError(f"JSON parse error - {exc}") from None
+        except RecursionError:
+            raise ParseError("JSON parse error - the document is nested too deeply") from None
+
+
+def _check_json_text(value: Any, path: str, depth: int) -> None:
+    """Refuses what no database column or environment variable can hold: NUL characters and
+    unpaired surrogates (PostgreSQL rejects both), and absurd nesting."""
+    where = path or "the request body"
+    if depth > MAX_JSON_DEPTH:
+        raise ApiError(400, "invalid_request", f"{where} is nested more than {MAX_JSON_DEPTH} deep")
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ApiError(
+                400, "invalid_request", f"{where} holds an unpaired surrogate; send UTF-8 text"
+            ) from None
+        if "\x00" in value:
+            raise ApiError(400, "invalid_request", f"{where} holds a NUL character (\\u0000)")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_json_text(key, path, depth + 1)
+            _check_json_text(item, f"{path}.{key}" if path else key, depth + 1)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_json_text(item, f"{path}[{index}]", depth + 1)
+
+
+def request_object(request, accepted: Iterable[str]) -> dict[str, Any]:
+    """The request body as a JSON object with only `accepted` fields (an empty body is {})."""
+    accepted = list(accepted)
+    has_body = request.META.get("CONTENT_LENGTH", "") not in ("", "0")
+    if has_body and not request.content_type:
+        raise UnsupportedMediaType("")
+    data = request.data
+    if not isinstance(data, dict):
+        kind = {list: "a list", str: "a string", bool: "a boolean"}.get(type(data), "a value")
+        raise ApiError(
+            400,
+            "invalid_request",
+            f"the request body must be a JSON object with the fields {', '.join(accepted)}; "
+            f"it is {kind}",
+        )
+    unknown = sorted(set(data) - set(accepted))
+    if unknown:
+        names = ", ".join(repr(name) for name in unknown)
+        raise ApiError(
+            400,
+            "unknown_field",
+            f"unknown field{'s' if len(unknown) > 1 else ''} {names}; this endpoint accepts "
+            f"{', '.join(accepted) if accepted else 'no fields'}. Check the spelling, or "
+            "upgrade the server if your SDK is newer",
+        )
+    _check_json_text(data, "", 0)
+    return data
+
+
+class StrictCharField(serializers.CharField):
+    """A JSON string: unlike DRF's CharField, a number or boolean is refused, not converted."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("not_a_string", kind=_json_kind(data))
+        return super().to_internal_value(data)
+
+    default_error_messages = {"not_a_string": "must be a string, not {kind}"}
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return "null" if value is None else type(value).__name__
+
+
+class RuleField(serializers.Field):
+    """A field checked by one of the SDK's rules: a callable that returns the value to keep or
+    raises ValueError with a message a person can act on (passed through as it is)."""
+
+    def __init__(self, rule: Callable[[Any], Any], schema: dict, **kwargs) -> None:
+        self.rule = rule
+        # drf-spectacular reads this override as the field's schema.
+        self._spectacular_annotation = {"field": schema}
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> Any:
+        try:
+            return self.rule(data)
+        except OverflowError:
+            raise serializers.ValidationError("holds a number too large to use") from None
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class Pagination(LimitOffsetPagination):
+    default_limit = 100
+    max_limit = 1000
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The error document of every endpoint (for the schema)."""
+
+    error = serializers.CharField(help_text="A snake_case code, e.g. invalid_schedule")
+    detail = serializers.CharField(help_text="What was wrong and how to fix it")
+    fields = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text="Messages per field, when several fields were rejected",
+    )
+
+
+def paginated(serializer_class: type[serializers.Serializer], name: str) -> type:
+    """The schema of a page of `serializer_class` items: {count, next, previous, results}."""
+    return type(
+        name,
+        (serializers.Serializer,),
+        {
+            "count": serializers.IntegerField(),
+            "next": serializers.URLField(allow_null=True),
+            "previous": serializers.URLField(allow_null=True),
+            "results": serializer_class(many=True),
+        },
+    )

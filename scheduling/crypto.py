@@ -1,0 +1,56 @@
+"""Encryption of secret values at rest.
+
+settings.CHALK_SECRETS_KEY holds one or more comma-separated Fernet keys. The first encrypts;
+every one decrypts, so a key is rotated by putting the new key first, re-saving the secrets,
+then dropping the old key.
+"""
+
+import functools
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+
+class SecretDecryptionError(RuntimeError):
+    pass
+
+
+@functools.lru_cache(maxsize=4)
+def _fernet_for(keys: str) -> MultiFernet:
+    fernets = []
+    for position, key in enumerate((k.strip() for k in keys.split(",") if k.strip()), 1):
+        try:
+            fernets.append(Fernet(key))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"CHALK_SECRETS_KEY key #{position} is not a Fernet key (32 url-safe base64 "
+                "bytes); make one with: python -c 'from cryptography.fernet import Fernet; "
+                "print(Fernet.generate_key().decode())'"
+            ) from None
+    if not fernets:
+        raise ImproperlyConfigured("CHALK_SECRETS_KEY is empty; set it to a Fernet key")
+    return MultiFernet(fernets)
+
+
+def _fernet() -> MultiFernet:
+    return _fernet_for(settings.CHALK_SECRETS_KEY)
+
+
+def encrypt(value: str) -> str:
+    return _fernet().encrypt(value.encode("utf-8")).decode("ascii")
+
+
+def decrypt(ciphertext: str) -> str:
+    try:
+        return _fernet().decrypt(ciphertext.encode("ascii")).decode("utf-8")
+    except InvalidToken:
+        raise SecretDecryptionError(
+            "a secret cannot be decrypted with any key in CHALK_SECRETS_KEY; was the key "
+            "replaced instead of rotated (new key first, old key kept after a comma)?"
+        ) from None
+
+
+def reencrypt(ciphertext: str) -> str:
+    """Returns the ciphertext under the first key (for rotation)."""
+    return _fernet().rotate(ciphertext.encode("ascii")).decode("ascii")

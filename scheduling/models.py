@@ -1,0 +1,168 @@
+"""What a function IS: its deployed versions, the image they run in, the secrets they read,
+and the API tokens that deploy them. What happened to it (runs) lives in `runs/`."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+OVERLAP_CHOICES = [("skip", "skip"), ("allow", "allow")]
+
+
+class Image(models.Model):
+    """An image spec (chalkcompute.Image.spec); equal specs are one row, built once per hash."""
+
+    spec = models.JSONField()
+    spec_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            # Deploys get_or_create images by hash: two deploys of one new image race on this.
+            models.UniqueConstraint(fields=["spec_hash"], name="scheduling_one_image_per_spec"),
+        ]
+
+    def __str__(self) -> str:
+        return f"image {self.spec_hash[:12]}"
+
+
+class Secret(models.Model):
+    """A value a run gets as the environment variable `name`. Only ciphertext is stored
+    (scheduling.crypto); the plaintext never leaves the runner API."""
+
+    name = models.CharField(max_length=128)
+    ciphertext = models.TextField()
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["name"], name="scheduling_unique_secret_name"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Function(models.Model):
+    """A deployed function: its current version, whether it is paused, and its next slot."""
+
+    name = models.CharField(max_length=63)
+    # Always the latest version; SET_NULL only matters while a Function is being deleted
+    # (its versions cascade away with it).
+    current_version = models.ForeignKey(
+        "FunctionVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The next slot to run, computed by chalkcompute.schedule; null when on demand or paused.
+    # The scheduler reads only this column.
+    next_fire_at = models.DateTimeField(null=True, blank=True)
+    paused = models.BooleanField(default=False)
+    paused_at = models.DateTimeField(null=True, blank=True)
+    paused_by = models.CharField(max_length=150, blank=True)  # a username or an API token name
+    paused_reason = models.TextField(blank=True)
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            # Deploy creates functions with get_or_create: two first deploys of one name race.
+            models.UniqueConstraint(fields=["name"], name="scheduling_unique_function_name"),
+            # A paused function has no next slot, so the scheduler can never pick it up.
+            models.CheckConstraint(
+                condition=Q(paused=False) | Q(next_fire_at__isnull=True),
+                name="scheduling_paused_function_has_no_next_fire",
+            ),
+        ]
+        indexes = [
+            # The tick: WHERE next_fire_at <= now ORDER BY next_fire_at FOR UPDATE SKIP LOCKED.
+            # Partial, so on-demand and paused functions do not fill the index.
+            models.Index(
+                fields=["next_fire_at"],
+                condition=Q(next_fire_at__isnull=False),
+                name="scheduling_function_due",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class FunctionVersion(models.Model):
+    """One immutable deployed content of a function, numbered 1..n per function."""
+
+    function = models.ForeignKey(Function, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    source = models.TextField()
+    source_filename = models.CharField(max_length=255)
+    source_sha256 = models.CharField(max_length=64)
+    entrypoint = models.CharField(max_length=255)
+    image = models.ForeignKey(Image, on_delete=models.PROTECT, related_name="versions")
+    # Null means "not set" here, as in the API's documents (and "" is never a valid value).
+    schedule = models.TextField(null=True, blank=True)  # noqa: DJ001 - as written, e.g. "10m"
+    cron = models.TextField(null=True, blank=True)  # noqa: DJ001 - canonical 5-field crontab
+    cpu = models.CharField(max_length=32, null=True, blank=True)  # noqa: DJ001
+    memory = models.CharField(max_length=32, null=True, blank=True)  # noqa: DJ001
+    gpu = models.CharField(max_length=32, null=True, blank=True)  # noqa: DJ001
+    retries = models.JSONField()  # chalkcompute.Retries.as_dict()
+    timeout = models.FloatField(null=True, blank=True)  # seconds
+    overlap = models.CharField(max_length=8, choices=OVERLAP_CHOICES, default="skip")
+    secret_names = models.JSONField(default=list)  # sorted; names, never values
+    # SHA-256 of the canonical JSON of everything above except `number`: a redeploy with the
+    # current version's hash is "unchanged". Not unique: a rollback deploys old content again.
+    content_hash = models.CharField(max_length=64)
+    created_by = models.CharField(max_length=150, blank=True)  # a username or an API token name
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["function", "-number"]
+        constraints = [
+            # Deploy locks the Function row, but this is the guarantee that two concurrent
+            # deploys can never both become version n+1.
+            models.UniqueConstraint(
+                fields=["function", "number"], name="scheduling_version_number_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(number__gte=1), name="scheduling_version_number_from_one"
+            ),
+            models.CheckConstraint(
+                condition=Q(schedule__isnull=True, cron__isnull=True)
+                | Q(schedule__isnull=False, cron__isnull=False),
+                name="scheduling_version_schedule_has_cron",
+            ),
+            models.CheckConstraint(
+                condition=Q(overlap__in=["skip", "allow"]), name="scheduling_version_overlap_known"
+            ),
+            models.CheckConstraint(
+                condition=Q(timeout__isnull=True) | Q(timeout__gt=0),
+                name="scheduling_version_timeout_positive",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.function.name} v{self.number}"
+
+
+class ApiToken(models.Model):
+    """A bearer token for the REST API. Only its SHA-256 is stored; the text is shown once."""
+
+    name = models.CharField(max_length=100)
+    token_hash = models.CharField(max_length=64)
+    prefix = models.CharField(max_length=16)  # the first characters, to tell tokens apart
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField()
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "API token"
+        ordering = ["-created_at"]
+        constraints = [
+            # Every request looks its token up by hash.
+            models.UniqueConstraint(fields=["token_hash"], name="scheduling_unique_token_hash"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"

@@ -1,0 +1,247 @@
+"""`python my_job.py` deploys: each decorated function, as it is defined, to the live server.
+
+Every test runs real scripts in a subprocess of the venv's python against pytest-django's live
+server, with a token from token_create, as a user would from a terminal.
+"""
+
+import socket
+import textwrap
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from scheduling import crypto
+from scheduling.models import Function, Secret
+from scheduling.services import token_create
+from tests.server.support import ChalkServer, utc_minutes
+
+REPO = Path(__file__).resolve().parents[2]
+HELLO = REPO / "examples" / "hello.py"
+
+
+@pytest.fixture
+def chalk(live_server, settings) -> ChalkServer:
+    settings.CHALK_PUBLIC_URL = live_server.url
+    _, token = token_create(name="sdk-tests")
+    return ChalkServer(live_server.url, token)
+
+
+def write(folder: Path, name: str, source: str) -> Path:
+    path = folder / name
+    path.write_text(textwrap.dedent(source))
+    return path
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_it_deploys_a_script_run_as_main(chalk):
+    result = chalk.python(str(HELLO))
+
+    assert (result.returncode, result.stderr) == (0, "")
+    function = Function.objects.get(name="hello")
+    fire_times = [function.next_fire_at + timedelta(minutes=5 * n) for n in range(3)]
+    assert result.stdout.splitlines() == [
+        "Deployed hello: version 1",
+        "  schedule   every 5 minutes (*/5 * * * *, UTC)",
+        f"  next runs  {utc_minutes(fire_times)}",
+        f"  console    {chalk.url}/functions/hello",
+    ]
+    version = function.current_version
+    assert (version.source, version.source_filename) == (HELLO.read_text(), "hello.py")
+    assert (version.entrypoint, version.timeout, version.created_by) == ("hello", 60.0, "sdk-tests")
+
+
+def test_it_says_unchanged_when_the_script_runs_again(chalk):
+    chalk.python(str(HELLO))
+
+    result = chalk.python(str(HELLO))
+
+    assert result.returncode == 0
+    assert result.stdout.splitlines()[0] == "hello: unchanged (version 1)"
+    assert result.stdout.splitlines()[1] == "  schedule   every 5 minutes (*/5 * * * *, UTC)"
+    assert Function.objects.get(name="hello").versions.count() == 1
+
+
+def test_it_uploads_a_from_env_secret_without_printing_it(chalk, tmp_path):
+    job = write(
+        tmp_path,
+        "rates.py",
+        """
+        import chalkcompute
+
+        @chalkcompute.function(
+            name="rates", secrets=[chalkcompute.Secret.from_env("EXCHANGE_API_KEY")]
+        )
+        def rates() -> None:
+            pass
+        """,
+    )
+
+    result = chalk.python(str(job), EXCHANGE_API_KEY="s3cr3t-from-the-laptop")
+
+    assert result.returncode == 0, result.stderr
+    assert "  secrets    EXCHANGE_API_KEY" in result.stdout.splitlines()
+    assert "s3cr3t-from-the-laptop" not in result.stdout + result.stderr
+    secret = Secret.objects.get(name="EXCHANGE_API_KEY")
+    assert crypto.decrypt(secret.ciphertext) == "s3cr3t-from-the-laptop"
+    assert Function.objects.get(name="rates").current_version.secret_names == ["EXCHANGE_API_KEY"]
+
+
+def test_it_explains_an_unset_from_env_secret(chalk, tmp_path):
+    job = write(
+        tmp_path,
+        "rates.py",
+        """
+        import chalkcompute
+
+        @chalkcompute.function(
+            name="rates", secrets=[chalkcompute.Secret.from_env("EXCHANGE_API_KEY")]
+        )
+        def rates() -> None:
+            pass
+        """,
+    )
+
+    result = chalk.python(str(job), EXCHANGE_API_KEY=None)
+
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == (
+        "chalkcompute: cannot deploy rates: Secret.from_env('EXCHANGE_API_KEY'): "
+        "$EXCHANGE_API_KEY is not set here; export EXCHANGE_API_KEY=... before deploying\n"
+    )
+    assert not Function.objects.exists()
+    assert not Secret.objects.exists()
+
+
+def test_it_passes_the_servers_400_message_through(chalk, tmp_path):
+    job = write(
+        tmp_path,
+        "rollup.py",
+        """
+        import chalkcompute
+
+        @chalkcompute.function(
+            name="rollup", secrets=[chalkcompute.Secret.from_name("DATABASE_URL")]
+        )
+        def rollup() -> None:
+            pass
+        """,
+    )
+
+    result = chalk.python(str(job))
+
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == (
+        "chalkcompute: cannot deploy rollup: secret DATABASE_URL is not stored on this server. "
+        "Upload it with Secret.from_env('DATABASE_URL') in your script (it sends your local "
+        "$DATABASE_URL), or PUT /api/v1/secrets/DATABASE_URL first\n"
+    )
+
+
+def test_it_does_not_deploy_when_the_module_is_imported(chalk, tmp_path):
+    write(
+        tmp_path,
+        "job.py",
+        """
+        import chalkcompute
+
+        @chalkcompute.function(schedule="10m")
+        def job() -> None:
+            pass
+        """,
+    )
+
+    result = chalk.python("-c", "import job; print(job.job.name)", cwd=tmp_path)
+
+    assert (result.returncode, result.stdout, result.stderr) == (0, "job\n", "")
+    assert not Function.objects.exists()
+
+
+def test_it_does_not_deploy_inside_a_run(chalk):
+    result = chalk.python(str(HELLO), CHALK_IN_RUN="1")
+
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+    assert not Function.objects.exists()
+
+
+def test_it_explains_an_unreachable_server(chalk):
+    url = f"http://127.0.0.1:{closed_port()}"
+
+    result = chalk.python(str(HELLO), CHALK_COMPUTE_URL=url)
+
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == (
+        f"chalkcompute: cannot deploy hello: Cannot reach the Chalkweb server at {url} "
+        "([Errno 111] Connection refused). Start it with `make run` in your Chalkweb "
+        "checkout, or set CHALK_COMPUTE_URL to the server's address.\n"
+    )
+
+
+def test_it_explains_a_refused_token(chalk):
+    result = chalk.python(str(HELLO), CHALK_COMPUTE_TOKEN="chalk_not-a-real-token")
+
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == (
+        f"chalkcompute: cannot deploy hello: {chalk.url} refused CHALK_COMPUTE_TOKEN: This API "
+        "token is not valid on this server. To get a token, create one with `python manage.py "
+        "create_token NAME` on the server (or on the console's API tokens page), then export "
+        "CHALK_COMPUTE_TOKEN=<token>\n"
+    )
+
+
+def test_it_explains_a_missing_token(chalk):
+    result = chalk.python(str(HELLO), CHALK_COMPUTE_TOKEN=None)
+
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == (
+        f"chalkcompute: cannot deploy hello: CHALK_COMPUTE_TOKEN is not set, and {chalk.url} "
+        "needs an API token. Create a token on the server with `python manage.py create_token "
+        "NAME` (or on the console's API tokens page), then `export CHALK_COMPUTE_TOKEN=<token>`.\n"
+    )
+
+
+def test_it_refuses_a_function_not_defined_at_module_level(chalk, tmp_path):
+    job = write(
+        tmp_path,
+        "factory.py",
+        """
+        import chalkcompute
+
+        def make():
+            @chalkcompute.function(name="nested")
+            def inner() -> None:
+                pass
+
+            return inner
+
+        make()
+        """,
+    )
+
+    result = chalk.python(str(job))
+
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == (
+        "chalkcompute: cannot deploy nested: make.<locals>.inner is not defined at the top level "
+        "of its module, so the platform cannot find it by name. Move `def inner` to the top "
+        "level of the file (not inside a function or a class)\n"
+    )
+    assert not Function.objects.exists()
+
+
+def test_it_refuses_to_deploy_code_that_has_no_file(chalk):
+    code = "import chalkcompute\n@chalkcompute.function(name='typed')\ndef typed():\n    pass\n"
+
+    result = chalk.python("-c", code)
+
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == (
+        "chalkcompute.deploy.DeployError: cannot deploy typed: it is defined in an interactive "
+        "session or `python -c`, which has no source file to ship. Save it in a file and run "
+        "`python FILE.py` (or `chalkcompute deploy FILE.py`)"
+    )

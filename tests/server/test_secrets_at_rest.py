@@ -1,0 +1,120 @@
+"""A secret's value is stored encrypted and never appears in a response, a page or a log."""
+
+import logging
+
+import pytest
+from cryptography.fernet import Fernet
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connection
+
+from scheduling import crypto
+from scheduling.models import Secret
+from scheduling.services import secret_set, secret_value, secrets_reencrypt
+from tests.server.support import NOW, deploy_body
+
+VALUE = "s3cr3t-exchange-key-7f3a"
+pytestmark = pytest.mark.usefixtures("clock")
+
+
+def every_database_row() -> str:
+    text = []
+    with connection.cursor() as cursor:
+        for table in connection.introspection.table_names():
+            cursor.execute(f"SELECT * FROM {connection.ops.quote_name(table)}")
+            text.append(repr(cursor.fetchall()))
+    return "\n".join(text)
+
+
+def test_it_stores_no_plaintext_in_the_database(api):
+    api.put("/api/v1/secrets/EXCHANGE_API_KEY", {"value": VALUE}, format="json")
+    api.put(
+        "/api/v1/functions/refresh-rates", deploy_body(secrets=["EXCHANGE_API_KEY"]), format="json"
+    )
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT name, ciphertext FROM scheduling_secret")
+        ((name, ciphertext),) = cursor.fetchall()
+    assert name == "EXCHANGE_API_KEY"
+    assert VALUE not in ciphertext
+    assert VALUE not in every_database_row()
+    assert crypto.decrypt(ciphertext) == VALUE
+
+
+def test_it_never_puts_a_value_in_an_api_response(api):
+    responses = [
+        api.put("/api/v1/secrets/EXCHANGE_API_KEY", {"value": VALUE}, format="json"),
+        api.put("/api/v1/secrets/EXCHANGE_API_KEY", {"value": VALUE}, format="json"),
+        api.get("/api/v1/secrets/EXCHANGE_API_KEY"),
+        api.get("/api/v1/secrets"),
+        api.put(
+            "/api/v1/functions/refresh-rates",
+            deploy_body(secrets=["EXCHANGE_API_KEY"]),
+            format="json",
+        ),
+        api.get("/api/v1/functions/refresh-rates"),
+        api.delete("/api/v1/secrets/EXCHANGE_API_KEY"),
+    ]
+
+    assert [r.status_code for r in responses] == [201, 200, 200, 200, 201, 200, 409]
+    for response in responses:
+        assert VALUE.encode() not in response.content
+
+
+def test_it_never_shows_a_value_in_the_admin(admin_client_olivia):
+    secret, _ = secret_set(name="EXCHANGE_API_KEY", value=VALUE, now=NOW)
+
+    pages = [
+        admin_client_olivia.get("/admin/scheduling/secret/"),
+        admin_client_olivia.get(f"/admin/scheduling/secret/{secret.pk}/change/"),
+        admin_client_olivia.get(f"/admin/scheduling/secret/{secret.pk}/history/"),
+        admin_client_olivia.get(f"/admin/scheduling/secret/{secret.pk}/delete/"),
+    ]
+
+    assert [page.status_code for page in pages] == [200, 200, 200, 200]
+    for page in pages:
+        assert b"EXCHANGE_API_KEY" in page.content
+        assert VALUE.encode() not in page.content
+
+
+def test_it_never_writes_a_value_to_a_log(api, caplog):
+    caplog.set_level(logging.DEBUG)
+
+    api.put("/api/v1/secrets/EXCHANGE_API_KEY", {"value": VALUE}, format="json")
+    api.put("/api/v1/secrets/EXCHANGE_API_KEY", {"value": VALUE + "\x00"}, format="json")
+    api.put("/api/v1/secrets/bad-name", {"value": VALUE}, format="json")
+    api.put("/api/v1/functions/job", deploy_body(secrets=["EXCHANGE_API_KEY"]), format="json")
+    api.delete("/api/v1/secrets/EXCHANGE_API_KEY")
+
+    assert "Bad Request: /api/v1/secrets/bad-name" in caplog.text  # the log was captured
+    assert VALUE not in caplog.text
+
+
+def test_it_decrypts_with_every_key_and_encrypts_with_the_first(db, settings):
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    settings.CHALK_SECRETS_KEY = old
+    before, _ = secret_set(name="OLD_SECRET", value="under the old key", now=NOW)
+
+    settings.CHALK_SECRETS_KEY = f"{new}, {old}"
+    after, _ = secret_set(name="NEW_SECRET", value="under the new key", now=NOW)
+
+    assert secret_value(secret=before) == "under the old key"
+    assert Fernet(new).decrypt(after.ciphertext.encode()) == b"under the new key"
+
+
+def test_it_reencrypts_every_secret_under_the_first_key(db, settings):
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    settings.CHALK_SECRETS_KEY = old
+    secret_set(name="EXCHANGE_API_KEY", value=VALUE, now=NOW)
+    settings.CHALK_SECRETS_KEY = f"{new},{old}"
+
+    assert secrets_reencrypt() == 1
+
+    settings.CHALK_SECRETS_KEY = new
+    assert secret_value(secret=Secret.objects.get()) == VALUE
+
+
+def test_it_refuses_a_key_that_is_not_a_fernet_key(settings):
+    settings.CHALK_SECRETS_KEY = f"{Fernet.generate_key().decode()},not-a-key"
+
+    with pytest.raises(ImproperlyConfigured, match="CHALK_SECRETS_KEY key #2 is not a Fernet key"):
+        crypto.encrypt(VALUE)
