@@ -59,6 +59,30 @@ class ChalkFunction:
         return f"<chalkcompute.function {self.name}>"
 
 
+def check_timeout(timeout: object) -> float | None:
+    """A timeout in seconds, or None for none. The decorator and the server share this rule
+    (and check_overlap's); each names the field in front of the message."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise ValueError(f"must be a number of seconds, e.g. 600, not {timeout!r}")
+    if not math.isfinite(timeout) or not 0 < timeout <= MAX_TIMEOUT_SECONDS:
+        raise ValueError(
+            f"must be more than 0 and at most {MAX_TIMEOUT_SECONDS} seconds (7 days), "
+            f"not {timeout!r}"
+        )
+    return timeout
+
+
+def check_overlap(overlap: object) -> str:
+    if overlap not in OVERLAP_POLICIES:
+        raise ValueError(
+            'must be "skip" (the default: a slot is skipped while the previous run is '
+            f'still running) or "allow", not {overlap!r}'
+        )
+    return overlap
+
+
 def _fail(fn: Callable[..., Any], problem: str) -> InvalidFunctionError:
     return InvalidFunctionError(f"@chalkcompute.function on {fn.__qualname__}: {problem}")
 
@@ -143,16 +167,14 @@ def _declare(fn: Callable[..., Any], options: dict[str, Any]) -> ChalkFunction:
     except AttributeError:
         raise _fail(fn, f"gpu must be a string such as \"nvidia-l4\", not {options['gpu']!r}") from None
 
-    timeout = options["timeout"]
-    if timeout is not None:
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout):
-            raise _fail(fn, f"timeout must be a number of seconds, not {timeout!r}")
-        if not 0 < timeout <= MAX_TIMEOUT_SECONDS:
-            raise _fail(fn, f"timeout must be more than 0 and at most {MAX_TIMEOUT_SECONDS} seconds (7 days)")
-
-    overlap = options["overlap"]
-    if overlap not in OVERLAP_POLICIES:
-        raise _fail(fn, f"overlap must be \"skip\" (the default) or \"allow\", not {overlap!r}")
+    try:
+        timeout = check_timeout(options["timeout"])
+    except ValueError as exc:
+        raise _fail(fn, f"timeout {exc}") from None
+    try:
+        overlap = check_overlap(options["overlap"])
+    except ValueError as exc:
+        raise _fail(fn, f"overlap {exc}") from None
 
     return ChalkFunction(
         fn,

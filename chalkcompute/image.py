@@ -140,7 +140,7 @@ class Image:
             raise InvalidImageError(f"image spec has unknown fields: {', '.join(sorted(unknown))}")
         if spec.get("base", "debian_slim") != "debian_slim":
             raise InvalidImageError(f"image base {spec.get('base')!r} is not supported; use debian_slim")
-        image = cls.debian_slim(spec.get("python_version"))
+        image = cls(spec.get("python_version", DEFAULT_PYTHON_VERSION))
         steps = spec.get("steps", [])
         if not isinstance(steps, list):
             raise InvalidImageError("image spec steps must be a list")

@@ -1,5 +1,6 @@
 """`chalkcompute.Retries`: how many more attempts a failed run gets, and how long to wait."""
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,9 +13,15 @@ class InvalidRetriesError(ValueError):
 
 
 def _number(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-        raise InvalidRetriesError(f"Retries {name} must be a number of seconds, not {value!r}")
-    return float(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidRetriesError(f"Retries {name} must be a number, not {value!r}")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise InvalidRetriesError(f"Retries {name} is too large") from None
+    if not math.isfinite(number):
+        raise InvalidRetriesError(f"Retries {name} must be a finite number, not {value!r}")
+    return number
 
 
 @dataclass(frozen=True)

@@ -112,7 +112,8 @@ class Attempt(models.Model):
     last_heartbeat_at = models.DateTimeField(null=True, blank=True)
     executor = models.CharField(max_length=16, blank=True)
     executor_ref = models.CharField(max_length=255, blank=True)  # pid@host or Job name
-    token_hash = models.CharField(max_length=64, unique=True)
+    # SHA-256 of the runner's token, minted when a worker claims the attempt (null before).
+    token_hash = models.CharField(max_length=64, unique=True, null=True, blank=True)
     exit_code = models.IntegerField(null=True, blank=True)
     error_type = models.CharField(max_length=255, blank=True)
     error_message = models.TextField(blank=True)

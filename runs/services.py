@@ -46,17 +46,9 @@ def token_hash(token: str) -> str:
 
 
 def attempt_new(*, run: Run, number: int, now: dt.datetime, not_before: dt.datetime) -> Attempt:
-    """An unsaved queued attempt; its runner token is derived again at dispatch (see below)."""
-    return Attempt(
-        run=run,
-        number=number,
-        not_before=not_before,
-        created_at=now,
-        dispatched_at=now,
-        # Placeholder until a worker claims it; the real token is minted at claim time so it
-        # never sits in a broker message or the database in plain text.
-        token_hash=f"unclaimed-{secrets.token_hex(20)}",
-    )
+    """An unsaved queued attempt. Its runner token is minted when a worker claims it, so a
+    token never sits in a broker message or, in plain text, in the database."""
+    return Attempt(run=run, number=number, not_before=not_before, created_at=now, dispatched_at=now)
 
 
 # Sending a message costs about a millisecond: past this many attempts, one message hands
@@ -64,19 +56,19 @@ def attempt_new(*, run: Run, number: int, now: dt.datetime, not_before: dt.datet
 DIRECT_DISPATCH_LIMIT = 50
 
 
-def attempts_dispatch(attempts: list[Attempt]) -> None:
-    """Sends each attempt to a worker once the surrounding transaction commits, with its
-    start time as ETA (a scheduled run reaches its worker before its slot)."""
+def attempts_dispatch(starts: list[tuple[int, dt.datetime]]) -> None:
+    """Sends each (attempt id, start time) to a worker once the surrounding transaction
+    commits, with the start time as ETA: a scheduled run reaches its worker before its slot."""
     from runs.tasks import dispatch_attempts, start_attempt
 
     def send() -> None:
-        if len(attempts) > DIRECT_DISPATCH_LIMIT:
-            dispatch_attempts.delay([a.id for a in attempts])
+        if len(starts) > DIRECT_DISPATCH_LIMIT:
+            dispatch_attempts.delay([attempt_id for attempt_id, _ in starts])
             return
-        for attempt in attempts:
-            start_attempt.apply_async((attempt.id,), eta=max(attempt.not_before, attempt.created_at))
+        for attempt_id, start in starts:
+            start_attempt.apply_async((attempt_id,), eta=start)
 
-    if attempts:
+    if starts:
         transaction.on_commit(send)
 
 
@@ -93,7 +85,7 @@ def run_trigger(*, function: Function, trigger: str, triggered_by: str, now: dt.
         )
         attempt = attempt_new(run=run, number=1, now=now, not_before=now)
         attempt.save()
-        attempts_dispatch([attempt])
+        attempts_dispatch([(attempt.id, now)])
     return run
 
 
@@ -294,7 +286,7 @@ def _retry(*, run: Run, ended: Attempt, status: str, summary: str, now: dt.datet
         f"attempt {ended.number} {status}: {summary}; attempt {number} in {delay:g} s"
     )
     run.save(update_fields=["status", "status_reason"])
-    attempts_dispatch([retry])
+    attempts_dispatch([(retry.id, retry.not_before)])
     return True
 
 
@@ -366,12 +358,10 @@ def reap(*, now: dt.datetime) -> dict[str, int]:
             status=AttemptStatus.QUEUED,
             not_before__lt=now - resend_after,
             dispatched_at__lt=now - resend_after,
-        )[:1000]
+        ).values_list("id", flat=True)[:1000]
     )
-    for attempt in overdue:
-        Attempt.objects.filter(id=attempt.id, status=AttemptStatus.QUEUED).update(dispatched_at=now)
-        attempt.not_before = attempt.created_at = now
-    attempts_dispatch(overdue)
+    Attempt.objects.filter(id__in=overdue, status=AttemptStatus.QUEUED).update(dispatched_at=now)
+    attempts_dispatch([(attempt_id, now) for attempt_id in overdue])
     return {"lost": lost, "resent": len(overdue)}
 
 

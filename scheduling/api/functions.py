@@ -5,7 +5,6 @@ image, retries), so what the decorator accepts the server accepts, with the same
 """
 
 import keyword
-import math
 
 from django.conf import settings
 from django.utils import timezone
@@ -21,7 +20,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from chalkcompute.decorator import MAX_TIMEOUT_SECONDS, OVERLAP_POLICIES
+from chalkcompute.decorator import OVERLAP_POLICIES, check_overlap, check_timeout
 from chalkcompute.image import Image as ImageSpec
 from chalkcompute.names import InvalidNameError, check_function_name, check_secret_name
 from chalkcompute.quantities import parse_cpu, parse_gpu, parse_memory
@@ -89,24 +88,7 @@ def _image(value: object) -> ImageSpec:
 
 
 def _timeout(value: object) -> float:
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not number or (isinstance(value, float) and not math.isfinite(value)):
-        raise ValueError("must be a number of seconds, e.g. 600, or null for no timeout")
-    if not 0 < value <= MAX_TIMEOUT_SECONDS:
-        shown = f", not {value}" if len(str(value)) <= 20 else ""
-        raise ValueError(
-            f"must be more than 0 and at most {MAX_TIMEOUT_SECONDS} seconds (7 days){shown}"
-        )
-    return float(value)
-
-
-def _overlap(value: object) -> str:
-    if value not in OVERLAP_POLICIES:
-        raise ValueError(
-            'must be "skip" (the default: a slot is skipped while the previous run is still '
-            f'running) or "allow", not {value!r}'
-        )
-    return value
+    return float(check_timeout(value))
 
 
 def _entrypoint(value: str) -> str:
@@ -249,7 +231,7 @@ class DeployInputSerializer(serializers.Serializer):
     )
     timeout = RuleField(_timeout, {"type": "number"}, required=False, allow_null=True, default=None)
     overlap = RuleField(
-        _overlap, {"type": "string", "enum": list(OVERLAP_POLICIES)}, required=False,
+        check_overlap, {"type": "string", "enum": list(OVERLAP_POLICIES)}, required=False,
         default="skip",
     )  # fmt: skip
 

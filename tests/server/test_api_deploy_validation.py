@@ -295,7 +295,7 @@ def test_it_rejects_a_timeout_that_is_not_a_number(api):
     assert response.status_code == 400
     assert response.json() == {
         "error": "invalid_timeout",
-        "detail": "timeout: must be a number of seconds, e.g. 600, or null for no timeout",
+        "detail": "timeout: must be a number of seconds, e.g. 600, not '10m'",
     }
 
 
