@@ -1,5 +1,6 @@
-"""The periodic tasks beat sends: the tick, the reaper and retention. They are ordinary
-django-celery-beat rows, visible and tunable in the admin; this only creates missing ones."""
+"""The periodic tasks beat sends: the tick, the reaper, retention and the Kubernetes reconcile.
+They are ordinary django-celery-beat rows, visible and tunable in the admin; this only creates
+missing ones."""
 
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
@@ -9,6 +10,10 @@ PERIODIC_TASKS = {
     "chalkweb: tick": ("runs.tasks.tick", 1, 5),
     "chalkweb: reaper": ("runs.tasks.reap", 10, 30),
     "chalkweb: prune old runs": ("runs.tasks.prune_runs", 3600, 600),
+    # Kubernetes outcomes the runner cannot report, and heartbeats for pods still waiting to
+    # start: keep it well inside CHALK_HEARTBEAT_TIMEOUT_SECONDS. On the local executor it
+    # returns at once.
+    "chalkweb: reconcile kubernetes runs": ("runs.tasks.reconcile_kubernetes", 5, 10),
 }
 
 

@@ -97,7 +97,8 @@ class Run(models.Model):
 class Attempt(models.Model):
     """One try of a run on an executor; every attempt keeps its own logs, usage and error."""
 
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="attempts")
+    # Indexed by runs_one_attempt_number, which leads with it.
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="attempts", db_index=False)
     number = models.PositiveIntegerField()
     status = models.CharField(
         max_length=16, choices=AttemptStatus.choices, default=AttemptStatus.QUEUED
@@ -124,7 +125,8 @@ class Attempt(models.Model):
     counts_against_retries = models.BooleanField(default=True)
     peak_memory_bytes = models.BigIntegerField(null=True, blank=True)
     cpu_seconds = models.FloatField(null=True, blank=True)
-    log_lines = models.PositiveIntegerField(default=0)
+    log_lines = models.PositiveIntegerField(default=0)  # all lines, the platform's included
+    runner_lines = models.PositiveIntegerField(default=0)  # lines the runner sent (its seq)
     log_truncated = models.BooleanField(default=False)
 
     class Meta:
@@ -155,7 +157,10 @@ class LogStream(models.TextChoices):
 
 
 class LogLine(models.Model):
-    attempt = models.ForeignKey(Attempt, on_delete=models.CASCADE, related_name="log_lines_set")
+    # Indexed by runs_one_log_line_per_seq, which leads with it.
+    attempt = models.ForeignKey(
+        Attempt, on_delete=models.CASCADE, related_name="log_lines_set", db_index=False
+    )
     # Assigned by the runner; a resent batch conflicts on (attempt, seq) and is dropped.
     seq = models.PositiveIntegerField()
     ts = models.DateTimeField()
@@ -172,7 +177,10 @@ class LogLine(models.Model):
 class UsageSample(models.Model):
     """CPU and memory of an attempt, sampled every second by the runner (its heartbeat)."""
 
-    attempt = models.ForeignKey(Attempt, on_delete=models.CASCADE, related_name="usage_samples")
+    # Indexed by runs_usage_by_attempt, which leads with it.
+    attempt = models.ForeignKey(
+        Attempt, on_delete=models.CASCADE, related_name="usage_samples", db_index=False
+    )
     ts = models.DateTimeField()
     cpu_seconds = models.FloatField()
     cpu_percent = models.FloatField()

@@ -24,7 +24,9 @@ from runs.models import ACTIVE_RUN_STATUSES, Attempt, Run, RunStatus, Trigger
 from runs.services import attempt_new, attempts_dispatch
 from scheduling.models import Function
 
-LOOKAHEAD = dt.timedelta(seconds=3)
+# Runs are created this far ahead of their slot, so even a tick of thousands of functions has
+# them at a worker before the slot. A pause in between still wins (see attempt_claim).
+LOOKAHEAD = dt.timedelta(seconds=5)
 MAX_CATCH_UP_SCAN = 1_000_000  # slots counted after downtime before giving up counting
 
 

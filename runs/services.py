@@ -28,6 +28,7 @@ from runs.models import (
     LogStream,
     Run,
     RunStatus,
+    Trigger,
     UsageSample,
 )
 from scheduling.models import Function
@@ -108,6 +109,18 @@ def attempt_claim(
         attempt = Attempt.objects.select_related("run__version__image", "run__function").get(
             id=attempt_id
         )
+        run = attempt.run
+        if run.trigger == Trigger.SCHEDULE and run.function.paused and attempt.number == 1:
+            # The tick creates runs a few seconds ahead of their slot; a pause in between
+            # still wins.
+            reason = f"the function was paused before this slot ({run.function.paused_reason})"
+            Attempt.objects.filter(id=attempt_id).update(
+                status=AttemptStatus.CANCELLED, finished_at=now, reason=reason
+            )
+            Run.objects.filter(id=run.id).update(
+                status=RunStatus.SKIPPED, status_reason=reason, finished_at=now
+            )
+            return None
         Run.objects.filter(
             id=attempt.run_id, status__in=(RunStatus.QUEUED, RunStatus.RETRYING)
         ).update(status=RunStatus.STARTING)
@@ -139,25 +152,30 @@ def attempt_begin(*, attempt: Attempt, now: dt.datetime) -> bool:
 def log_append(
     *, attempt: Attempt, first_seq: int | None, lines: list[dict], now: dt.datetime
 ) -> None:
-    """Stores log lines in order. `first_seq` is the runner's number of the first line: a
-    batch sent again after a lost answer overlaps what is stored and only its new tail is
-    kept. System lines (first_seq None) take the next numbers."""
+    """Stores log lines in order.
+
+    `first_seq` is the runner's number of its batch's first line. A batch sent again after a
+    lost answer overlaps what was stored, and only its new tail is kept; the runner's lines
+    are counted apart from the platform's own (first_seq None), which may come in between.
+    """
     if not lines:
         return
     with transaction.atomic():
         # Locks the attempt so concurrent writers (runner, reaper, executor) number lines
         # one after another and ids follow the order of the log.
-        stored = (
+        stored, from_runner = (
             Attempt.objects.select_for_update()
-            .values_list("log_lines", flat=True)
+            .values_list("log_lines", "runner_lines")
             .get(id=attempt.id)
         )
         if first_seq is not None:
-            if first_seq > stored:
+            if first_seq > from_runner:
                 raise ValueError(
-                    f"log lines {stored}..{first_seq - 1} are missing; resend from {stored}"
+                    f"log lines {from_runner}..{first_seq - 1} are missing; resend from "
+                    f"{from_runner}"
                 )
-            lines = lines[stored - first_seq :]
+            lines = lines[from_runner - first_seq :]
+            from_runner += len(lines)
         rows = [
             LogLine(
                 attempt_id=attempt.id,
@@ -170,7 +188,9 @@ def log_append(
             for offset, line in enumerate(lines)
         ]
         LogLine.objects.bulk_create(rows)
-        Attempt.objects.filter(id=attempt.id).update(log_lines=stored + len(rows))
+        Attempt.objects.filter(id=attempt.id).update(
+            log_lines=stored + len(rows), runner_lines=from_runner
+        )
 
 
 def log_system(*, attempt: Attempt, text: str, now: dt.datetime, level: str = "INFO") -> None:
@@ -230,8 +250,11 @@ def attempt_finish(
     cpu_seconds: float | None = None,
     log_truncated: bool = False,
     counts_against_retries: bool = True,
+    retryable: bool = True,
 ) -> bool:
-    """Ends an attempt once (a second report is ignored), then its run or its next retry."""
+    """Ends an attempt once (a second report is ignored), then its run or its next retry.
+    `retryable=False` ends the run whatever its retry policy: another attempt could not go
+    better (a bad image reference, a spec the cluster cannot run, a failed image build)."""
     with transaction.atomic():
         fields = dict(
             status=status, finished_at=now, reason=reason[:10_000], exit_code=exit_code,
@@ -250,8 +273,8 @@ def attempt_finish(
             return False
         run = Run.objects.select_for_update().select_related("version").get(id=attempt.run_id)
         summary = _summary(reason, error_type, error_message)
-        retryable = status in RETRYABLE and run.cancel_requested_at is None
-        if retryable and _retry(run=run, ended=attempt, status=status, summary=summary, now=now):
+        retry = retryable and status in RETRYABLE and run.cancel_requested_at is None
+        if retry and _retry(run=run, ended=attempt, status=status, summary=summary, now=now):
             return True
         if run.cancel_requested_at is not None:
             status = RunStatus.CANCELLED

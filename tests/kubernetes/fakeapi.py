@@ -8,7 +8,8 @@ collection), and pod logs.
 
 It also plays the two controllers the tests need, as Python methods rather than HTTP: the Job
 controller (a pod per Job, Job conditions from pod outcomes and the pod failure policy) and
-the kubelet (moving a pod through pending, waiting reasons, running, terminated, evicted).
+the kubelet (moving a pod through pending, waiting reasons, running, terminated, evicted, or
+running the container's command as a local process).
 """
 
 import base64
@@ -16,6 +17,7 @@ import copy
 import itertools
 import json
 import re
+import subprocess
 import threading
 import time
 import uuid
@@ -82,6 +84,7 @@ class Request:
     path: str
     query: dict[str, str]
     body: dict | None
+    authorization: str | None = None
 
 
 class _Reply(Exception):
@@ -160,7 +163,9 @@ class FakeKubernetes:
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         length = int(handler.headers.get("Content-Length") or 0)
         body = json.loads(handler.rfile.read(length)) if length else None
-        self.requests.append(Request(method, url.path, query, body))
+        self.requests.append(
+            Request(method, url.path, query, body, handler.headers.get("Authorization"))
+        )
         match = _PATH.match(url.path)
         try:
             if not match or _GROUPS[match["resource"]] != match["group"]:
@@ -619,6 +624,57 @@ class FakeKubernetes:
         with self._cond:
             job = self._remove("jobs", namespace, job_name)
             self._collect(job["metadata"]["uid"], orphan=False)
+
+    def run_container(
+        self, job_name: str, namespace: str, *, python: str, env: dict[str, str]
+    ) -> subprocess.Popen | None:
+        """The kubelet runs the pod's container as a local process. `python` stands in for the
+        image's interpreter and `env` for what the image sets (PATH, PYTHONPATH); the rest of
+        the environment comes from the pod spec, with secretKeyRef values read from the
+        Secrets stored here. A missing Secret leaves the container in
+        CreateContainerConfigError, as a kubelet would, and returns None. When the process
+        exits, the container terminates with its exit code and its output is the pod's log."""
+        with self._cond:
+            pod = self._pod(job_name, namespace)
+            (container,) = pod["spec"]["containers"]
+            resolved = {}
+            for var in container.get("env") or []:
+                if "value" in var:
+                    resolved[var["name"]] = var["value"]
+                    continue
+                ref = var["valueFrom"]["secretKeyRef"]
+                secret = self._objects.get(("secrets", namespace, ref["name"]))
+                value = ((secret or {}).get("data") or {}).get(ref["key"])
+                if value is None:
+                    missing = f'secret "{ref["name"]}" not found'
+                    self.container_waiting(
+                        job_name, namespace, "CreateContainerConfigError", missing
+                    )
+                    return None
+                resolved[var["name"]] = base64.b64decode(value).decode()
+            self.container_running(job_name, namespace)
+        command = list(container["command"])
+        if command[0] == "python":
+            command[0] = python
+        process = subprocess.Popen(
+            command,
+            env={**resolved, **env},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        pod_name = pod["metadata"]["name"]
+
+        def exited() -> None:
+            output, _ = process.communicate()
+            code = process.returncode if process.returncode >= 0 else 128 - process.returncode
+            with self._cond:
+                self.logs[pod_name] = output.decode("utf-8", "replace")
+                if self._objects.get(("pods", namespace, pod_name)) is not None:
+                    self.container_terminated(job_name, namespace, code)
+
+        threading.Thread(target=exited, daemon=True).start()
+        return process
 
     def set_log(self, job_name: str, namespace: str, text: str) -> None:
         with self._cond:

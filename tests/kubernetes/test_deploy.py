@@ -94,6 +94,13 @@ def test_it_configures_every_server_process_from_the_configmap_and_secret():
             ]
 
 
+def test_it_configures_only_kubernetes_settings_the_server_reads():
+    config = _one("ConfigMap", "chalkweb-config")["data"]
+    names = [name for name in config if name.startswith("CHALK_K8S_")]
+    assert names
+    assert [name for name in names if not hasattr(settings, name)] == []
+
+
 def test_it_points_the_executor_at_the_runs_namespace_and_run_account():
     config = _one("ConfigMap", "chalkweb-config")["data"]
     run_account = _one("ServiceAccount", "chalkweb-run")

@@ -148,7 +148,8 @@ def test_it_fails_image_pull_errors_past_the_grace_period(cluster, fake, attempt
     assert outcome.reason.startswith("image_pull: image registry.example.com/chalkweb/chalkweb-fn:")
     assert re.search(
         # creationTimestamp has whole seconds: the pod may look up to a second younger.
-        f"could not be pulled for 12[4-7]s: {re.escape(PULL_MESSAGE)}$", outcome.reason
+        f"could not be pulled for 12[4-7]s: {re.escape(PULL_MESSAGE)}$",
+        outcome.reason,
     )
     assert not outcome.retryable
 

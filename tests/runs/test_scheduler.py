@@ -53,8 +53,8 @@ def test_it_never_creates_a_second_run_for_a_slot():
 
 def test_it_leaves_a_slot_alone_until_it_is_within_the_lookahead():
     deploy("every-minute", "pass", schedule="* * * * *", now=T0)
-    assert tick(now=at(0, 56)).runs == 0
-    assert tick(now=at(0, 57)).runs == 1  # three seconds ahead, so the run starts on its slot
+    assert tick(now=at(0, 54)).runs == 0
+    assert tick(now=at(0, 55)).runs == 1  # five seconds ahead, so the run starts on its slot
     assert Run.objects.get().scheduled_for == at(1)
 
 
@@ -169,7 +169,7 @@ def test_it_waits_for_the_slot_before_skipping_a_busy_function():
     tick(now=at(1))
     first = Run.objects.get()
 
-    tick(now=at(1, 58))  # within the lookahead, but the first run may end before 12:02
+    tick(now=at(1, 56))  # within the lookahead, but the first run may end before 12:02
     assert Run.objects.count() == 1
 
     Run.objects.filter(id=first.id).update(status=RunStatus.SUCCEEDED)

@@ -12,6 +12,8 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from runs.beat import ensure_periodic_tasks
+
 
 class Command(BaseCommand):
     help = "Migrate, create the first login and API token, then run web, worker and beat."
@@ -22,6 +24,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, port: int, host: str, **options):
         call_command("migrate", interactive=False, verbosity=0)
+        ensure_periodic_tasks()  # a data folder migrated by an older Chalkweb gets new ones
         password = self._first_login()
         token = self._first_token()
         url = f"http://{host}:{port}/"

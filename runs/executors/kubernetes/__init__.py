@@ -6,5 +6,10 @@
 - `outcomes`: what Job and pod status mean for the attempt (`classify`).
 - `cluster`: JobCluster, the thin layer over the official client that sends and reads them.
 
-No Django here: the Run/Attempt side calls these and records what they return.
+No Django in those: they are tested without a database. The Django side calls them and
+records what they return on the models:
+
+- `executor`: KubernetesExecutor (`run`, `cancel`) and the settings that build the above.
+- `builds`: ImageBuild rows for the cluster's image builds.
+- `reconcile`: the periodic pass that records what the cluster did to each attempt.
 """

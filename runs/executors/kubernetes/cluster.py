@@ -56,12 +56,29 @@ def _is(exc: ApiException, *statuses: int) -> bool:
     return exc.status in statuses
 
 
+def own_pods(job: dict[str, Any] | None, pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The pods this Job made. Pods are found by the `job-name` label, which a Job deleted and
+    made again under the same name shares with its predecessor's pods while they are being
+    deleted; their old exit codes must not be read as the new Job's. With no Job, every pod
+    left is its (pods can outlive their Job)."""
+    if job is None:
+        return pods
+    uid = job["metadata"].get("uid")
+    return [
+        pod
+        for pod in pods
+        if any(ref.get("uid") == uid for ref in pod["metadata"].get("ownerReferences") or [])
+    ]
+
+
 class JobCluster:
     def __init__(self, api_client: client.ApiClient, config: KubernetesConfig) -> None:
         self.config = config
         self._api_client = api_client
         self._batch = client.BatchV1Api(api_client)
         self._core = client.CoreV1Api(api_client)
+        # The official client waits forever by default: a hung API server would hang a worker.
+        self._timeout = config.api_timeout_seconds
 
     def _json(self, obj: Any) -> dict[str, Any]:
         return self._api_client.sanitize_for_serialization(obj)
@@ -70,7 +87,7 @@ class JobCluster:
         namespace, name = self.config.namespace, job["metadata"]["name"]
         try:
             created = self._batch.create_namespaced_job(
-                namespace, job, field_validation=FIELD_VALIDATION
+                namespace, job, field_validation=FIELD_VALIDATION, _request_timeout=self._timeout
             )
             return self._json(created)
         except ApiException as exc:
@@ -78,7 +95,9 @@ class JobCluster:
                 raise
         # A create that answered 409 may be our own earlier create whose answer was lost (a
         # timeout, a worker restart): adopt the Job when it is ours, refuse when it is not.
-        existing = self._json(self._batch.read_namespaced_job(name, namespace))
+        existing = self._json(
+            self._batch.read_namespaced_job(name, namespace, _request_timeout=self._timeout)
+        )
         labels = existing["metadata"].get("labels") or {}
         if not adopt_if(labels):
             raise JobNameTakenError(
@@ -92,7 +111,12 @@ class JobCluster:
 
     def _create_owned(self, create, obj: dict[str, Any], job: dict[str, Any]) -> None:
         try:
-            create(self.config.namespace, obj, field_validation=FIELD_VALIDATION)
+            create(
+                self.config.namespace,
+                obj,
+                field_validation=FIELD_VALIDATION,
+                _request_timeout=self._timeout,
+            )
         except ApiException as exc:
             if _is(exc, 409):
                 return  # made by an earlier try of this same create
@@ -138,13 +162,19 @@ class JobCluster:
         return created["metadata"]["name"]
 
     def _pods(self, selector: str) -> list[dict[str, Any]]:
-        listed = self._core.list_namespaced_pod(self.config.namespace, label_selector=selector)
+        listed = self._core.list_namespaced_pod(
+            self.config.namespace, label_selector=selector, _request_timeout=self._timeout
+        )
         return [self._json(pod) for pod in listed.items]
 
     def observe(self, job_name: str) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
         """The Job (None when it is gone) and its pods, for `outcomes.classify`."""
         try:
-            job = self._json(self._batch.read_namespaced_job(job_name, self.config.namespace))
+            job = self._json(
+                self._batch.read_namespaced_job(
+                    job_name, self.config.namespace, _request_timeout=self._timeout
+                )
+            )
         except ApiException as exc:
             if not _is(exc, 404):
                 raise
@@ -156,7 +186,10 @@ class JobCluster:
         """Deletes the Job with its pods and Secret. A Job already gone is not an error."""
         try:
             self._batch.delete_namespaced_job(
-                job_name, self.config.namespace, propagation_policy=DELETE_PROPAGATION
+                job_name,
+                self.config.namespace,
+                propagation_policy=DELETE_PROPAGATION,
+                _request_timeout=self._timeout,
             )
         except ApiException as exc:
             if not _is(exc, 404):
@@ -176,6 +209,7 @@ class JobCluster:
                 tail_lines=self.config.log_tail_lines,
                 limit_bytes=self.config.log_limit_bytes,
                 _preload_content=False,  # raw bytes: the log is text, not JSON to decode
+                _request_timeout=self._timeout,
             )
         except ApiException as exc:
             if _is(exc, 400, 404):  # 400: the container is waiting; 404: the pod just went
@@ -189,7 +223,9 @@ class JobCluster:
     def list_attempts(self) -> Listing:
         """Every attempt Job with its pods: the periodic full list that backs up the watch
         (pods change without their Job changing, e.g. into ImagePullBackOff)."""
-        jobs = self._batch.list_namespaced_job(self.config.namespace, label_selector=RUN_SELECTOR)
+        jobs = self._batch.list_namespaced_job(
+            self.config.namespace, label_selector=RUN_SELECTOR, _request_timeout=self._timeout
+        )
         pods: dict[str, list[dict[str, Any]]] = {}
         for pod in self._pods(RUN_SELECTOR):
             pods.setdefault(pod["metadata"]["labels"].get(LABEL_JOB_NAME, ""), []).append(pod)

@@ -93,3 +93,5 @@ class KubernetesConfig:
     # How much of a pod's log to read when its runner could not ship it.
     log_tail_lines: int = 2000
     log_limit_bytes: int = 1024 * 1024
+    # Seconds an API call may take (connect and read) before it fails; watches set their own.
+    api_timeout_seconds: float = 30

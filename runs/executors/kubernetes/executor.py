@@ -1,0 +1,227 @@
+"""The Kubernetes executor, Django side: each attempt becomes one Job in the runs namespace.
+
+`run` never waits for the pod. It creates the attempt's Job (or starts the image build that
+Job needs) and returns, so a worker is busy for a few API calls, not for the length of a run.
+The runner in the pod reports logs, usage and the result over the runner API, as on every
+executor; the reconcile pass (`reconcile.py`, sent by beat every few seconds) records what the
+runner cannot report, creates the Jobs of attempts whose image was being built, and keeps
+attempts whose pod waits for a node or an image from looking lost to the reaper.
+"""
+
+import json
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import urllib3
+from django.conf import settings
+from django.utils import timezone
+from kubernetes import config as kube_config
+from kubernetes.client import ApiClient, Configuration
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+
+from runs import services
+from runs.executors.kubernetes import builds
+from runs.executors.kubernetes.builds import EXECUTOR
+from runs.executors.kubernetes.cluster import JobCluster, KubernetesExecutorError
+from runs.executors.kubernetes.config import KubernetesConfig
+from runs.executors.kubernetes.dockerfile import ImagePlan, plan_image
+from runs.executors.kubernetes.manifests import (
+    AttemptJobSpec,
+    UnsupportedSpecError,
+    attempt_job,
+    job_name,
+)
+from runs.models import Attempt, AttemptStatus, ImageBuildStatus
+
+logger = logging.getLogger(__name__)
+
+# What talking to the cluster can raise besides our own refusals: the API server's answers,
+# a server that cannot be reached, no credentials to reach it with, a Job name taken.
+CLUSTER_ERRORS = (
+    ApiException,
+    urllib3.exceptions.HTTPError,
+    ConfigException,
+    KubernetesExecutorError,
+)
+
+
+def kubernetes_config() -> KubernetesConfig:
+    """The executor's configuration, from the CHALK_K8S_* settings."""
+    optional = {}
+    if settings.CHALK_K8S_RUNTIME_REQUIREMENT:
+        optional["runtime_requirement"] = settings.CHALK_K8S_RUNTIME_REQUIREMENT
+    if settings.CHALK_K8S_GPU_NODE_SELECTORS is not None:
+        optional["gpu_node_selectors"] = settings.CHALK_K8S_GPU_NODE_SELECTORS
+    return KubernetesConfig(
+        namespace=settings.CHALK_K8S_NAMESPACE,
+        run_service_account=settings.CHALK_K8S_RUN_SERVICE_ACCOUNT,
+        ttl_seconds_after_finished=settings.CHALK_K8S_JOB_TTL_SECONDS,
+        registry=settings.CHALK_K8S_REGISTRY or None,
+        registry_secret=settings.CHALK_K8S_REGISTRY_SECRET or None,
+        registry_insecure=settings.CHALK_K8S_REGISTRY_INSECURE,
+        install_at_start=settings.CHALK_K8S_INSTALL_AT_START,
+        base_image_digests=settings.CHALK_K8S_BASE_IMAGE_DIGESTS,
+        pending_timeout_seconds=settings.CHALK_K8S_PENDING_TIMEOUT_SECONDS,
+        image_pull_grace_seconds=settings.CHALK_K8S_IMAGE_PULL_GRACE_SECONDS,
+        **optional,
+    )
+
+
+def api_client() -> ApiClient:
+    """The official client, pointed at the API server the settings name: CHALK_K8S_API_URL,
+    else the pod's service account (in a cluster), else a kubeconfig."""
+    configuration = Configuration()
+    if settings.CHALK_K8S_API_URL:
+        configuration.host = settings.CHALK_K8S_API_URL.rstrip("/")
+    elif os.environ.get("KUBERNETES_SERVICE_HOST"):
+        kube_config.load_incluster_config(client_configuration=configuration)
+    else:
+        kube_config.load_kube_config(
+            config_file=settings.CHALK_K8S_KUBECONFIG or None,
+            context=settings.CHALK_K8S_CONTEXT or None,
+            client_configuration=configuration,
+            persist_config=False,  # never write refreshed credentials into someone's kubeconfig
+        )
+    return ApiClient(configuration)
+
+
+@contextmanager
+def connect(config: KubernetesConfig | None = None) -> Iterator[JobCluster]:
+    """A JobCluster for one task. A new client each time: settings and kubeconfig changes are
+    seen at once, and an idle worker holds no connection to the API server."""
+    client = api_client()
+    try:
+        yield JobCluster(client, config or kubernetes_config())
+    finally:
+        client.close()
+
+
+def cluster_error_words(exc: Exception) -> str:
+    """A cluster error in one line, for an attempt's reason: the API's own message, without
+    the headers and body dump of ApiException's str()."""
+    if isinstance(exc, ApiException):
+        try:
+            message = json.loads(exc.body or "{}").get("message")
+        except (ValueError, AttributeError):
+            message = None
+        return f"the Kubernetes API answered {exc.status} {exc.reason}" + (
+            f": {message}" if message else ""
+        )
+    return f"{type(exc).__name__}: {exc}"
+
+
+def job_spec(attempt: Attempt, plan: ImagePlan) -> AttemptJobSpec:
+    version = attempt.run.version
+    return AttemptJobSpec(
+        run_id=attempt.run_id,
+        attempt_number=attempt.number,
+        attempt_id=attempt.id,
+        function_name=attempt.run.function.name,
+        image_ref=plan.image_ref,
+        server_url=settings.CHALK_RUNNER_SERVER_URL,
+        cpu=version.cpu,
+        memory=version.memory,
+        gpu=version.gpu,
+        timeout_seconds=version.timeout,
+        install_spec_at_start=plan.install_at_start,
+        image_spec=version.image.spec,
+    )
+
+
+def attempt_job_name(attempt: Attempt) -> str:
+    return job_name(attempt.run_id, attempt.number, attempt.run.function.name)
+
+
+def attempt_fail(attempt: Attempt, reason: str, *, now, retryable: bool = True) -> bool:
+    """Fails the attempt with `reason`, also written to its log. `retryable=False` ends the
+    run whatever its retry policy: another attempt could not go better."""
+    ended = services.attempt_finish(
+        attempt=attempt, status=AttemptStatus.FAILED, reason=reason, now=now, retryable=retryable
+    )
+    if ended:
+        services.log_system(attempt=attempt, text=reason, now=now, level="ERROR")
+    return ended
+
+
+def job_create(attempt: Attempt, plan: ImagePlan, *, token: str, cluster: JobCluster, now) -> str:
+    """Creates the attempt's Job and token Secret and records the Job's name on the attempt,
+    with the time it was made in `dispatched_at` (handed to the cluster): pending timeouts
+    count from there."""
+    name = cluster.create_attempt(job_spec(attempt, plan), token=token)
+    # RUNNING too: the pod may start, and its runner fetch the attempt, before this line.
+    recorded = Attempt.objects.filter(
+        id=attempt.id, status__in=(AttemptStatus.STARTING, AttemptStatus.RUNNING)
+    ).update(executor_ref=name, dispatched_at=now)
+    if not recorded:
+        cluster.delete(name)  # the attempt ended while its Job was being made: a cancel
+    return name
+
+
+class KubernetesExecutor:
+    name = EXECUTOR
+
+    def run(self, attempt: Attempt, token: str) -> None:
+        """1. A cancel that came first ends the attempt.
+        2. Plans the image and checks the Job can be made; a spec this cluster cannot run
+           (no registry nor install-at-start, a GPU type with no placement) fails the attempt
+           without a retry.
+        3. An image that must be built and is not ready: starts (or joins) its build and
+           returns, the attempt `starting`; the reconcile pass makes the Job once the image
+           is pushed. A build that failed a moment ago fails the attempt with its reason.
+        4. Creates the Job and its token Secret, records the Job's name, returns."""
+        now = timezone.now()
+        if services.cancel_requested(attempt):
+            services.attempt_finish(
+                attempt=attempt,
+                status=AttemptStatus.CANCELLED,
+                now=now,
+                reason="cancelled before it started",
+            )
+            return
+        config = kubernetes_config()
+        image = attempt.run.version.image
+        try:
+            plan = plan_image(image.spec, config)
+            attempt_job(job_spec(attempt, plan), config)
+        except UnsupportedSpecError as exc:
+            attempt_fail(attempt, str(exc), now=now, retryable=False)
+            return
+        try:
+            with connect(config) as cluster:
+                if plan.dockerfile is not None:
+                    build = builds.build_start(plan=plan, image=image, cluster=cluster, now=now)
+                    if build.status == ImageBuildStatus.FAILED:
+                        attempt_fail(attempt, builds.build_failure(build), now=now, retryable=False)
+                        return
+                    if build.status == ImageBuildStatus.BUILDING:
+                        Attempt.objects.filter(id=attempt.id, status=AttemptStatus.STARTING).update(
+                            executor_ref=plan.build_name
+                        )
+                        return
+                job_create(attempt, plan, token=token, cluster=cluster, now=now)
+        except CLUSTER_ERRORS as exc:
+            attempt_fail(
+                attempt,
+                f"the attempt could not be started on the cluster: {cluster_error_words(exc)}",
+                now=timezone.now(),
+            )
+
+    def cancel(self, attempt: Attempt) -> None:
+        """Deletes the attempt's Job with its pod and token Secret; a Job already gone is fine.
+
+        The runner learns of the cancel from its next heartbeat and reports it; if its pod
+        dies first, the reconcile pass records the attempt cancelled. Best effort: the web
+        pods hold no API token (deploy/kubernetes/rbac.yaml), so there the worker's next
+        reconcile pass deletes the Job instead, within seconds."""
+        try:
+            with connect() as cluster:
+                cluster.delete(attempt_job_name(attempt))
+        except CLUSTER_ERRORS as exc:
+            logger.info(
+                "attempt %s: the reconcile pass will delete its Job (%s)",
+                attempt.id,
+                cluster_error_words(exc),
+            )

@@ -1,0 +1,76 @@
+"""One run end to end through the Kubernetes executor. The run's dispatch starts its attempt
+with the worker's own task, which starts the image build on the fake API server; the reconcile
+pass, called as beat would send it, makes the attempt's Job once the build completes. The
+fake's kubelet then runs the pod's command, `python -m chalkcompute.runtime`, as a local
+process with the pod's environment and the token from the attempt's Secret, and that runner
+talks to the live server as it would from a cluster."""
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+
+from chalkcompute import Image
+from runs.models import ACTIVE_RUN_STATUSES, ImageBuild, UsageSample
+from runs.services import run_trigger
+from runs.tasks import reconcile_kubernetes
+from tests.kubernetes.conftest import NAMESPACE
+from tests.kubernetes.support import log
+from tests.runs.conftest import deploy, wait_for
+
+REPO = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.slow
+
+
+def test_it_runs_a_function_in_a_pod_through_the_runner_with_its_logs_and_usage(
+    kubernetes, settings, live_server, transactional_db, eager_tasks
+):
+    settings.CHALK_RUNNER_SERVER_URL = live_server.url
+    settings.CHALK_K8S_REGISTRY = "registry.test/chalkweb"
+    function = deploy(
+        "fx-rates",
+        """
+        import time
+        chalk_logger.info("fetching rates")
+        print("3 rates")
+        time.sleep(1.2)
+        return 3
+        """,
+        image=Image.debian_slim().pip_install("requests"),
+    )
+    run = run_trigger(function=function, trigger="manual", triggered_by="test", now=timezone.now())
+    attempt = run.attempts.get()
+    kubernetes.container_terminated(attempt.executor_ref, NAMESPACE, 0)  # the image is pushed
+    reconcile_kubernetes()
+    attempt.refresh_from_db()
+
+    runner = kubernetes.run_container(
+        attempt.executor_ref,
+        NAMESPACE,
+        python=sys.executable,
+        env={"PATH": os.environ["PATH"], "PYTHONPATH": str(REPO)},
+    )
+
+    def finished() -> bool:
+        reconcile_kubernetes()
+        run.refresh_from_db()
+        return run.status not in ACTIVE_RUN_STATUSES
+
+    wait_for(finished, timeout=60, interval=0.5, message="the run to end")
+    assert runner.wait(timeout=30) == 0, kubernetes.logs
+    attempt.refresh_from_db()
+    assert (run.status, run.status_reason) == ("succeeded", "")
+    assert (attempt.status, attempt.exit_code, attempt.executor_ref) == (
+        "succeeded",
+        0,
+        f"chalk-fx-rates-r{run.id}-a1",
+    )
+    assert log(attempt) == [("stdout", "INFO", "fetching rates"), ("stdout", "", "3 rates")]
+    assert UsageSample.objects.filter(attempt=attempt).count() >= 1
+    assert run.peak_memory_bytes > 1_000_000
+    assert ImageBuild.objects.get(executor="kubernetes").status == "ready"
+    job = kubernetes.get("jobs", NAMESPACE, attempt.executor_ref)
+    assert [c["type"] for c in job["status"]["conditions"]] == ["SuccessCriteriaMet", "Complete"]
