@@ -95,7 +95,10 @@ class Run(models.Model):
 
 
 class Attempt(models.Model):
-    """One try of a run on an executor; every attempt keeps its own logs, usage and error."""
+    """One try of a run on an executor; every attempt keeps its own logs, usage and error.
+
+    Defaults live in the database too (db_default): the tick inserts first attempts with
+    plain SQL that names only the columns it sets."""
 
     # Indexed by runs_one_attempt_number, which leads with it.
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="attempts", db_index=False)
@@ -111,23 +114,29 @@ class Attempt(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     last_heartbeat_at = models.DateTimeField(null=True, blank=True)
-    executor = models.CharField(max_length=16, blank=True)
-    executor_ref = models.CharField(max_length=255, blank=True)  # pid@host or Job name
+    executor = models.CharField(max_length=16, blank=True, default="", db_default="")
+    executor_ref = models.CharField(
+        max_length=255, blank=True, default="", db_default=""
+    )  # pid@host or Job name
     # SHA-256 of the runner's token, minted when a worker claims the attempt (null before).
     token_hash = models.CharField(max_length=64, unique=True, null=True, blank=True)
     exit_code = models.IntegerField(null=True, blank=True)
-    error_type = models.CharField(max_length=255, blank=True)
-    error_message = models.TextField(blank=True)
-    traceback = models.TextField(blank=True)
+    error_type = models.CharField(max_length=255, blank=True, default="", db_default="")
+    error_message = models.TextField(blank=True, default="", db_default="")
+    traceback = models.TextField(blank=True, default="", db_default="")
     # Why the platform ended the attempt, in words (lost heartbeat, out of memory, …).
-    reason = models.TextField(blank=True)
+    reason = models.TextField(blank=True, default="", db_default="")
     # An interruption the user did not cause (eviction, node loss) is retried for free.
-    counts_against_retries = models.BooleanField(default=True)
+    counts_against_retries = models.BooleanField(default=True, db_default=True)
     peak_memory_bytes = models.BigIntegerField(null=True, blank=True)
     cpu_seconds = models.FloatField(null=True, blank=True)
-    log_lines = models.PositiveIntegerField(default=0)  # all lines, the platform's included
-    runner_lines = models.PositiveIntegerField(default=0)  # lines the runner sent (its seq)
-    log_truncated = models.BooleanField(default=False)
+    log_lines = models.PositiveIntegerField(
+        default=0, db_default=0
+    )  # all lines, the platform's included
+    runner_lines = models.PositiveIntegerField(
+        default=0, db_default=0
+    )  # lines the runner sent (its seq)
+    log_truncated = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         constraints = [

@@ -157,7 +157,7 @@ def _insert_runs(runs: list[Run], now: dt.datetime) -> list[tuple[int, dt.dateti
 
 
 # One statement for a whole batch: the ORM's per-object work was most of a 10,000-function
-# tick. Column lists name every column, as Django keeps defaults in Python, not the database.
+# tick. Attempt's other columns have database defaults (db_default).
 _INSERT_RUNS = """
 WITH new_runs AS (
     INSERT INTO runs_run (function_id, version_id, trigger, triggered_by, scheduled_for, status,
@@ -169,11 +169,8 @@ WITH new_runs AS (
     ON CONFLICT (function_id, scheduled_for) WHERE trigger = 'schedule' DO NOTHING
     RETURNING id, scheduled_for, status
 )
-INSERT INTO runs_attempt (run_id, number, status, not_before, dispatched_at, created_at,
-                          executor, executor_ref, error_type, error_message, traceback, reason,
-                          counts_against_retries, log_lines, log_truncated)
-SELECT id, 1, 'queued', scheduled_for, %(now)s, %(now)s, '', '', '', '', '', '', true, 0, false
-FROM new_runs WHERE status = 'queued'
+INSERT INTO runs_attempt (run_id, number, status, not_before, dispatched_at, created_at)
+SELECT id, 1, 'queued', scheduled_for, %(now)s, %(now)s FROM new_runs WHERE status = 'queued'
 RETURNING id, not_before
 """
 
