@@ -120,6 +120,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)
 WHITENOISE_USE_FINDERS = True  # serves static without collectstatic in the embedded default
 
 REST_FRAMEWORK = {
@@ -188,6 +189,8 @@ if CHALK_EXECUTOR not in ("local", "kubernetes"):
 # Where runners reach this server's runner API (pods may need an in-cluster address).
 CHALK_RUNNER_SERVER_URL = env_str("CHALK_RUNNER_SERVER_URL", CHALK_PUBLIC_URL)
 CHALK_LOCAL_MAX_RUNS = env_int("CHALK_LOCAL_MAX_RUNS", 4)
+# Wake-up messages sent per start time: at most this many workers pull attempts at once.
+CHALK_DISPATCH_PARALLELISM = env_int("CHALK_DISPATCH_PARALLELISM", CHALK_LOCAL_MAX_RUNS)
 # After downtime, the latest missed slot still runs if it is at most this old.
 CHALK_CATCH_UP_SECONDS = env_int("CHALK_CATCH_UP_SECONDS", 3600)
 # Runners beat every second; this much silence means the worker or node is gone.
@@ -201,7 +204,7 @@ CHALK_RUN_RETENTION_DAYS = env_int("CHALK_RUN_RETENTION_DAYS", 30)
 
 # Runs go to their own queue so long runs never hold up the tick and the reaper.
 CELERY_TASK_DEFAULT_QUEUE = "chalk-control"
-CELERY_TASK_ROUTES = {"runs.tasks.start_attempt": {"queue": "chalk-runs"}}
+CELERY_TASK_ROUTES = {"runs.tasks.run_due_attempts": {"queue": "chalk-runs"}}
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Tests start workers in other processes: the SQLite test database must be a file.
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}

@@ -13,6 +13,7 @@ the same attempt (a worker and the reaper, a late runner and a cancel).
 import datetime as dt
 import hashlib
 import secrets
+from collections import Counter
 
 from django.conf import settings
 from django.db import transaction
@@ -52,22 +53,24 @@ def attempt_new(*, run: Run, number: int, now: dt.datetime, not_before: dt.datet
     return Attempt(run=run, number=number, not_before=not_before, created_at=now, dispatched_at=now)
 
 
-# Sending a message costs about a millisecond: past this many attempts, one message hands
-# the sending to the dispatch task, so a large tick commits its next batch without waiting.
-DIRECT_DISPATCH_LIMIT = 50
-
-
 def attempts_dispatch(starts: list[tuple[int, dt.datetime]]) -> None:
-    """Sends each (attempt id, start time) to a worker once the surrounding transaction
-    commits, with the start time as ETA: a scheduled run reaches its worker before its slot."""
-    from runs.tasks import dispatch_attempts, start_attempt
+    """Wakes runs workers for attempts starting at the given times, once the surrounding
+    transaction commits.
+
+    Workers pull: each wake-up message runs `runs.tasks.run_due_attempts`, which claims due
+    attempts from the database one after another. So a tick of 10,000 functions sends a few
+    messages per start time, not one per attempt (a message costs about a millisecond), and
+    the start time as ETA brings a scheduled run to its worker before its slot.
+    """
+    from runs.tasks import run_due_attempts
+
+    per_start = Counter(start for _, start in starts)
+    parallel = settings.CHALK_DISPATCH_PARALLELISM
 
     def send() -> None:
-        if len(starts) > DIRECT_DISPATCH_LIMIT:
-            dispatch_attempts.delay([attempt_id for attempt_id, _ in starts])
-            return
-        for attempt_id, start in starts:
-            start_attempt.apply_async((attempt_id,), eta=start)
+        for start, count in sorted(per_start.items()):
+            for _ in range(min(count, parallel)):
+                run_due_attempts.apply_async(eta=start)
 
     if starts:
         transaction.on_commit(send)
@@ -125,6 +128,41 @@ def attempt_claim(
             id=attempt.run_id, status__in=(RunStatus.QUEUED, RunStatus.RETRYING)
         ).update(status=RunStatus.STARTING)
     return attempt, token
+
+
+def attempt_claim_next(
+    *, executor: str, executor_ref: str, now: dt.datetime
+) -> tuple[Attempt, str] | None:
+    """Claims the queued attempt that is due first (its start time has come), if any."""
+    while True:
+        with transaction.atomic():
+            # SKIP LOCKED: workers pulling at once take different attempts without waiting.
+            attempt_id = (
+                Attempt.objects.select_for_update(skip_locked=True)
+                .filter(status=AttemptStatus.QUEUED, not_before__lte=now)
+                .order_by("not_before", "id")
+                .values_list("id", flat=True)
+                .first()
+            )
+        if attempt_id is None:
+            return None
+        claimed = attempt_claim(
+            attempt_id=attempt_id, executor=executor, executor_ref=executor_ref, now=now
+        )
+        if claimed is not None:
+            return claimed
+        # Another worker took it between the read and the claim (SQLite has no row locks),
+        # or a pause skipped it: look again.
+
+
+def next_queued_start(*, before: dt.datetime) -> dt.datetime | None:
+    """When the next queued attempt is due, if before `before`."""
+    return (
+        Attempt.objects.filter(status=AttemptStatus.QUEUED, not_before__lt=before)
+        .order_by("not_before")
+        .values_list("not_before", flat=True)
+        .first()
+    )
 
 
 def attempt_heartbeat(*, attempt: Attempt, now: dt.datetime) -> None:

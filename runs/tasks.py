@@ -3,6 +3,7 @@
 import datetime as dt
 import os
 import socket
+import time
 
 from celery import shared_task
 from celery.signals import worker_process_init
@@ -12,7 +13,9 @@ from django.utils import timezone
 from runs import scheduler, services
 from runs.executors import executor_for
 from runs.executors.local.executor import die_with_parent
-from runs.models import Attempt, Run
+from runs.models import Run
+
+WAIT_FOR_DUE = dt.timedelta(seconds=10)
 
 
 @worker_process_init.connect
@@ -32,27 +35,32 @@ def reap() -> dict:
 
 
 # Acknowledged on receipt: a run can last hours, and a redelivered message after a worker's
-# death must not start it again. The reaper finds such an attempt lost and retries it.
+# death must not start anything twice. The reaper finds a killed attempt lost and retries it.
 @shared_task(ignore_result=True, acks_late=False)
-def start_attempt(attempt_id: int) -> None:
+def run_due_attempts() -> int:
+    """Claims and runs due attempts one after another until none is left; returns how many.
+
+    A wake-up that arrives a little before its attempts are due (clocks of two machines
+    differ) waits for them rather than leaving them to the reaper.
+    """
     executor = executor_for()
-    claimed = services.attempt_claim(
-        attempt_id=attempt_id,
-        executor=executor.name,
-        executor_ref=f"pid {os.getpid()} on {socket.gethostname()}",
-        now=timezone.now(),
-    )
-    if claimed is None:
-        return  # already taken by another delivery, or cancelled while queued
-    attempt, token = claimed
-    executor.run(attempt, token)
-
-
-@shared_task(ignore_result=True)
-def dispatch_attempts(attempt_ids: list[int]) -> None:
-    """Sends a large tick's attempts to the runs queue, each with its start time as ETA."""
-    for attempt in Attempt.objects.filter(id__in=attempt_ids, status="queued").only("id", "not_before"):
-        start_attempt.apply_async((attempt.id,), eta=attempt.not_before)
+    ran = 0
+    while True:
+        now = timezone.now()
+        claimed = services.attempt_claim_next(
+            executor=executor.name,
+            executor_ref=f"pid {os.getpid()} on {socket.gethostname()}",
+            now=now,
+        )
+        if claimed is None:
+            soon = services.next_queued_start(before=now + WAIT_FOR_DUE)
+            if soon is None:
+                return ran
+            time.sleep(max(0.0, (soon - now).total_seconds()))
+            continue
+        attempt, token = claimed
+        executor.run(attempt, token)
+        ran += 1
 
 
 @shared_task(ignore_result=True)

@@ -8,7 +8,7 @@ from django.utils import timezone
 from runs.executors.kubernetes.reconcile import reconcile
 from runs.models import Attempt, LogLine, Run
 from runs.services import run_trigger
-from runs.tasks import start_attempt
+from runs.tasks import run_due_attempts
 from scheduling.models import Function
 
 
@@ -22,7 +22,7 @@ def trigger(function: Function) -> Attempt:
 def start(function: Function) -> Attempt:
     """Triggers a run and starts its first attempt with the worker's own task."""
     attempt = trigger(function)
-    start_attempt(attempt.id)
+    run_due_attempts()
     attempt.refresh_from_db()
     return attempt
 

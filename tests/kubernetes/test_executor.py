@@ -21,7 +21,7 @@ from runs.executors.kubernetes.manifests import attempt_job
 from runs.executors.kubernetes.reconcile import reconcile
 from runs.models import ImageBuild, Run
 from runs.services import run_cancel, token_hash
-from runs.tasks import start_attempt
+from runs.tasks import run_due_attempts
 from tests.kubernetes.conftest import NAMESPACE, RUNTIME, SERVER_URL
 from tests.kubernetes.support import attempts, reconcile_at, start, trigger
 from tests.runs.conftest import deploy
@@ -70,7 +70,7 @@ def test_it_adopts_the_attempts_own_job_when_the_create_answers_409(kubernetes):
     earlier = attempt_job(job_spec(attempt, build_plan(attempt)), kubernetes_config())
     kubernetes.put_job(earlier, NAMESPACE)  # made by a create whose answer was lost
 
-    start_attempt(attempt.id)
+    run_due_attempts()
 
     attempt.refresh_from_db()
     assert [j["metadata"]["name"] for j in kubernetes.objects("jobs")] == [attempt.executor_ref]
