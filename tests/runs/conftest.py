@@ -19,6 +19,7 @@ from chalkcompute.image import Image
 from chalkcompute.retries import Retries
 from chalkweb.celery import app as celery_app
 from runs.beat import ensure_periodic_tasks
+from runs.executors.local.executor import die_with_parent
 from runs.models import Run
 from scheduling.services import function_deploy
 
@@ -56,6 +57,7 @@ class Platform:
         process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "chalkweb", *args],
             cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=die_with_parent,  # a killed test run leaves no worker behind
         )  # fmt: skip
         self.processes[name] = process
         if ready:
