@@ -1,8 +1,9 @@
-"""The `chalkcompute` command: `deploy FILE` and `ls`."""
+"""The `chalkcompute` command: `deploy FILE`, `run NAME`, `logs RUN_ID [--follow]` and `ls`."""
 
 import argparse
 import runpy
 import sys
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -77,20 +78,69 @@ def ls() -> int:
     return 0
 
 
+def run(name: str) -> int:
+    try:
+        run = Client.from_env().trigger(name)
+    except ChalkClientError as exc:
+        raise DeployError(str(exc)) from None
+    print(f"Started run {run['id']} of {run['function']} (version {run['version']})")
+    print(f"  logs     chalkcompute logs {run['id']} --follow")
+    return 0
+
+
+FOLLOW_INTERVAL_SECONDS = 1.0
+
+
+def logs(run_id: int, follow: bool) -> int:
+    """Prints a run's log; with --follow, keeps printing new lines until the run ends. Exits
+    with 0 when the run succeeded (or is still going without --follow), else 1."""
+    client = Client.from_env()
+    after = 0
+    while True:
+        try:
+            page = client.run_logs(run_id, after)
+        except ChalkClientError as exc:
+            raise DeployError(str(exc)) from None
+        for line in page["results"]:
+            level = f" {line['level']}" if line["level"] else ""
+            stream = "" if line["stream"] == "stdout" else f" [{line['stream']}]"
+            print(f"{line['ts'][11:19]}{stream}{level} {line['text']}", flush=True)
+        after = page["next_after"]
+        if page["results"]:
+            continue  # a full page: more may be waiting
+        if page["finished"]:
+            print(f"run {run_id} {page['status']}", file=sys.stderr)
+            return 0 if page["status"] == "succeeded" else 1
+        if not follow:
+            return 0
+        time.sleep(FOLLOW_INTERVAL_SECONDS)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="chalkcompute",
-        description="Deploy and list Chalkweb functions. The server is CHALK_COMPUTE_URL "
+        description="Deploy, list and run Chalkweb functions and read their logs. The server is CHALK_COMPUTE_URL "
         "(default http://127.0.0.1:8000); the API token is CHALK_COMPUTE_TOKEN.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     deploy_parser = commands.add_parser("deploy", help="deploy the functions a file declares")
     deploy_parser.add_argument("file", metavar="FILE", help="a Python script, e.g. my_job.py")
     commands.add_parser("ls", help="list the deployed functions")
+    run_parser = commands.add_parser("run", help="run a deployed function now")
+    run_parser.add_argument("name", metavar="NAME", help="the function's name")
+    logs_parser = commands.add_parser("logs", help="print a run's log")
+    logs_parser.add_argument("run_id", metavar="RUN_ID", type=int, help="the run's id")
+    logs_parser.add_argument(
+        "--follow", "-f", action="store_true", help="keep printing until the run ends"
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "deploy":
             return deploy(args.file)
+        if args.command == "run":
+            return run(args.name)
+        if args.command == "logs":
+            return logs(args.run_id, args.follow)
         return ls()
     except DeployError as exc:
         print(f"chalkcompute: {exc}", file=sys.stderr)

@@ -127,6 +127,13 @@ class Client:
         return functions
 
 
+    def trigger(self, name: str) -> dict:
+        return self.request("POST", f"/api/v1/functions/{_segment(name)}/trigger")[1]
+
+    def run_logs(self, run_id: int, after: int) -> dict:
+        return self.request("GET", f"/api/v1/runs/{int(run_id)}/logs?after={int(after)}")[1]
+
+
 def _segment(name: str) -> str:
     return urllib.parse.quote(name, safe="")
 

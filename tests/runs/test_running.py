@@ -1,6 +1,9 @@
 """Runs end to end: real celery workers and beat, the runner over HTTP to the live server."""
 
 import datetime as dt
+import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -248,3 +251,32 @@ def test_it_gives_secrets_as_environment_variables_and_masks_them_in_logs(platfo
     assert attempt.error_message == "bad key ********"
     assert "sk-live-123456" not in attempt.traceback
     assert run.status_reason == "ValueError: bad key ********"
+
+
+def test_it_runs_a_function_from_the_cli_and_follows_its_log(platform, live_server):
+    platform.start_workers()
+    deploy("cli-job", 'import time\nchalk_logger.info("one")\ntime.sleep(2)\nprint("two")')
+    _, token = token_create(name="cli")
+    env = {**os.environ, "CHALK_COMPUTE_URL": live_server.url, "CHALK_COMPUTE_TOKEN": token}
+    cli = [sys.executable, "-m", "chalkcompute.cli"]
+
+    started = subprocess.run([*cli, "run", "cli-job"], env=env, capture_output=True, text=True, timeout=30)
+    assert started.returncode == 0, started.stderr
+    run_id = int(started.stdout.split()[2])
+    assert started.stdout.splitlines()[1].strip() == f"logs     chalkcompute logs {run_id} --follow"
+
+    followed = subprocess.run([*cli, "logs", str(run_id), "--follow"], env=env, capture_output=True, text=True, timeout=60)
+
+    assert followed.returncode == 0, followed.stderr
+    assert [line[9:] for line in followed.stdout.splitlines()] == ["INFO one", "two"]
+    assert followed.stderr.strip() == f"run {run_id} succeeded"
+
+
+def test_it_explains_a_log_request_for_an_unknown_run(live_server):
+    _, token = token_create(name="cli")
+    env = {**os.environ, "CHALK_COMPUTE_URL": live_server.url, "CHALK_COMPUTE_TOKEN": token}
+    result = subprocess.run(
+        [sys.executable, "-m", "chalkcompute.cli", "logs", "999999"], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 1
+    assert "no run 999999 here; list runs with GET /api/v1/runs" in result.stderr
