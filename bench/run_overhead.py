@@ -1,0 +1,126 @@
+"""From slot to the first line of user code, on the local executor with a warm image.
+
+The whole platform runs as `make run` starts it (web, control and runs workers, beat) on a
+database and broker of the benchmark's own. A function whose first line logs is given a slot
+a few seconds ahead, again and again; the lag is the log record's time minus the slot. The
+floor beside it is what starting `python -c pass` costs on this machine.
+
+    .venv/bin/python bench/run_overhead.py [--samples 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _platform import BENCH_BROKER_URL, BENCH_DATABASE_URL, REPO, percentile, purge_broker, setup_django  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_platform(data_dir: Path, port: int) -> list[subprocess.Popen]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": BENCH_DATABASE_URL,
+        "CELERY_BROKER_URL": BENCH_BROKER_URL,
+        "CHALK_DATA_DIR": str(data_dir),
+        "CHALK_PUBLIC_URL": f"http://127.0.0.1:{port}",
+    }
+    celery = [sys.executable, "-m", "celery", "-A", "chalkweb"]
+    commands = {
+        "web": [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+        "control": [*celery, "worker", "-Q", "chalk-control", "-c", "2", "-n", "control@%h"],
+        "runs": [*celery, "worker", "-Q", "chalk-runs", "-c", "2", "-n", "runs@%h"],
+        "beat": [*celery, "beat", "--pidfile", str(data_dir / "beat.pid")],
+    }
+    return [
+        subprocess.Popen(cmd, cwd=REPO, env=env, stdout=open(data_dir / f"{name}.log", "w"), stderr=subprocess.STDOUT)
+        for name, cmd in commands.items()
+    ]
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while (value := predicate()) is None or value is False:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out waiting for {what}")
+        time.sleep(0.05)
+    return value
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=20)
+    args = parser.parse_args()
+    data_dir = Path(tempfile.mkdtemp(prefix="chalkweb-bench-"))
+    setup_django(data_dir)
+    purge_broker()
+
+    from django.utils import timezone
+
+    from chalkcompute import schedule
+    from chalkcompute.image import Image
+    from chalkcompute.retries import Retries
+    from runs.beat import ensure_periodic_tasks
+    from runs.models import LogLine, Run
+    from runs.services import run_trigger
+    from scheduling.models import Function
+    from scheduling.services import function_deploy
+
+    Function.objects.all().delete()
+    ensure_periodic_tasks()
+    function = function_deploy(
+        name="overhead", source="from chalk import chalk_logger\n\n\ndef overhead():\n    chalk_logger.info('first line')\n",
+        source_filename="overhead.py", entrypoint="overhead", schedule=schedule.parse("0 0 1 1 *"),
+        image=Image.debian_slim(), secret_names=[], cpu=None, memory=None, gpu=None,
+        retries=Retries(max_retries=0), timeout=None, overlap="allow", deployed_by="bench", now=timezone.now(),
+    ).function  # fmt: skip
+    port = free_port()
+    processes = start_platform(data_dir, port)
+    try:
+        warm = run_trigger(function=function, trigger="manual", triggered_by="bench", now=timezone.now())
+        wait_for(lambda: Run.objects.get(id=warm.id).status == "succeeded", 120, "the warm-up run (image build)")
+        lags = []
+        for _ in range(args.samples):
+            slot = (timezone.now() + dt.timedelta(seconds=3)).replace(microsecond=0)
+            Function.objects.filter(id=function.id).update(next_fire_at=slot)
+            run = wait_for(lambda s=slot: Run.objects.filter(function=function, scheduled_for=s).first(), 30, "the run")
+            first = wait_for(lambda r=run: LogLine.objects.filter(attempt__run=r).order_by("id").first(), 30, "the first line")
+            lags.append((first.ts - slot).total_seconds() * 1000)
+            wait_for(lambda r=run: Run.objects.get(id=r.id).status == "succeeded", 30, "the run to end")
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
+        purge_broker()
+
+    venv_python = next((data_dir / "images").glob("*/bin/python"))
+    floor = []
+    for _ in range(args.samples):
+        started = time.perf_counter()
+        subprocess.run([str(venv_python), "-c", "pass"], check=True)
+        floor.append((time.perf_counter() - started) * 1000)
+
+    p50, p99, floor_p50 = percentile(lags, 0.5), percentile(lags, 0.99), percentile(floor, 0.5)
+    print(f"{'':34}{'p50 ms':>10}{'p99 ms':>10}")
+    print(f"{'slot -> first line of user code':34}{p50:>10.0f}{p99:>10.0f}")
+    print(f"{'floor: python -c pass':34}{floor_p50:>10.0f}{percentile(floor, 0.99):>10.0f}")
+    print(f"overhead / floor (p50): {p50 / floor_p50:.1f}x")
+    print(f"RESULT p50_ms={p50:.0f} p99_ms={p99:.0f} floor_p50_ms={floor_p50:.0f}")
+
+
+if __name__ == "__main__":
+    main()
