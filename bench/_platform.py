@@ -36,9 +36,14 @@ def setup_django(data_dir: Path) -> None:
 
 
 def purge_broker() -> None:
+    """Empties Chalkweb's queues, so no message of an earlier run reaches this one's workers."""
     from chalkweb.celery import app
 
-    app.control.purge()
+    with app.connection_for_write() as connection:
+        channel = connection.default_channel
+        for queue in ("chalk-control", "chalk-runs"):
+            channel.queue_declare(queue=queue, durable=True, auto_delete=False)
+            channel.queue_purge(queue)
 
 
 def percentile(values: list[float], fraction: float) -> float:

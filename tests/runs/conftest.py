@@ -97,9 +97,17 @@ class Platform:
                 os.killpg(process.pid, signal.SIGKILL)
 
 
+def purge_queues() -> None:
+    with celery_app.connection_for_write() as connection:
+        channel = connection.default_channel
+        for queue in ("chalk-control", "chalk-runs"):
+            channel.queue_declare(queue=queue, durable=True, auto_delete=False)
+            channel.queue_purge(queue)
+
+
 @pytest.fixture
 def platform(live_server, transactional_db, tmp_path):
-    celery_app.control.purge()  # no message of an earlier test reaches this one's workers
+    purge_queues()  # no message of an earlier test reaches this one's workers
     platform = Platform(live_server.url, tmp_path)
     yield platform
     platform.stop()
