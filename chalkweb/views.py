@@ -1,13 +1,16 @@
-from django.contrib.auth.decorators import login_required
-from django.template.response import TemplateResponse
+"""Project-level views: the health check and the console's 400 page."""
 
-from scheduling import selectors
+from django.http import HttpResponseBadRequest, JsonResponse
+from django.template import loader
 
 
-@login_required
-def functions_page(request):
-    functions = [
-        (function, selectors.schedule_description(function.current_version))
-        for function in selectors.function_list()
-    ]
-    return TemplateResponse(request, "console/functions.html", {"functions": functions})
+def healthz(request):
+    return JsonResponse({"status": "ok"})
+
+
+def bad_request(request, exception):
+    """Django's own 400 page renders without the request; this one keeps the console's
+    frame and says what was wrong (e.g. a malformed ?after= cursor)."""
+    template = loader.get_template("400.html")
+    message = str(exception) if exception is not None and str(exception) else ""
+    return HttpResponseBadRequest(template.render({"exception": message}, request))

@@ -1,9 +1,15 @@
 """Reads of runs that are more than a filter."""
 
-from django.db.models import QuerySet
+from dataclasses import dataclass
+from datetime import datetime
 
-from runs.models import LogLine, Run
-from scheduling.models import Function
+from django.db import connection
+from django.db.models import F, Max, Q, QuerySet, Window
+from django.db.models.functions import RowNumber, TruncHour, TruncMinute
+
+from runs.models import Attempt, ImageBuild, LogLine, Run, RunStatus, UsageSample
+from scheduling.models import Function, FunctionVersion
+from scheduling.paging import KeysetPage, keyset_page
 
 
 def run_get(*, run_id: int) -> Run | None:
@@ -30,4 +36,247 @@ def log_lines(*, run: Run, after: int, limit: int) -> QuerySet[LogLine]:
         LogLine.objects.select_related("attempt")
         .filter(attempt__run=run, id__gt=after)
         .order_by("id")[:limit]
+    )
+
+
+# --- the console -----------------------------------------------------------------------------
+# Every read below touches a bounded number of rows through an index, whatever the size of
+# the runs and log tables: pages are keyset pages, counts are never taken over all runs.
+
+LOG_LEVELS = {
+    # The level filter shows lines at this level and above; "" shows every line, including
+    # plain prints, which have no level.
+    "": None,
+    "debug": ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+    "info": ("INFO", "WARNING", "ERROR", "CRITICAL"),
+    "warning": ("WARNING", "ERROR", "CRITICAL"),
+    "error": ("ERROR", "CRITICAL"),
+}
+# Searching log text across runs reads at most this many of the newest log lines (a scan
+# with no index: PostgreSQL reads about a million short lines a second) ...
+LOG_SEARCH_WINDOW = 100_000
+# ... and finds at most this many runs, newest first.
+LOG_SEARCH_MAX_RUNS = 1_000
+# A function page lists missed and skipped slots among this many of its newest runs.
+MISSED_SCAN_RUNS = 1_000
+# The columns a list of runs shows.
+RUN_ROW_FIELDS = (
+    "id", "function_id", "version_id", "trigger", "triggered_by", "scheduled_for", "status",
+    "status_reason", "missed_slots", "created_at", "started_at", "finished_at",
+    "cancel_requested_at", "peak_memory_bytes", "cpu_seconds",
+)  # fmt: skip
+
+
+def function_list_page(
+    *, name_contains: str = "", state: str = "", after=None, before=None, size: int
+) -> KeysetPage:
+    """Functions by name, filtered by part of the name and by state (active / paused)."""
+    functions = Function.objects.select_related("current_version").defer(
+        # A version's source can be a megabyte: the list needs none of it.
+        "current_version__source"
+    )
+    if name_contains:
+        functions = functions.filter(name__icontains=name_contains)
+    if state == "paused":
+        functions = functions.filter(paused=True)
+    elif state == "active":
+        functions = functions.filter(paused=False)
+    return keyset_page(functions, key="name", size=size, after=after, before=before)
+
+
+@dataclass(frozen=True)
+class RunMark:
+    """What a small status mark needs of a run."""
+
+    id: int
+    function_id: int
+    status: str
+    scheduled_for: datetime
+
+
+def last_runs(*, function_ids: list[int], per_function: int) -> dict[int, list[RunMark]]:
+    """The newest `per_function` runs of each function, oldest first, in one query.
+
+    On PostgreSQL, a LATERAL join runs one small backward scan of runs_run_function_newest
+    per function: each reads only its own newest rows, however many runs a function has.
+    Elsewhere (SQLite, the embedded default) a window function numbers each one's runs."""
+    by_function: dict[int, list[RunMark]] = {function_id: [] for function_id in function_ids}
+    if not function_ids:
+        return by_function
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                """SELECT r.id, r.function_id, r.status, r.scheduled_for
+                FROM unnest(%s::bigint[]) AS f(id)
+                CROSS JOIN LATERAL (
+                    SELECT id, function_id, status, scheduled_for FROM runs_run
+                    WHERE function_id = f.id ORDER BY id DESC LIMIT %s
+                ) AS r""",
+                [function_ids, per_function],
+            )
+            rows = cursor.fetchall()
+    else:
+        rows = (
+            Run.objects.filter(function_id__in=function_ids)
+            .annotate(
+                newest=Window(RowNumber(), partition_by=[F("function_id")], order_by=F("id").desc())
+            )
+            .filter(newest__lte=per_function)
+            .values_list("id", "function_id", "status", "scheduled_for")
+        )
+    for row in rows:
+        by_function[row[1]].append(RunMark(*row))
+    for marks in by_function.values():
+        marks.sort(key=lambda mark: mark.id)
+    return by_function
+
+
+def version_history_page(*, function: Function, after=None, before=None, size: int) -> KeysetPage:
+    versions = FunctionVersion.objects.filter(function=function).only(
+        "id", "function_id", "number", "schedule", "cron", "content_hash", "created_by",
+        "created_at",
+    )  # fmt: skip
+    return keyset_page(
+        versions, key="number", size=size, after=after, before=before, descending=True
+    )
+
+
+def function_runs_page(*, function: Function, after=None, before=None, size: int) -> KeysetPage:
+    runs = (
+        Run.objects.filter(function=function)
+        .select_related("version")
+        .only(*RUN_ROW_FIELDS, "version__number")
+    )
+    return keyset_page(runs, key="id", size=size, after=after, before=before, descending=True)
+
+
+def missed_and_skipped(*, function: Function, limit: int) -> list[Run]:
+    """Recent slots that did not run as planned: skipped, or run after missing earlier ones.
+
+    Looks at the newest MISSED_SCAN_RUNS runs only, so a function with a long history and
+    nothing skipped does not scan all of it."""
+    newest = Run.objects.filter(function=function).order_by("-id").values("id")[:MISSED_SCAN_RUNS]
+    return list(
+        Run.objects.filter(id__in=newest)
+        .filter(Q(status=RunStatus.SKIPPED) | Q(missed_slots__gt=0))
+        .only(*RUN_ROW_FIELDS)
+        .order_by("-id")[:limit]
+    )
+
+
+def image_builds(*, image_id: int) -> list[ImageBuild]:
+    return list(ImageBuild.objects.filter(image_id=image_id).defer("log").order_by("executor"))
+
+
+def run_list_page(
+    *,
+    function: Function | None = None,
+    status: str = "",
+    log_text: str = "",
+    after=None,
+    before=None,
+    size: int,
+) -> KeysetPage:
+    """All runs newest first, by function and status, and optionally only those whose log
+    has `log_text` (within LOG_SEARCH_WINDOW and LOG_SEARCH_MAX_RUNS)."""
+    runs = Run.objects.select_related("function", "version").only(
+        *RUN_ROW_FIELDS, "function__name", "version__number"
+    )
+    if function is not None:
+        runs = runs.filter(function=function)
+    if status:
+        runs = runs.filter(status=status)
+    if log_text:
+        runs = runs.filter(id__in=runs_with_log_text(log_text))
+    return keyset_page(runs, key="id", size=size, after=after, before=before, descending=True)
+
+
+def runs_with_log_text(text: str) -> list[int]:
+    """Ids of the runs among the newest log lines that contain `text` (case-insensitive).
+
+    1. The newest line's id bounds the scan to the last LOG_SEARCH_WINDOW lines (a range of
+       the primary key), 2. those lines are matched with no index, 3. their attempts give the
+       runs. Materialised as a list so the runs query cannot turn into a scan of all runs."""
+    newest = LogLine.objects.order_by("-id").values_list("id", flat=True).first()
+    if newest is None:
+        return []
+    attempt_ids = list(
+        LogLine.objects.filter(id__gt=newest - LOG_SEARCH_WINDOW, text__icontains=text)
+        .order_by("-attempt_id")
+        .values_list("attempt_id", flat=True)
+        .distinct()[:LOG_SEARCH_MAX_RUNS]
+    )
+    return list(Attempt.objects.filter(id__in=attempt_ids).values_list("run_id", flat=True))
+
+
+def run_for_page(*, run_id: int) -> Run | None:
+    return (
+        Run.objects.select_related("function", "version")
+        .defer("version__source")
+        .filter(id=run_id)
+        .first()
+    )
+
+
+def run_attempts(*, run: Run) -> list[Attempt]:
+    return list(Attempt.objects.filter(run=run).defer("token_hash").order_by("number"))
+
+
+def _log_lines(*, attempt_ids: list[int], level: str, text: str) -> QuerySet[LogLine]:
+    lines = LogLine.objects.filter(attempt_id__in=attempt_ids)
+    if LOG_LEVELS.get(level):
+        lines = lines.filter(level__in=LOG_LEVELS[level])
+    if text:
+        lines = lines.filter(text__icontains=text)
+    return lines
+
+
+def log_tail(*, attempt_ids: list[int], level: str, text: str, limit: int) -> list[LogLine]:
+    """The last `limit` lines of a run's log that pass the filter, in log order."""
+    if not attempt_ids:
+        return []
+    lines = _log_lines(attempt_ids=attempt_ids, level=level, text=text)
+    return list(lines.order_by("-id")[:limit])[::-1]
+
+
+def log_before(
+    *, attempt_ids: list[int], level: str, text: str, before: int, limit: int
+) -> list[LogLine]:
+    """Earlier lines: the `limit` lines before id `before`, in log order."""
+    if not attempt_ids:
+        return []
+    lines = _log_lines(attempt_ids=attempt_ids, level=level, text=text).filter(id__lt=before)
+    return list(lines.order_by("-id")[:limit])[::-1]
+
+
+def log_after(
+    *, attempt_ids: list[int], level: str, text: str, after: int, limit: int
+) -> list[LogLine]:
+    """The lines stored after id `after` (the live tail), in log order."""
+    if not attempt_ids:
+        return []
+    lines = _log_lines(attempt_ids=attempt_ids, level=level, text=text).filter(id__gt=after)
+    return list(lines.order_by("id")[:limit])
+
+
+# Samples are one a second: a long run is drawn from per-minute (or per-hour) aggregates.
+RAW_USAGE_SECONDS = 10 * 60
+MINUTE_USAGE_SECONDS = 10 * 60 * 60
+
+
+def usage_series(*, attempt_ids: list[int], seconds: float) -> list[tuple]:
+    """(time, CPU seconds so far, RSS bytes) points of a run lasting about `seconds`: every
+    sample for a short run, the per-minute (per-hour) maxima for longer ones."""
+    if not attempt_ids:
+        return []
+    samples = UsageSample.objects.filter(attempt_id__in=attempt_ids)
+    if seconds <= RAW_USAGE_SECONDS:
+        return list(samples.order_by("ts").values_list("ts", "cpu_seconds", "rss_bytes"))
+    bucket = TruncMinute("ts") if seconds <= MINUTE_USAGE_SECONDS else TruncHour("ts")
+    return list(
+        samples.annotate(bucket=bucket)
+        .values("bucket")
+        .annotate(cpu=Max("cpu_seconds"), rss=Max("rss_bytes"))
+        .order_by("bucket")
+        .values_list("bucket", "cpu", "rss")
     )

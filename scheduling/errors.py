@@ -32,3 +32,7 @@ class InvalidSecretValueError(SchedulingError):
 
 class InvalidTokenNameError(SchedulingError):
     code = "invalid_name"
+
+
+class UnknownVersionError(SchedulingError):
+    code = "unknown_version"

@@ -29,6 +29,7 @@ from scheduling.errors import (
     SecretInUseError,
     SourceTooLargeError,
     UnknownSecretError,
+    UnknownVersionError,
 )
 from scheduling.models import ApiToken, Function, FunctionVersion, Image, Secret
 
@@ -171,6 +172,40 @@ def function_deploy(
         function.updated_at = now
         function.save(update_fields=["current_version", "next_fire_at", "updated_at"])
     return DeployResult(function=function, outcome="created" if created else "updated")
+
+
+def function_rollback(
+    *, function: Function, number: int, deployed_by: str, now: datetime
+) -> DeployResult:
+    """Deploys the content of version `number` again, as a new version n+1 (history stays
+    append-only; "unchanged" when that content is already current). Goes through
+    function_deploy, so the same checks hold: a secret deleted since then stops it."""
+    version = (
+        FunctionVersion.objects.select_related("image")
+        .filter(function=function, number=number)
+        .first()
+    )
+    if version is None:
+        raise UnknownVersionError(
+            f"{function.name} has no version {number}; pick one from its version history"
+        )
+    return function_deploy(
+        name=function.name,
+        source=version.source,
+        source_filename=version.source_filename,
+        entrypoint=version.entrypoint,
+        schedule=parse(version.schedule) if version.schedule is not None else None,
+        image=ImageSpec.from_spec(version.image.spec),
+        secret_names=version.secret_names,
+        cpu=version.cpu,
+        memory=version.memory,
+        gpu=version.gpu,
+        retries=Retries.coerce(version.retries),
+        timeout=version.timeout,
+        overlap=version.overlap,
+        deployed_by=deployed_by,
+        now=now,
+    )
 
 
 def _locked(function: Function) -> Function:

@@ -2,7 +2,6 @@
 `kubernetes` (a Job). Both run the same runner, so runs look the same wherever they ran."""
 
 
-
 def executor_for(name: str | None = None):
     from django.conf import settings
 

@@ -5,139 +5,327 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('scheduling', '0001_initial'),
+        ("scheduling", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Run',
+            name="Run",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('trigger', models.CharField(choices=[('schedule', 'Schedule'), ('manual', 'Manual'), ('api', 'Api')], max_length=16)),
-                ('triggered_by', models.CharField(blank=True, max_length=150)),
-                ('scheduled_for', models.DateTimeField()),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('starting', 'Starting'), ('running', 'Running'), ('retrying', 'Retrying'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('timed_out', 'Timed Out'), ('cancelled', 'Cancelled'), ('lost', 'Lost'), ('skipped', 'Skipped')], default='queued', max_length=16)),
-                ('status_reason', models.TextField(blank=True)),
-                ('missed_slots', models.PositiveIntegerField(default=0)),
-                ('created_at', models.DateTimeField()),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('cancel_requested_at', models.DateTimeField(blank=True, null=True)),
-                ('peak_memory_bytes', models.BigIntegerField(blank=True, null=True)),
-                ('cpu_seconds', models.FloatField(blank=True, null=True)),
-                ('function', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='runs', to='scheduling.function')),
-                ('version', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='runs', to='scheduling.functionversion')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "trigger",
+                    models.CharField(
+                        choices=[("schedule", "Schedule"), ("manual", "Manual"), ("api", "Api")],
+                        max_length=16,
+                    ),
+                ),
+                ("triggered_by", models.CharField(blank=True, max_length=150)),
+                ("scheduled_for", models.DateTimeField()),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("starting", "Starting"),
+                            ("running", "Running"),
+                            ("retrying", "Retrying"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                            ("timed_out", "Timed Out"),
+                            ("cancelled", "Cancelled"),
+                            ("lost", "Lost"),
+                            ("skipped", "Skipped"),
+                        ],
+                        default="queued",
+                        max_length=16,
+                    ),
+                ),
+                ("status_reason", models.TextField(blank=True)),
+                ("missed_slots", models.PositiveIntegerField(default=0)),
+                ("created_at", models.DateTimeField()),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("cancel_requested_at", models.DateTimeField(blank=True, null=True)),
+                ("peak_memory_bytes", models.BigIntegerField(blank=True, null=True)),
+                ("cpu_seconds", models.FloatField(blank=True, null=True)),
+                (
+                    "function",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="runs",
+                        to="scheduling.function",
+                    ),
+                ),
+                (
+                    "version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="runs",
+                        to="scheduling.functionversion",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Attempt',
+            name="Attempt",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.PositiveIntegerField()),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('starting', 'Starting'), ('running', 'Running'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('timed_out', 'Timed Out'), ('cancelled', 'Cancelled'), ('lost', 'Lost'), ('interrupted', 'Interrupted')], default='queued', max_length=16)),
-                ('not_before', models.DateTimeField()),
-                ('dispatched_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField()),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('last_heartbeat_at', models.DateTimeField(blank=True, null=True)),
-                ('executor', models.CharField(blank=True, db_default='', default='', max_length=16)),
-                ('executor_ref', models.CharField(blank=True, db_default='', default='', max_length=255)),
-                ('token_hash', models.CharField(blank=True, max_length=64, null=True, unique=True)),
-                ('exit_code', models.IntegerField(blank=True, null=True)),
-                ('error_type', models.CharField(blank=True, db_default='', default='', max_length=255)),
-                ('error_message', models.TextField(blank=True, db_default='', default='')),
-                ('traceback', models.TextField(blank=True, db_default='', default='')),
-                ('reason', models.TextField(blank=True, db_default='', default='')),
-                ('counts_against_retries', models.BooleanField(db_default=True, default=True)),
-                ('peak_memory_bytes', models.BigIntegerField(blank=True, null=True)),
-                ('cpu_seconds', models.FloatField(blank=True, null=True)),
-                ('log_lines', models.PositiveIntegerField(db_default=0, default=0)),
-                ('runner_lines', models.PositiveIntegerField(db_default=0, default=0)),
-                ('log_truncated', models.BooleanField(db_default=False, default=False)),
-                ('run', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='attempts', to='runs.run')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("number", models.PositiveIntegerField()),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("starting", "Starting"),
+                            ("running", "Running"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                            ("timed_out", "Timed Out"),
+                            ("cancelled", "Cancelled"),
+                            ("lost", "Lost"),
+                            ("interrupted", "Interrupted"),
+                        ],
+                        default="queued",
+                        max_length=16,
+                    ),
+                ),
+                ("not_before", models.DateTimeField()),
+                ("dispatched_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField()),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("last_heartbeat_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "executor",
+                    models.CharField(blank=True, db_default="", default="", max_length=16),
+                ),
+                (
+                    "executor_ref",
+                    models.CharField(blank=True, db_default="", default="", max_length=255),
+                ),
+                ("token_hash", models.CharField(blank=True, max_length=64, null=True, unique=True)),
+                ("exit_code", models.IntegerField(blank=True, null=True)),
+                (
+                    "error_type",
+                    models.CharField(blank=True, db_default="", default="", max_length=255),
+                ),
+                ("error_message", models.TextField(blank=True, db_default="", default="")),
+                ("traceback", models.TextField(blank=True, db_default="", default="")),
+                ("reason", models.TextField(blank=True, db_default="", default="")),
+                ("counts_against_retries", models.BooleanField(db_default=True, default=True)),
+                ("peak_memory_bytes", models.BigIntegerField(blank=True, null=True)),
+                ("cpu_seconds", models.FloatField(blank=True, null=True)),
+                ("log_lines", models.PositiveIntegerField(db_default=0, default=0)),
+                ("runner_lines", models.PositiveIntegerField(db_default=0, default=0)),
+                ("log_truncated", models.BooleanField(db_default=False, default=False)),
+                (
+                    "run",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="attempts",
+                        to="runs.run",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='UsageSample',
+            name="UsageSample",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('ts', models.DateTimeField()),
-                ('cpu_seconds', models.FloatField()),
-                ('cpu_percent', models.FloatField()),
-                ('rss_bytes', models.BigIntegerField()),
-                ('attempt', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='usage_samples', to='runs.attempt')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("ts", models.DateTimeField()),
+                ("cpu_seconds", models.FloatField()),
+                ("cpu_percent", models.FloatField()),
+                ("rss_bytes", models.BigIntegerField()),
+                (
+                    "attempt",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="usage_samples",
+                        to="runs.attempt",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='ImageBuild',
+            name="ImageBuild",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('executor', models.CharField(max_length=16)),
-                ('status', models.CharField(choices=[('building', 'Building'), ('ready', 'Ready'), ('failed', 'Failed')], max_length=16)),
-                ('artifact', models.CharField(blank=True, max_length=512)),
-                ('log', models.TextField(blank=True)),
-                ('started_at', models.DateTimeField()),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('image', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='builds', to='scheduling.image')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("executor", models.CharField(max_length=16)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("building", "Building"),
+                            ("ready", "Ready"),
+                            ("failed", "Failed"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("artifact", models.CharField(blank=True, max_length=512)),
+                ("log", models.TextField(blank=True)),
+                ("started_at", models.DateTimeField()),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "image",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="builds",
+                        to="scheduling.image",
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('image', 'executor'), name='runs_one_build_per_executor')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("image", "executor"), name="runs_one_build_per_executor"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='LogLine',
+            name="LogLine",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('seq', models.PositiveIntegerField()),
-                ('ts', models.DateTimeField()),
-                ('stream', models.CharField(choices=[('stdout', 'Stdout'), ('stderr', 'Stderr'), ('system', 'System')], max_length=8)),
-                ('level', models.CharField(blank=True, max_length=8)),
-                ('text', models.TextField()),
-                ('attempt', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='log_lines_set', to='runs.attempt')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("seq", models.PositiveIntegerField()),
+                ("ts", models.DateTimeField()),
+                (
+                    "stream",
+                    models.CharField(
+                        choices=[("stdout", "Stdout"), ("stderr", "Stderr"), ("system", "System")],
+                        max_length=8,
+                    ),
+                ),
+                ("level", models.CharField(blank=True, max_length=8)),
+                ("text", models.TextField()),
+                (
+                    "attempt",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="log_lines_set",
+                        to="runs.attempt",
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('attempt', 'seq'), name='runs_one_log_line_per_seq')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("attempt", "seq"), name="runs_one_log_line_per_seq"
+                    )
+                ],
             },
         ),
         migrations.AddIndex(
-            model_name='run',
-            index=models.Index(fields=['function', '-id'], name='runs_run_function_newest'),
+            model_name="run",
+            index=models.Index(fields=["function", "-id"], name="runs_run_function_newest"),
         ),
         migrations.AddIndex(
-            model_name='run',
-            index=models.Index(fields=['status', '-id'], name='runs_run_status_newest'),
+            model_name="run",
+            index=models.Index(fields=["status", "-id"], name="runs_run_status_newest"),
         ),
         migrations.AddConstraint(
-            model_name='run',
-            constraint=models.UniqueConstraint(condition=models.Q(('trigger', 'schedule')), fields=('function', 'scheduled_for'), name='runs_one_run_per_slot'),
+            model_name="run",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("trigger", "schedule")),
+                fields=("function", "scheduled_for"),
+                name="runs_one_run_per_slot",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='run',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['queued', 'starting', 'running', 'retrying', 'succeeded', 'failed', 'timed_out', 'cancelled', 'lost', 'skipped'])), name='runs_run_status_valid'),
+            model_name="run",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    (
+                        "status__in",
+                        [
+                            "queued",
+                            "starting",
+                            "running",
+                            "retrying",
+                            "succeeded",
+                            "failed",
+                            "timed_out",
+                            "cancelled",
+                            "lost",
+                            "skipped",
+                        ],
+                    )
+                ),
+                name="runs_run_status_valid",
+            ),
         ),
         migrations.AddIndex(
-            model_name='attempt',
-            index=models.Index(fields=['status', 'last_heartbeat_at'], name='runs_attempt_heartbeat'),
+            model_name="attempt",
+            index=models.Index(
+                fields=["status", "last_heartbeat_at"], name="runs_attempt_heartbeat"
+            ),
         ),
         migrations.AddIndex(
-            model_name='attempt',
-            index=models.Index(fields=['status', 'not_before'], name='runs_attempt_due'),
+            model_name="attempt",
+            index=models.Index(fields=["status", "not_before"], name="runs_attempt_due"),
         ),
         migrations.AddConstraint(
-            model_name='attempt',
-            constraint=models.UniqueConstraint(fields=('run', 'number'), name='runs_one_attempt_number'),
+            model_name="attempt",
+            constraint=models.UniqueConstraint(
+                fields=("run", "number"), name="runs_one_attempt_number"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='attempt',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['queued', 'starting', 'running', 'succeeded', 'failed', 'timed_out', 'cancelled', 'lost', 'interrupted'])), name='runs_attempt_status_valid'),
+            model_name="attempt",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    (
+                        "status__in",
+                        [
+                            "queued",
+                            "starting",
+                            "running",
+                            "succeeded",
+                            "failed",
+                            "timed_out",
+                            "cancelled",
+                            "lost",
+                            "interrupted",
+                        ],
+                    )
+                ),
+                name="runs_attempt_status_valid",
+            ),
         ),
         migrations.AddIndex(
-            model_name='usagesample',
-            index=models.Index(fields=['attempt', 'ts'], name='runs_usage_by_attempt'),
+            model_name="usagesample",
+            index=models.Index(fields=["attempt", "ts"], name="runs_usage_by_attempt"),
         ),
     ]

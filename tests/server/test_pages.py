@@ -9,6 +9,8 @@ pytestmark = pytest.mark.usefixtures("clock")
 
 @pytest.fixture
 def alice_logged_in(client, alice):
+    alice.is_staff = True  # the console is for staff (tests/console has the access matrix)
+    alice.save()
     client.force_login(alice)
     return client
 
