@@ -126,7 +126,6 @@ class Client:
                 path = parts.path + (f"?{parts.query}" if parts.query else "")
         return functions
 
-
     def trigger(self, name: str) -> dict:
         return self.request("POST", f"/api/v1/functions/{_segment(name)}/trigger")[1]
 

@@ -145,11 +145,15 @@ def _declare(fn: Callable[..., Any], options: dict[str, Any]) -> ChalkFunction:
 
     secrets = options["secrets"]
     if isinstance(secrets, (Secret, str)) or not isinstance(secrets, Iterable):
-        raise _fail(fn, "secrets must be a list of chalkcompute.Secret, e.g. [Secret.from_env(\"KEY\")]")
+        raise _fail(
+            fn, 'secrets must be a list of chalkcompute.Secret, e.g. [Secret.from_env("KEY")]'
+        )
     secrets = tuple(secrets)
     for secret in secrets:
         if not isinstance(secret, Secret):
-            raise _fail(fn, f"secrets holds {secret!r}; use chalkcompute.Secret.from_env or from_name")
+            raise _fail(
+                fn, f"secrets holds {secret!r}; use chalkcompute.Secret.from_env or from_name"
+            )
     names = [s.name for s in secrets]
     duplicated = sorted({n for n in names if names.count(n) > 1})
     if duplicated:
@@ -165,7 +169,9 @@ def _declare(fn: Callable[..., Any], options: dict[str, Any]) -> ChalkFunction:
     except (InvalidQuantityError, InvalidRetriesError) as exc:
         raise _fail(fn, str(exc)) from None
     except AttributeError:
-        raise _fail(fn, f"gpu must be a string such as \"nvidia-l4\", not {options['gpu']!r}") from None
+        raise _fail(
+            fn, f'gpu must be a string such as "nvidia-l4", not {options["gpu"]!r}'
+        ) from None
 
     try:
         timeout = check_timeout(options["timeout"])

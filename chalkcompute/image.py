@@ -37,12 +37,12 @@ def _strings(kind: str, items: Iterable[object]) -> tuple[str, ...]:
             )
         if kind == "apt_install" and not _APT_PACKAGE.match(item):
             raise InvalidImageError(
-                f"Image.apt_install() package {item!r} is not a Debian package name, e.g. \"curl\""
+                f'Image.apt_install() package {item!r} is not a Debian package name, e.g. "curl"'
             )
         if kind == "pip_install" and item.strip().startswith("-"):
             raise InvalidImageError(
                 f"Image.pip_install() takes package names, not options like {item!r}; "
-                "use run_commands(\"pip install ...\") for options"
+                'use run_commands("pip install ...") for options'
             )
         result.append(item)
     if not result:
@@ -52,7 +52,9 @@ def _strings(kind: str, items: Iterable[object]) -> tuple[str, ...]:
 
 def _env(values: object) -> tuple[tuple[str, str], ...]:
     if not isinstance(values, Mapping) or not values:
-        raise InvalidImageError(f"Image.env() takes a non-empty dict of names to strings, not {values!r}")
+        raise InvalidImageError(
+            f"Image.env() takes a non-empty dict of names to strings, not {values!r}"
+        )
     pairs = []
     for key, value in values.items():
         try:
@@ -139,14 +141,18 @@ class Image:
         if unknown:
             raise InvalidImageError(f"image spec has unknown fields: {', '.join(sorted(unknown))}")
         if spec.get("base", "debian_slim") != "debian_slim":
-            raise InvalidImageError(f"image base {spec.get('base')!r} is not supported; use debian_slim")
+            raise InvalidImageError(
+                f"image base {spec.get('base')!r} is not supported; use debian_slim"
+            )
         image = cls(spec.get("python_version", DEFAULT_PYTHON_VERSION))
         steps = spec.get("steps", [])
         if not isinstance(steps, list):
             raise InvalidImageError("image spec steps must be a list")
         for step in steps:
             if not isinstance(step, Mapping) or len(step) != 1:
-                raise InvalidImageError(f"each image step is one {{kind: items}} object, not {step!r}")
+                raise InvalidImageError(
+                    f"each image step is one {{kind: items}} object, not {step!r}"
+                )
             ((kind, content),) = step.items()
             if kind not in STEP_KINDS:
                 raise InvalidImageError(

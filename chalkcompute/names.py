@@ -23,7 +23,7 @@ def check_function_name(name: object) -> str:
     if not _DNS_LABEL.match(name):
         raise InvalidNameError(
             f"function name {name!r} is not a DNS label: use lowercase letters, digits and '-', "
-            "starting and ending with a letter or digit, e.g. \"refresh-exchange-rates\""
+            'starting and ending with a letter or digit, e.g. "refresh-exchange-rates"'
         )
     return name
 
@@ -35,6 +35,6 @@ def check_secret_name(name: object) -> str:
         raise InvalidNameError(
             f"secret name {name[:MAX_SECRET_NAME]!r} must be usable as an environment variable: "
             f"letters, digits and '_', not starting with a digit, at most {MAX_SECRET_NAME} "
-            "characters, e.g. \"EXCHANGE_API_KEY\""
+            'characters, e.g. "EXCHANGE_API_KEY"'
         )
     return name

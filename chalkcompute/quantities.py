@@ -9,7 +9,9 @@ from decimal import Decimal, InvalidOperation
 
 # Kubernetes resource.Quantity: <number><suffix>, suffix one of the binary SI (Ki…Ei),
 # decimal SI (n u m "" k M G T P E) or a decimal exponent (e3, E-2).
-_QUANTITY = re.compile(r"^(?P<number>\+?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))(?P<suffix>[a-zA-Z]*|[eE][-+]?[0-9]+)$")
+_QUANTITY = re.compile(
+    r"^(?P<number>\+?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))(?P<suffix>[a-zA-Z]*|[eE][-+]?[0-9]+)$"
+)
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
 _DECIMAL = {
     "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": Decimal(1),
@@ -38,7 +40,7 @@ class InvalidQuantityError(ValueError):
 
 def _as_text(value: object, what: str) -> str:
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise InvalidQuantityError(f"{what} must be a string such as \"1\" or \"500m\", not {value!r}")
+        raise InvalidQuantityError(f'{what} must be a string such as "1" or "500m", not {value!r}')
     text = str(value).strip()
     if len(text) > MAX_QUANTITY_CHARS:
         raise InvalidQuantityError(f"{what} {text[:MAX_QUANTITY_CHARS]!r}… is too long")
@@ -51,7 +53,7 @@ def parse_quantity(text: str, what: str) -> Decimal:
     if not match:
         raise InvalidQuantityError(
             f"{what} {text!r} is not a Kubernetes quantity: write a number with an optional "
-            f"suffix, e.g. \"1\", \"0.5\", \"500m\" for cpu or \"512Mi\", \"1Gi\" for memory"
+            f'suffix, e.g. "1", "0.5", "500m" for cpu or "512Mi", "1Gi" for memory'
         )
     number, suffix = match["number"], match["suffix"]
     try:
@@ -100,7 +102,7 @@ def parse_memory(value: object) -> str:
     if size < MIN_MEMORY_BYTES:
         raise InvalidQuantityError(
             f"memory {text!r} is {size.normalize():f} bytes, too small to run Python: "
-            f"give a unit, e.g. \"{text}Mi\""
+            f'give a unit, e.g. "{text}Mi"'
         )
     if size > 2**50:
         raise InvalidQuantityError(f"memory {text!r} is more than 1Pi")
@@ -114,18 +116,22 @@ def memory_bytes(text: str) -> int:
 def parse_gpu(value: object) -> tuple[str, int]:
     """Validates "type" or "type:count" and returns (type, count)."""
     if not isinstance(value, str):
-        raise InvalidQuantityError(f"gpu must be a string such as \"nvidia-l4\", not {value!r}")
+        raise InvalidQuantityError(f'gpu must be a string such as "nvidia-l4", not {value!r}')
     kind, sep, count_text = value.strip().partition(":")
     if kind not in GPU_TYPES:
         raise InvalidQuantityError(
             f"gpu {value!r} is not a known type; known types: {', '.join(GPU_TYPES)} "
-            "(add a count as \"nvidia-l4:2\")"
+            '(add a count as "nvidia-l4:2")'
         )
     if not sep:
         return kind, 1
-    if not count_text.isascii() or not count_text.isdigit() or not 1 <= int(count_text) <= MAX_GPU_COUNT:
+    if (
+        not count_text.isascii()
+        or not count_text.isdigit()
+        or not 1 <= int(count_text) <= MAX_GPU_COUNT
+    ):
         raise InvalidQuantityError(
             f"gpu {value!r} has an invalid count {count_text!r}: use a whole number from 1 to "
-            f"{MAX_GPU_COUNT}, e.g. \"{kind}:2\""
+            f'{MAX_GPU_COUNT}, e.g. "{kind}:2"'
         )
     return kind, int(count_text)

@@ -37,10 +37,14 @@ class Retries:
                 f"max_retries must be a whole number from 0 to {MAX_RETRIES}, not {self.max_retries!r}"
             )
         if not 0 <= self.max_retries <= MAX_RETRIES:
-            raise InvalidRetriesError(f"max_retries must be from 0 to {MAX_RETRIES}, not {self.max_retries}")
+            raise InvalidRetriesError(
+                f"max_retries must be from 0 to {MAX_RETRIES}, not {self.max_retries}"
+            )
         coefficient = _number("backoff_coefficient", self.backoff_coefficient)
         if not 1.0 <= coefficient <= 10.0:
-            raise InvalidRetriesError(f"backoff_coefficient must be from 1.0 to 10.0, not {coefficient}")
+            raise InvalidRetriesError(
+                f"backoff_coefficient must be from 1.0 to 10.0, not {coefficient}"
+            )
         initial = _number("initial_delay", self.initial_delay)
         maximum = _number("max_delay", self.max_delay)
         if not 0 <= initial <= MAX_DELAY_SECONDS or not 0 <= maximum <= MAX_DELAY_SECONDS:
@@ -72,9 +76,16 @@ class Retries:
         if isinstance(value, Retries):
             return value
         if isinstance(value, dict):
-            unknown = set(value) - {"max_retries", "backoff_coefficient", "initial_delay", "max_delay"}
+            unknown = set(value) - {
+                "max_retries",
+                "backoff_coefficient",
+                "initial_delay",
+                "max_delay",
+            }
             if unknown:
-                raise InvalidRetriesError(f"retries has unknown fields: {', '.join(sorted(unknown))}")
+                raise InvalidRetriesError(
+                    f"retries has unknown fields: {', '.join(sorted(unknown))}"
+                )
             if "max_retries" not in value:
                 raise InvalidRetriesError("retries needs max_retries")
             return cls(**value)

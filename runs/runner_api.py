@@ -99,6 +99,7 @@ def attempt_detail(request, attempt: Attempt, body: dict) -> JsonResponse:
             "source_filename": version.source_filename,
             "secrets": secrets,
             "env": env,
+            "start_at": attempt.not_before.timestamp(),
             "timeout": version.timeout,
             "memory": version.memory,
             "memory_limit_bytes": memory_bytes(version.memory) if version.memory else None,

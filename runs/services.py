@@ -53,6 +53,11 @@ def attempt_new(*, run: Run, number: int, now: dt.datetime, not_before: dt.datet
     return Attempt(run=run, number=number, not_before=not_before, created_at=now, dispatched_at=now)
 
 
+# A worker takes an attempt this long before its start time: the runner and the function's
+# process start and load the module meanwhile, and the function is called on its slot.
+PREPARE_AHEAD = dt.timedelta(seconds=1)
+
+
 def attempts_dispatch(starts: list[tuple[int, dt.datetime]]) -> None:
     """Wakes runs workers for attempts starting at the given times, once the surrounding
     transaction commits.
@@ -70,7 +75,7 @@ def attempts_dispatch(starts: list[tuple[int, dt.datetime]]) -> None:
     def send() -> None:
         for start, count in sorted(per_start.items()):
             for _ in range(min(count, parallel)):
-                run_due_attempts.apply_async(eta=start)
+                run_due_attempts.apply_async(eta=start - PREPARE_AHEAD)
 
     if starts:
         transaction.on_commit(send)
@@ -133,13 +138,14 @@ def attempt_claim(
 def attempt_claim_next(
     *, executor: str, executor_ref: str, now: dt.datetime
 ) -> tuple[Attempt, str] | None:
-    """Claims the queued attempt that is due first (its start time has come), if any."""
+    """Claims the queued attempt that is due first (its start time is at most PREPARE_AHEAD
+    away), if any."""
     while True:
         with transaction.atomic():
             # SKIP LOCKED: workers pulling at once take different attempts without waiting.
             attempt_id = (
                 Attempt.objects.select_for_update(skip_locked=True)
-                .filter(status=AttemptStatus.QUEUED, not_before__lte=now)
+                .filter(status=AttemptStatus.QUEUED, not_before__lte=now + PREPARE_AHEAD)
                 .order_by("not_before", "id")
                 .values_list("id", flat=True)
                 .first()
@@ -173,17 +179,21 @@ def attempt_heartbeat(*, attempt: Attempt, now: dt.datetime) -> None:
 
 
 def attempt_begin(*, attempt: Attempt, now: dt.datetime) -> bool:
-    """The runner fetched its attempt: the function is about to run."""
+    """The runner fetched its attempt: the function runs at its start time (at once for a
+    retry or a manual run; on the slot for a scheduled run prepared ahead)."""
+    started = max(now, attempt.not_before)
     with transaction.atomic():
         begun = Attempt.objects.filter(id=attempt.id, status=AttemptStatus.STARTING).update(
-            status=AttemptStatus.RUNNING, started_at=now, last_heartbeat_at=now
+            status=AttemptStatus.RUNNING, started_at=started, last_heartbeat_at=now
         )
         if begun:
             Run.objects.filter(id=attempt.run_id, status__in=ACTIVE_RUN_STATUSES).update(
                 status=RunStatus.RUNNING
             )
             # A run's start is its first attempt's start; retries keep it.
-            Run.objects.filter(id=attempt.run_id, started_at__isnull=True).update(started_at=now)
+            Run.objects.filter(id=attempt.run_id, started_at__isnull=True).update(
+                started_at=started
+            )
     return bool(begun)
 
 

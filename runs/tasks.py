@@ -56,7 +56,8 @@ def run_due_attempts() -> int:
             soon = services.next_queued_start(before=now + WAIT_FOR_DUE)
             if soon is None:
                 return ran
-            time.sleep(max(0.0, (soon - now).total_seconds()))
+            wait = soon - services.PREPARE_AHEAD - now
+            time.sleep(max(0.0, wait.total_seconds()))
             continue
         attempt, token = claimed
         executor.run(attempt, token)

@@ -151,7 +151,9 @@ class Attempt:
             event = json.loads(raw)
         except ValueError:
             return
-        if event.get("kind") == "log":
+        if event.get("kind") == "line":
+            self.logs.add(str(event.get("stream")), str(event.get("text", "")), ts=event.get("ts"))
+        elif event.get("kind") == "log":
             self.logs.add(
                 "stdout",
                 str(event.get("text", "")),
@@ -184,8 +186,16 @@ class Attempt:
         read_fd, write_fd = os.pipe()
         env = {**os.environ, **spec.get("env", {}), **spec.get("secrets", {})}
         env.pop("CHALK_ATTEMPT_TOKEN", None)  # the user's code never sees the runner's token
-        env.update({"CHALK_IN_RUN": "1", "CHALK_EVENTS_FD": str(write_fd), "PYTHONUNBUFFERED": "1"})
-        started = time.monotonic()
+        env.update(
+            {
+                "CHALK_IN_RUN": "1",
+                "CHALK_EVENTS_FD": str(write_fd),
+                "CHALK_START_AT": str(spec.get("start_at") or 0),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        # The timeout counts from the start time: a runner prepared ahead of its slot waits.
+        started = time.monotonic() + max(0.0, float(spec.get("start_at") or 0) - time.time())
         child = subprocess.Popen(
             [
                 sys.executable,
