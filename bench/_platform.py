@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-BENCH_DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/chalkweb_bench")
+BENCH_DATABASE_URL = os.environ.get(
+    "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/chalkweb_bench"
+)
 BENCH_BROKER_URL = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/14")
 
 
@@ -17,7 +19,9 @@ def setup_django(data_dir: Path) -> None:
     import psycopg
 
     name = BENCH_DATABASE_URL.rsplit("/", 1)[1]
-    with psycopg.connect(BENCH_DATABASE_URL.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
+    with psycopg.connect(
+        BENCH_DATABASE_URL.rsplit("/", 1)[0] + "/postgres", autocommit=True
+    ) as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
             conn.execute(f'CREATE DATABASE "{name}"')
     os.environ.update(
@@ -37,13 +41,9 @@ def setup_django(data_dir: Path) -> None:
 
 def purge_broker() -> None:
     """Empties Chalkweb's queues, so no message of an earlier run reaches this one's workers."""
-    from chalkweb.celery import app
+    from chalkweb.celery import purge_queues
 
-    with app.connection_for_write() as connection:
-        channel = connection.default_channel
-        for queue in ("chalk-control", "chalk-runs"):
-            channel.queue_declare(queue=queue, durable=True, auto_delete=False)
-            channel.queue_purge(queue)
+    purge_queues()
 
 
 def percentile(values: list[float], fraction: float) -> float:

@@ -23,7 +23,21 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _platform import BENCH_BROKER_URL, BENCH_DATABASE_URL, REPO, percentile, purge_broker, setup_django  # noqa: E402
+from _platform import (
+    BENCH_BROKER_URL,
+    BENCH_DATABASE_URL,
+    REPO,
+    percentile,
+    purge_broker,
+    setup_django,
+)  # noqa: E402
+
+FUNCTION_SOURCE = """from chalk import chalk_logger
+
+
+def overhead():
+    chalk_logger.info("first line")
+"""
 
 
 def free_port() -> int:
@@ -48,7 +62,13 @@ def start_platform(data_dir: Path, port: int) -> list[subprocess.Popen]:
         "beat": [*celery, "beat", "--pidfile", str(data_dir / "beat.pid")],
     }
     return [
-        subprocess.Popen(cmd, cwd=REPO, env=env, stdout=open(data_dir / f"{name}.log", "w"), stderr=subprocess.STDOUT)
+        subprocess.Popen(
+            cmd,
+            cwd=REPO,
+            env=env,
+            stdout=open(data_dir / f"{name}.log", "w"),
+            stderr=subprocess.STDOUT,
+        )
         for name, cmd in commands.items()
     ]
 
@@ -84,31 +104,56 @@ def main() -> None:
     Function.objects.all().delete()
     ensure_periodic_tasks()
     function = function_deploy(
-        name="overhead", source="from chalk import chalk_logger\n\n\ndef overhead():\n    chalk_logger.info('first line')\n",
+        name="overhead", source=FUNCTION_SOURCE,
         source_filename="overhead.py", entrypoint="overhead", schedule=schedule.parse("0 0 1 1 *"),
         image=Image.debian_slim(), secret_names=[], cpu=None, memory=None, gpu=None,
-        retries=Retries(max_retries=0), timeout=None, overlap="allow", deployed_by="bench", now=timezone.now(),
+        retries=Retries(max_retries=0), timeout=None, overlap="allow", deployed_by="bench",
+        now=timezone.now(),
     ).function  # fmt: skip
     port = free_port()
     processes = start_platform(data_dir, port)
     try:
-        warm = run_trigger(function=function, trigger="manual", triggered_by="bench", now=timezone.now())
-        wait_for(lambda: Run.objects.get(id=warm.id).status == "succeeded", 120, "the warm-up run (image build)")
+        warm = run_trigger(
+            function=function, trigger="manual", triggered_by="bench", now=timezone.now()
+        )
+        wait_for(
+            lambda: Run.objects.get(id=warm.id).status == "succeeded",
+            120,
+            "the warm-up run (image build)",
+        )
         lags = []
         for _ in range(args.samples):
             slot = (timezone.now() + dt.timedelta(seconds=3)).replace(microsecond=0)
             Function.objects.filter(id=function.id).update(next_fire_at=slot)
-            run = wait_for(lambda s=slot: Run.objects.filter(function=function, scheduled_for=s).first(), 30, "the run")
-            first = wait_for(lambda r=run: LogLine.objects.filter(attempt__run=r).order_by("id").first(), 30, "the first line")
+            run = wait_for(
+                lambda s=slot: Run.objects.filter(function=function, scheduled_for=s).first(),
+                30,
+                "the run",
+            )
+            first = wait_for(
+                lambda r=run: LogLine.objects.filter(attempt__run=r).order_by("id").first(),
+                30,
+                "the first line",
+            )
             lags.append((first.ts - slot).total_seconds() * 1000)
-            wait_for(lambda r=run: Run.objects.get(id=r.id).status == "succeeded", 30, "the run to end")
+            wait_for(
+                lambda r=run: Run.objects.get(id=r.id).status == "succeeded", 30, "the run to end"
+            )
         # Run now has no slot to prepare for: this is the whole cold path, for comparison.
         manual = []
         for _ in range(args.samples):
-            run = run_trigger(function=function, trigger="manual", triggered_by="bench", now=timezone.now())
-            first = wait_for(lambda r=run: LogLine.objects.filter(attempt__run=r).order_by("id").first(), 30, "the first line")
+            run = run_trigger(
+                function=function, trigger="manual", triggered_by="bench", now=timezone.now()
+            )
+            first = wait_for(
+                lambda r=run: LogLine.objects.filter(attempt__run=r).order_by("id").first(),
+                30,
+                "the first line",
+            )
             manual.append((first.ts - run.created_at).total_seconds() * 1000)
-            wait_for(lambda r=run: Run.objects.get(id=r.id).status == "succeeded", 30, "the run to end")
+            wait_for(
+                lambda r=run: Run.objects.get(id=r.id).status == "succeeded", 30, "the run to end"
+            )
     finally:
         for process in processes:
             process.terminate()
@@ -126,9 +171,15 @@ def main() -> None:
     p50, p99, floor_p50 = percentile(lags, 0.5), percentile(lags, 0.99), percentile(floor, 0.5)
     print(f"{'':34}{'p50 ms':>10}{'p99 ms':>10}")
     print(f"{'slot -> first line of user code':34}{p50:>10.0f}{p99:>10.0f}")
-    print(f"{'run now -> first line (cold path)':34}{percentile(manual, 0.5):>10.0f}{percentile(manual, 0.99):>10.0f}")
+    print(
+        f"{'run now -> first line (cold path)':34}"
+        f"{percentile(manual, 0.5):>10.0f}{percentile(manual, 0.99):>10.0f}"
+    )
     print(f"{'floor: python -c pass':34}{floor_p50:>10.0f}{percentile(floor, 0.99):>10.0f}")
-    print(f"RESULT p50_ms={p50:.0f} p99_ms={p99:.0f} floor_p50_ms={floor_p50:.0f} run_now_p50_ms={percentile(manual, 0.5):.0f}")
+    print(
+        f"RESULT p50_ms={p50:.0f} p99_ms={p99:.0f} floor_p50_ms={floor_p50:.0f} "
+        f"run_now_p50_ms={percentile(manual, 0.5):.0f}"
+    )
 
 
 if __name__ == "__main__":

@@ -43,15 +43,27 @@ def create_functions(count: int, first_slot: dt.datetime) -> None:
         cursor.execute("TRUNCATE scheduling_function, scheduling_functionversion CASCADE")
     now = dt.datetime.now(dt.UTC)
     spec = ImageSpec.debian_slim()
-    image, _ = Image.objects.get_or_create(spec_hash=spec.spec_hash, defaults={"spec": spec.spec, "created_at": now})
+    image, _ = Image.objects.get_or_create(
+        spec_hash=spec.spec_hash, defaults={"spec": spec.spec, "created_at": now}
+    )
     functions = Function.objects.bulk_create(
-        Function(name=f"bench-{i}", next_fire_at=first_slot, created_at=now, updated_at=now) for i in range(count)
+        Function(name=f"bench-{i}", next_fire_at=first_slot, created_at=now, updated_at=now)
+        for i in range(count)
     )
     versions = FunctionVersion.objects.bulk_create(
         FunctionVersion(
-            function=f, number=1, source="def f():\n    pass\n", source_filename="bench.py",
-            source_sha256="0" * 64, entrypoint="f", image=image, schedule="* * * * *",
-            cron="* * * * *", retries={"max_retries": 0}, content_hash="0" * 64, created_at=now,
+            function=f,
+            number=1,
+            source="def f():\n    pass\n",
+            source_filename="bench.py",
+            source_sha256="0" * 64,
+            entrypoint="f",
+            image=image,
+            schedule="* * * * *",
+            cron="* * * * *",
+            retries={"max_retries": 0},
+            content_hash="0" * 64,
+            created_at=now,
         )  # fmt: skip
         for f in functions
     )
@@ -82,8 +94,16 @@ def measure_chalkweb(count: int, minutes: int, data_dir: Path) -> dict:
     slots = [first_slot + dt.timedelta(minutes=m) for m in range(minutes)]
     print(f"chalkweb: {count} functions, slots {slots[0]:%H:%M}..{slots[-1]:%H:%M} UTC", flush=True)
     processes = [
-        start("control-worker", ["worker", "-Q", "chalk-control", "-c", "2", "--loglevel", "WARNING"], data_dir),
-        start("beat", ["beat", "--loglevel", "WARNING", "--pidfile", str(data_dir / "beat.pid")], data_dir),
+        start(
+            "control-worker",
+            ["worker", "-Q", "chalk-control", "-c", "2", "--loglevel", "WARNING"],
+            data_dir,
+        ),
+        start(
+            "beat",
+            ["beat", "--loglevel", "WARNING", "--pidfile", str(data_dir / "beat.pid")],
+            data_dir,
+        ),
     ]
     lags: list[float] = []
     last_id = 0
@@ -104,7 +124,9 @@ def measure_chalkweb(count: int, minutes: int, data_dir: Path) -> dict:
             process.terminate()
         for process in processes:
             process.wait(timeout=30)
-    per_slot = Counter(Run.objects.filter(scheduled_for__in=slots).values_list("function_id", "scheduled_for"))
+    per_slot = Counter(
+        Run.objects.filter(scheduled_for__in=slots).values_list("function_id", "scheduled_for")
+    )
     purge_broker()
     return {
         "lags": lags,
@@ -113,14 +135,19 @@ def measure_chalkweb(count: int, minutes: int, data_dir: Path) -> dict:
     }
 
 
-BEAT_LINE = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}): INFO/MainProcess\] Scheduler: Sending due task bench-(\d+) ")
+BEAT_LINE = re.compile(
+    r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}): INFO/MainProcess\] "
+    r"Scheduler: Sending due task bench-(\d+) "
+)
 
 
 def measure_baseline(count: int, minutes: int, data_dir: Path) -> dict:
     from django_celery_beat.models import CrontabSchedule, PeriodicTask, PeriodicTasks
 
     PeriodicTask.objects.filter(name__startswith="bench-").delete()
-    crontab, _ = CrontabSchedule.objects.get_or_create(minute="*", hour="*", day_of_month="*", month_of_year="*", day_of_week="*", timezone="UTC")
+    crontab, _ = CrontabSchedule.objects.get_or_create(
+        minute="*", hour="*", day_of_month="*", month_of_year="*", day_of_week="*", timezone="UTC"
+    )
     PeriodicTask.objects.bulk_create(
         PeriodicTask(name=f"bench-{i}", task="bench.noop", crontab=crontab) for i in range(count)
     )
@@ -130,10 +157,14 @@ def measure_baseline(count: int, minutes: int, data_dir: Path) -> dict:
     log_path = data_dir / "baseline-beat.log"
     first_slot = next_minute(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=20))
     slots = [first_slot + dt.timedelta(minutes=m) for m in range(minutes)]
-    print(f"baseline: {count} PeriodicTasks, slots {slots[0]:%H:%M}..{slots[-1]:%H:%M} UTC", flush=True)
+    print(
+        f"baseline: {count} PeriodicTasks, slots {slots[0]:%H:%M}..{slots[-1]:%H:%M} UTC",
+        flush=True,
+    )
     with open(log_path, "w") as log:
         beat = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "chalkweb", "beat", "-S", "django", "--loglevel", "INFO",
+            [sys.executable, "-m", "celery", "-A", "chalkweb", "beat", "-S", "django",
+             "--loglevel", "INFO",
              "--pidfile", str(data_dir / "baseline-beat.pid")],
             cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
@@ -172,9 +203,16 @@ def main() -> None:
     purge_broker()
 
     ours = measure_chalkweb(args.functions, args.minutes, data_dir)
-    p50, p99, worst = (percentile(ours["lags"], 0.5), percentile(ours["lags"], 0.99), max(ours["lags"], default=float("nan")))
+    p50, p99, worst = (
+        percentile(ours["lags"], 0.5),
+        percentile(ours["lags"], 0.99),
+        max(ours["lags"], default=float("nan")),
+    )
     print(f"\n{'':24}{'p50 s':>10}{'p99 s':>10}{'max s':>10}{'missed':>10}{'dup':>6}")
-    print(f"{'chalkweb tick':24}{p50:>10.3f}{p99:>10.3f}{worst:>10.3f}{ours['missed']:>10}{ours['duplicates']:>6}")
+    print(
+        f"{'chalkweb tick':24}{p50:>10.3f}{p99:>10.3f}{worst:>10.3f}"
+        f"{ours['missed']:>10}{ours['duplicates']:>6}"
+    )
     result = (
         f"RESULT functions={args.functions} p50_s={p50:.3f} p99_s={p99:.3f} max_s={worst:.3f} "
         f"missed={ours['missed']} duplicates={ours['duplicates']}"
@@ -182,10 +220,17 @@ def main() -> None:
     if not args.no_baseline:
         base = measure_baseline(args.functions, args.minutes, data_dir)
         b50, b99 = percentile(base["lags"], 0.5), percentile(base["lags"], 0.99)
-        print(f"{'beat, 1 task/function':24}{b50:>10.3f}{b99:>10.3f}{max(base['lags'], default=float('nan')):>10.3f}{base['missed']:>10}{'':>6}")
+        print(
+            f"{'beat, 1 task/function':24}{b50:>10.3f}{b99:>10.3f}"
+            f"{max(base['lags'], default=float('nan')):>10.3f}{base['missed']:>10}"
+        )
         ratio = b99 / max(p99, 0.001) if p99 > 0 else float("inf")
-        print(f"\np99 lag: baseline / chalkweb = {ratio:.0f}x (chalkweb's runs are committed "
-              f"{-p99:.2f} s before the slot at p99)" if p99 < 0 else f"\np99 lag: baseline / chalkweb = {ratio:.1f}x")
+        print(
+            f"\np99 lag: baseline / chalkweb = {ratio:.0f}x (chalkweb's runs are committed "
+            f"{-p99:.2f} s before the slot at p99)"
+            if p99 < 0
+            else f"\np99 lag: baseline / chalkweb = {ratio:.1f}x"
+        )
         result += f" baseline_p99_s={b99:.3f} baseline_missed={base['missed']}"
     print(result)
 

@@ -119,7 +119,8 @@ def logs(run_id: int, follow: bool) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="chalkcompute",
-        description="Deploy, list and run Chalkweb functions and read their logs. The server is CHALK_COMPUTE_URL "
+        description="Deploy, list and run Chalkweb functions and read their logs. "
+        "The server is CHALK_COMPUTE_URL "
         "(default http://127.0.0.1:8000); the API token is CHALK_COMPUTE_TOKEN.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

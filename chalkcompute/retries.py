@@ -34,7 +34,8 @@ class Retries:
     def __post_init__(self) -> None:
         if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int):
             raise InvalidRetriesError(
-                f"max_retries must be a whole number from 0 to {MAX_RETRIES}, not {self.max_retries!r}"
+                f"max_retries must be a whole number from 0 to {MAX_RETRIES}, "
+                f"not {self.max_retries!r}"
             )
         if not 0 <= self.max_retries <= MAX_RETRIES:
             raise InvalidRetriesError(

@@ -182,6 +182,9 @@ class LogLine(models.Model):
             models.UniqueConstraint(fields=["attempt", "seq"], name="runs_one_log_line_per_seq"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.attempt_id}:{self.seq} {self.text[:60]}"
+
 
 class UsageSample(models.Model):
     """CPU and memory of an attempt, sampled every second by the runner (its heartbeat)."""
@@ -197,6 +200,9 @@ class UsageSample(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["attempt", "ts"], name="runs_usage_by_attempt")]
+
+    def __str__(self) -> str:
+        return f"{self.attempt_id} at {self.ts:%H:%M:%S}"
 
 
 class ImageBuildStatus(models.TextChoices):

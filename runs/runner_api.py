@@ -79,7 +79,10 @@ def attempt_detail(request, attempt: Attempt, body: dict) -> JsonResponse:
     }
     missing = sorted(set(version.secret_names) - set(secrets))
     if missing:
-        reason = f"secret {', '.join(missing)} no longer exists; set it again with PUT /api/v1/secrets/NAME"
+        reason = (
+            f"secret {', '.join(missing)} no longer exists; set it again with "
+            "PUT /api/v1/secrets/NAME"
+        )
         services.attempt_finish(
             attempt=attempt, status=AttemptStatus.FAILED, reason=reason, now=now
         )

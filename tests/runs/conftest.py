@@ -17,7 +17,7 @@ from django.utils import timezone
 from chalkcompute import schedule as schedule_engine
 from chalkcompute.image import Image
 from chalkcompute.retries import Retries
-from chalkweb.celery import app as celery_app
+from chalkweb.celery import purge_queues
 from runs.beat import ensure_periodic_tasks
 from runs.executors.local.executor import die_with_parent
 from runs.models import Run
@@ -70,13 +70,25 @@ class Platform:
 
     def start_workers(self, concurrency: int = 2) -> None:
         common = ["worker", "--loglevel", "INFO", "--without-mingle", "--without-gossip"]
-        self._start("runs-worker", [*common, "-Q", "chalk-runs", "-c", str(concurrency), "-n", f"runs-{os.getpid()}@%h"], "ready.")
-        self._start("control-worker", [*common, "-Q", "chalk-control", "-c", "2", "-n", f"control-{os.getpid()}@%h"], "ready.")
+        self._start(
+            "runs-worker",
+            [*common, "-Q", "chalk-runs", "-c", str(concurrency), "-n", f"runs-{os.getpid()}@%h"],
+            "ready.",
+        )
+        self._start(
+            "control-worker",
+            [*common, "-Q", "chalk-control", "-c", "2", "-n", f"control-{os.getpid()}@%h"],
+            "ready.",
+        )
 
     def start_beat(self, name: str = "beat") -> None:
         ensure_periodic_tasks({"runs.tasks.reap": 2})
         pidfile = self.logs / f"{name}.pid"
-        self._start(name, ["beat", "--loglevel", "INFO", "--pidfile", str(pidfile), "--max-interval", "1"], "beat: Starting")
+        self._start(
+            name,
+            ["beat", "--loglevel", "INFO", "--pidfile", str(pidfile), "--max-interval", "1"],
+            "beat: Starting",
+        )
 
     def kill(self, name: str) -> None:
         """`kill -9` of the process alone: what it started must not outlive it."""
@@ -97,14 +109,6 @@ class Platform:
                 os.killpg(process.pid, signal.SIGKILL)
 
 
-def purge_queues() -> None:
-    with celery_app.connection_for_write() as connection:
-        channel = connection.default_channel
-        for queue in ("chalk-control", "chalk-runs"):
-            channel.queue_declare(queue=queue, durable=True, auto_delete=False)
-            channel.queue_purge(queue)
-
-
 @pytest.fixture
 def platform(live_server, transactional_db, tmp_path):
     purge_queues()  # no message of an earlier test reaches this one's workers
@@ -113,11 +117,26 @@ def platform(live_server, transactional_db, tmp_path):
     platform.stop()
 
 
-def deploy(name: str, body: str, *, schedule: str | None = None, retries=0, timeout=None,
-           secrets=(), memory=None, overlap="skip", image: Image | None = None, now=None):
+def deploy(
+    name: str,
+    body: str,
+    *,
+    schedule: str | None = None,
+    retries=0,
+    timeout=None,
+    secrets=(),
+    memory=None,
+    overlap="skip",
+    image: Image | None = None,
+    now=None,
+):
     """Deploys a module whose function `name` (underscored) has `body` as its code."""
     entrypoint = name.replace("-", "_")
-    source = "import chalkcompute\nfrom chalk import chalk_logger\n\n\n" + f"def {entrypoint}():\n" + textwrap.indent(textwrap.dedent(body).strip() + "\n", "    ")
+    source = (
+        "import chalkcompute\nfrom chalk import chalk_logger\n\n\n"
+        + f"def {entrypoint}():\n"
+        + textwrap.indent(textwrap.dedent(body).strip() + "\n", "    ")
+    )
     result = function_deploy(
         name=name, source=source, source_filename=f"{entrypoint}.py", entrypoint=entrypoint,
         schedule=schedule_engine.parse(schedule) if schedule else None,
@@ -139,7 +158,9 @@ def wait_for(predicate, timeout: float = 60, interval: float = 0.2, message: str
         time.sleep(interval)
 
 
-def wait_for_run(run_id: int, statuses=("succeeded", "failed", "timed_out", "cancelled", "lost"), timeout=60) -> Run:
+def wait_for_run(
+    run_id: int, statuses=("succeeded", "failed", "timed_out", "cancelled", "lost"), timeout=60
+) -> Run:
     def finished():
         run = Run.objects.get(id=run_id)
         return run if run.status in statuses else None

@@ -24,7 +24,9 @@ def trigger(function: Function) -> Run:
 
 
 def log_texts(run: Run) -> list[str]:
-    return list(LogLine.objects.filter(attempt__run=run).order_by("id").values_list("text", flat=True))
+    return list(
+        LogLine.objects.filter(attempt__run=run).order_by("id").values_list("text", flat=True)
+    )
 
 
 def test_it_runs_a_function_now_with_its_logs_and_usage_visible_through_the_api(platform):
@@ -66,12 +68,16 @@ def test_it_runs_a_cron_function_at_the_next_minute_boundary_once_even_with_two_
     function = deploy("every-minute", 'chalk_logger.info("tick")', schedule="* * * * *")
     slot = function.next_fire_at
 
-    run = wait_for(lambda: Run.objects.filter(function=function).first(), timeout=75, message="the slot's run")
+    run = wait_for(
+        lambda: Run.objects.filter(function=function).first(), timeout=75, message="the slot's run"
+    )
     run = wait_for_run(run.id)
     time.sleep(3)  # both beats keep ticking: still one run for the slot
 
     assert run.status == "succeeded", run.status_reason
-    assert list(Run.objects.filter(function=function).values_list("scheduled_for", flat=True)) == [slot]
+    assert list(Run.objects.filter(function=function).values_list("scheduled_for", flat=True)) == [
+        slot
+    ]
     assert log_texts(run) == ["tick"]
     assert run.started_at - slot < dt.timedelta(seconds=3)
 
@@ -98,12 +104,19 @@ def test_it_marks_an_attempt_lost_when_the_worker_is_killed_and_retries_it(platf
 
     platform.kill("runs-worker")
 
-    lost = wait_for(lambda: Attempt.objects.filter(run=run, number=1, status="lost").first(), timeout=30, message="attempt 1 lost")
+    lost = wait_for(
+        lambda: Attempt.objects.filter(run=run, number=1, status="lost").first(),
+        timeout=30,
+        message="attempt 1 lost",
+    )
     assert "no heartbeat for 4 seconds" in lost.reason
     platform.start_workers()
     run = wait_for_run(run.id)
     assert run.status == "succeeded", run.status_reason
-    assert list(run.attempts.order_by("number").values_list("status", flat=True)) == ["lost", "succeeded"]
+    assert list(run.attempts.order_by("number").values_list("status", flat=True)) == [
+        "lost",
+        "succeeded",
+    ]
     assert log_texts(run)[:1] == ["attempt 1 working"]
     assert log_texts(run)[-1] == "done"
 
@@ -117,7 +130,12 @@ def test_it_retries_a_failing_function_with_backoff_and_keeps_each_attempts_erro
         chalk_logger.error("upstream said no")
         raise RuntimeError("rates service unavailable")
         """,
-        retries={"max_retries": 2, "initial_delay": 1.0, "backoff_coefficient": 2.0, "max_delay": 10},
+        retries={
+            "max_retries": 2,
+            "initial_delay": 1.0,
+            "backoff_coefficient": 2.0,
+            "max_delay": 10,
+        },
     )
     run = wait_for_run(trigger(function).id)
 
@@ -125,7 +143,9 @@ def test_it_retries_a_failing_function_with_backoff_and_keeps_each_attempts_erro
     assert run.status_reason == "RuntimeError: rates service unavailable"
     attempts = list(run.attempts.order_by("number"))
     assert [(a.number, a.status, a.exit_code, a.error_type) for a in attempts] == [
-        (1, "failed", 1, "RuntimeError"), (2, "failed", 1, "RuntimeError"), (3, "failed", 1, "RuntimeError"),
+        (1, "failed", 1, "RuntimeError"),
+        (2, "failed", 1, "RuntimeError"),
+        (3, "failed", 1, "RuntimeError"),
     ]  # fmt: skip
     assert 'raise RuntimeError("rates service unavailable")' in attempts[0].traceback
     # Backoff: 1 s before attempt 2, 2 s before attempt 3.
@@ -181,11 +201,19 @@ def test_it_skips_a_slot_while_the_previous_run_is_still_running(platform):
     platform.start_beat()
     function = deploy("long", "import time\ntime.sleep(8)", schedule="0 0 1 1 *")
     first = trigger(function)
-    wait_for(lambda: Run.objects.get(id=first.id).status == "running", message="the first run to start")
+    wait_for(
+        lambda: Run.objects.get(id=first.id).status == "running", message="the first run to start"
+    )
 
-    Function.objects.filter(id=function.id).update(next_fire_at=timezone.now() + dt.timedelta(seconds=1))
+    Function.objects.filter(id=function.id).update(
+        next_fire_at=timezone.now() + dt.timedelta(seconds=1)
+    )
 
-    skipped = wait_for(lambda: Run.objects.filter(function=function, status="skipped").first(), timeout=20, message="a skipped slot")
+    skipped = wait_for(
+        lambda: Run.objects.filter(function=function, status="skipped").first(),
+        timeout=20,
+        message="a skipped slot",
+    )
     assert skipped.status_reason == 'the previous run was still active (overlap="skip")'
     assert wait_for_run(first.id).status == "succeeded"
 
@@ -194,14 +222,22 @@ def test_it_runs_nothing_while_paused_and_runs_again_after_resume(platform):
     platform.start_workers()
     platform.start_beat()
     function = deploy("pausable", 'chalk_logger.info("ran")', schedule="0 0 1 1 *")
-    function = function_pause(function=function, paused_by="alice", reason="vendor outage", now=timezone.now())
+    function = function_pause(
+        function=function, paused_by="alice", reason="vendor outage", now=timezone.now()
+    )
     time.sleep(3)  # beat ticks every second: nothing is due while paused
     assert not Run.objects.exists()
 
     function_resume(function=function, now=timezone.now())
-    Function.objects.filter(id=function.id).update(next_fire_at=timezone.now() + dt.timedelta(seconds=1))
+    Function.objects.filter(id=function.id).update(
+        next_fire_at=timezone.now() + dt.timedelta(seconds=1)
+    )
 
-    run = wait_for(lambda: Run.objects.filter(function=function).first(), timeout=20, message="a run after resume")
+    run = wait_for(
+        lambda: Run.objects.filter(function=function).first(),
+        timeout=20,
+        message="a run after resume",
+    )
     assert wait_for_run(run.id).status == "succeeded"
 
 
@@ -260,12 +296,16 @@ def test_it_runs_a_function_from_the_cli_and_follows_its_log(platform, live_serv
     env = {**os.environ, "CHALK_COMPUTE_URL": live_server.url, "CHALK_COMPUTE_TOKEN": token}
     cli = [sys.executable, "-m", "chalkcompute.cli"]
 
-    started = subprocess.run([*cli, "run", "cli-job"], env=env, capture_output=True, text=True, timeout=30)
+    started = subprocess.run(
+        [*cli, "run", "cli-job"], env=env, capture_output=True, text=True, timeout=30
+    )
     assert started.returncode == 0, started.stderr
     run_id = int(started.stdout.split()[2])
     assert started.stdout.splitlines()[1].strip() == f"logs     chalkcompute logs {run_id} --follow"
 
-    followed = subprocess.run([*cli, "logs", str(run_id), "--follow"], env=env, capture_output=True, text=True, timeout=60)
+    followed = subprocess.run(
+        [*cli, "logs", str(run_id), "--follow"], env=env, capture_output=True, text=True, timeout=60
+    )
 
     assert followed.returncode == 0, followed.stderr
     assert [line[9:] for line in followed.stdout.splitlines()] == ["INFO one", "two"]
@@ -276,7 +316,11 @@ def test_it_explains_a_log_request_for_an_unknown_run(live_server):
     _, token = token_create(name="cli")
     env = {**os.environ, "CHALK_COMPUTE_URL": live_server.url, "CHALK_COMPUTE_TOKEN": token}
     result = subprocess.run(
-        [sys.executable, "-m", "chalkcompute.cli", "logs", "999999"], env=env, capture_output=True, text=True, timeout=30
+        [sys.executable, "-m", "chalkcompute.cli", "logs", "999999"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert result.returncode == 1
     assert "no run 999999 here; list runs with GET /api/v1/runs" in result.stderr

@@ -34,7 +34,12 @@ def test_it_creates_one_run_and_attempt_for_a_due_slot_and_advances_the_next_slo
     )  # fmt: skip
     assert run.version_id == function.current_version_id
     attempt = Attempt.objects.get()
-    assert (attempt.run_id, attempt.number, attempt.status, attempt.not_before) == (run.id, 1, "queued", at(1))
+    assert (attempt.run_id, attempt.number, attempt.status, attempt.not_before) == (
+        run.id,
+        1,
+        "queued",
+        at(1),
+    )
     function.refresh_from_db()
     assert function.next_fire_at == at(2)
     assert result.runs == 1
@@ -108,7 +113,10 @@ def test_it_runs_slots_side_by_side_when_overlap_is_allowed():
     deploy("parallel", "pass", schedule="* * * * *", overlap="allow", now=T0)
     tick(now=at(1))
     tick(now=at(2))
-    assert list(Run.objects.order_by("scheduled_for").values_list("status", flat=True)) == ["queued", "queued"]
+    assert list(Run.objects.order_by("scheduled_for").values_list("status", flat=True)) == [
+        "queued",
+        "queued",
+    ]
 
 
 def test_it_does_not_run_a_paused_function_and_runs_again_after_resume():
@@ -174,7 +182,10 @@ def test_it_waits_for_the_slot_before_skipping_a_busy_function():
 
     Run.objects.filter(id=first.id).update(status=RunStatus.SUCCEEDED)
     tick(now=at(2))
-    assert list(Run.objects.order_by("id").values_list("status", flat=True)) == ["succeeded", "queued"]
+    assert list(Run.objects.order_by("id").values_list("status", flat=True)) == [
+        "succeeded",
+        "queued",
+    ]
 
 
 def test_it_handles_more_due_functions_than_one_batch_in_one_tick():

@@ -28,7 +28,9 @@ def attempt():
 
 
 def texts(attempt: Attempt) -> list[str]:
-    return list(LogLine.objects.filter(attempt=attempt).order_by("seq").values_list("text", flat=True))
+    return list(
+        LogLine.objects.filter(attempt=attempt).order_by("seq").values_list("text", flat=True)
+    )
 
 
 def test_it_keeps_a_resent_batchs_new_lines_only(attempt):

@@ -272,7 +272,9 @@ def test_an_image_is_immutable_and_each_step_returns_a_new_one():
 
 def test_equal_image_specs_have_one_canonical_spec_and_hash():
     first = Image.debian_slim().run_commands("pip install requests").env({"B": "2", "A": "1"})
-    second = Image.debian_slim("3.11").run_commands("pip install requests").env({"A": "1", "B": "2"})
+    second = (
+        Image.debian_slim("3.11").run_commands("pip install requests").env({"A": "1", "B": "2"})
+    )
     assert first == second and hash(first) == hash(second)
     assert first.spec_hash == second.spec_hash
     assert first.canonical_json == (

@@ -33,12 +33,18 @@ class Command(BaseCommand):
         if password:
             self.stdout.write(f"  login:          admin / {password}")
         else:
-            self.stdout.write("  login:          admin (password as first printed; change it in the admin)")
+            self.stdout.write(
+                "  login:          admin (password as first printed; change it in the admin)"
+            )
         if token:
             self.stdout.write("Deploy from this machine with:")
-            self.stdout.write(f"  export CHALK_COMPUTE_URL={url.rstrip('/')} CHALK_COMPUTE_TOKEN={token}")
+            self.stdout.write(
+                f"  export CHALK_COMPUTE_URL={url.rstrip('/')} CHALK_COMPUTE_TOKEN={token}"
+            )
         else:
-            self.stdout.write("API token: python manage.py create_token NAME (or the console's API tokens page)")
+            self.stdout.write(
+                "API token: python manage.py create_token NAME (or the console's API tokens page)"
+            )
         self.stdout.flush()
         self._serve(host, port)
 
@@ -71,8 +77,10 @@ class Command(BaseCommand):
         # Runs hold a worker slot while they last; the tick and the reaper get their own
         # worker so a busy machine never delays a slot.
         processes = {
-            "web": [python, "manage.py", "runserver", f"{host}:{port}", "--noreload", "--skip-checks"],
-            "control-worker": [*worker, "-Q", "chalk-control", "-c", "2", "-n", f"control-{port}@%h"],
+            "web": [python, "manage.py", "runserver", f"{host}:{port}", "--noreload",
+                    "--skip-checks"],
+            "control-worker": [*worker, "-Q", "chalk-control", "-c", "2",
+                               "-n", f"control-{port}@%h"],
             "runs-worker": [*worker, "-Q", "chalk-runs", "-c", str(settings.CHALK_LOCAL_MAX_RUNS),
                             "-n", f"runs-{port}@%h"],
             "beat": [python, "-m", "celery", "-A", "chalkweb", "beat", "--loglevel", "INFO",

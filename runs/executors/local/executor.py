@@ -16,8 +16,8 @@ from pathlib import Path
 from django.conf import settings
 from django.utils import timezone
 
-import chalkcompute
 import chalk
+import chalkcompute
 from runs.executors.local.images import ImageBuildError, ensure_image
 from runs.models import Attempt, AttemptStatus
 from runs.services import attempt_finish, attempt_heartbeat, cancel_requested, log_system

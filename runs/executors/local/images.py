@@ -33,14 +33,17 @@ def images_dir() -> Path:
     return settings.DATA_DIR / "images"
 
 
+_RUNNING = f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
 def _interpreter(python_version: str) -> str:
-    if python_version == f"{sys.version_info.major}.{sys.version_info.minor}":
+    if python_version == _RUNNING:
         return getattr(sys, "_base_executable", sys.executable)
     found = shutil.which(f"python{python_version}")
     if not found:
         raise ImageBuildError(
             f"Python {python_version} is not installed on this worker; use "
-            f'Image.debian_slim(python_version="{sys.version_info.major}.{sys.version_info.minor}") '
+            f'Image.debian_slim(python_version="{_RUNNING}") '
             "or run on the kubernetes executor"
         )
     return found
@@ -133,7 +136,8 @@ def _build(image: Image, venv: Path, heartbeat: Callable[[], None]) -> None:
                 if os.geteuid() != 0:
                     raise ImageBuildError(
                         "apt_install needs root, and this local worker does not run as root: "
-                        "install the packages on the worker yourself, or use the kubernetes executor"
+                        "install the packages on the worker yourself, or use the kubernetes "
+                        "executor"
                     )
                 step(
                     "apt-get install " + " ".join(content),
