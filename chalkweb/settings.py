@@ -154,6 +154,7 @@ SPECTACULAR_SETTINGS = {
 # Celery. The embedded default uses kombu's filesystem transport: no broker server to run.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
+    CELERY_BROKER_TRANSPORT = "chalkweb.broker:Transport"  # kombu's, with atomic writes
     _broker_dir = DATA_DIR / "broker"
     for _sub in ("queue", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
