@@ -11,7 +11,6 @@ the same attempt (a worker and the reaper, a late runner and a cancel).
 """
 
 import datetime as dt
-import hashlib
 import secrets
 from collections import Counter
 
@@ -33,6 +32,7 @@ from runs.models import (
     UsageSample,
 )
 from scheduling.models import Function
+from scheduling.services import token_hash
 
 # Attempt outcomes after which the retry policy may start another attempt.
 RETRYABLE = (
@@ -43,8 +43,10 @@ RETRYABLE = (
 )
 
 
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+def attempt_token() -> tuple[str, str]:
+    """A new runner token for one attempt and its hash (only the hash is stored)."""
+    token = "chalk_attempt_" + secrets.token_urlsafe(32)
+    return token, token_hash(token)
 
 
 def attempt_new(*, run: Run, number: int, now: dt.datetime, not_before: dt.datetime) -> Attempt:
@@ -103,13 +105,13 @@ def attempt_claim(
 ) -> tuple[Attempt, str] | None:
     """A worker takes a queued attempt; returns it with its runner token, or None if it is
     not queued any more (already taken by another delivery of the message, or cancelled)."""
-    token = "chalk_attempt_" + secrets.token_urlsafe(32)
+    token, hashed = attempt_token()
     with transaction.atomic():
         claimed = Attempt.objects.filter(id=attempt_id, status=AttemptStatus.QUEUED).update(
             status=AttemptStatus.STARTING,
             executor=executor,
             executor_ref=executor_ref,
-            token_hash=token_hash(token),
+            token_hash=hashed,
             last_heartbeat_at=now,
         )
         if not claimed:

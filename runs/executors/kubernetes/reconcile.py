@@ -9,7 +9,6 @@ is made under a lock on its attempt's row.
 
 import datetime as dt
 import logging
-import secrets
 from typing import Any
 
 from django.conf import settings
@@ -160,8 +159,8 @@ def _follow_build(
             return "unchanged"
         # The token minted at claim time was handed to `run` and never stored; the runner
         # gets a new one, made as services.attempt_claim makes them.
-        token = "chalk_attempt_" + secrets.token_urlsafe(32)
-        Attempt.objects.filter(id=attempt.id).update(token_hash=services.token_hash(token))
+        token, hashed = services.attempt_token()
+        Attempt.objects.filter(id=attempt.id).update(token_hash=hashed)
         try:
             job_create(attempt, plan, token=token, cluster=cluster, now=now)
         except UnsupportedSpecError as exc:  # the GPU map changed while the image built
