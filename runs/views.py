@@ -12,6 +12,7 @@ import difflib
 import json
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.contrib import messages
 from django.db import transaction
 from django.http import Http404
@@ -341,6 +342,11 @@ def function_page(request, name: str):
     context.update(
         next_fire_times=scheduling_selectors.next_fire_times(function, NEXT_FIRE_TIMES_SHOWN),
         image_builds=selectors.image_builds(image_id=version.image_id) if version else [],
+        installs_at_start=(
+            settings.CHALK_EXECUTOR == "kubernetes"
+            and not settings.CHALK_K8S_REGISTRY
+            and settings.CHALK_K8S_INSTALL_AT_START
+        ),
         missed=selectors.missed_and_skipped(function=function, limit=MISSED_SHOWN),
         missed_scan=selectors.MISSED_SCAN_RUNS,
         versions=selectors.version_history_page(

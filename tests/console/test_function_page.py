@@ -56,6 +56,32 @@ def test_it_shows_the_image_build_state(console, rates):
     )
 
 
+def test_it_shows_the_image_build_log(console, rates):
+    ImageBuild.objects.create(
+        image=rates.current_version.image,
+        executor="local",
+        status="failed",
+        log="$ pip install ratesclient\nERROR: No matching distribution found for ratesclient\n",
+        started_at=timezone.now(),
+    )
+
+    page = html(console.get("/functions/refresh-rates"))
+
+    assert "<summary>Build log</summary>" in page
+    assert "ERROR: No matching distribution found for ratesclient" in page
+
+
+def test_it_says_when_kubernetes_runs_install_the_image_as_they_start(console, rates, settings):
+    notice = "No image registry is configured: on Kubernetes each run installs"
+    assert notice not in html(console.get("/functions/refresh-rates"))
+
+    settings.CHALK_EXECUTOR = "kubernetes"
+    settings.CHALK_K8S_REGISTRY = ""
+    settings.CHALK_K8S_INSTALL_AT_START = True
+
+    assert notice in html(console.get("/functions/refresh-rates"))
+
+
 def test_it_shows_the_secret_names_but_no_values(console):
     secret_set(name="EXCHANGE_API_KEY", value="never-on-a-page", now=timezone.now())
     deploy("refresh-rates", "pass", secrets=["EXCHANGE_API_KEY"])

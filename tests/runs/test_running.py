@@ -10,7 +10,8 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from runs.models import Attempt, LogLine, Run, UsageSample
+from chalkcompute.image import Image
+from runs.models import Attempt, ImageBuild, LogLine, Run, UsageSample
 from runs.services import run_cancel, run_trigger
 from scheduling.models import Function
 from scheduling.services import function_pause, function_resume, secret_set, token_create
@@ -324,3 +325,60 @@ def test_it_explains_a_log_request_for_an_unknown_run(live_server):
     )
     assert result.returncode == 1
     assert "no run 999999 here; list runs with GET /api/v1/runs" in result.stderr
+
+
+def test_it_builds_the_image_once_with_its_commands_run_in_the_runs_virtualenv(platform, tmp_path):
+    platform.start_workers()
+    package = tmp_path / "ratesclient"
+    (package / "ratesclient").mkdir(parents=True)
+    (package / "ratesclient" / "__init__.py").write_text("SOURCE = 'local rates'\n")
+    (package / "setup.py").write_text(
+        "from setuptools import setup\n"
+        "setup(name='ratesclient', version='1.0', packages=['ratesclient'])\n"
+    )
+    # `pip` here must be the venv's: the package is importable in the run only if it is.
+    image = Image.debian_slim().run_commands(
+        f"pip install --no-index --no-build-isolation {package}"
+    )
+    function = deploy(
+        "with-image",
+        "import ratesclient\nchalk_logger.info(ratesclient.SOURCE)",
+        image=image,
+    )
+
+    first = wait_for_run(trigger(function).id, timeout=120)
+    second = wait_for_run(trigger(function).id)
+
+    assert (first.status, second.status) == ("succeeded", "succeeded"), first.status_reason
+    assert log_texts(first) == log_texts(second) == ["local rates"]
+    build = ImageBuild.objects.get()  # one build for both runs
+    assert (build.status, build.executor) == ("ready", "local")
+    assert f"$ pip install --no-index --no-build-isolation {package}" in build.log
+    assert "Successfully installed ratesclient-1.0" in build.log
+
+
+def test_it_fails_a_run_whose_image_does_not_build_and_says_why(platform):
+    platform.start_workers()
+    image = Image.debian_slim().run_commands("exit 3")
+    run = wait_for_run(trigger(deploy("broken-image", "pass", image=image)).id, timeout=120)
+
+    assert run.status == "failed"
+    assert (
+        run.status_reason == "image build failed: image build step failed with exit code 3: exit 3"
+    )
+
+
+def test_it_caps_an_attempts_log_and_marks_the_truncation(platform, settings):
+    settings.CHALK_MAX_LOG_BYTES = 1000  # read by the runner API the runner fetches from
+    platform.start_workers()
+    run = wait_for_run(
+        trigger(deploy("chatty", "for i in range(500):\n    print(f'line {i:03}')")).id
+    )
+
+    texts = log_texts(run)
+    assert run.status == "succeeded"
+    assert texts[:2] == ["line 000", "line 001"]
+    assert texts[-1] == (
+        "log truncated: this attempt wrote more than 1000 bytes; later lines were dropped"
+    )
+    assert len(texts) < 500 and run.attempts.get().log_truncated
