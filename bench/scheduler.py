@@ -108,7 +108,7 @@ def measure_chalkweb(count: int, minutes: int, data_dir: Path) -> dict:
     lags: list[float] = []
     last_id = 0
     try:
-        while dt.datetime.now(dt.UTC) < slots[-1] + dt.timedelta(seconds=30):
+        while dt.datetime.now(dt.UTC) < slots[-1] + dt.timedelta(seconds=55):
             # Counted per slot in the database: the watcher must not steal the tick's CPU.
             fresh = list(
                 Run.objects.filter(id__gt=last_id).values("scheduled_for")
