@@ -126,6 +126,7 @@ def deploy(
     timeout=None,
     secrets=(),
     memory=None,
+    gpu=None,
     overlap="skip",
     image: Image | None = None,
     now=None,
@@ -141,7 +142,7 @@ def deploy(
         name=name, source=source, source_filename=f"{entrypoint}.py", entrypoint=entrypoint,
         schedule=schedule_engine.parse(schedule) if schedule else None,
         image=image or Image.debian_slim(), secret_names=list(secrets), cpu=None, memory=memory,
-        gpu=None, retries=Retries.coerce(retries), timeout=timeout, overlap=overlap,
+        gpu=gpu, retries=Retries.coerce(retries), timeout=timeout, overlap=overlap,
         deployed_by="test", now=now or timezone.now(),
     )  # fmt: skip
     return result.function

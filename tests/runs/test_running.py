@@ -382,3 +382,15 @@ def test_it_caps_an_attempts_log_and_marks_the_truncation(platform, settings):
         "log truncated: this attempt wrote more than 1000 bytes; later lines were dropped"
     )
     assert len(texts) < 500 and run.attempts.get().log_truncated
+
+
+def test_it_refuses_a_gpu_the_local_worker_does_not_have(platform):
+    platform.start_workers()
+    run = wait_for_run(trigger(deploy("inference", "pass", gpu="nvidia-l4", retries=2)).id)
+
+    assert run.status == "failed"
+    assert run.status_reason == (
+        "the local executor has no GPU (the function asks for nvidia-l4); run it on the "
+        "kubernetes executor"
+    )
+    assert run.attempts.count() == 1  # no retry can bring a GPU

@@ -56,7 +56,7 @@ class LocalExecutor:
             attempt_finish(
                 attempt=attempt, status=AttemptStatus.FAILED, now=timezone.now(),
                 reason=f"the local executor has no GPU (the function asks for {version.gpu}); "
-                "run it on the kubernetes executor",
+                "run it on the kubernetes executor", retryable=False,
             )  # fmt: skip
             return
         last_beat = [0.0]
