@@ -87,10 +87,6 @@ def parse_cpu(value: object) -> str:
     return text
 
 
-def cpu_millicores(text: str) -> int:
-    return int(parse_quantity(text, "cpu") * 1000)
-
-
 def parse_memory(value: object) -> str:
     """Validates a memory request ("512Mi", "1Gi", "1G") and returns it as a string."""
     text = _as_text(value, "memory")

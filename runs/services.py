@@ -253,20 +253,16 @@ def log_system(*, attempt: Attempt, text: str, now: dt.datetime, level: str = "I
 
 
 def usage_append(*, attempt: Attempt, samples: list[dict], now: dt.datetime) -> None:
-    rows = []
-    previous_cpu = None
-    for sample in samples:
-        cpu = float(sample["cpu_seconds"])
-        rows.append(
-            UsageSample(
-                attempt_id=attempt.id,
-                ts=_timestamp(sample.get("ts"), now),
-                cpu_seconds=cpu,
-                cpu_percent=0.0 if previous_cpu is None else max(0.0, (cpu - previous_cpu) * 100),
-                rss_bytes=int(sample["rss_bytes"]),
-            )
+    rows = [
+        UsageSample(
+            attempt_id=attempt.id,
+            ts=_timestamp(sample.get("ts"), now),
+            cpu_seconds=float(sample["cpu_seconds"]),
+            cpu_percent=float(sample.get("cpu_percent", 0.0)),  # % of one core since the last
+            rss_bytes=int(sample["rss_bytes"]),
         )
-        previous_cpu = cpu
+        for sample in samples
+    ]
     UsageSample.objects.bulk_create(rows)
     update = {"last_heartbeat_at": now}
     if rows:

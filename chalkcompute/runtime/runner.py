@@ -145,6 +145,7 @@ class Attempt:
         self.peak_rss = 0
         self.cpu_seconds = 0.0
         self.cancelled = False
+        self._last_sample: tuple[float, float] | None = None
 
     def _on_event(self, raw: str) -> None:
         try:
@@ -162,6 +163,24 @@ class Attempt:
             )
         elif event.get("kind") == "result":
             self.result = event
+
+    def _sample(self, usage: Usage) -> None:
+        """Records a sample, with the CPU used since the previous one as % of one core."""
+        moment = time.time()
+        percent = 0.0
+        if self._last_sample is not None:
+            elapsed = moment - self._last_sample[0]
+            if elapsed > 0:
+                percent = max(0.0, (usage.cpu_seconds - self._last_sample[1]) / elapsed * 100)
+        self._last_sample = (moment, usage.cpu_seconds)
+        self.samples.append(
+            {
+                "ts": moment,
+                "cpu_seconds": usage.cpu_seconds,
+                "cpu_percent": round(percent, 1),
+                "rss_bytes": usage.rss_bytes,
+            }
+        )
 
     def _heartbeat(self, usage: Usage | None, final: bool = False) -> None:
         first, lines = self.logs.take()
@@ -263,13 +282,7 @@ class Attempt:
                 term_sent_at = None
             if now >= next_heartbeat or len(self.logs.pending) >= FLUSH_LINES:
                 if now >= next_heartbeat:
-                    self.samples.append(
-                        {
-                            "ts": time.time(),
-                            "cpu_seconds": usage.cpu_seconds,
-                            "rss_bytes": usage.rss_bytes,
-                        }
-                    )
+                    self._sample(usage)
                     next_heartbeat = now + HEARTBEAT_SECONDS
                 self._heartbeat(usage)
             time.sleep(CHECK_SECONDS)

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import time
+import zipfile
 
 import pytest
 from django.utils import timezone
@@ -39,7 +40,9 @@ def test_it_runs_a_function_now_with_its_logs_and_usage_visible_through_the_api(
         chalk_logger.info("refresh started")
         print("plain print")
         chalk_logger.warning("%s rates", 3)
-        time.sleep(1.5)
+        busy_until = time.time() + 2.5
+        while time.time() < busy_until:
+            pass
         return {"rates": 3}
         """,
     )
@@ -58,7 +61,9 @@ def test_it_runs_a_function_now_with_its_logs_and_usage_visible_through_the_api(
         ("stdout", "", "plain print"),
         ("stdout", "WARNING", "3 rates"),
     ]
-    assert UsageSample.objects.filter(attempt__run=run).count() >= 1
+    samples = UsageSample.objects.filter(attempt__run=run)
+    assert samples.count() >= 2
+    assert max(sample.cpu_percent for sample in samples) > 30  # the busy loop, seen per second
     assert detail["peak_memory_bytes"] > 1_000_000
 
 
@@ -327,19 +332,29 @@ def test_it_explains_a_log_request_for_an_unknown_run(live_server):
     assert "no run 999999 here; list runs with GET /api/v1/runs" in result.stderr
 
 
+def make_wheel(folder, name: str, source: str):
+    """A minimal pure-Python wheel, so the test installs offline with no build step."""
+    wheel = folder / f"{name}-1.0-py3-none-any.whl"
+    info = f"{name}-1.0.dist-info"
+    files = {
+        f"{name}/__init__.py": source,
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for path, text in files.items():
+            archive.writestr(path, text)
+        archive.writestr(
+            f"{info}/RECORD", "".join(f"{path},,\n" for path in [*files, f"{info}/RECORD"])
+        )
+    return wheel
+
+
 def test_it_builds_the_image_once_with_its_commands_run_in_the_runs_virtualenv(platform, tmp_path):
     platform.start_workers()
-    package = tmp_path / "ratesclient"
-    (package / "ratesclient").mkdir(parents=True)
-    (package / "ratesclient" / "__init__.py").write_text("SOURCE = 'local rates'\n")
-    (package / "setup.py").write_text(
-        "from setuptools import setup\n"
-        "setup(name='ratesclient', version='1.0', packages=['ratesclient'])\n"
-    )
+    wheel = make_wheel(tmp_path, "ratesclient", "SOURCE = 'local rates'\n")
     # `pip` here must be the venv's: the package is importable in the run only if it is.
-    image = Image.debian_slim().run_commands(
-        f"pip install --no-index --no-build-isolation {package}"
-    )
+    image = Image.debian_slim().run_commands(f"pip install --no-index {wheel}")
     function = deploy(
         "with-image",
         "import ratesclient\nchalk_logger.info(ratesclient.SOURCE)",
@@ -353,7 +368,7 @@ def test_it_builds_the_image_once_with_its_commands_run_in_the_runs_virtualenv(p
     assert log_texts(first) == log_texts(second) == ["local rates"]
     build = ImageBuild.objects.get()  # one build for both runs
     assert (build.status, build.executor) == ("ready", "local")
-    assert f"$ pip install --no-index --no-build-isolation {package}" in build.log
+    assert f"$ pip install --no-index {wheel}" in build.log
     assert "Successfully installed ratesclient-1.0" in build.log
 
 
