@@ -103,6 +103,8 @@ class FakeKubernetes:
         self.gone_as_http_status = False  # answer such watches 410 itself, not in an event
         self.refuse_pods = False  # as if a ResourceQuota refused every pod a Job controller makes
         self.forbidden: set[str] = set()  # resources whose create answers 403, as RBAC would
+        self.unavailable = False  # every request answers 503, as during an API server restart
+        self.stall_watches = False  # open watches drop their events, as a dead connection would
         self.requests: list[Request] = []
         self.logs: dict[str, str] = {}  # pod name -> log text
         handler = type("Handler", (_Handler,), {"fake": self})
@@ -168,6 +170,10 @@ class FakeKubernetes:
         )
         match = _PATH.match(url.path)
         try:
+            if self.unavailable:
+                raise _Reply(
+                    503, _status(503, "ServiceUnavailable", "the API server is restarting")
+                )
             if not match or _GROUPS[match["resource"]] != match["group"]:
                 raise _Reply(404, _status(404, "NotFound", f"no route for {url.path}"))
             resource, namespace, name = match["resource"], match["namespace"], match["name"]
@@ -269,12 +275,15 @@ class FakeKubernetes:
         selector = query.get("labelSelector")
         deadline = time.monotonic() + int(query.get("timeoutSeconds") or 30)
         handler.start_stream()
-        next_index = 0
+        next_index, dead = 0, False
         while True:
             with self._cond:
                 while next_index == len(self._history) and time.monotonic() < deadline:
                     self._cond.wait(max(0.0, deadline - time.monotonic()))
-                pending = self._history[next_index:]
+                # A stalled connection is dead for good: it sends nothing more, not even the
+                # closing bookmark, so the client resumes from the last event it did get.
+                dead = dead or self.stall_watches
+                pending = [] if dead else self._history[next_index:]
                 next_index = len(self._history)
                 current = self._rv
             for rv, res, ns, kind, obj in pending:
@@ -288,7 +297,7 @@ class FakeKubernetes:
                     handler.send_chunk({"type": kind, "object": obj})
             if time.monotonic() >= deadline:
                 break
-        if query.get("allowWatchBookmarks") in ("true", "1"):
+        if query.get("allowWatchBookmarks") in ("true", "1") and not dead:
             bookmark = {
                 "kind": _KINDS[resource],
                 "apiVersion": _API_VERSIONS[resource],

@@ -10,6 +10,7 @@ import kubernetes_validate
 import pytest
 import yaml
 from django.conf import settings
+from django.core.management import get_commands
 
 from chalkcompute import Image
 from runs.executors.kubernetes.config import KubernetesConfig
@@ -125,12 +126,17 @@ def test_it_binds_the_executor_role_to_the_server_account():
     assert account["metadata"]["namespace"] == subject["namespace"] == "chalkweb"
 
 
-def test_it_mounts_an_api_token_only_in_the_worker():
+def test_it_mounts_an_api_token_only_in_the_worker_and_the_watcher():
     mounts = {
         d["metadata"]["name"]: d["spec"]["template"]["spec"]["automountServiceAccountToken"]
         for d in _docs("Deployment")
     }
-    assert mounts == {"chalkweb-web": False, "chalkweb-worker": True, "chalkweb-beat": False}
+    assert mounts == {
+        "chalkweb-web": False,
+        "chalkweb-worker": True,
+        "chalkweb-beat": False,
+        "chalkweb-watcher": True,
+    }
 
 
 def _rbac_request(request) -> tuple[str, str, str]:
@@ -177,12 +183,12 @@ def test_it_routes_the_service_to_the_web_pods():
     assert service["spec"]["selector"].items() <= web["metadata"]["labels"].items()
     ports = {p["name"] for c in web["spec"]["containers"] for p in c.get("ports", [])}
     assert {p["targetPort"] for p in service["spec"]["ports"]} <= ports
-    for other in ("chalkweb-worker", "chalkweb-beat"):
+    for other in ("chalkweb-worker", "chalkweb-beat", "chalkweb-watcher"):
         labels = _one("Deployment", other)["spec"]["template"]["metadata"]["labels"]
         assert not service["spec"]["selector"].items() <= labels.items()
 
 
-def test_it_migrates_before_web_and_waits_for_it_in_worker_and_beat():
+def test_it_migrates_before_web_and_waits_for_it_everywhere_else():
     commands = {
         d["metadata"]["name"]: [
             c["command"] for c in d["spec"]["template"]["spec"]["initContainers"]
@@ -192,6 +198,13 @@ def test_it_migrates_before_web_and_waits_for_it_in_worker_and_beat():
     assert commands["chalkweb-web"] == [["python", "manage.py", "migrate", "--noinput"]]
     assert commands["chalkweb-worker"] == [["python", "manage.py", "migrate", "--check"]]
     assert commands["chalkweb-beat"] == [["python", "manage.py", "migrate", "--check"]]
+    assert commands["chalkweb-watcher"] == [["python", "manage.py", "migrate", "--check"]]
+
+
+def test_it_runs_the_watcher_command_the_server_ships():
+    (container,) = _one("Deployment", "chalkweb-watcher")["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["python", "manage.py", "watch_kubernetes"]
+    assert "watch_kubernetes" in get_commands()
 
 
 def test_it_runs_two_beats():

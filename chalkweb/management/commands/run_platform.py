@@ -86,6 +86,8 @@ class Command(BaseCommand):
             "beat": [python, "-m", "celery", "-A", "chalkweb", "beat", "--loglevel", "INFO",
                      "--pidfile", str(settings.DATA_DIR / "beat.pid")],
         }  # fmt: skip
+        if settings.CHALK_EXECUTOR == "kubernetes":
+            processes["kubernetes-watcher"] = [python, "manage.py", "watch_kubernetes"]
         children = {name: subprocess.Popen(cmd, env=env) for name, cmd in processes.items()}
 
         def stop(*_):

@@ -179,8 +179,11 @@ class JobCluster:
             if not _is(exc, 404):
                 raise
             job = None
-        # Pods are found by label, not through the Job: they can outlive it.
-        return job, self._pods(f"{LABEL_JOB_NAME}={job_name}")
+        return job, self.job_pods(job_name)
+
+    def job_pods(self, job_name: str) -> list[dict[str, Any]]:
+        # Found by label, not through the Job: pods can outlive it.
+        return self._pods(f"{LABEL_JOB_NAME}={job_name}")
 
     def delete(self, job_name: str) -> None:
         """Deletes the Job with its pods and Secret. A Job already gone is not an error."""
@@ -198,7 +201,7 @@ class JobCluster:
     def read_log(self, job_name: str) -> str:
         """The tail of the Job's pod log, for a runner that died before shipping it. "" when
         there is nothing to read: no pod, or a container that never started."""
-        pods = self._pods(f"{LABEL_JOB_NAME}={job_name}")
+        pods = self.job_pods(job_name)
         if not pods:
             return ""
         newest = max(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "")

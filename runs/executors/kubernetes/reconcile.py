@@ -2,9 +2,10 @@
 
 Beat sends it every few seconds (`runs.tasks.reconcile_kubernetes`). A pass costs two list
 calls (every attempt Job, then their pods) plus one look at each image build in progress,
-whatever the number of attempts. It is idempotent, and two passes at once are safe: attempts
-end through `services.attempt_finish`, which ends an attempt once, and a Job made by a pass
-is made under a lock on its attempt's row.
+whatever the number of attempts. In between, the watcher (`watcher.py`) records a Job's change
+as it happens through `reconcile_job`, with the same rules. Both are idempotent, and any number
+of them at once is safe: attempts end through `services.attempt_finish`, which ends an attempt
+once, and a Job made by a pass is made under a lock on its attempt's row.
 """
 
 import datetime as dt
@@ -58,7 +59,7 @@ def reconcile_needed() -> bool:
     )
 
 
-def reconcile(*, now: dt.datetime) -> dict[str, int]:
+def reconcile(*, now: dt.datetime, cluster: JobCluster | None = None) -> dict[str, int]:
     """1. Reads the active attempts, before listing: a Job recorded on an attempt by then was
        created before the list, so a Job missing from the list is really gone.
     2. Records the end of image builds in progress.
@@ -73,38 +74,71 @@ def reconcile(*, now: dt.datetime) -> dict[str, int]:
             "run__function", "run__version__image"
         )
     )
+    if cluster is None:
+        with connect() as cluster:
+            return _reconcile(attempts, cluster, now)
+    return _reconcile(attempts, cluster, now)
+
+
+def _reconcile(attempts: list[Attempt], cluster: JobCluster, now: dt.datetime) -> dict[str, int]:
     counts = dict.fromkeys(
         ("finished", "jobs_created", "heartbeats", "deleted", "unchanged", "builds_ended"), 0
     )
-    with connect() as cluster:
-        counts["builds_ended"] = builds_reconcile(cluster=cluster, now=now)
-        builds = {
-            build.image_id: build
-            for build in ImageBuild.objects.filter(
-                executor=EXECUTOR, image__in={a.run.version.image_id for a in attempts}
-            )
-        }
-        listing = cluster.list_attempts()
-        jobs = {job["metadata"]["name"]: job for job in listing.jobs}
-        plans: dict[int, ImagePlan | None] = {}
-        for attempt in attempts:
-            try:
-                name = attempt_job_name(attempt)
-                plan = None if attempt.executor_ref == name else _plan(attempt, plans, cluster)
-                if attempt.executor_ref == name:
-                    done = _follow_job(attempt, name, jobs.get(name), listing, cluster, now)
-                elif plan is not None and attempt.executor_ref == plan.build_name:
-                    build = builds.get(attempt.run.version.image_id)
-                    done = _follow_build(attempt, plan, build, name in jobs, cluster, now)
-                else:
-                    # `run` is making its Job at this moment, or died making it: no heartbeat,
-                    # so if it died the reaper finds the attempt lost and retries it.
-                    done = "unchanged"
-                counts[done] += 1
-            except CLUSTER_ERRORS as exc:
-                logger.warning("reconcile: attempt %s: %s", attempt.id, cluster_error_words(exc))
-        counts["deleted"] += _stop_orphans(listing, cluster, now)
+    counts["builds_ended"] = builds_reconcile(cluster=cluster, now=now)
+    builds = {
+        build.image_id: build
+        for build in ImageBuild.objects.filter(
+            executor=EXECUTOR, image__in={a.run.version.image_id for a in attempts}
+        )
+    }
+    listing = cluster.list_attempts()
+    jobs = {job["metadata"]["name"]: job for job in listing.jobs}
+    plans: dict[int, ImagePlan | None] = {}
+    for attempt in attempts:
+        try:
+            name = attempt_job_name(attempt)
+            plan = None if attempt.executor_ref == name else _plan(attempt, plans, cluster)
+            if attempt.executor_ref == name:
+                pods = listing.pods_by_job.get(name, [])
+                done = _follow_job(attempt, name, jobs.get(name), pods, cluster, now)
+            elif plan is not None and attempt.executor_ref == plan.build_name:
+                build = builds.get(attempt.run.version.image_id)
+                done = _follow_build(attempt, plan, build, name in jobs, cluster, now)
+            else:
+                # `run` is making its Job at this moment, or died making it: no heartbeat,
+                # so if it died the reaper finds the attempt lost and retries it.
+                done = "unchanged"
+            counts[done] += 1
+        except CLUSTER_ERRORS as exc:
+            logger.warning("reconcile: attempt %s: %s", attempt.id, cluster_error_words(exc))
+    counts["deleted"] += _stop_orphans(listing, cluster, now)
     return counts
+
+
+def reconcile_job(
+    *, job: dict[str, Any], deleted: bool, cluster: JobCluster, now: dt.datetime
+) -> str | None:
+    """One attempt Job changed (a watch event): records what that means for its attempt, by
+    the pass's rules. Returns what was done, or None when no attempt in flight owns the Job."""
+    name = job["metadata"]["name"]
+    labels = job["metadata"].get("labels") or {}
+    if not labels.get(LABEL_ATTEMPT_ID, "").isdigit():
+        return None
+    attempt = (
+        Attempt.objects.filter(
+            id=int(labels[LABEL_ATTEMPT_ID]),
+            executor=EXECUTOR,
+            status__in=IN_FLIGHT,
+            executor_ref=name,  # its Job was recorded: not one `run` is still making
+        )
+        .select_related("run__function")
+        .first()
+    )
+    if attempt is None or labels.get(LABEL_RUN) != str(attempt.run_id):
+        return None
+    return _follow_job(
+        attempt, name, None if deleted else job, cluster.job_pods(name), cluster, now
+    )
 
 
 def _plan(
@@ -173,12 +207,12 @@ def _follow_job(
     attempt: Attempt,
     name: str,
     job: dict[str, Any] | None,
-    listing: Listing,
+    pods: list[dict[str, Any]],
     cluster: JobCluster,
     now: dt.datetime,
 ) -> str:
     """An attempt whose Job was created."""
-    pods = own_pods(job, listing.pods_by_job.get(name, []))
+    pods = own_pods(job, pods)
     if attempt.run.cancel_requested_at is not None:
         if job is not None:
             cluster.delete(name)  # the cancel's own delete failed, or had no API token
