@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Max, Sum
 
+from chalkcompute import schedule as schedule_engine
 from chalkcompute.retries import Retries
 from runs.models import (
     ACTIVE_ATTEMPT_STATUSES,
@@ -31,7 +32,7 @@ from runs.models import (
     Trigger,
     UsageSample,
 )
-from scheduling.models import Function
+from scheduling.models import Function, FunctionVersion
 from scheduling.services import token_hash
 
 # Attempt outcomes after which the retry policy may start another attempt.
@@ -120,10 +121,8 @@ def attempt_claim(
             id=attempt_id
         )
         run = attempt.run
-        if run.trigger == Trigger.SCHEDULE and run.function.paused and attempt.number == 1:
-            # The tick creates runs a few seconds ahead of their slot; a pause in between
-            # still wins.
-            reason = f"the function was paused before this slot ({run.function.paused_reason})"
+        reason = _slot_no_longer_due(run) if attempt.number == 1 else None
+        if reason is not None:
             Attempt.objects.filter(id=attempt_id).update(
                 status=AttemptStatus.CANCELLED, finished_at=now, reason=reason
             )
@@ -135,6 +134,31 @@ def attempt_claim(
             id=attempt.run_id, status__in=(RunStatus.QUEUED, RunStatus.RETRYING)
         ).update(status=RunStatus.STARTING)
     return attempt, token
+
+
+def _slot_no_longer_due(run: Run) -> str | None:
+    """The tick creates runs a few seconds ahead of their slot: a pause or a deploy in between
+    still wins. A slot runs the version current when it starts; returns why it must not run
+    when the function was paused, or redeployed with a schedule that no longer has the slot."""
+    function = run.function
+    if run.trigger != Trigger.SCHEDULE:
+        return None
+    if function.paused:
+        return f"the function was paused before this slot ({function.paused_reason})"
+    if function.current_version_id == run.version_id:
+        return None
+    current = FunctionVersion.objects.select_related("image").get(id=function.current_version_id)
+    slot = run.scheduled_for
+    if current.cron is None or (
+        schedule_engine.parse(current.cron).next_after(slot - dt.timedelta(minutes=1)) != slot
+    ):
+        return (
+            f"version {current.number} was deployed before this slot, and its schedule "
+            f"({current.cron or 'none'}) does not include it"
+        )
+    Run.objects.filter(id=run.id).update(version=current)
+    run.version = current
+    return None
 
 
 def attempt_claim_next(

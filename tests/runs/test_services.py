@@ -65,6 +65,45 @@ def test_it_skips_a_run_created_ahead_when_its_function_is_paused_before_the_slo
     assert Attempt.objects.get().status == "cancelled"
 
 
+def test_it_runs_the_version_deployed_between_the_runs_creation_and_its_slot(attempt):
+    deploy("logger", "print('v2')", schedule="*/5 * * * *", now=T0)  # 12:01 is not a 5th minute
+    deploy("logger", "print('v3')", schedule="* * * * *", now=T0)
+
+    claimed, _ = attempt_claim(
+        attempt_id=attempt.id, executor="local", executor_ref="test", now=SLOT
+    )
+
+    assert claimed.run.version.number == 3
+    assert "print('v3')" in claimed.run.version.source
+    assert Run.objects.get().version.number == 3
+
+
+def test_it_skips_a_run_created_ahead_when_a_deploy_dropped_its_slot(attempt):
+    deploy("logger", "pass", schedule="*/5 * * * *", now=T0)
+
+    claimed = attempt_claim(attempt_id=attempt.id, executor="local", executor_ref="test", now=SLOT)
+
+    assert claimed is None
+    run = Run.objects.get()
+    assert (run.status, run.version.number) == ("skipped", 1)
+    assert run.status_reason == (
+        "version 2 was deployed before this slot, and its schedule (*/5 * * * *) does not "
+        "include it"
+    )
+
+
+def test_it_skips_a_run_created_ahead_when_a_deploy_removed_the_schedule(attempt):
+    deploy("logger", "pass", now=T0)
+
+    assert (
+        attempt_claim(attempt_id=attempt.id, executor="local", executor_ref="test", now=SLOT)
+        is None
+    )
+    assert Run.objects.get().status_reason == (
+        "version 2 was deployed before this slot, and its schedule (none) does not include it"
+    )
+
+
 def test_it_gives_a_claimed_attempt_a_token_only_once(attempt):
     first = attempt_claim(attempt_id=attempt.id, executor="local", executor_ref="test", now=SLOT)
     second = attempt_claim(attempt_id=attempt.id, executor="local", executor_ref="test", now=SLOT)
