@@ -39,9 +39,11 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from functools import lru_cache
 from itertools import pairwise
+
+UTC = timezone.utc  # noqa: UP017 - datetime.UTC is 3.11+, and run images may have 3.10
 
 __all__ = ["MAX_LENGTH", "InvalidScheduleError", "Schedule", "parse"]
 

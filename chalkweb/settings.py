@@ -227,9 +227,6 @@ CHALK_K8S_REGISTRY = env_str("CHALK_K8S_REGISTRY")
 CHALK_K8S_REGISTRY_SECRET = env_str("CHALK_K8S_REGISTRY_SECRET")
 CHALK_K8S_REGISTRY_INSECURE = env_bool("CHALK_K8S_REGISTRY_INSECURE", False)
 CHALK_K8S_INSTALL_AT_START = env_bool("CHALK_K8S_INSTALL_AT_START", False)
-# The pip requirement that puts the runner in run images; empty means this server's own
-# version (`chalkweb==<version>`), which pods must be able to install.
-CHALK_K8S_RUNTIME_REQUIREMENT = env_str("CHALK_K8S_RUNTIME_REQUIREMENT")
 
 
 def _env_json_object(name: str) -> dict | None:

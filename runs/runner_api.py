@@ -1,20 +1,23 @@
 """The runner API: what `python -m chalkcompute.runtime` talks to, on every executor.
 
 Each request carries the bearer token of one attempt, minted when a worker claimed it; it is
-valid only while that attempt is active, and opens nothing but that attempt.
+valid only while that attempt is active, and opens nothing but that attempt. The one exception
+is the runner's own code (`runtime.tar.gz`), which Kubernetes pods that install at start
+download before they have a runner to use a token with.
 """
 
+import functools
 import json
 
 from django.conf import settings
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_http_methods
 
 from chalkcompute.quantities import memory_bytes
 from runs import services
+from runs.executors.kubernetes import runtime_bundle
 from runs.models import ACTIVE_ATTEMPT_STATUSES, Attempt, AttemptStatus
 from scheduling.crypto import decrypt
 from scheduling.models import Secret
@@ -31,6 +34,29 @@ def _error(status: int, code: str, detail: str) -> JsonResponse:
     return JsonResponse({"error": code, "detail": detail}, status=status)
 
 
+def allow(method: str):
+    """Answers any other method with a 405 in the API's error shape (Django's own 405 is an
+    empty page). CSRF-exempt: runners authenticate with a bearer token, not a cookie."""
+
+    def decorate(view):
+        @csrf_exempt
+        @functools.wraps(view)
+        def wrapped(request: HttpRequest, *args, **kwargs):
+            if request.method != method:
+                response = _error(
+                    405,
+                    "method_not_allowed",
+                    f"{request.method} is not allowed on this URL; it accepts {method}",
+                )
+                response["Allow"] = method
+                return response
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorate
+
+
 def _attempt(request: HttpRequest) -> Attempt | None:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
@@ -44,7 +70,6 @@ def _attempt(request: HttpRequest) -> Attempt | None:
 
 
 def runner_endpoint(view):
-    @csrf_exempt
     def wrapped(request: HttpRequest):
         attempt = _attempt(request)
         if attempt is None:
@@ -67,7 +92,7 @@ def runner_endpoint(view):
     return wrapped
 
 
-@require_http_methods(["GET"])
+@allow("GET")
 @runner_endpoint
 def attempt_detail(request, attempt: Attempt, body: dict) -> JsonResponse:
     now = timezone.now()
@@ -111,7 +136,7 @@ def attempt_detail(request, attempt: Attempt, body: dict) -> JsonResponse:
     )
 
 
-@require_http_methods(["POST"])
+@allow("POST")
 @runner_endpoint
 def heartbeat(request, attempt: Attempt, body: dict) -> JsonResponse:
     now = timezone.now()
@@ -125,7 +150,7 @@ def heartbeat(request, attempt: Attempt, body: dict) -> JsonResponse:
     return JsonResponse({"cancel": services.cancel_requested(attempt)})
 
 
-@require_http_methods(["POST"])
+@allow("POST")
 @runner_endpoint
 def finish(request, attempt: Attempt, body: dict) -> JsonResponse:
     status = body.get("status")
@@ -148,8 +173,19 @@ def finish(request, attempt: Attempt, body: dict) -> JsonResponse:
     return JsonResponse({"ok": True})
 
 
+@allow("GET")
+def runtime_archive(request: HttpRequest) -> HttpResponse:
+    """The runner as a gzip'd tar (see runtime_bundle.py). No token: it is the runner's source,
+    the same for every attempt, and holds nothing of any of them."""
+    bundle = runtime_bundle.bundle()
+    response = HttpResponse(bundle.archive, content_type="application/gzip")
+    response["ETag"] = f'"{bundle.sha256}"'
+    return response
+
+
 urlpatterns = [
     path("attempt", attempt_detail),
     path("heartbeat", heartbeat),
     path("finish", finish),
+    path("runtime.tar.gz", runtime_archive),
 ]

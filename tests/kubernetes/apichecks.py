@@ -6,6 +6,7 @@ limits, a Job pod that may restart, and (through Pod Security admission) pods th
 namespace's security level. These are the rules our manifests could break.
 """
 
+import base64
 import re
 from decimal import Decimal
 
@@ -25,6 +26,7 @@ _RESTRICTED_VOLUMES = {
     "projected", "secret",
 }  # fmt: skip
 MAX_ANNOTATIONS_BYTES = 256 * 1024
+MAX_CONFIGMAP_BYTES = 1024 * 1024  # keys and values of data and binaryData (decoded), together
 
 
 def _qualified_key_errors(key: str, where: str) -> list[str]:
@@ -184,9 +186,18 @@ def api_server_errors(obj: dict) -> list[str]:
         errors += name_errors(ref["name"], f"{where} ownerReference")
     spec = obj.get("spec") or {}
     if kind in ("Secret", "ConfigMap"):
-        for key in list(obj.get("data") or {}) + list(obj.get("stringData") or {}):
-            if not _CONFIG_KEY.match(key):
-                errors.append(f"{where}: key {key!r} is not a valid config key")
+        for field in ("data", "stringData", "binaryData"):
+            for key in obj.get(field) or {}:
+                if not _CONFIG_KEY.match(key):
+                    errors.append(f"{where}: key {key!r} is not a valid config key")
+    if kind == "ConfigMap":
+        data, binary = obj.get("data") or {}, obj.get("binaryData") or {}
+        if data.keys() & binary.keys():
+            errors.append(f"{where}: keys {sorted(data.keys() & binary.keys())} are in both")
+        size = sum(len(k) + len(v.encode()) for k, v in data.items())
+        size += sum(len(k) + len(base64.b64decode(v)) for k, v in binary.items())
+        if size > MAX_CONFIGMAP_BYTES:
+            errors.append(f"{where}: data and binaryData take {size} bytes, over 1 MiB")
     if kind == "Job":
         template = spec["template"]
         errors += label_errors(template["metadata"].get("labels"), f"{where} template")

@@ -12,11 +12,10 @@ from runs.executors.kubernetes.manifests import AttemptJobSpec
 from tests.kubernetes.fakeapi import FakeKubernetes
 
 NAMESPACE = "chalkweb-runs"
-RUNTIME = "chalkweb==0.1.0"
 
 
 def make_config(**overrides) -> KubernetesConfig:
-    return KubernetesConfig(namespace=NAMESPACE, runtime_requirement=RUNTIME, **overrides)
+    return KubernetesConfig(namespace=NAMESPACE, **overrides)
 
 
 def make_spec(**overrides) -> AttemptJobSpec:
@@ -65,7 +64,6 @@ def kubernetes(settings, fake):
     settings.CHALK_K8S_NAMESPACE = NAMESPACE
     settings.CHALK_K8S_REGISTRY = ""
     settings.CHALK_K8S_INSTALL_AT_START = True
-    settings.CHALK_K8S_RUNTIME_REQUIREMENT = RUNTIME
     settings.CHALK_RUNNER_SERVER_URL = SERVER_URL
     return fake
 

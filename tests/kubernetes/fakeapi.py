@@ -17,13 +17,16 @@ import copy
 import itertools
 import json
 import re
+import shutil
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import kubernetes_validate
@@ -637,12 +640,15 @@ class FakeKubernetes:
     def run_container(
         self, job_name: str, namespace: str, *, python: str, env: dict[str, str]
     ) -> subprocess.Popen | None:
-        """The kubelet runs the pod's container as a local process. `python` stands in for the
-        image's interpreter and `env` for what the image sets (PATH, PYTHONPATH); the rest of
-        the environment comes from the pod spec, with secretKeyRef values read from the
-        Secrets stored here. A missing Secret leaves the container in
-        CreateContainerConfigError, as a kubelet would, and returns None. When the process
-        exits, the container terminates with its exit code and its output is the pod's log."""
+        """The kubelet runs the pod's command as a local process. `python` stands in for the
+        image's interpreter (it is the `python` first on PATH) and `env` for what the image
+        sets (PATH, PYTHONPATH); the rest of the environment comes from the pod spec, with
+        secretKeyRef values read from the Secrets stored here. The container gets a private
+        directory, removed when it exits, as its working directory and its /tmp (TMPDIR), so
+        neither the repository nor another container's files are in its way. A missing Secret
+        leaves the container in CreateContainerConfigError, as a kubelet would, and returns
+        None. When the process exits, the container terminates with its exit code and its
+        output is the pod's log."""
         with self._cond:
             pod = self._pod(job_name, namespace)
             (container,) = pod["spec"]["containers"]
@@ -662,12 +668,19 @@ class FakeKubernetes:
                     return None
                 resolved[var["name"]] = base64.b64decode(value).decode()
             self.container_running(job_name, namespace)
-        command = list(container["command"])
-        if command[0] == "python":
-            command[0] = python
+        root = Path(tempfile.mkdtemp(prefix="chalk-container-"))
+        (root / "bin").mkdir()
+        (root / "bin" / "python").symlink_to(python)
+        (root / "tmp").mkdir()
         process = subprocess.Popen(
-            command,
-            env={**resolved, **env},
+            container["command"],
+            cwd=root,
+            env={
+                **resolved,
+                **env,
+                "PATH": f"{root / 'bin'}:{env['PATH']}",
+                "TMPDIR": str(root / "tmp"),
+            },
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -676,6 +689,7 @@ class FakeKubernetes:
 
         def exited() -> None:
             output, _ = process.communicate()
+            shutil.rmtree(root, ignore_errors=True)
             code = process.returncode if process.returncode >= 0 else 128 - process.returncode
             with self._cond:
                 self.logs[pod_name] = output.decode("utf-8", "replace")

@@ -22,7 +22,7 @@ from runs.executors.kubernetes.reconcile import reconcile
 from runs.models import ImageBuild, Run
 from runs.services import run_cancel, token_hash
 from runs.tasks import run_due_attempts
-from tests.kubernetes.conftest import NAMESPACE, RUNTIME, SERVER_URL
+from tests.kubernetes.conftest import NAMESPACE, SERVER_URL
 from tests.kubernetes.support import attempts, reconcile_at, start, trigger
 from tests.runs.conftest import deploy
 
@@ -133,7 +133,6 @@ def test_it_configures_the_executor_from_the_settings(settings):
     settings.CHALK_K8S_NAMESPACE = "team-runs"
     settings.CHALK_K8S_REGISTRY = REGISTRY
     settings.CHALK_K8S_REGISTRY_SECRET = "push-and-pull"
-    settings.CHALK_K8S_RUNTIME_REQUIREMENT = RUNTIME
     settings.CHALK_K8S_GPU_NODE_SELECTORS = {"nvidia-l4": {"node_selector": {"gpu": "l4"}}}
     settings.CHALK_K8S_PENDING_TIMEOUT_SECONDS = 900
 
@@ -144,7 +143,6 @@ def test_it_configures_the_executor_from_the_settings(settings):
         REGISTRY,
         "push-and-pull",
     )
-    assert config.runtime_requirement == RUNTIME
     assert config.gpu_node_selectors == {"nvidia-l4": {"node_selector": {"gpu": "l4"}}}
     assert config.pending_timeout_seconds == 900
 

@@ -3,6 +3,8 @@ of the oldest and newest Kubernetes we support (strict: no unknown fields), then
 only the API server's validation and admission apply."""
 
 import ast
+import base64
+import copy
 import json
 from pathlib import Path
 
@@ -108,6 +110,14 @@ def test_it_catches_what_only_the_api_server_checks():
     assert "not a valid label value" in errors
     assert "restartPolicy Never" in errors
     assert "'1 core' is not a Kubernetes quantity" in errors
+
+
+def test_it_catches_a_build_configmap_the_api_server_would_refuse():
+    configmap = copy.deepcopy(MANIFESTS["build configmap"])
+    configmap["binaryData"]["Dockerfile"] = base64.b64encode(b"\0" * 1024 * 1024).decode()
+    errors = "\n".join(api_server_errors(configmap))
+    assert "keys ['Dockerfile'] are in both" in errors
+    assert "over 1 MiB" in errors
 
 
 @pytest.mark.parametrize(
@@ -227,7 +237,7 @@ def test_it_marks_install_at_start_runs_for_the_console():
 
 
 # The Django side (executor, builds, reconcile) records what these return on the models.
-DJANGO_SIDE = {"executor.py", "builds.py", "reconcile.py"}
+DJANGO_SIDE = {"executor.py", "builds.py", "reconcile.py", "watcher.py"}
 
 
 def test_it_imports_neither_django_nor_the_models():

@@ -3,6 +3,7 @@
 - `config`: KubernetesConfig, the one value that says how this cluster is used.
 - `manifests`: the attempt's Job and its token Secret, as dicts.
 - `dockerfile`: image specs as Dockerfiles, the BuildKit build Job, `plan_image`.
+- `runtime_bundle`: the runner's code as an archive, which every run image gets.
 - `outcomes`: what Job and pod status mean for the attempt (`classify`).
 - `cluster`: JobCluster, the thin layer over the official client that sends and reads them.
 
@@ -12,4 +13,5 @@ records what they return on the models:
 - `executor`: KubernetesExecutor (`run`, `cancel`) and the settings that build the above.
 - `builds`: ImageBuild rows for the cluster's image builds.
 - `reconcile`: the periodic pass that records what the cluster did to each attempt.
+- `watcher`: follows attempt Job events and records each change as it happens.
 """

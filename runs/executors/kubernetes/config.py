@@ -6,7 +6,6 @@ database or a cluster.
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
 from types import MappingProxyType
 
 from chalkcompute.quantities import GPU_TYPES
@@ -46,15 +45,6 @@ assert set(DEFAULT_GPU_NODE_SELECTORS) == set(GPU_TYPES), "a GPU type has no def
 DEFAULT_BUILDKIT_IMAGE = "moby/buildkit:v0.24.0-rootless"
 
 
-def default_runtime_requirement() -> str:
-    """The pip requirement that puts `chalkcompute.runtime` in a run's image: the same version
-    as this server, so the runner and the runner API always speak the same protocol."""
-    try:
-        return f"chalkweb=={version('chalkweb')}"
-    except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
-        return "chalkweb"
-
-
 @dataclass(frozen=True)
 class KubernetesConfig:
     namespace: str = "chalkweb-runs"
@@ -76,7 +66,6 @@ class KubernetesConfig:
     # A kubernetes.io/dockerconfigjson Secret in `namespace`: pull secret for runs, push
     # credentials for builds.
     registry_secret: str | None = None
-    runtime_requirement: str = field(default_factory=default_runtime_requirement)
     # python version -> "sha256:..." digest of python:<version>-slim-trixie. Digests cannot be
     # looked up offline, so the tag pins the Debian release and this map pins the bytes.
     base_image_digests: Mapping[str, str] = field(default_factory=dict)

@@ -51,8 +51,6 @@ CLUSTER_ERRORS = (
 def kubernetes_config() -> KubernetesConfig:
     """The executor's configuration, from the CHALK_K8S_* settings."""
     optional = {}
-    if settings.CHALK_K8S_RUNTIME_REQUIREMENT:
-        optional["runtime_requirement"] = settings.CHALK_K8S_RUNTIME_REQUIREMENT
     if settings.CHALK_K8S_GPU_NODE_SELECTORS is not None:
         optional["gpu_node_selectors"] = settings.CHALK_K8S_GPU_NODE_SELECTORS
     return KubernetesConfig(

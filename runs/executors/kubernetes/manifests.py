@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chalkcompute.quantities import parse_cpu, parse_gpu, parse_memory
+from runs.executors.kubernetes import runtime_bundle
 from runs.executors.kubernetes.config import KubernetesConfig
 
 MAX_NAME = 63  # a DNS label: Job names also become the pods' `job-name` label value
@@ -38,7 +39,9 @@ RUNNER_COMMAND = ["python", "-m", "chalkcompute.runtime"]
 GPU_RESOURCE = "nvidia.com/gpu"
 # The runtime's images create this user; runs never get root (see `run_security_context`).
 RUN_UID = 1000
-INSTALL_VENV = "/tmp/chalk-venv"
+# /tmp because the run is not root; $TMPDIR first, as every tool that makes scratch files does.
+INSTALL_VENV = "${TMPDIR:-/tmp}/chalk-venv"
+RUNTIME_URL_PATH = "/api/runner/v1/runtime.tar.gz"  # runs/runner_api.py serves it
 INSTALL_AT_START_NOTICE = (
     "No image registry is configured, so this run installs its image spec as it starts "
     "(pip and run_commands, no apt_install); every run pays for the install."
@@ -162,16 +165,45 @@ def _gpu_placement(gpu: str, config: KubernetesConfig) -> dict[str, Any]:
     return result
 
 
-def install_at_start_script(image_spec: dict[str, Any], runtime_requirement: str) -> str:
+# Run by the venv's python: downloads the server's runtime (runtime_bundle.py), unpacks it in
+# the venv and lists it in a .pth there. Retries for as long as the runner itself would: the
+# server may be restarting. A 4xx will not get better; either way the message is the pod's
+# last log line, which the run's log falls back to.
+_FETCH_RUNTIME = f"""\
+import io, os, sys, sysconfig, tarfile, time, urllib.request
+from pathlib import Path
+
+url = os.environ["CHALK_SERVER_URL"].rstrip("/") + "{RUNTIME_URL_PATH}"
+deadline = time.monotonic() + 60
+while True:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            archive = response.read()
+        break
+    except OSError as exc:
+        if getattr(exc, "code", 500) < 500 or time.monotonic() > deadline:
+            sys.exit(f"chalkweb: cannot download the runner from {{url}}: {{exc}}")
+        time.sleep(2)
+target = Path(sys.prefix, "chalkweb-runtime")
+with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+    tar.extractall(target, filter="data")
+Path(sysconfig.get_path("purelib"), "{runtime_bundle.PTH_NAME}").write_text(str(target))
+"""
+
+
+def install_at_start_script(image_spec: dict[str, Any]) -> str:
     """The shell script a pod runs when there is no registry to build images into.
 
-    Same order as the Dockerfile: spec steps as written, then the runtime. Installs go into a
-    venv under /tmp because the run is not root; for the same reason `apt_install` is refused."""
+    Installs go into a venv under /tmp because the run is not root; for the same reason
+    `apt_install` is refused. The runtime comes first, before the spec's steps: a server that
+    cannot be reached fails the run at once, not after every install, and no `env` step can
+    change how it is reached. Then the spec's steps as written, then the runner."""
     lines = [
         "set -eu",
         f"echo {shlex.quote('chalkweb: ' + INSTALL_AT_START_NOTICE)} >&2",
-        f"python -m venv {INSTALL_VENV}",
-        f'export VIRTUAL_ENV={INSTALL_VENV} PATH="{INSTALL_VENV}/bin:$PATH"',
+        f'python -m venv "{INSTALL_VENV}"',
+        f'export VIRTUAL_ENV="{INSTALL_VENV}" PATH="{INSTALL_VENV}/bin:$PATH"',
+        f"python -c {shlex.quote(_FETCH_RUNTIME)}",
     ]
     for step in image_spec.get("steps", []):
         ((kind, content),) = step.items()
@@ -189,7 +221,6 @@ def install_at_start_script(image_spec: dict[str, Any], runtime_requirement: str
             lines.extend(f"export {name}={shlex.quote(value)}" for name, value in content.items())
         else:
             raise UnsupportedSpecError(f"image step {kind!r} is unknown")
-    lines.append(f"pip install --no-cache-dir {shlex.quote(runtime_requirement)}")
     lines.append("exec " + " ".join(RUNNER_COMMAND))
     return "\n".join(lines) + "\n"
 
@@ -214,7 +245,7 @@ def attempt_job(spec: AttemptJobSpec, config: KubernetesConfig) -> dict[str, Any
     command = RUNNER_COMMAND
     annotations = {ANNOTATION_IMAGE_MODE: "built"}
     if spec.install_spec_at_start:
-        script = install_at_start_script(spec.image_spec, config.runtime_requirement)
+        script = install_at_start_script(spec.image_spec)
         command = ["/bin/sh", "-c", script]
         annotations[ANNOTATION_IMAGE_MODE] = "install-at-start"
         # The uid has no passwd entry in the base image, so HOME would be "/": not writable.
