@@ -115,5 +115,6 @@ def test_it_installs_the_runner_from_the_server_when_a_pod_installs_at_start(
         ("stdout", "INFO", "runner from /chalkweb-runtime/chalkcompute/__init__.py"),
         ("stdout", "", "django importable: False"),
     ]
-    (pod_log,) = kubernetes.logs.values()
+    # The fake kubelet stores the log once it has read the process's output to its end.
+    (pod_log,) = wait_for(lambda: list(kubernetes.logs.values()), timeout=10)
     assert pod_log.startswith("chalkweb: No image registry is configured"), pod_log
