@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from runs.executors.kubernetes.outcomes import Outcome, classify
+from runs.executors.kubernetes.outcomes import Outcome, classify, waiting_words
 from tests.kubernetes.conftest import NAMESPACE, make_spec
 
 UNSCHEDULABLE = "0/3 nodes are available: 3 Insufficient nvidia.com/gpu."
@@ -218,3 +218,35 @@ def test_it_records_nothing_for_a_job_it_deleted_itself(cluster, fake, attempt):
 def test_it_records_nothing_for_a_cancelled_pod_that_is_still_dying(cluster, fake, attempt):
     fake.container_terminated(attempt.name, NAMESPACE, 143)  # SIGTERM from the cancel
     assert read(cluster, attempt, by_us=True) is None
+
+
+def waiting(cluster, attempt: Started) -> str | None:
+    return waiting_words(cluster.observe(attempt.name)[1])
+
+
+def test_it_says_why_a_pod_is_not_running_yet(cluster, fake, attempt):
+    image = make_spec().image_ref
+    fake.unschedulable(attempt.name, NAMESPACE, UNSCHEDULABLE)
+    assert waiting(cluster, attempt) == (
+        f"no node can take the pod yet: {UNSCHEDULABLE} (the cluster may be adding one; it "
+        "fails after the pending timeout)"
+    )
+    fake.container_waiting(attempt.name, NAMESPACE, "ContainerCreating")
+    assert waiting(cluster, attempt) == f"pulling image {image} and starting the container"
+    fake.container_waiting(attempt.name, NAMESPACE, "ImagePullBackOff", PULL_MESSAGE)
+    assert waiting(cluster, attempt) == (
+        f"image {image} cannot be pulled yet (ImagePullBackOff): {PULL_MESSAGE}; retrying"
+    )
+    fake.container_waiting(
+        attempt.name, NAMESPACE, "CreateContainerConfigError", 'secret "x" not found'
+    )
+    assert waiting(cluster, attempt) == (
+        "the container cannot be created yet (CreateContainerConfigError): "
+        'secret "x" not found; retrying'
+    )
+    fake.container_running(attempt.name, NAMESPACE)
+    assert waiting(cluster, attempt) is None
+
+
+def test_it_has_nothing_to_say_before_the_pod_exists():
+    assert waiting_words([]) is None

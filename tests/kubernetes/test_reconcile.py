@@ -126,6 +126,24 @@ def test_it_keeps_an_attempt_alive_while_its_pod_waits_for_a_node(kubernetes):
     assert (attempt.status, attempt.last_heartbeat_at) == ("starting", later)
 
 
+def test_it_says_in_the_runs_log_why_its_pod_waits_once_per_change(kubernetes):
+    attempt = start(deploy("nightly-rollup", "pass"))
+    kubernetes.unschedulable(attempt.executor_ref, NAMESPACE, UNSCHEDULABLE)
+    reconcile_at(10)
+    reconcile_at(15)
+    kubernetes.container_waiting(attempt.executor_ref, NAMESPACE, "ContainerCreating")
+    reconcile_at(20)
+    reconcile_at(25)
+    kubernetes.container_running(attempt.executor_ref, NAMESPACE)
+    reconcile_at(30)
+
+    assert [text.split(":")[0] for _, _, text in log(attempt)] == [
+        "no node can take the pod yet",
+        "pulling image python",
+    ]
+    assert all(stream == "system" and level == "INFO" for stream, level, _ in log(attempt))
+
+
 def test_it_fails_an_unschedulable_attempt_past_the_pending_timeout_without_a_retry(kubernetes):
     attempt = start(deploy("nightly-rollup", "pass", retries=2))
     kubernetes.unschedulable(attempt.executor_ref, NAMESPACE, UNSCHEDULABLE)

@@ -314,3 +314,35 @@ def classify(
             retry=False,
         )
     return None
+
+
+def waiting_words(pods: list[dict[str, Any]]) -> str | None:
+    """Why an attempt's pod is not running yet, in words for the run's log, or None when there
+    is nothing to say (no pod yet, or its container is running). The same reading every pass
+    gives the same words, so the caller logs a line only when they change."""
+    if not pods:
+        return None
+    pod = max(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "")
+    scheduled = next(
+        (
+            c
+            for c in (pod.get("status") or {}).get("conditions") or []
+            if c.get("type") == "PodScheduled"
+        ),
+        None,
+    )
+    if scheduled and scheduled.get("status") == "False":
+        words = "no node can take the pod yet"
+        if scheduled.get("message"):
+            words += f": {_short(scheduled['message'])}"
+        return f"{words} (the cluster may be adding one; it fails after the pending timeout)"
+    for container, waiting in _waiting(pod):
+        reason, message = waiting.get("reason") or "", _short(waiting.get("message"))
+        image = container.get("image") or "(unknown)"
+        if reason in IMAGE_PULL_RETRYING:
+            return f"image {image} cannot be pulled yet ({reason}): {message}; retrying"
+        if reason in CONFIG_ERRORS:
+            return f"the container cannot be created yet ({reason}): {message}; retrying"
+        if reason in ("ContainerCreating", "PodInitializing"):
+            return f"pulling image {image} and starting the container"
+    return None

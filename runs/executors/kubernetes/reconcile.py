@@ -33,13 +33,21 @@ from runs.executors.kubernetes.manifests import (
     LABEL_RUN,
     UnsupportedSpecError,
 )
-from runs.executors.kubernetes.outcomes import INTERRUPTED, LOST, SUCCEEDED, Outcome, classify
+from runs.executors.kubernetes.outcomes import (
+    INTERRUPTED,
+    LOST,
+    SUCCEEDED,
+    Outcome,
+    classify,
+    waiting_words,
+)
 from runs.models import (
     ACTIVE_ATTEMPT_STATUSES,
     Attempt,
     AttemptStatus,
     ImageBuild,
     ImageBuildStatus,
+    LogLine,
 )
 
 logger = logging.getLogger(__name__)
@@ -232,10 +240,27 @@ def _follow_job(
         if attempt.status != AttemptStatus.STARTING:
             return "unchanged"  # a running attempt's runner beats for itself
         services.attempt_heartbeat(attempt=attempt, now=now)
+        _say_why_waiting(attempt, pods, now)
         return "heartbeats"
     if outcome.status == LOST and services.cancel_requested(attempt):
         return "unchanged"  # cancelled after this pass read the attempt: the next pass ends it
     return "finished" if _record(attempt, outcome, name, cluster, now) else "unchanged"
+
+
+def _say_why_waiting(attempt: Attempt, pods: list[dict[str, Any]], now: dt.datetime) -> None:
+    """A pod that waits for a node or an image says so in the run's log, once per change, so
+    a run that stays `starting` explains itself."""
+    words = waiting_words(pods)
+    if words is None:
+        return
+    last = (
+        LogLine.objects.filter(attempt=attempt, stream="system")
+        .order_by("-seq")
+        .values_list("text", flat=True)
+        .first()
+    )
+    if words != last:
+        services.log_system(attempt=attempt, text=words, now=now)
 
 
 def _record(
