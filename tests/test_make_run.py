@@ -1,0 +1,138 @@
+"""`make run`'s command, as a new user meets it: `manage.py run_platform` on the embedded default
+(SQLite and the filesystem broker in a fresh data folder, no DATABASE_URL, no broker URL). It
+must print a login and a deploy line, serve the console, run a function deployed with the SDK
+through the printed token, and stop every process it started on SIGTERM."""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.slow
+
+FUNCTION = """
+import chalkcompute
+
+
+@chalkcompute.function(name="hello-make-run")
+def hello() -> str:
+    print("hello from make run")
+    return "ok"
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def embedded_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "CELERY_"))}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    return {**env, "CHALK_DATA_DIR": str(data_dir), **extra}
+
+
+def wait_for_line(process: subprocess.Popen, output: Path, pattern: str, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = re.search(pattern, output.read_text())
+        if found:
+            return found.group(0)
+        assert process.poll() is None, f"run_platform exited:\n{output.read_text()}"
+        time.sleep(0.2)
+    raise AssertionError(f"no {pattern!r} within {timeout} s:\n{output.read_text()}")
+
+
+def start_platform(tmp_path: Path, **extra: str) -> tuple[subprocess.Popen, Path, int]:
+    port = free_port()
+    output = tmp_path / "run_platform.log"
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "run_platform", "--port", str(port)],
+        cwd=REPO,
+        env=embedded_env(tmp_path / "data", **extra),
+        stdout=output.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    return process, output, port
+
+
+def stop_platform(process: subprocess.Popen) -> list[psutil.Process]:
+    """SIGTERM, as a service manager sends it; returns the children still alive 30 s later."""
+    children = psutil.Process(process.pid).children(recursive=True)
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=30)
+    _, alive = psutil.wait_procs(children, timeout=30)
+    for child in alive:
+        child.kill()
+    return alive
+
+
+def test_make_run_serves_the_console_and_runs_a_deployed_function(tmp_path):
+    process, output, port = start_platform(tmp_path)
+    try:
+        deploy_line = wait_for_line(
+            process, output, r"export CHALK_COMPUTE_URL=\S+ CHALK_COMPUTE_TOKEN=\S+", 120
+        )
+        assert re.search(r"login:\s+admin / \S+", output.read_text())
+        url, token = re.findall(r"=(\S+)", deploy_line)
+        assert url == f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:  # the web process starts beside the others
+            try:
+                with urllib.request.urlopen(f"{url}/healthz", timeout=5) as response:
+                    assert response.status == 200
+                break
+            except OSError:
+                assert time.monotonic() < deadline, output.read_text()
+                time.sleep(0.3)
+
+        (tmp_path / "hello_make_run.py").write_text(FUNCTION)
+        sdk_env = {**os.environ, "CHALK_COMPUTE_URL": url, "CHALK_COMPUTE_TOKEN": token}
+
+        def cli(*args: str) -> subprocess.CompletedProcess:
+            return subprocess.run(
+                [sys.executable, "-m", "chalkcompute.cli", *args],
+                env=sdk_env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+            )  # fmt: skip
+
+        deployed = cli("deploy", "hello_make_run.py")
+        assert deployed.returncode == 0, deployed.stderr
+        started = cli("run", "hello-make-run")
+        assert started.returncode == 0, started.stderr
+        run_id = re.search(r"Started run (\d+)", started.stdout).group(1)
+        followed = cli("logs", run_id, "--follow")
+        assert followed.returncode == 0, followed.stdout + followed.stderr
+        assert "hello from make run" in followed.stdout
+    finally:
+        alive = stop_platform(process)
+    assert alive == [], f"still running after SIGTERM: {[p.cmdline() for p in alive]}"
+
+
+def test_make_run_starts_the_kubernetes_watcher_on_that_executor(tmp_path):
+    """No cluster: the watcher starts, cannot reach one, and keeps retrying without taking the
+    platform down."""
+    process, output, _ = start_platform(
+        tmp_path,
+        CHALK_EXECUTOR="kubernetes",
+        CHALK_K8S_API_URL=f"http://127.0.0.1:{free_port()}",  # nothing listens there
+        CHALK_K8S_INSTALL_AT_START="true",
+    )
+    try:
+        wait_for_line(process, output, r"Watching the attempt Jobs in namespace chalkweb-runs", 120)
+        wait_for_line(process, output, r"kubernetes watcher: .+; retrying in \d+ s", 60)
+        assert process.poll() is None, output.read_text()
+    finally:
+        alive = stop_platform(process)
+    assert alive == []
