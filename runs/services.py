@@ -417,15 +417,16 @@ def run_cancel(*, run: Run, by: str, now: dt.datetime) -> bool:
             return True
         run.status_reason = f"cancel requested by {by}"
         run.save(update_fields=["status_reason"])
-        transaction.on_commit(lambda: _tell_executors(active))
+        transaction.on_commit(lambda: _tell_executors([a.id for a in active]))
     return True
 
 
-def _tell_executors(attempts: list[Attempt]) -> None:
-    from runs.executors import executor_for
+def _tell_executors(attempt_ids: list[int]) -> None:
+    """Through a control worker: a cancel asked in a web request must not wait on a cluster's
+    API, and on Kubernetes only workers hold an API token."""
+    from runs.tasks import cancel_attempts
 
-    for attempt in attempts:
-        executor_for(attempt.executor).cancel(attempt)
+    cancel_attempts.delay(attempt_ids)
 
 
 def reap(*, now: dt.datetime) -> dict[str, int]:

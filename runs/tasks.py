@@ -13,7 +13,7 @@ from django.utils import timezone
 from runs import scheduler, services
 from runs.executors import executor_for
 from runs.executors.local.executor import die_with_parent
-from runs.models import Run
+from runs.models import Attempt, Run
 
 WAIT_FOR_DUE = dt.timedelta(seconds=10)
 
@@ -62,6 +62,13 @@ def run_due_attempts() -> int:
         attempt, token = claimed
         executor.run(attempt, token)
         ran += 1
+
+
+@shared_task(ignore_result=True)
+def cancel_attempts(attempt_ids: list[int]) -> None:
+    """Tells each attempt's executor of its run's cancel (see services.run_cancel)."""
+    for attempt in Attempt.objects.filter(id__in=attempt_ids):
+        executor_for(attempt.executor).cancel(attempt)
 
 
 @shared_task(ignore_result=True)

@@ -262,8 +262,9 @@ def test_it_builds_a_failed_image_again_after_a_while(kubernetes, settings):
 
 
 def test_it_cancels_by_deleting_the_job_and_ends_the_run_cancelled(
-    kubernetes, django_capture_on_commit_callbacks
+    kubernetes, django_capture_on_commit_callbacks, eager_tasks
 ):
+    """The cancel reaches the executor through a control worker's task (run here)."""
     attempt = start(deploy("nightly-rollup", "pass"))
     kubernetes.container_running(attempt.executor_ref, NAMESPACE)
 
@@ -284,11 +285,11 @@ def test_it_cancels_by_deleting_the_job_and_ends_the_run_cancelled(
     assert Run.objects.get(id=attempt.run_id).status == "cancelled"
 
 
-def test_it_deletes_a_cancelled_attempts_job_itself_where_the_web_has_no_api_token(
-    kubernetes, settings, monkeypatch, django_capture_on_commit_callbacks
+def test_the_pass_deletes_a_cancelled_attempts_job_when_the_cancel_could_not(
+    kubernetes, settings, monkeypatch, django_capture_on_commit_callbacks, eager_tasks
 ):
     attempt = start(deploy("nightly-rollup", "pass"))
-    # The web pod: in a cluster, with no service account token mounted.
+    # A worker whose API credentials fail at that moment: no service account token mounted.
     settings.CHALK_K8S_API_URL = ""
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
     monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
@@ -296,7 +297,7 @@ def test_it_deletes_a_cancelled_attempts_job_itself_where_the_web_has_no_api_tok
         run_cancel(run=attempt.run, by="alice", now=timezone.now())
     assert kubernetes.get("jobs", NAMESPACE, attempt.executor_ref) is not None
 
-    settings.CHALK_K8S_API_URL = kubernetes.url  # the worker
+    settings.CHALK_K8S_API_URL = kubernetes.url  # reachable again
     reconcile_at()
     reconcile_at()
 
@@ -305,7 +306,7 @@ def test_it_deletes_a_cancelled_attempts_job_itself_where_the_web_has_no_api_tok
 
 
 def test_it_cancels_an_attempt_waiting_for_its_image(
-    kubernetes, settings, django_capture_on_commit_callbacks
+    kubernetes, settings, django_capture_on_commit_callbacks, eager_tasks
 ):
     settings.CHALK_K8S_REGISTRY = REGISTRY
     attempt = start(deploy("fx-rates", "pass", image=WITH_REQUESTS))

@@ -211,9 +211,9 @@ class KubernetesExecutor:
         """Deletes the attempt's Job with its pod and token Secret; a Job already gone is fine.
 
         The runner learns of the cancel from its next heartbeat and reports it; if its pod
-        dies first, the reconcile pass records the attempt cancelled. Best effort: the web
-        pods hold no API token (deploy/kubernetes/rbac.yaml), so there the worker's next
-        reconcile pass deletes the Job instead, within seconds."""
+        dies first, the reconcile pass records the attempt cancelled. Called by a control
+        worker (`runs.tasks.cancel_attempts`). Best effort: when the API cannot be reached,
+        the next reconcile pass deletes the Job instead, within seconds."""
         try:
             with connect() as cluster:
                 cluster.delete(attempt_job_name(attempt))
