@@ -253,14 +253,18 @@ def _say_why_waiting(attempt: Attempt, pods: list[dict[str, Any]], now: dt.datet
     words = waiting_words(pods)
     if words is None:
         return
-    last = (
-        LogLine.objects.filter(attempt=attempt, stream="system")
-        .order_by("-seq")
-        .values_list("text", flat=True)
-        .first()
-    )
-    if words != last:
-        services.log_system(attempt=attempt, text=words, now=now)
+    with transaction.atomic():
+        # The attempt's row lock (log_append takes it too) makes the watcher and a pass that
+        # see the same change write one line, not two.
+        Attempt.objects.select_for_update().values_list("id", flat=True).get(id=attempt.id)
+        last = (
+            LogLine.objects.filter(attempt=attempt, stream="system")
+            .order_by("-seq")
+            .values_list("text", flat=True)
+            .first()
+        )
+        if words != last:
+            services.log_system(attempt=attempt, text=words, now=now)
 
 
 def _record(
