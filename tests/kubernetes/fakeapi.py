@@ -121,6 +121,12 @@ class FakeKubernetes:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
+    @property
+    def resource_version(self) -> int:
+        """The newest resourceVersion: every change so far is at or before it."""
+        with self._cond:
+            return self._rv
+
     def start(self) -> "FakeKubernetes":
         self._thread.start()
         return self

@@ -80,8 +80,16 @@ def test_it_marks_an_attempt_lost_when_its_job_is_deleted_by_hand(watcher):
     assert attempt.reason.startswith("lost: the attempt's Job is gone and Chalkweb did not")
 
 
+def watching_from(fake, version: int, message: str) -> None:
+    """Waits until the watcher has handled every event up to `version` and watches on."""
+    wait_for(
+        lambda: any(int(v or 0) >= version for v in watches(fake)), timeout=10, message=message
+    )
+
+
 def test_it_recovers_events_lost_to_compaction_with_a_full_pass(watcher):
     attempt = start(deploy("nightly-rollup", "pass", memory="1Gi"))
+    watching_from(watcher, watcher.resource_version, "the start's events never handled")
     watcher.stall_watches = True  # the connection dies silently: its events never arrive
     watcher.container_terminated(attempt.executor_ref, NAMESPACE, 137, reason="OOMKilled")
     watcher.compact()  # and by the time the watcher resumes, they are compacted away
@@ -91,7 +99,7 @@ def test_it_recovers_events_lost_to_compaction_with_a_full_pass(watcher):
 
     wait_for(lambda: status(attempt) == "failed", timeout=10, message="the OOM was never found")
     assert attempt.reason == OOM
-    assert int(watches(watcher)[-1]) >= watcher.compacted_rv, "it watches on from the re-list"
+    watching_from(watcher, watcher.compacted_rv, "it never watched on from the re-list")
 
 
 def test_it_outlives_an_api_server_restart_and_catches_up(watcher):
