@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "template_partials",
     "scheduling",
     "runs",
+    "console",
     "chalkweb",
 ]
 
@@ -129,10 +130,10 @@ REST_FRAMEWORK = {
     # Every /api/v1 endpoint needs a bearer token; a console login does not count.
     "DEFAULT_AUTHENTICATION_CLASSES": ["scheduling.auth.BearerTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["scheduling.auth.HasApiToken"],
-    "DEFAULT_PARSER_CLASSES": ["scheduling.api.common.BoundedJSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["common.api.BoundedJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "EXCEPTION_HANDLER": "scheduling.api.errors.exception_handler",
-    "DEFAULT_PAGINATION_CLASS": "scheduling.api.common.Pagination",
+    "EXCEPTION_HANDLER": "common.api_errors.exception_handler",
+    "DEFAULT_PAGINATION_CLASS": "common.api.Pagination",
     "PAGE_SIZE": 100,
 }
 # The largest module source a deploy may carry, in bytes (UTF-8).

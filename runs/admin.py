@@ -116,7 +116,9 @@ class RunAdmin(ReadOnlyAdmin):
                 triggered_by=request.user.get_username(),
                 now=now,
             )
-            for run in queryset.select_related("function__current_version")
+            for run in queryset.filter(function__current_version__isnull=False).select_related(
+                "function"
+            )
         ]
         self.message_user(
             request,

@@ -7,9 +7,9 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from common.api import ApiError, ErrorSerializer, Pagination, paginated, request_object
 from runs import selectors, services
 from runs.models import Attempt, LogLine, Run, RunStatus, Trigger
-from scheduling.api.common import ApiError, ErrorSerializer, Pagination, paginated, request_object
 from scheduling.api.functions import function_or_404
 from scheduling.auth import actor_name
 

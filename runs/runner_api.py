@@ -16,8 +16,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from chalkcompute.quantities import memory_bytes
-from runs import services
-from runs.executors.kubernetes import runtime_bundle
+from runs import runtime_bundle, services
 from runs.models import ACTIVE_ATTEMPT_STATUSES, Attempt, AttemptStatus
 from scheduling.crypto import decrypt
 from scheduling.models import Secret

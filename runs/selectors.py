@@ -7,9 +7,9 @@ from django.db import connection
 from django.db.models import F, Max, Q, QuerySet, Window
 from django.db.models.functions import RowNumber, TruncHour, TruncMinute
 
+from common.paging import KeysetPage, keyset_page
 from runs.models import Attempt, ImageBuild, LogLine, Run, RunStatus, UsageSample
 from scheduling.models import Function, FunctionVersion
-from scheduling.paging import KeysetPage, keyset_page
 
 
 def run_get(*, run_id: int) -> Run | None:

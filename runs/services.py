@@ -20,6 +20,8 @@ from django.db.models import Max, Sum
 
 from chalkcompute import schedule as schedule_engine
 from chalkcompute.retries import Retries
+from runs import dispatch
+from runs.errors import NOT_DEPLOYED, NotDeployedError
 from runs.models import (
     ACTIVE_ATTEMPT_STATUSES,
     ACTIVE_RUN_STATUSES,
@@ -70,15 +72,13 @@ def attempts_dispatch(starts: list[tuple[int, dt.datetime]]) -> None:
     messages per start time, not one per attempt (a message costs about a millisecond), and
     the start time as ETA brings a scheduled run to its worker before its slot.
     """
-    from runs.tasks import run_due_attempts
-
     per_start = Counter(start for _, start in starts)
     parallel = settings.CHALK_DISPATCH_PARALLELISM
 
     def send() -> None:
         for start, count in sorted(per_start.items()):
             for _ in range(min(count, parallel)):
-                run_due_attempts.apply_async(eta=start - PREPARE_AHEAD)
+                dispatch.wake_runs_worker(eta=start - PREPARE_AHEAD)
 
     if starts:
         transaction.on_commit(send)
@@ -86,6 +86,8 @@ def attempts_dispatch(starts: list[tuple[int, dt.datetime]]) -> None:
 
 def run_trigger(*, function: Function, trigger: str, triggered_by: str, now: dt.datetime) -> Run:
     """Run now: a manual run of the current version, started at once."""
+    if function.current_version_id is None:
+        raise NotDeployedError(NOT_DEPLOYED.format(name=function.name))
     with transaction.atomic():
         run = Run.objects.create(
             function=function,
@@ -424,9 +426,7 @@ def run_cancel(*, run: Run, by: str, now: dt.datetime) -> bool:
 def _tell_executors(attempt_ids: list[int]) -> None:
     """Through a control worker: a cancel asked in a web request must not wait on a cluster's
     API, and on Kubernetes only workers hold an API token."""
-    from runs.tasks import cancel_attempts
-
-    cancel_attempts.delay(attempt_ids)
+    dispatch.tell_executors_of_cancel(attempt_ids)
 
 
 def reap(*, now: dt.datetime) -> dict[str, int]:

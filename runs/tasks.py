@@ -10,9 +10,9 @@ from celery.signals import worker_process_init
 from django.conf import settings
 from django.utils import timezone
 
+from chalkcompute.runtime.parent import die_with_parent
 from runs import scheduler, services
 from runs.executors import executor_for
-from runs.executors.local.executor import die_with_parent
 from runs.models import Attempt, Run
 
 WAIT_FOR_DUE = dt.timedelta(seconds=10)

@@ -66,22 +66,18 @@ class FunctionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Pause selected functions")
     def pause(self, request, queryset) -> None:
-        now = timezone.now()
-        for function in queryset:
-            services.function_pause(
-                function=function,
-                paused_by=request.user.get_username(),
-                reason="paused in the admin",
-                now=now,
-            )
-        self.message_user(request, f"Paused {queryset.count()} function(s).", messages.SUCCESS)
+        paused = services.functions_pause(
+            functions=list(queryset),
+            paused_by=request.user.get_username(),
+            reason="paused in the admin",
+            now=timezone.now(),
+        )
+        self.message_user(request, f"Paused {len(paused)} function(s).", messages.SUCCESS)
 
     @admin.action(description="Resume selected functions")
     def resume(self, request, queryset) -> None:
-        now = timezone.now()
-        for function in queryset:
-            services.function_resume(function=function, now=now)
-        self.message_user(request, f"Resumed {queryset.count()} function(s).", messages.SUCCESS)
+        resumed = services.functions_resume(functions=list(queryset), now=timezone.now())
+        self.message_user(request, f"Resumed {len(resumed)} function(s).", messages.SUCCESS)
 
     def delete_model(self, request, obj: Function) -> None:
         services.function_delete(function=obj)
@@ -178,9 +174,8 @@ class SecretForm(forms.ModelForm):
 
     def clean_value(self) -> str:
         value = self.cleaned_data["value"]
-        if not value and self.instance.pk is None:
-            raise ValidationError("A new secret needs a value.")
-        if value:
+        # On a change, empty keeps the stored value; a new secret's value is checked like any.
+        if value or self.instance.pk is None:
             name = self.cleaned_data.get("name") or self.instance.name
             try:
                 services.check_secret_value(name, value)
@@ -210,8 +205,9 @@ class SecretAdmin(admin.ModelAdmin):
 
     def get_deleted_objects(self, objs, request):
         deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
+        users = services.secret_users(names=[secret.name for secret in objs])
         for secret in objs:
-            for function_name in services.functions_using_secret(name=secret.name):
+            for function_name in users.get(secret.name, []):
                 protected.append(f"Function: {function_name} (reads secret {secret.name})")
         return deleted, model_count, perms_needed, protected
 

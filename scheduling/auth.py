@@ -77,7 +77,9 @@ class HasApiToken(BasePermission):
     """Allows requests that authenticated with an API token (session logins do not count)."""
 
     def has_permission(self, request, view) -> bool:
-        return isinstance(request.auth, ApiToken)
+        if not isinstance(request.auth, ApiToken):
+            raise exceptions.NotAuthenticated(NO_TOKEN)
+        return True
 
 
 def actor_name(request) -> str:

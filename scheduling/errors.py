@@ -1,21 +1,16 @@
 """Errors the scheduling services raise. Each carries a snake_case `code` and a message a person
 can act on; the REST API turns them into `{"error": code, "detail": message}`."""
 
-
-class SchedulingError(ValueError):
-    code = "invalid_request"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+from common.errors import ServiceError
 
 
-class InvalidDeployError(SchedulingError):
+class SchedulingError(ServiceError):
     code = "invalid_request"
 
 
 class SourceTooLargeError(SchedulingError):
     code = "source_too_large"
+    status = 413
 
 
 class UnknownSecretError(SchedulingError):
@@ -24,6 +19,11 @@ class UnknownSecretError(SchedulingError):
 
 class SecretInUseError(SchedulingError):
     code = "secret_in_use"
+    status = 409
+
+
+class InvalidSecretNameError(SchedulingError):
+    code = "invalid_name"
 
 
 class InvalidSecretValueError(SchedulingError):

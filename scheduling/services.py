@@ -19,13 +19,15 @@ from django.db.models import Max
 from django.utils import timezone
 
 from chalkcompute.image import Image as ImageSpec
-from chalkcompute.names import check_function_name, check_secret_name
+from chalkcompute.names import InvalidNameError, check_function_name, check_secret_name
 from chalkcompute.retries import Retries
 from chalkcompute.schedule import Schedule, parse
 from scheduling import crypto
 from scheduling.errors import (
+    InvalidSecretNameError,
     InvalidSecretValueError,
     InvalidTokenNameError,
+    SchedulingError,
     SecretInUseError,
     SourceTooLargeError,
     UnknownSecretError,
@@ -34,6 +36,9 @@ from scheduling.errors import (
 from scheduling.models import ApiToken, Function, FunctionVersion, Image, Secret
 
 MAX_SECRET_VALUE_BYTES = 64 * 1024
+MAX_PAUSE_REASON = 500
+REASON_TOO_LONG = "A reason is at most {limit} characters; this one is {length}. Shorten it."
+EMPTY_SECRET_VALUE = "Type a value for {name}: a secret cannot be empty."
 TOKEN_PREFIX = "chalk_"
 TOKEN_DISPLAY_CHARS = 12  # "chalk_" and six characters of the random part
 MAX_TOKEN_NAME = 100
@@ -217,8 +222,15 @@ def _locked(function: Function) -> Function:
     )
 
 
+def check_pause_reason(reason: str) -> str:
+    if len(reason) > MAX_PAUSE_REASON:
+        raise SchedulingError(REASON_TOO_LONG.format(limit=MAX_PAUSE_REASON, length=len(reason)))
+    return reason
+
+
 def function_pause(*, function: Function, paused_by: str, reason: str, now: datetime) -> Function:
     """Stops scheduling `function`; pausing a paused function keeps who, when and why."""
+    check_pause_reason(reason)
     with transaction.atomic():
         function = _locked(function)
         if function.paused:
@@ -251,8 +263,27 @@ def function_resume(*, function: Function, now: datetime) -> Function:
     return function
 
 
+def functions_pause(
+    *, functions: list[Function], paused_by: str, reason: str, now: datetime
+) -> list[Function]:
+    """Pauses each of `functions`: all of them or, if one fails, none."""
+    check_pause_reason(reason)
+    with transaction.atomic():
+        return [
+            function_pause(function=function, paused_by=paused_by, reason=reason, now=now)
+            for function in functions
+        ]
+
+
+def functions_resume(*, functions: list[Function], now: datetime) -> list[Function]:
+    """Resumes each of `functions`: all of them or, if one fails, none."""
+    with transaction.atomic():
+        return [function_resume(function=function, now=now) for function in functions]
+
+
 def function_delete(*, function: Function) -> None:
-    """Deletes the function and its versions (and, once runs exist, its runs)."""
+    """Deletes the function with its versions and runs. The row lock waits out a tick or a
+    deploy holding the function, so neither writes a run or a version for a deleted row."""
     with transaction.atomic():
         _locked(function).delete()
 
@@ -261,8 +292,10 @@ def function_delete(*, function: Function) -> None:
 
 
 def check_secret_value(name: str, value: object) -> str:
-    if not isinstance(value, str) or value == "":
-        raise InvalidSecretValueError(f"the value of secret {name} must be a non-empty string")
+    if not isinstance(value, str):
+        raise InvalidSecretValueError(f"the value of secret {name} must be a string")
+    if value == "":
+        raise InvalidSecretValueError(EMPTY_SECRET_VALUE.format(name=name))
     if "\x00" in value:
         raise InvalidSecretValueError(
             f"the value of secret {name} holds a NUL character, which an environment variable "
@@ -280,7 +313,10 @@ def check_secret_value(name: str, value: object) -> str:
 def secret_set(*, name: str, value: str, now: datetime) -> tuple[Secret, bool]:
     """Stores `value` encrypted under `name`, replacing any value there. Returns (secret,
     created)."""
-    check_secret_name(name)
+    try:
+        check_secret_name(name)
+    except InvalidNameError as exc:
+        raise InvalidSecretNameError(str(exc)) from None
     ciphertext = crypto.encrypt(check_secret_value(name, value))
     with transaction.atomic():
         secret, created = Secret.objects.select_for_update().get_or_create(
@@ -299,13 +335,24 @@ def secret_value(*, secret: Secret) -> str:
     return crypto.decrypt(secret.ciphertext)
 
 
-def functions_using_secret(*, name: str) -> list[str]:
-    """Names of the functions whose current version reads secret `name`."""
-    # secret_names is a JSON list: filtered here because SQLite has no JSON containment.
-    rows = FunctionVersion.objects.filter(
-        pk__in=Function.objects.filter(current_version__isnull=False).values("current_version")
-    ).values_list("function__name", "secret_names")
-    return sorted(function_name for function_name, names in rows if name in names)
+def secret_users(*, names: list[str]) -> dict[str, list[str]]:
+    """For each of `names`, the functions whose current version reads it, in one query."""
+    if not names:
+        return {}
+    # secret_names is a JSON list: matched here because SQLite has no JSON containment.
+    rows = (
+        FunctionVersion.objects.filter(
+            pk__in=Function.objects.filter(current_version__isnull=False).values("current_version")
+        )
+        .exclude(secret_names=[])
+        .values_list("function__name", "secret_names")
+    )
+    wanted = set(names)
+    users: dict[str, list[str]] = {}
+    for function_name, secret_names in rows:
+        for name in wanted.intersection(secret_names):
+            users.setdefault(name, []).append(function_name)
+    return {name: sorted(functions) for name, functions in users.items()}
 
 
 def secret_delete(*, secret: Secret) -> None:
@@ -314,7 +361,7 @@ def secret_delete(*, secret: Secret) -> None:
         # A deploy locks the secrets it names: this lock orders us before or after it, so a
         # deploy can never reference a secret deleted under it.
         secret = Secret.objects.select_for_update().get(pk=secret.pk)
-        users = functions_using_secret(name=secret.name)
+        users = secret_users(names=[secret.name]).get(secret.name, [])
         if users:
             which = "that function" if len(users) == 1 else "those functions"
             raise SecretInUseError(
@@ -325,7 +372,8 @@ def secret_delete(*, secret: Secret) -> None:
 
 
 def secrets_reencrypt() -> int:
-    """Re-encrypts every secret under the first key of CHALK_SECRETS_KEY (key rotation)."""
+    """Re-encrypts every secret under the first key of CHALK_SECRETS_KEY (key rotation), in one
+    transaction that locks the secrets: a deploy or a run reading one waits, never sees a mix."""
     count = 0
     with transaction.atomic():
         for secret in Secret.objects.select_for_update():

@@ -22,6 +22,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from chalkcompute.runtime.parent import die_with_parent
 from chalkcompute.runtime.usage import Usage, session_usage
 
 HEARTBEAT_SECONDS = 1.0
@@ -230,7 +231,7 @@ class Attempt:
             env=env,
             cwd=workdir,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         os.close(write_fd)
         readers = [
@@ -327,14 +328,6 @@ class Attempt:
                     f"the function's process exited with code {exit_code} without a result"
                 )
         return outcome
-
-
-def _die_with_parent() -> None:
-    """The function's process dies with the runner (Linux), so no run outlives its runner."""
-    if sys.platform == "linux":
-        import ctypes
-
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def _mib(size: int) -> str:

@@ -1,8 +1,29 @@
 """Executors start an attempt's runner somewhere: `local` (a subprocess of the worker) or
 `kubernetes` (a Job). Both run the same runner, so runs look the same wherever they ran."""
 
+from typing import TYPE_CHECKING, Any, Protocol
 
-def executor_for(name: str | None = None):
+if TYPE_CHECKING:
+    from runs.models import Attempt
+
+
+class Executor(Protocol):
+    """What the platform asks of an executor. State changes go through runs.services."""
+
+    name: str
+
+    def run(self, attempt: "Attempt", token: str) -> None:
+        """Starts (or, on the local executor, runs to its end) a claimed attempt."""
+
+    def cancel(self, attempt: "Attempt") -> None:
+        """Stops an attempt whose run was cancelled; best effort, never raises."""
+
+    def installs_at_start(self, image_spec: dict[str, Any]) -> bool:
+        """Whether a run of this image installs its packages when it starts (the console
+        says so), rather than in a build made once per image."""
+
+
+def executor_for(name: str | None = None) -> Executor:
     from django.conf import settings
 
     name = name or settings.CHALK_EXECUTOR

@@ -26,8 +26,7 @@ from chalkcompute.names import InvalidNameError, check_function_name, check_secr
 from chalkcompute.quantities import parse_cpu, parse_gpu, parse_memory
 from chalkcompute.retries import Retries
 from chalkcompute.schedule import InvalidScheduleError, parse
-from scheduling import selectors, services
-from scheduling.api.common import (
+from common.api import (
     ApiError,
     ErrorSerializer,
     Pagination,
@@ -36,11 +35,12 @@ from scheduling.api.common import (
     paginated,
     request_object,
 )
+from scheduling import selectors, services
 from scheduling.auth import actor_name
 from scheduling.models import Function
+from scheduling.services import MAX_PAUSE_REASON
 
 MAX_SECRETS_PER_FUNCTION = 100
-MAX_PAUSE_REASON = 500
 NEXT_RUNS_SHOWN = 3
 ERRORS = {
     400: ErrorSerializer,

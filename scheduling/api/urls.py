@@ -1,33 +1,22 @@
-"""URLs under /api/: the v1 REST API (token required) and its OpenAPI schema and reference
-(public: they describe the API, not anyone's data)."""
+"""The scheduling part of the v1 REST API, mounted at /api/v1/ (token required)."""
 
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.permissions import AllowAny
 
 from scheduling.api import functions, secrets
 
-public = {"authentication_classes": [], "permission_classes": [AllowAny]}
-
 urlpatterns = [
-    path("v1/functions", functions.FunctionListApi.as_view(), name="api-functions"),
-    path("v1/functions/<str:name>", functions.FunctionApi.as_view(), name="api-function"),
+    path("functions", functions.FunctionListApi.as_view(), name="api-functions"),
+    path("functions/<str:name>", functions.FunctionApi.as_view(), name="api-function"),
     path(
-        "v1/functions/<str:name>/pause",
+        "functions/<str:name>/pause",
         functions.FunctionPauseApi.as_view(),
         name="api-function-pause",
     ),
     path(
-        "v1/functions/<str:name>/resume",
+        "functions/<str:name>/resume",
         functions.FunctionResumeApi.as_view(),
         name="api-function-resume",
     ),
-    path("v1/secrets", secrets.SecretListApi.as_view(), name="api-secrets"),
-    path("v1/secrets/<str:name>", secrets.SecretApi.as_view(), name="api-secret"),
-    path("schema/", SpectacularAPIView.as_view(**public), name="api-schema"),
-    path(
-        "docs/",
-        SpectacularSwaggerView.as_view(url_name="api-schema", **public),
-        name="api-docs",
-    ),
+    path("secrets", secrets.SecretListApi.as_view(), name="api-secrets"),
+    path("secrets/<str:name>", secrets.SecretApi.as_view(), name="api-secret"),
 ]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from chalkcompute import Image
-from runs.executors.kubernetes import runtime_bundle
+from runs import runtime_bundle
 from runs.executors.kubernetes.dockerfile import (
     build_configmap,
     build_job,

@@ -17,9 +17,9 @@ from django.utils import timezone
 from chalkcompute import schedule as schedule_engine
 from chalkcompute.image import Image
 from chalkcompute.retries import Retries
+from chalkcompute.runtime.parent import die_with_parent
 from chalkweb.celery import purge_queues
 from runs.beat import ensure_periodic_tasks
-from runs.executors.local.executor import die_with_parent
 from runs.models import Run
 from scheduling.services import function_deploy
 

@@ -5,7 +5,7 @@ run the runner makes.)"""
 import pytest
 
 from runs.executors.kubernetes.manifests import RUNTIME_URL_PATH
-from runs.executors.kubernetes.runtime_bundle import bundle
+from runs.runtime_bundle import bundle
 
 
 def test_it_serves_the_runtime_archive_without_a_token(client):

@@ -136,7 +136,7 @@ def test_it_rejects_an_empty_value(api):
     assert response.status_code == 400
     assert response.json() == {
         "error": "invalid_value",
-        "detail": "value: must not be empty: a secret holds a value for the run's environment",
+        "detail": "Type a value for EXCHANGE_API_KEY: a secret cannot be empty.",
     }
     assert not Secret.objects.exists()
 

@@ -1,10 +1,12 @@
 """A secret's value is stored encrypted and never appears in a response, a page or a log."""
 
+import io
 import logging
 
 import pytest
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
+from django.core.management import call_command
 from django.db import connection
 
 from scheduling import crypto
@@ -118,3 +120,20 @@ def test_it_refuses_a_key_that_is_not_a_fernet_key(settings):
 
     with pytest.raises(ImproperlyConfigured, match="CHALK_SECRETS_KEY key #2 is not a Fernet key"):
         crypto.encrypt(VALUE)
+
+
+def test_it_rotates_the_key_from_the_command_line(db, settings):
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    settings.CHALK_SECRETS_KEY = old
+    secret_set(name="EXCHANGE_API_KEY", value=VALUE, now=NOW)
+    settings.CHALK_SECRETS_KEY = f"{new},{old}"
+    out = io.StringIO()
+
+    call_command("rotate_secrets_key", stdout=out)
+
+    assert out.getvalue() == (
+        "Re-encrypted 1 secret(s) under the first key of CHALK_SECRETS_KEY; "
+        "the keys after it can now be removed.\n"
+    )
+    settings.CHALK_SECRETS_KEY = new
+    assert secret_value(secret=Secret.objects.get()) == VALUE

@@ -3,9 +3,11 @@
 - `config`: KubernetesConfig, the one value that says how this cluster is used.
 - `manifests`: the attempt's Job and its token Secret, as dicts.
 - `dockerfile`: image specs as Dockerfiles, the BuildKit build Job, `plan_image`.
-- `runtime_bundle`: the runner's code as an archive, which every run image gets.
 - `outcomes`: what Job and pod status mean for the attempt (`classify`).
 - `cluster`: JobCluster, the thin layer over the official client that sends and reads them.
+
+Every run image gets the runner from `runs.runtime_bundle` (also pure), which the runner API
+serves to pods that install at start.
 
 No Django in those: they are tested without a database. The Django side calls them and
 records what they return on the models:

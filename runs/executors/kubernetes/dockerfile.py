@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from runs.executors.kubernetes import runtime_bundle
+from runs import runtime_bundle
 from runs.executors.kubernetes.config import KubernetesConfig
 from runs.executors.kubernetes.manifests import (
     COMPONENT_BUILD,

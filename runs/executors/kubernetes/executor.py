@@ -207,6 +207,12 @@ class KubernetesExecutor:
                 now=timezone.now(),
             )
 
+    def installs_at_start(self, image_spec: dict) -> bool:
+        try:
+            return plan_image(image_spec, kubernetes_config()).install_at_start
+        except UnsupportedSpecError:
+            return False  # no run of it starts at all; its runs say why
+
     def cancel(self, attempt: Attempt) -> None:
         """Deletes the attempt's Job with its pod and token Secret; a Job already gone is fine.
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chalkcompute.quantities import parse_cpu, parse_gpu, parse_memory
-from runs.executors.kubernetes import runtime_bundle
+from runs import runtime_bundle
 from runs.executors.kubernetes.config import KubernetesConfig
 
 MAX_NAME = 63  # a DNS label: Job names also become the pods' `job-name` label value

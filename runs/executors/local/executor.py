@@ -5,9 +5,7 @@ on concurrent local runs (CHALK_LOCAL_MAX_RUNS). The runner dies with the worker
 PDEATHSIG): a killed worker leaves no orphan run, and the reaper then finds it lost.
 """
 
-import ctypes
 import os
-import signal
 import socket
 import subprocess
 import time
@@ -18,17 +16,12 @@ from django.utils import timezone
 
 import chalk
 import chalkcompute
+from chalkcompute.runtime.parent import die_with_parent
 from runs.executors.local.images import ImageBuildError, ensure_image
 from runs.models import Attempt, AttemptStatus
 from runs.services import attempt_finish, attempt_heartbeat, cancel_requested, log_system
 
-_PR_SET_PDEATHSIG = 1
 RUNNER_GRACE_SECONDS = 60  # past the timeout, for the runner to stop the function and report
-
-
-def die_with_parent() -> None:
-    """Asks Linux to SIGKILL this process when its parent dies."""
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def sdk_path() -> Path:
@@ -125,6 +118,9 @@ class LocalExecutor:
                 attempt=attempt, status=AttemptStatus.FAILED, now=timezone.now(), reason=reason
             ):
                 log_system(attempt=attempt, text=reason, now=timezone.now(), level="ERROR")
+
+    def installs_at_start(self, image_spec: dict) -> bool:
+        return False  # each image's virtualenv is built once, before its first run
 
     def cancel(self, attempt: Attempt) -> None:
         """Nothing to do here: the runner learns of the cancel from its next heartbeat's

@@ -3,22 +3,20 @@
     {"error": "<snake_case code>", "detail": "<what was wrong and how to fix it>"}
 
 plus "fields": {field: [messages]} when a serializer rejected several fields. DRF's own errors
-(401, 404, 405, 415, malformed JSON), Django's RequestDataTooBig and the scheduling services'
-errors all pass through here.
+(401, 404, 405, 415, malformed JSON), Django's RequestDataTooBig and every service's errors
+(ServiceError) all pass through here.
 """
 
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from scheduling.api.common import ApiError, request_too_large
-from scheduling.auth import NO_TOKEN
-from scheduling.errors import SchedulingError, SecretInUseError, SourceTooLargeError
-
-SERVICE_ERROR_STATUS = {SourceTooLargeError: 413, SecretInUseError: 409}
+from common.api import ApiError, request_too_large
+from common.errors import ServiceError
 
 
 def _flatten(detail: Any, path: str = "") -> list[tuple[str, str]]:
@@ -58,7 +56,7 @@ def _body(exc: exceptions.APIException, context: dict) -> dict[str, Any]:
     if isinstance(exc, exceptions.ValidationError):
         return _validation_body(exc)
     if isinstance(exc, exceptions.NotAuthenticated):
-        return {"error": "not_authenticated", "detail": NO_TOKEN}
+        return {"error": "not_authenticated", "detail": str(exc.detail)}
     if isinstance(exc, exceptions.ParseError):
         return {
             "error": "malformed_json",
@@ -95,8 +93,8 @@ def _body(exc: exceptions.APIException, context: dict) -> dict[str, Any]:
 def exception_handler(exc: Exception, context: dict):
     if isinstance(exc, RequestDataTooBig):
         exc = request_too_large()
-    elif isinstance(exc, SchedulingError):
-        exc = ApiError(SERVICE_ERROR_STATUS.get(type(exc), 400), exc.code, exc.message)
+    elif isinstance(exc, ServiceError):
+        exc = ApiError(exc.status, exc.code, exc.message)
     elif isinstance(exc, Http404):
         exc = exceptions.NotFound()
     response = drf_exception_handler(exc, context)
@@ -106,6 +104,7 @@ def exception_handler(exc: Exception, context: dict):
     return response
 
 
+@csrf_exempt  # no session is read here: a POST gets the JSON 404, not a CSRF page
 def api_not_found(request, rest: str = "") -> JsonResponse:
     """The JSON 404 for a URL under /api/ that no endpoint serves (Django's is an HTML page)."""
     return JsonResponse(

@@ -1,0 +1,87 @@
+"""A function's page: configuration, build state, next fire times, missed and skipped slots,
+versions with a diff and rollback, and its runs newest first; pause, resume, run now."""
+
+from django.contrib import messages
+from django.http import Http404
+from django.template.response import TemplateResponse
+from django.urls import reverse
+
+from common.paging import int_cursor, pager_query
+from console.access import console_view, see_other
+from console.inputs import ConsoleInputError
+from console.views.function_actions import function_action
+from runs import selectors
+from runs.executors import executor_for
+from scheduling import selectors as scheduling_selectors
+from scheduling.services import MAX_PAUSE_REASON
+from scheduling.versions import versions_to_diff
+
+RUNS_PAGE_SIZE = 25
+VERSIONS_PAGE_SIZE = 10
+MISSED_SHOWN = 10
+NEXT_FIRE_TIMES_SHOWN = 5
+
+
+@console_view
+def function_page(request, name: str):
+    function = scheduling_selectors.function_get(name=name)
+    if function is None:
+        raise Http404(f"No function named {name}")
+    error = ""
+    status = 200
+    if request.method == "POST":
+        try:
+            done = function_action(request)
+        except ConsoleInputError as exc:
+            error, status = exc.message, 400
+            function = scheduling_selectors.function_get(name=name)
+        else:
+            messages.success(request, done.message)
+            return see_other(done.next_url or reverse("function", args=[function.name]))
+
+    version = function.current_version
+    diff_from, diff_to, diff, diff_error = versions_to_diff(
+        function=function,
+        wanted_from=int_cursor(request.GET, "from"),
+        wanted_to=int_cursor(request.GET, "to"),
+    )
+    context = {
+        "function": function,
+        "version": version,
+        "schedule_description": scheduling_selectors.schedule_description(version),
+        "error": error,
+        "posted_reason": request.POST.get("reason", "") if error else "",
+        "max_reason": MAX_PAUSE_REASON,
+        "pager_query": pager_query(
+            request.GET, "after", "before", "versions_after", "versions_before", "from", "to"
+        ),
+        "diff_from": diff_from,
+        "diff_to": diff_to,
+        "diff": diff,
+        "diff_error": diff_error,
+    }
+    target = request.htmx.target if request.htmx else None
+    if target == "version-diff":
+        return TemplateResponse(request, "console/function.html#version-diff", context)
+    context["runs"] = selectors.function_runs_page(
+        function=function,
+        after=int_cursor(request.GET, "after"),
+        before=int_cursor(request.GET, "before"),
+        size=RUNS_PAGE_SIZE,
+    )
+    if target == "function-runs":
+        return TemplateResponse(request, "console/function.html#function-runs", context)
+    context.update(
+        next_fire_times=scheduling_selectors.next_fire_times(function, NEXT_FIRE_TIMES_SHOWN),
+        image_builds=selectors.image_builds(image_id=version.image_id) if version else [],
+        installs_at_start=bool(version) and executor_for().installs_at_start(version.image.spec),
+        missed=selectors.missed_and_skipped(function=function, limit=MISSED_SHOWN),
+        missed_scan=selectors.MISSED_SCAN_RUNS,
+        versions=selectors.version_history_page(
+            function=function,
+            after=int_cursor(request.GET, "versions_after"),
+            before=int_cursor(request.GET, "versions_before"),
+            size=VERSIONS_PAGE_SIZE,
+        ),
+    )
+    return TemplateResponse(request, "console/function.html", context, status=status)

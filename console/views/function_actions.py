@@ -1,0 +1,127 @@
+"""The POST actions of the functions list and a function's page. Each is a small function
+calling one service; it returns the message to show and, for "run now", the page to go to.
+Bad input raises ConsoleInputError before anything is written."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.urls import reverse
+from django.utils import timezone
+
+from common.errors import ServiceError
+from console.inputs import ConsoleInputError
+from runs.models import Trigger
+from runs.services import run_trigger
+from scheduling import services
+from scheduling.models import Function
+
+UNKNOWN_FUNCTION = "There is no function named {name!r} (it may have been deleted). Reload."
+NOTHING_SELECTED = "Select one or more functions first (the boxes in the first column)."
+UNKNOWN_ACTION = "Unknown action: use the page's buttons."
+
+
+@dataclass(frozen=True)
+class Done:
+    message: str
+    next_url: str | None = None
+
+
+def _functions_named(names: list[str]) -> list[Function]:
+    found = {f.name: f for f in Function.objects.filter(name__in=names)}
+    for name in names:
+        if name not in found:
+            raise ConsoleInputError(UNKNOWN_FUNCTION.format(name=name), function=name)
+    return [found[name] for name in names]
+
+
+def _one(request) -> Function:
+    (function,) = _functions_named([request.POST.get("name", "")])
+    return function
+
+
+def _selected(request) -> list[Function]:
+    names = [n for n in request.POST.getlist("names") if n]
+    if not names:
+        raise ConsoleInputError(NOTHING_SELECTED)
+    return _functions_named(names)
+
+
+def _reason(request) -> str:
+    return request.POST.get("reason", "").strip()
+
+
+def pause(request, now: datetime) -> Done:
+    function = services.function_pause(
+        function=_one(request),
+        paused_by=request.user.get_username(),
+        reason=_reason(request),
+        now=now,
+    )
+    why = f": {function.paused_reason}" if function.paused_reason else ""
+    return Done(f"Paused {function.name}{why}. No slots run until it is resumed.")
+
+
+def resume(request, now: datetime) -> Done:
+    function = services.function_resume(function=_one(request), now=now)
+    return Done(f"Resumed {function.name}.")
+
+
+def pause_selected(request, now: datetime) -> Done:
+    functions = services.functions_pause(
+        functions=_selected(request),
+        paused_by=request.user.get_username(),
+        reason=_reason(request),
+        now=now,
+    )
+    names = ", ".join(f.name for f in functions)
+    return Done(f"Paused {len(functions)} function(s): {names}.")
+
+
+def resume_selected(request, now: datetime) -> Done:
+    functions = services.functions_resume(functions=_selected(request), now=now)
+    return Done(f"Resumed {len(functions)} function(s): {', '.join(f.name for f in functions)}.")
+
+
+def run_now(request, now: datetime) -> Done:
+    function = _one(request)
+    run = run_trigger(
+        function=function, trigger=Trigger.MANUAL, triggered_by=request.user.get_username(), now=now
+    )
+    return Done(f"Started run {run.id} of {function.name}.", reverse("run", args=[run.id]))
+
+
+def rollback(request, now: datetime) -> Done:
+    function = _one(request)
+    number = request.POST.get("version", "")
+    if not number.isdigit():
+        raise ConsoleInputError("Choose a version to roll back to.", function=function.name)
+    result = services.function_rollback(
+        function=function, number=int(number), deployed_by=request.user.get_username(), now=now
+    )
+    current = result.function.current_version.number
+    if result.outcome == "unchanged":
+        return Done(f"Version {number}'s content is what already runs (version {current}).")
+    return Done(f"Rolled back: version {current} now has the content of version {number}.")
+
+
+ACTIONS: dict[str, Callable[..., Done]] = {
+    "pause": pause,
+    "resume": resume,
+    "pause-selected": pause_selected,
+    "resume-selected": resume_selected,
+    "run": run_now,
+    "rollback": rollback,
+}
+
+
+def function_action(request) -> Done:
+    """Runs the POSTed action. A service's refusal becomes a ConsoleInputError on the row of
+    the function it concerns."""
+    action = ACTIONS.get(request.POST.get("action", ""))
+    if action is None:
+        raise ConsoleInputError(UNKNOWN_ACTION)
+    try:
+        return action(request, timezone.now())
+    except ServiceError as exc:
+        raise ConsoleInputError(exc.message, function=request.POST.get("name", "")) from None

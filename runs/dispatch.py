@@ -1,0 +1,20 @@
+"""Sends the runs tasks by name. Services call this, and only celery imports runs.tasks, so
+the service layer stays a leaf: tasks → services → dispatch, never back. A signature by name
+is the task itself once celery has loaded it, so routes and task_always_eager apply as usual."""
+
+import datetime as dt
+
+from celery import current_app
+
+RUN_DUE_ATTEMPTS = "runs.tasks.run_due_attempts"
+CANCEL_ATTEMPTS = "runs.tasks.cancel_attempts"
+
+
+def wake_runs_worker(*, eta: dt.datetime) -> None:
+    """A runs worker claims due attempts from `eta` on (runs.tasks.run_due_attempts)."""
+    current_app.signature(RUN_DUE_ATTEMPTS).apply_async(eta=eta)
+
+
+def tell_executors_of_cancel(attempt_ids: list[int]) -> None:
+    """A control worker tells each attempt's executor of its run's cancel."""
+    current_app.signature(CANCEL_ATTEMPTS).apply_async(args=[attempt_ids])
