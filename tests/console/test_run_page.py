@@ -243,3 +243,24 @@ def test_it_draws_cpu_use_from_the_cpu_time_spent_between_samples(console, faile
     # 0.5 → 1.2 → 1.5 CPU seconds, a second apart: 70% then 30% of one core.
     assert "peaking at 70% of one core" in page
     assert "CPU, % of one core (peak 70%, top of the chart 100%)" in page
+
+
+def test_it_says_a_run_with_one_sample_was_too_short_to_chart(console, rates):
+    short = finish_run(rates, samples=[(0.1, 30 * 2**20)])
+
+    page = html(console.get(f"/runs/{short.id}"))
+
+    assert (
+        "Too short to chart: the run lasted 1.0 s and the runner took 1 sample (one a second)"
+        in page
+    )
+    assert "the function did not start" not in page
+
+
+def test_it_says_a_run_shorter_than_the_first_sample_was_too_short_to_chart(console, rates):
+    quick = finish_run(rates)
+
+    page = html(console.get(f"/runs/{quick.id}"))
+
+    assert "less than the runner's first sample (it samples once a second)." in page
+    assert "the function did not start" not in page

@@ -3,6 +3,7 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.test import Client
 
 from scheduling.models import Function, FunctionVersion, Image
 from tests.server.support import deploy_body, rates_document
@@ -179,3 +180,32 @@ def test_it_answers_a_json_404_for_an_unknown_api_url(api):
         "detail": "there is no API endpoint at /api/v1/function/refresh-rates; see /api/docs/ "
         "for the API",
     }
+
+
+def test_it_answers_a_json_404_to_a_post_to_an_unknown_api_url(db):
+    client = Client(enforce_csrf_checks=True)  # as curl or a generated client sends it
+
+    response = client.post(
+        "/api/v1/function/refresh-rates/pause", {}, content_type="application/json"
+    )
+
+    assert response.status_code == 404
+    assert response.json() == {
+        "error": "not_found",
+        "detail": "there is no API endpoint at /api/v1/function/refresh-rates/pause; see "
+        "/api/docs/ for the API",
+    }
+
+
+def test_it_refuses_to_trigger_a_function_with_no_deployed_version(api):
+    now = datetime(2026, 11, 28, 23, 30, tzinfo=UTC)
+    Function.objects.create(name="never-deployed", created_at=now, updated_at=now)
+
+    response = api.post("/api/v1/functions/never-deployed/trigger", format="json")
+
+    assert response.status_code == 409
+    assert response.json() == {
+        "error": "not_deployed",
+        "detail": "never-deployed has no deployed version to run; deploy it first.",
+    }
+    assert not Function.objects.get(name="never-deployed").runs.exists()
