@@ -50,6 +50,51 @@ def _usage_context(run, attempts) -> dict:
     }
 
 
+def _live_tail(request, run, attempts, context: dict, after: int) -> TemplateResponse:
+    """The lines after the last one the page has. The run's status is read before its lines,
+    so the final poll of a run that ended has all of its lines."""
+    lines = selectors.log_after(
+        attempt_ids=[a.id for a in attempts],
+        level=context["level"],
+        text=context["log_text"],
+        after=after,
+        limit=LOG_POLL_LINES,
+    )
+    context.update(
+        lines=lines,
+        last_line=lines[-1].id if lines else after,
+        page_was_empty=after == 0,  # its "no lines yet" note goes once lines come
+        # Keep polling while the run is active, and after it ends until every line is in.
+        live=run.is_active or len(lines) == LOG_POLL_LINES,
+        **_usage_context(run, attempts),
+    )
+    return TemplateResponse(request, "console/run.html#poll", context)
+
+
+def _log_page(run, attempts, context: dict, before: int | None) -> None:
+    """The log's last lines, or the page of lines before `before` (which is not live)."""
+    query = {
+        "attempt_ids": [a.id for a in attempts],
+        "level": context["level"],
+        "text": context["log_text"],
+        "limit": LOG_TAIL_LINES,
+    }
+    if before is not None:
+        lines = selectors.log_before(before=before, **query)
+        live, last_line = False, lines[-1].id if lines else before
+    else:
+        lines = selectors.log_tail(**query)
+        live, last_line = run.is_active, lines[-1].id if lines else 0
+    context.update(
+        lines=lines,
+        last_line=last_line,
+        live=live,
+        earlier=lines[0].id if len(lines) == LOG_TAIL_LINES else None,
+        reading_earlier=before is not None,
+        **_usage_context(run, attempts),
+    )
+
+
 @console_view
 def run_page(request, run_id: int):
     run = selectors.run_for_page(run_id=run_id)
@@ -67,7 +112,6 @@ def run_page(request, run_id: int):
     except ConsoleInputError as exc:
         level, log_text, error, status = "", "", exc.message, 400
     attempts = selectors.run_attempts(run=run)
-    attempt_ids = [a.id for a in attempts]
     context = {
         "run": run,
         "attempts": attempts,
@@ -79,41 +123,9 @@ def run_page(request, run_id: int):
     }
     after = int_cursor(request.GET, "after")
     if request.htmx and after is not None:
-        # The live tail: lines after the last one the page has. The run's status is read
-        # before its lines, so the final poll of a run that ended has all of its lines.
-        lines = selectors.log_after(
-            attempt_ids=attempt_ids, level=level, text=log_text, after=after, limit=LOG_POLL_LINES
-        )
-        context.update(
-            lines=lines,
-            last_line=lines[-1].id if lines else after,
-            page_was_empty=after == 0,  # its "no lines yet" note goes once lines come
-            # Keep polling while the run is active, and after it ends until every line is in.
-            live=run.is_active or len(lines) == LOG_POLL_LINES,
-            **_usage_context(run, attempts),
-        )
-        return TemplateResponse(request, "console/run.html#poll", context)
-    before = int_cursor(request.GET, "before")
-    if before is not None:
-        lines = selectors.log_before(
-            attempt_ids=attempt_ids, level=level, text=log_text, before=before, limit=LOG_TAIL_LINES
-        )
-        live = False  # a page of earlier lines is not the tail
-        last_line = lines[-1].id if lines else before
-    else:
-        lines = selectors.log_tail(
-            attempt_ids=attempt_ids, level=level, text=log_text, limit=LOG_TAIL_LINES
-        )
-        live = run.is_active
-        last_line = lines[-1].id if lines else 0
-    context.update(
-        lines=lines,
-        last_line=last_line,
-        live=live,
-        earlier=lines[0].id if len(lines) == LOG_TAIL_LINES else None,
-        reading_earlier=before is not None,
-        **_usage_context(run, attempts),
-    )
+        return _live_tail(request, run, attempts, context, after)
+    _log_page(run, attempts, context, int_cursor(request.GET, "before"))
+    template = "console/run.html"
     if request.htmx and request.htmx.target == "log":
-        return TemplateResponse(request, "console/run.html#log", context, status=status)
-    return TemplateResponse(request, "console/run.html", context, status=status)
+        template += "#log"
+    return TemplateResponse(request, template, context, status=status)
