@@ -90,10 +90,34 @@ def run(name: str) -> int:
 
 FOLLOW_INTERVAL_SECONDS = 1.0
 
+# Exit statuses, also listed in --help.
+EXIT_OK = 0
+EXIT_ERROR = 1  # the command could not do its job: no server, a refused token, no such run
+EXIT_USAGE = 2  # argparse's own, for a mistyped command line
+EXIT_RUN_UNSUCCESSFUL = 3  # `logs`: the run ended but did not succeed
+EXIT_STATUSES = f"""exit status:
+  {EXIT_OK}  success; for `logs`, the run succeeded (or, without --follow, is still going)
+  {EXIT_ERROR}  the command failed: server unreachable, token refused, no such run or function,
+     a file that declares no function
+  {EXIT_USAGE}  the command line is not valid
+  {EXIT_RUN_UNSUCCESSFUL}  `logs`: the run ended without succeeding (failed, timed_out, cancelled,
+     lost or skipped); stderr says why"""
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Wraps descriptions as usual but keeps the lines of a text laid out by hand (the exit
+    statuses)."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text:
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
 
 def logs(run_id: int, follow: bool) -> int:
-    """Prints a run's log; with --follow, keeps printing new lines until the run ends. Exits
-    with 0 when the run succeeded (or is still going without --follow), else 1."""
+    """Prints a run's log; with --follow, keeps printing new lines until the run ends. Once the
+    run has ended, says how on stderr, with the reason and the last traceback when it did not
+    succeed, and exits by its outcome (EXIT_STATUSES)."""
     client = Client.from_env()
     after = 0
     while True:
@@ -109,11 +133,35 @@ def logs(run_id: int, follow: bool) -> int:
         if page["results"]:
             continue  # a full page: more may be waiting
         if page["finished"]:
-            print(f"run {run_id} {page['status']}", file=sys.stderr)
-            return 0 if page["status"] == "succeeded" else 1
+            if page["status"] == "succeeded":
+                print(f"run {run_id} succeeded", file=sys.stderr)
+                return EXIT_OK
+            try:
+                run = client.get_run(run_id)
+            except ChalkClientError as exc:
+                raise DeployError(str(exc)) from None
+            print(_outcome(run), file=sys.stderr)
+            return EXIT_RUN_UNSUCCESSFUL
         if not follow:
-            return 0
+            return EXIT_OK
         time.sleep(FOLLOW_INTERVAL_SECONDS)
+
+
+def _outcome(run: dict) -> str:
+    """What the run page says of a run that did not succeed: its last attempt's traceback,
+    then "run 7 failed after 3 attempts: ValueError: ..." (the run's status reason, else the
+    last attempt's error or the platform's reason for ending it)."""
+    attempts = run.get("attempts") or []
+    last = attempts[-1] if attempts else {}
+    reason = run.get("status_reason") or ""
+    if not reason and last.get("error_type"):
+        message = last.get("error_message")
+        reason = f"{last['error_type']}: {message}" if message else last["error_type"]
+    reason = reason or last.get("reason") or ""
+    tried = f" after {len(attempts)} attempts" if len(attempts) > 1 else ""
+    summary = f"run {run['id']} {run['status']}{tried}" + (f": {reason}" if reason else "")
+    traceback = (last.get("traceback") or "").rstrip("\n")
+    return f"{traceback}\n{summary}" if traceback else summary
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -122,6 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Deploy, list and run Chalkweb functions and read their logs. "
         "The server is CHALK_COMPUTE_URL "
         "(default http://127.0.0.1:8000); the API token is CHALK_COMPUTE_TOKEN.",
+        epilog=EXIT_STATUSES,
+        formatter_class=_HelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     deploy_parser = commands.add_parser("deploy", help="deploy the functions a file declares")
@@ -129,7 +179,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("ls", help="list the deployed functions")
     run_parser = commands.add_parser("run", help="run a deployed function now")
     run_parser.add_argument("name", metavar="NAME", help="the function's name")
-    logs_parser = commands.add_parser("logs", help="print a run's log")
+    logs_parser = commands.add_parser(
+        "logs",
+        help="print a run's log",
+        description="Print a run's log. Once the run has ended, stderr says how it ended and, "
+        "when it did not succeed, why (with the last attempt's traceback).",
+        epilog=EXIT_STATUSES,
+        formatter_class=_HelpFormatter,
+    )
     logs_parser.add_argument("run_id", metavar="RUN_ID", type=int, help="the run's id")
     logs_parser.add_argument(
         "--follow", "-f", action="store_true", help="keep printing until the run ends"
@@ -145,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ls()
     except DeployError as exc:
         print(f"chalkcompute: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

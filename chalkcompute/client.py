@@ -129,6 +129,9 @@ class Client:
     def trigger(self, name: str) -> dict:
         return self.request("POST", f"/api/v1/functions/{_segment(name)}/trigger")[1]
 
+    def get_run(self, run_id: int) -> dict:
+        return self.request("GET", f"/api/v1/runs/{int(run_id)}")[1]
+
     def run_logs(self, run_id: int, after: int) -> dict:
         return self.request("GET", f"/api/v1/runs/{int(run_id)}/logs?after={int(after)}")[1]
 

@@ -12,7 +12,8 @@ Semantics are those of Debian cron / cronie, always evaluated in UTC:
 * A field is a comma-separated list of items: ``*``, a value ``5``, a range ``1-5``, or a step
   ``*/15`` or ``1-30/5``. A range never wraps around (``5-1`` is an error) and ``a-a`` is just
   ``a``. A step takes every n-th value of its range starting at the first, so a step larger
-  than its range keeps only the first value (``*/60`` is minute 0).
+  than its range keeps only the first value (``*/60`` is minute 0), up to the largest step
+  cron can read: the first value plus the step must fit in a 32-bit int (2147483647).
 * Day rule: when the day-of-month or the day-of-week field *starts with* ``*`` (``*``, ``*/2``)
   a day must match both fields; otherwise a day matches when either field does. So
   ``0 0 13 * 5`` runs on every 13th and on every Friday, and ``0 0 */2 * 1`` runs on
@@ -22,9 +23,10 @@ Semantics are those of Debian cron / cronie, always evaluated in UTC:
   shorter), ``60m`` is ``0 * * * *``, ``6h`` is ``0 */6 * * *`` and ``1d`` is ``0 0 * * *``.
 
 Anything else -- non-standard extensions (``L``, ``W``, ``#``, ``?``, ``~``, ``@daily``),
-values out of range, reversed ranges, zero steps, a crontab that can never fire, or a
-shorthand outside its rules -- raises ``InvalidScheduleError`` naming the field, the problem
-and the fix; nothing is silently guessed.
+values out of range, reversed ranges, zero steps or steps too large for cron to read, a
+crontab that can never fire, or a shorthand outside its rules -- raises
+``InvalidScheduleError`` naming the field, the problem and the fix; nothing is silently
+guessed.
 
 ``Schedule.cron`` is the canonical crontab: a shorthand's crontab equivalent, or the fields as
 written joined by single spaces with month and weekday names upper-cased (the fields are not
@@ -358,11 +360,12 @@ def _item_values(spec: _Field, item: str) -> range:
         first = _value(spec, start_text)
         last = first if end_text is None else _value(spec, end_text)
     step = 1
+    single = not star and end_text is None
     if step_text is not None:
         step = int(step_text)
         if step == 0:
             raise _FieldError("has a step of 0; a step is a whole number of at least 1")
-        if not star and end_text is None:
+        if single and step <= _INT_MAX - first:
             # cron reads "5/15" as a syntax error, not as "from 5 every 15"; say how to.
             raise _FieldError(
                 f"has a step on a single value; to start at {start_text} and repeat every "
@@ -371,7 +374,31 @@ def _item_values(spec: _Field, item: str) -> range:
     if last < first:
         step_suffix = "" if step_text is None else f"/{step_text}"
         raise _FieldError(_reversed_problem(spec, start_text, end_text, first, last, step_suffix))
+    if step > _INT_MAX - first:
+        # A step on a single value ("5/N") is read as counting from it to the field's end.
+        end = spec.high if single else last
+        first_text = str(first) if star else start_text
+        raise _FieldError(_step_too_large_problem(item, first_text, first, end, step))
     return range(first, last + 1, step)
+
+
+# cron reads each number into a C int and walks a range with "i += step" from its first
+# value, so a step is only read as written while first + step fits in a 32-bit int: cronie
+# truncates strtol's result ("*/4294967297" would be every minute) and a sum that overflows
+# makes the line an error. Such steps are refused. Any smaller step is accepted as cron
+# accepts it (cronie only warns when it exceeds the range): a step larger than its range
+# keeps only the first value, so "*/90" in the minute field is minute 0.
+_INT_MAX = 2**31 - 1
+
+
+def _step_too_large_problem(item: str, first_text: str, first: int, last: int, step: int) -> str:
+    start = "" if first == 0 else f" starting at {first_text}"
+    return (
+        f"has a step of {step}, which is too large for cron to read: cron counts in 32-bit "
+        f"integers, so a step{start} is at most {_INT_MAX - first}; any step of "
+        f"{last - first + 1} or more keeps only the first value, so write {_quote(first_text)} "
+        f"instead of {_quote(item)}"
+    )
 
 
 def _malformed_problem(spec: _Field, item: str) -> str:

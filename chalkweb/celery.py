@@ -1,6 +1,8 @@
+import logging
 import os
 
 from celery import Celery
+from celery.signals import after_setup_logger
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chalkweb.settings")
 
@@ -16,3 +18,58 @@ def purge_queues() -> None:
         for queue in ("chalk-control", "chalk-runs"):
             channel.queue_declare(queue=queue, durable=True, auto_delete=False)
             channel.queue_purge(queue)
+
+
+# The loggers of celery's routine lines about a task: beat sent it, a worker received it, it
+# succeeded. Failures, retries and warnings come at other levels and are left alone.
+ROUTINE_TASK_LOGGERS = ("celery.beat", "celery.worker.strategy", "celery.app.trace")
+
+
+class PeriodicTaskChatter(logging.Filter):
+    """Demotes the routine INFO lines about the platform's own periodic tasks (runs/beat.py:
+    the tick every second, the reaper, the Kubernetes reconcile, pruning) to DEBUG, so that
+    at the default level they do not bury runs, deploys, warnings and errors, and
+    `--loglevel DEBUG` still shows them. Other tasks' lines keep their level."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._tasks: frozenset[str] | None = None
+
+    def tasks(self) -> frozenset[str]:
+        if self._tasks is None:
+            try:
+                from runs.beat import PERIODIC_TASKS  # needs Django's apps, ready by now
+            except Exception:  # not yet: nothing is demoted until they are
+                return frozenset()
+            self._tasks = frozenset(task for task, _, _ in PERIODIC_TASKS.values())
+        return self._tasks
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO or _task_name(record) not in self.tasks():
+            return True
+        if not logging.getLogger(record.name).isEnabledFor(logging.DEBUG):
+            return False
+        record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
+        return True
+
+
+def _task_name(record: logging.LogRecord) -> str | None:
+    data = getattr(record, "data", None)  # the worker's "received" and "succeeded" lines
+    if isinstance(data, dict):
+        return data.get("name")
+    # beat: "Scheduler: Sending due task %s (%s)" % (entry name, task name)
+    if record.name == "celery.beat" and isinstance(record.args, tuple) and len(record.args) == 2:
+        return str(record.args[1])
+    return None
+
+
+_periodic_task_chatter = PeriodicTaskChatter()
+
+
+@after_setup_logger.connect
+def quiet_periodic_tasks(**_) -> None:
+    """Installed on the loggers themselves, so the pool's forked processes keep it."""
+    for name in ROUTINE_TASK_LOGGERS:
+        logger = logging.getLogger(name)
+        if _periodic_task_chatter not in logger.filters:
+            logger.addFilter(_periodic_task_chatter)

@@ -1,7 +1,9 @@
 """`make run`'s command, as a new user meets it: `manage.py run_platform` on the embedded default
 (SQLite and the filesystem broker in a fresh data folder, no DATABASE_URL, no broker URL). It
 must print a login and a deploy line, serve the console, run a function deployed with the SDK
-through the printed token, and stop every process it started on SIGTERM."""
+through the printed token, and stop every process it started on SIGTERM. Its terminal shows
+runs, deploys and errors, but not the platform's own periodic tasks (the tick every second),
+which would scroll the login and the deploy line away."""
 
 import os
 import re
@@ -28,7 +30,26 @@ import chalkcompute
 def hello() -> str:
     print("hello from make run")
     return "ok"
+
+
+@chalkcompute.function(name="fail-make-run")
+def fail() -> None:
+    raise ValueError("rates feed is down")
 """
+BANNER = [
+    r"Chalkweb console: http://127\.0\.0\.1:\d+/",
+    r"  data folder:    \S+",
+    r"  login:          admin / \S+",
+    r"Deploy from this machine with:",
+    r"  export CHALK_COMPUTE_URL=\S+ CHALK_COMPUTE_TOKEN=\S+",
+]
+SEND_A_FAILING_TICK = (
+    "from chalkweb.celery import app; app.send_task('runs.tasks.tick', args=['unexpected'])"
+)
+# What celery says about the platform's own periodic tasks (runs/beat.py), every second.
+PERIODIC_CHATTER = re.compile(
+    r"Sending due task chalkweb: |runs\.tasks\.(tick|reap|reconcile_kubernetes|prune_runs)\["
+)
 
 
 def free_port() -> int:
@@ -86,6 +107,7 @@ def test_make_run_serves_the_console_and_runs_a_deployed_function(tmp_path):
             process, output, r"export CHALK_COMPUTE_URL=\S+ CHALK_COMPUTE_TOKEN=\S+", 120
         )
         assert re.search(r"login:\s+admin / \S+", output.read_text())
+        up = time.monotonic()
         url, token = re.findall(r"=(\S+)", deploy_line)
         assert url == f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
@@ -115,6 +137,40 @@ def test_make_run_serves_the_console_and_runs_a_deployed_function(tmp_path):
         followed = cli("logs", run_id, "--follow")
         assert followed.returncode == 0, followed.stdout + followed.stderr
         assert "hello from make run" in followed.stdout
+
+        started = cli("run", "fail-make-run")
+        assert started.returncode == 0, started.stderr
+        failed_id = re.search(r"Started run (\d+)", started.stdout).group(1)
+        followed = cli("logs", failed_id, "--follow")
+        assert followed.returncode == 3, followed.stdout + followed.stderr
+        assert 'raise ValueError("rates feed is down")' in followed.stderr  # the traceback
+        assert followed.stderr.splitlines()[-1] == (
+            f"run {failed_id} failed: ValueError: rates feed is down"
+        )
+
+        # Beat has sent the tick every second all along; none of it reached the terminal,
+        # which still starts with the login and the export line, and shows the real work.
+        wait_for_line(process, output, r"beat: Starting\.\.\.", 60)
+        time.sleep(max(0.0, up + 6 - time.monotonic()))  # a few ticks at least, in any case
+        text = output.read_text()
+        assert PERIODIC_CHATTER.search(text) is None, text
+        banner = text.splitlines()[: len(BANNER)]
+        assert len(banner) == len(BANNER) and all(map(re.fullmatch, BANNER, banner)), text
+        assert "[tasks]" not in text  # no celery banners pushing it away either
+        assert '"PUT /api/v1/functions/fail-make-run HTTP/1.1" 201' in text  # the deploy
+        assert text.count("Task runs.tasks.run_due_attempts[") >= 4  # two runs, each twice
+
+        # A periodic task that fails still says so: a tick sent an argument it does not take.
+        subprocess.run(
+            [sys.executable, "-c", SEND_A_FAILING_TICK],
+            cwd=REPO, env=embedded_env(tmp_path / "data"), check=True, timeout=60,
+        )  # fmt: skip
+        wait_for_line(
+            process,
+            output,
+            r"ERROR/.+ Task runs\.tasks\.tick\[\S+\] raised unexpected: TypeError",
+            60,
+        )
     finally:
         alive = stop_platform(process)
     assert alive == [], f"still running after SIGTERM: {[p.cmdline() for p in alive]}"

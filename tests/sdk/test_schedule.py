@@ -77,6 +77,10 @@ FIRE_TIMES = [
     ("0 */24 * * *", "2025-01-01 00:00", ["2025-01-02 00:00"]),
     ("0 0 */31 * *", "2025-01-01", ["2025-02-01", "2025-03-01"]),
     ("10-20/15 * * * *", "2025-01-01 00:10", ["2025-01-01 01:10"]),
+    # ... up to the largest step cron reads: the first value plus the step fits in an int32.
+    ("*/2147483647 * * * *", "2025-01-01 00:00", ["2025-01-01 01:00"]),
+    ("0 0 */2147483646 * *", "2025-01-01", ["2025-02-01", "2025-03-01"]),
+    ("59-59/2147483588 * * * *", "2025-01-01 00:00", ["2025-01-01 00:59"]),
     (
         "1-30/7 * * * *",
         "2025-01-01 00:00",
@@ -247,6 +251,28 @@ INVALID = [
     ("5/15 * * * *", ['minute field "5/15"', "single value", '"5-59/15"']),
     ("0 0 * JAN/3 *", ['month field "JAN/3"', '"JAN-12/3"']),
     ("*/x * * * *", ['minute field "*/x"', "whole number"]),
+    # Steps too large for cron to read (its numbers are 32-bit ints), with the equivalent.
+    (
+        "*/2147483648 * * * *",
+        ['minute field "*/2147483648"', "too large", "at most 2147483647", 'write "0"'],
+    ),
+    (
+        "0 0 */2147483647 * *",
+        ['day-of-month field "*/2147483647"', "too large", "at most 2147483646", 'write "1"'],
+    ),
+    ("59-59/2147483589 * * * *", ['minute field "59-59/2147483589"', "at most 2147483588"]),
+    ("*/4294967297 * * * *", ['minute field "*/4294967297"', "too large", 'write "0"']),
+    (
+        "0 0 * * MON-FRI/" + "9" * 30,
+        ['day-of-week field "MON-FRI/999', "too large", "5 or more", 'write "MON" instead of'],
+    ),
+    ("0 0 * JAN-MAR/4294967296 *", ['month field "JAN-MAR/4294967296"', 'write "JAN"']),
+    ("1,*/99999999999 * * * *", ['minute field "1,*/99999999999"', 'instead of "*/999']),
+    ("5/99999999999 * * * *", ['minute field "5/99999999999"', "too large", 'write "5"']),
+    # Huge values are out of range like any other.
+    ("0-99999999999999999999 * * * *", ['minute field "0-999', "out of range", "0-59"]),
+    ("1,2147483648 * * * *", ['minute field "1,2147483648"', "out of range", "0-59"]),
+    ("0 0 * * 1-4294967297/2", ['day-of-week field "1-4294967297/2"', "out of range"]),
     # Non-standard extensions.
     ("0 0 L * *", ['day-of-month field "L"', "not support"]),
     ("0 0 15W * *", ['day-of-month field "15W"', "not support"]),

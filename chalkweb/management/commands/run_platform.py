@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from chalkweb.env import env_int, env_str
 from runs.beat import ensure_periodic_tasks
 
 
@@ -19,8 +20,8 @@ class Command(BaseCommand):
     help = "Migrate, create the first login and API token, then run web, worker and beat."
 
     def add_arguments(self, parser):
-        parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
-        parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+        parser.add_argument("--port", type=int, default=env_int("PORT", 8000))
+        parser.add_argument("--host", default=env_str("HOST", "127.0.0.1"))
 
     def handle(self, *args, port: int, host: str, **options):
         call_command("migrate", interactive=False, verbosity=0)
@@ -73,7 +74,11 @@ class Command(BaseCommand):
     def _serve(self, host: str, port: int) -> None:
         python = sys.executable
         env = {**os.environ, "PORT": str(port)}
-        worker = [python, "-m", "celery", "-A", "chalkweb", "worker", "--loglevel", "INFO"]
+        # --quiet drops celery's startup banners, which would push the login and the export
+        # line above off the screen; chalkweb/celery.py keeps the platform's own periodic
+        # tasks (the tick every second, the reaper, ...) out of the INFO lines after that.
+        celery = [python, "-m", "celery", "-A", "chalkweb", "--quiet"]
+        worker = [*celery, "worker", "--loglevel", "INFO"]
         # Runs hold a worker slot while they last; the tick and the reaper get their own
         # worker so a busy machine never delays a slot.
         processes = {
@@ -83,7 +88,7 @@ class Command(BaseCommand):
                                "-n", f"control-{port}@%h"],
             "runs-worker": [*worker, "-Q", "chalk-runs", "-c", str(settings.CHALK_LOCAL_MAX_RUNS),
                             "-n", f"runs-{port}@%h"],
-            "beat": [python, "-m", "celery", "-A", "chalkweb", "beat", "--loglevel", "INFO",
+            "beat": [*celery, "beat", "--loglevel", "INFO",
                      "--pidfile", str(settings.DATA_DIR / "beat.pid")],
         }  # fmt: skip
         if settings.CHALK_EXECUTOR == "kubernetes":
