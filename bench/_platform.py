@@ -30,6 +30,14 @@ def setup_django(data_dir: Path) -> None:
         CHALK_DATA_DIR=str(data_dir),
         DJANGO_SETTINGS_MODULE="chalkweb.settings",
     )
+    # With DATABASE_URL set the settings want both keys; the processes a benchmark starts
+    # inherit these.
+    import secrets
+
+    from cryptography.fernet import Fernet
+
+    os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(50))
+    os.environ.setdefault("CHALK_SECRETS_KEY", Fernet.generate_key().decode())
     sys.path.insert(0, str(REPO))
     import django
 

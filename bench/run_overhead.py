@@ -32,6 +32,8 @@ from _platform import (
     setup_django,
 )  # noqa: E402
 
+from tests.personas import acting
+
 FUNCTION_SOURCE = """from chalk import chalk_logger
 
 
@@ -92,9 +94,7 @@ def main() -> None:
 
     from django.utils import timezone
 
-    from chalkcompute import schedule
-    from chalkcompute.image import Image
-    from chalkcompute.retries import Retries
+    from chalkcompute.spec import FunctionSpec
     from runs.beat import ensure_periodic_tasks
     from runs.models import LogLine, Run
     from runs.services import run_trigger
@@ -105,16 +105,15 @@ def main() -> None:
     ensure_periodic_tasks()
     function = function_deploy(
         name="overhead", source=FUNCTION_SOURCE,
-        source_filename="overhead.py", entrypoint="overhead", schedule=schedule.parse("0 0 1 1 *"),
-        image=Image.debian_slim(), secret_names=[], cpu=None, memory=None, gpu=None,
-        retries=Retries(max_retries=0), timeout=None, overlap="allow", deployed_by="bench",
+        source_filename="overhead.py", entrypoint="overhead",
+        spec=FunctionSpec(schedule="0 0 1 1 *", overlap="allow"), actor=acting("bench"),
         now=timezone.now(),
     ).function  # fmt: skip
     port = free_port()
     processes = start_platform(data_dir, port)
     try:
         warm = run_trigger(
-            function=function, trigger="manual", triggered_by="bench", now=timezone.now()
+            function=function, trigger="manual", actor=acting("bench"), now=timezone.now()
         )
         wait_for(
             lambda: Run.objects.get(id=warm.id).status == "succeeded",
@@ -143,7 +142,7 @@ def main() -> None:
         manual = []
         for _ in range(args.samples):
             run = run_trigger(
-                function=function, trigger="manual", triggered_by="bench", now=timezone.now()
+                function=function, trigger="manual", actor=acting("bench"), now=timezone.now()
             )
             first = wait_for(
                 lambda r=run: LogLine.objects.filter(attempt__run=r).order_by("id").first(),

@@ -4,17 +4,21 @@ Importable without Django: it is what users install on laptops and what runs ins
 """
 
 from chalkcompute.decorator import ChalkFunction, InvalidFunctionError, function
-from chalkcompute.image import Image, InvalidImageError
+from chalkcompute.image import Image, ImageStep, InvalidImageError
 from chalkcompute.retries import Retries
 from chalkcompute.schedule import InvalidScheduleError
 from chalkcompute.secret import Secret
+from chalkcompute.spec import FunctionSpec, InvalidSpecError
 
 __all__ = [
     "ChalkFunction",
+    "FunctionSpec",
     "Image",
+    "ImageStep",
     "InvalidFunctionError",
     "InvalidImageError",
     "InvalidScheduleError",
+    "InvalidSpecError",
     "Retries",
     "Secret",
     "function",

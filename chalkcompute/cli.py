@@ -1,6 +1,7 @@
 """The `chalkcompute` command: `deploy FILE`, `run NAME`, `logs RUN_ID [--follow]` and `ls`."""
 
 import argparse
+import re
 import runpy
 import sys
 import time
@@ -104,6 +105,25 @@ EXIT_STATUSES = f"""exit status:
      lost or skipped); stderr says why"""
 
 
+# What a log may hold that a terminal would act on rather than show: ANSI/VT escape sequences
+# (CSI such as colours and cursor moves, OSC such as window titles and hyperlinks, DCS, SOS,
+# PM and APC strings up to their terminator, or to the end of the text without one, and
+# the other ESC sequences), in their 7-bit and 8-bit (C1) forms, then every other C0 control
+# but tab and newline, DEL and the C1 controls U+0080-U+009F.
+_TERMINAL_SEQUENCE = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?"
+    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
+    r"|\x1b[ -/]*[0-~]?"
+)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """`text` without what would make a terminal do rather than show (see above): a log
+    line cannot set the title, move the cursor, rewrite earlier lines or write a link."""
+    return _CONTROL.sub("", _TERMINAL_SEQUENCE.sub("", text))
+
+
 class _HelpFormatter(argparse.HelpFormatter):
     """Wraps descriptions as usual but keeps the lines of a text laid out by hand (the exit
     statuses)."""
@@ -128,7 +148,7 @@ def logs(run_id: int, follow: bool) -> int:
         for line in page["results"]:
             level = f" {line['level']}" if line["level"] else ""
             stream = "" if line["stream"] == "stdout" else f" [{line['stream']}]"
-            print(f"{line['ts'][11:19]}{stream}{level} {line['text']}", flush=True)
+            print(printable(f"{line['ts'][11:19]}{stream}{level} {line['text']}"), flush=True)
         after = page["next_after"]
         if page["results"]:
             continue  # a full page: more may be waiting
@@ -140,7 +160,7 @@ def logs(run_id: int, follow: bool) -> int:
                 run = client.get_run(run_id)
             except ChalkClientError as exc:
                 raise DeployError(str(exc)) from None
-            print(_outcome(run), file=sys.stderr)
+            print(printable(_outcome(run)), file=sys.stderr)
             return EXIT_RUN_UNSUCCESSFUL
         if not follow:
             return EXIT_OK
@@ -201,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return logs(args.run_id, args.follow)
         return ls()
     except DeployError as exc:
-        print(f"chalkcompute: {exc}", file=sys.stderr)
+        print(printable(f"chalkcompute: {exc}"), file=sys.stderr)
         return EXIT_ERROR
 
 

@@ -34,6 +34,56 @@ class NotAuthenticatedError(ChalkClientError):
     pass
 
 
+class CrossOriginRedirectError(ChalkClientError):
+    """The server answered with a redirect to another origin, which is not followed: the
+    request's Authorization header would go along (urllib copies it onto the redirect)."""
+
+    def __init__(self, url: str, location: str, status: int) -> None:
+        target = "{}://{}".format(*urllib.parse.urlsplit(location)[:2])
+        super().__init__(
+            f"{url} answered HTTP {status} with a redirect to {target}, another origin; "
+            "requests carrying a token are not sent there. Use the server's own address: "
+            f"if {target} is it, set CHALK_COMPUTE_URL={target}."
+        )
+        self.url = url
+        self.location = location
+        self.status = status
+
+
+def origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) of a URL, the port filled in for http and https."""
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1  # no valid port: never the origin of a valid URL
+    return scheme, (parts.hostname or "").lower(), port or {"http": 80, "https": 443}.get(scheme)
+
+
+class SameOriginRedirectHandler(urllib.request.HTTPRedirectHandler):
+    """Follows a redirect only within the origin (scheme, host and port) of the request.
+
+    urllib's own handler copies every header but Content-Length and Content-Type onto the
+    redirected request, Authorization too. A redirect elsewhere is refused, not followed
+    without the token: what answers there is not this server (a runner would run the code it
+    sent), and the person who set the URL is told which address to use instead."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        if origin(newurl) != origin(req.full_url):
+            raise CrossOriginRedirectError(req.full_url, newurl, code)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_OPENER = urllib.request.build_opener(SameOriginRedirectHandler)
+
+
+def urlopen(request: urllib.request.Request, timeout: float):
+    """urllib.request.urlopen, but a redirect to another origin raises
+    CrossOriginRedirectError. The SDK, the CLI and the runner send every request with it."""
+    return _OPENER.open(request, timeout=timeout)
+
+
 class RequestRejectedError(ChalkClientError):
     """The server refused the request (4xx) with {"error", "detail"}."""
 
@@ -68,7 +118,7 @@ class Client:
         url = self.url + path
         request = urllib.request.Request(url, data=data, headers=headers, method=method)
         try:
-            with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
+            with urlopen(request, timeout=TIMEOUT_SECONDS) as response:
                 return response.status, _json_or_none(response.read())
         except urllib.error.HTTPError as error:
             raise self._rejected(error.code, error.read()) from None

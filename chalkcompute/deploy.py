@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 from chalkcompute.client import ChalkClientError, Client
-from chalkcompute.decorator import ChalkFunction
+from chalkcompute.declaration import ChalkFunction
 from chalkcompute.secret import MissingSecretError
 
 
@@ -55,20 +55,12 @@ def _check_module_level(declared: ChalkFunction) -> None:
 
 
 def deploy_payload(declared: ChalkFunction, *, source: str, source_filename: str) -> dict:
-    """The body of PUT /api/v1/functions/{name}."""
+    """The body of PUT /api/v1/functions/{name}: the code, then the spec's canonical JSON."""
     return {
         "source": source,
         "source_filename": source_filename,
         "entrypoint": declared.fn.__name__,
-        "schedule": declared.schedule.expr if declared.schedule is not None else None,
-        "image": declared.image.spec,
-        "secrets": [secret.name for secret in declared.secrets],
-        "cpu": declared.cpu,
-        "memory": declared.memory,
-        "gpu": declared.gpu,
-        "retries": declared.retries.as_dict(),
-        "timeout": declared.timeout,
-        "overlap": declared.overlap,
+        **declared.spec.as_dict(),
     }
 
 

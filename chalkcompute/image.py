@@ -8,7 +8,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from chalkcompute.names import InvalidNameError, check_secret_name
 
@@ -25,6 +25,73 @@ class InvalidImageError(ValueError):
     pass
 
 
+# The image spec's schema in the API document (OpenAPI 3.0), with the rules below: strings
+# hold no NUL character, and list items are not blank.
+# What str.strip() strips, as a regex class body: \s differs between regex engines.
+BLANK_CHARS = r"\t-\r\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_NOT_BLANK = rf"^[^\u0000]*[^\u0000{BLANK_CHARS}][^\u0000]*$"
+_NOT_OPTION = rf"^[{BLANK_CHARS}]*[^\u0000{BLANK_CHARS}-][^\u0000]*$"
+_ITEM = {"type": "string", "maxLength": MAX_ITEM_CHARS}
+_ITEMS = {"type": "array", "minItems": 1}
+_STEP_SCHEMAS = {
+    "apt_install": {**_ITEMS, "items": {**_ITEM, "pattern": _APT_PACKAGE.pattern}},
+    "pip_install": {**_ITEMS, "items": {**_ITEM, "pattern": _NOT_OPTION}},
+    "run_commands": {**_ITEMS, "items": {**_ITEM, "pattern": _NOT_BLANK}},
+    "env": {
+        "type": "object",
+        "minProperties": 1,
+        # OpenAPI 3.0 has no propertyNames: the names' rule is only written here.
+        "description": "Environment variables: names of letters, digits and '_', not "
+        "starting with a digit (at most 128 characters), to strings.",
+        "additionalProperties": {**_ITEM, "pattern": r"^[^\u0000]*$"},
+    },
+}
+SPEC_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "base": {"type": "string", "enum": ["debian_slim"], "default": "debian_slim"},
+        "python_version": {
+            "type": "string",
+            "enum": list(PYTHON_VERSIONS),
+            "default": DEFAULT_PYTHON_VERSION,
+        },
+        "steps": {
+            "type": "array",
+            "maxItems": MAX_STEPS,
+            "items": {
+                "oneOf": [
+                    {
+                        "type": "object",
+                        "properties": {kind: schema},
+                        "required": [kind],
+                        "additionalProperties": False,
+                    }
+                    for kind, schema in _STEP_SCHEMAS.items()
+                ]
+            },
+        },
+    },
+    "description": "chalkcompute.Image as JSON: the base, the Python version and the steps in "
+    "the order written, each {kind: items}.",
+}
+
+
+class ImageStep(NamedTuple):
+    """One step of an image, in the order written. `kind` is one of STEP_KINDS:
+
+    - "apt_install": `content` is the Debian packages to install, e.g. ("curl",)
+    - "pip_install": the requirements to pip install, e.g. ("requests==2.32.3",)
+    - "run_commands": shell commands, each run on its own with /bin/sh -c
+    - "env": (name, value) pairs sorted by name, set in the image and in every run
+
+    A tuple, so executors can `match step: case ImageStep("pip_install", packages): ...`
+    and a new kind is one case each."""
+
+    kind: str
+    content: tuple
+
+
 def _strings(kind: str, items: Iterable[object]) -> tuple[str, ...]:
     result = []
     for item in items:
@@ -35,7 +102,7 @@ def _strings(kind: str, items: Iterable[object]) -> tuple[str, ...]:
                 f"Image.{kind}() item {item[:40]!r}… is longer than {MAX_ITEM_CHARS} characters "
                 "or holds a NUL byte"
             )
-        if kind == "apt_install" and not _APT_PACKAGE.match(item):
+        if kind == "apt_install" and not _APT_PACKAGE.fullmatch(item):  # not "curl\n"
             raise InvalidImageError(
                 f'Image.apt_install() package {item!r} is not a Debian package name, e.g. "curl"'
             )
@@ -85,7 +152,7 @@ class Image:
         if len(steps) > MAX_STEPS:
             raise InvalidImageError(f"an image has at most {MAX_STEPS} steps")
         object.__setattr__(self, "_python_version", python_version)
-        object.__setattr__(self, "_steps", steps)
+        object.__setattr__(self, "_steps", tuple(ImageStep(*step) for step in steps))
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("Image is immutable: each method returns a new Image")
@@ -95,7 +162,7 @@ class Image:
         return cls(python_version or DEFAULT_PYTHON_VERSION)
 
     def _with(self, kind: str, content: tuple) -> "Image":
-        return Image(self._python_version, self._steps + ((kind, content),))
+        return Image(self._python_version, self._steps + (ImageStep(kind, content),))
 
     def run_commands(self, *commands: str) -> "Image":
         return self._with("run_commands", _strings("run_commands", commands))
@@ -114,8 +181,19 @@ class Image:
         return self._python_version
 
     @property
-    def steps(self) -> tuple:
+    def steps(self) -> tuple[ImageStep, ...]:
         return self._steps
+
+    @property
+    def environment(self) -> dict[str, str]:
+        """The variables of every `env` step, a later step's value winning: what a run gets
+        besides its secrets."""
+        return {
+            name: value
+            for step in self._steps
+            if step.kind == "env"
+            for name, value in step.content
+        }
 
     @property
     def spec(self) -> dict[str, Any]:

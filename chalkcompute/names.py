@@ -1,4 +1,8 @@
-"""Names users choose: function names (DNS labels) and secret names (environment variables)."""
+"""Names users choose: function names (DNS labels) and secret names (environment variables).
+
+Each rule matches the whole name (`fullmatch`): with `match`, `$` also matches before a
+trailing newline, and "leak\n" would pass as a twin of "leak".
+"""
 
 import re
 
@@ -20,7 +24,7 @@ def check_function_name(name: object) -> str:
             f"function name {name[:MAX_FUNCTION_NAME]!r}… is {len(name)} characters; "
             f"use at most {MAX_FUNCTION_NAME}"
         )
-    if not _DNS_LABEL.match(name):
+    if not _DNS_LABEL.fullmatch(name):
         raise InvalidNameError(
             f"function name {name!r} is not a DNS label: use lowercase letters, digits and '-', "
             'starting and ending with a letter or digit, e.g. "refresh-exchange-rates"'
@@ -31,7 +35,7 @@ def check_function_name(name: object) -> str:
 def check_secret_name(name: object) -> str:
     if not isinstance(name, str) or not name:
         raise InvalidNameError(f"secret name {name!r} must be a non-empty string")
-    if len(name) > MAX_SECRET_NAME or not _ENV_NAME.match(name):
+    if len(name) > MAX_SECRET_NAME or not _ENV_NAME.fullmatch(name):
         raise InvalidNameError(
             f"secret name {name[:MAX_SECRET_NAME]!r} must be usable as an environment variable: "
             f"letters, digits and '_', not starting with a digit, at most {MAX_SECRET_NAME} "

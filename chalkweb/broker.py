@@ -22,7 +22,8 @@ Bindings = list[filesystem.exchange_queue_t]
 
 def _write_whole(path: str, data: bytes) -> None:
     partial = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.partial")
-    with open(partial, "wb") as file:
+    # 0600 like everything in the data folder (chalkweb/datafolder.py), whatever the umask.
+    with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as file:
         file.write(data)
     os.rename(partial, path)
 

@@ -2,15 +2,16 @@
 
 Each reader fails loudly on a value it cannot understand, so a typo in a deployment stops the
 process at start instead of running with a silent default. `NAME_FILE` is read in place of
-`NAME` when set, for secrets mounted as files (Kubernetes, Docker).
+`NAME` when set, for secrets mounted as files (Kubernetes, Docker). A bad value raises
+Django's ImproperlyConfigured, the project's one "misconfigured" error.
 """
 
+import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
-
-class ImproperlyConfiguredEnv(RuntimeError):
-    pass
+from django.core.exceptions import ImproperlyConfigured
 
 
 def env_str(name: str, default: str = "") -> str:
@@ -19,7 +20,7 @@ def env_str(name: str, default: str = "") -> str:
         try:
             return Path(file_path).read_text().strip()
         except OSError as exc:
-            raise ImproperlyConfiguredEnv(f"{name}_FILE={file_path} cannot be read: {exc}") from exc
+            raise ImproperlyConfigured(f"{name}_FILE={file_path} cannot be read: {exc}") from exc
     return os.environ.get(name, default)
 
 
@@ -31,7 +32,7 @@ def env_bool(name: str, default: bool = False) -> bool:
         return True
     if raw in ("0", "false", "no", "off"):
         return False
-    raise ImproperlyConfiguredEnv(f"{name}={raw!r} is not a boolean: use true or false")
+    raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean: use true or false")
 
 
 def env_int(name: str, default: int) -> int:
@@ -41,7 +42,7 @@ def env_int(name: str, default: int) -> int:
     try:
         return int(raw)
     except ValueError:
-        raise ImproperlyConfiguredEnv(f"{name}={raw!r} is not a whole number") from None
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a whole number") from None
 
 
 def env_list(name: str, default: list[str]) -> list[str]:
@@ -49,3 +50,44 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if not raw.strip():
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_choice(name: str, choices: Sequence[str], default: str) -> str:
+    raw = env_str(name, "").strip()
+    if raw == "":
+        return default
+    if raw not in choices:
+        raise ImproperlyConfigured(f"{name}={raw!r}: use {_or(choices)}")
+    return raw
+
+
+def env_json_object(
+    name: str, *, value_keys: Sequence[str] | None = None, example: str = ""
+) -> dict | None:
+    """A JSON object, or None when unset. With `value_keys`, each of its values must itself
+    be an object with only those keys (`example` shows one in the error)."""
+    raw = env_str(name).strip()
+    if not raw:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ImproperlyConfigured(f"{name} must be a JSON object, not {type(value).__name__}")
+    if value_keys is None:
+        return value
+    for key, item in value.items():
+        if not isinstance(item, dict) or not set(item) <= set(value_keys):
+            keys = " and ".join(f'"{k}"' for k in value_keys)
+            raise ImproperlyConfigured(
+                f"{name}[{key!r}] must be an object with only {keys}"
+                + (f", e.g. {example}" if example else "")
+            )
+    return value
+
+
+def _or(choices: Sequence[str]) -> str:
+    # a | a or b | a, b or c
+    *rest, last = choices
+    return f"{', '.join(rest)} or {last}" if rest else last

@@ -1,45 +1,105 @@
 """Chalkweb settings, read from the environment.
 
 With nothing set, the embedded default serves: SQLite and a filesystem broker in
-CHALK_DATA_DIR, the local executor. Production sets DATABASE_URL, CELERY_BROKER_URL and
-CHALK_SECRETS_KEY (see README).
+CHALK_DATA_DIR, the local executor. Production sets DATABASE_URL, CELERY_BROKER_URL,
+CHALK_SECRETS_KEY and DJANGO_SECRET_KEY (see README); with DATABASE_URL set, the keys must be.
 """
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from cryptography.fernet import Fernet
+from django.core.exceptions import ImproperlyConfigured
 
-from chalkweb.env import ImproperlyConfiguredEnv, env_bool, env_int, env_list, env_str
+from chalkweb.datafolder import private_empty_file, private_file, private_folder
+from chalkweb.env import env_bool, env_choice, env_int, env_json_object, env_list, env_str
+from runs.executors.kubernetes.config import KubernetesConfig
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("CHALK_DATA_DIR", str(BASE_DIR / ".chalkweb"))).resolve()
-DATA_DIR.mkdir(parents=True, exist_ok=True)
+private_folder(DATA_DIR)  # 0700: see chalkweb/datafolder.py
 
 
 def _key_file(name: str, make) -> str:
-    """Returns a key kept in DATA_DIR, creating it on first start (embedded default only)."""
-    path = DATA_DIR / name
-    if not path.exists():
-        path.write_text(make())
-        path.chmod(0o600)
-    return path.read_text().strip()
+    """Returns a key kept in DATA_DIR, creating it 0600 on first start (embedded default only)."""
+    return private_file(DATA_DIR / name, make)
 
 
-SECRET_KEY = env_str("DJANGO_SECRET_KEY") or _key_file(
+# With DATABASE_URL set (production) both keys must be given: a key made in one process's data
+# folder would differ between replicas and be lost with the container, and with it the secrets
+# encrypted under it and every session signed with it.
+_KEY_RECIPES = {
+    "DJANGO_SECRET_KEY": "python -c 'import secrets; print(secrets.token_urlsafe(50))'",
+    "CHALK_SECRETS_KEY": "python -c 'from cryptography.fernet import Fernet; "
+    "print(Fernet.generate_key().decode())'",
+}
+_MISSING_KEYS = [name for name in _KEY_RECIPES if not env_str(name).strip()]
+if _MISSING_KEYS and env_str("DATABASE_URL").strip():
+    raise ImproperlyConfigured(
+        f"DATABASE_URL is set, so {' and '.join(_MISSING_KEYS)} must be set too, the same on "
+        f"every process (or {' / '.join(f'{name}_FILE' for name in _MISSING_KEYS)} naming a "
+        "file that holds it); only the embedded default, without DATABASE_URL, makes its own "
+        "keys. Make " + "; ".join(f"{name} with: {_KEY_RECIPES[name]}" for name in _MISSING_KEYS)
+    )
+SECRET_KEY = env_str("DJANGO_SECRET_KEY").strip() or _key_file(
     "django-secret.key", lambda: secrets.token_urlsafe(50)
 )
 # Encrypts user secrets at rest. Production must set it (the same on every replica).
-CHALK_SECRETS_KEY = env_str("CHALK_SECRETS_KEY") or _key_file(
+CHALK_SECRETS_KEY = env_str("CHALK_SECRETS_KEY").strip() or _key_file(
     "secrets.key", lambda: Fernet.generate_key().decode()
 )
 DEBUG = env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["*"])
-CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 
 # The URL users and runners reach this server on; printed by `make run` and the SDK.
 CHALK_PUBLIC_URL = env_str("CHALK_PUBLIC_URL", f"http://127.0.0.1:{env_int('PORT', 8000)}")
+
+# Deployment behind TLS. The server speaks plain HTTP; a proxy in front (an ingress, a load
+# balancer) ends TLS. Each default follows CHALK_PUBLIC_URL: on when it is https://, off for the
+# embedded default's http://127.0.0.1. Nothing redirects HTTP to HTTPS: runners may reach the
+# runner API over an in-cluster http:// address (CHALK_RUNNER_SERVER_URL); the proxy redirects.
+_PUBLIC_URL = urlsplit(CHALK_PUBLIC_URL)
+_PUBLIC_HTTPS = _PUBLIC_URL.scheme == "https"
+# Session and CSRF cookies are sent over HTTPS only.
+CHALK_SECURE_COOKIES = env_bool("CHALK_SECURE_COOKIES", _PUBLIC_HTTPS)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = CHALK_SECURE_COOKIES
+# The proxy's `X-Forwarded-Proto: https` marks a request as HTTPS, and the last
+# X-Forwarded-For entry is the client's address (sign-in lockouts). Only behind a proxy that
+# sets X-Forwarded-Proto and appends X-Forwarded-For: otherwise clients could claim either.
+CHALK_BEHIND_TLS_PROXY = env_bool("CHALK_BEHIND_TLS_PROXY", _PUBLIC_HTTPS)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if CHALK_BEHIND_TLS_PROXY else None
+# Strict-Transport-Security on HTTPS answers: browsers refuse plain HTTP to this host for as
+# long (a year by default on https://; 0 sends none). Subdomains only when asked.
+SECURE_HSTS_SECONDS = env_int("CHALK_HSTS_SECONDS", 365 * 24 * 3600 if _PUBLIC_HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("CHALK_HSTS_INCLUDE_SUBDOMAINS", False)
+# Origins whose form posts are accepted (Django checks Origin against the host otherwise); the
+# public URL's origin by default.
+CSRF_TRUSTED_ORIGINS = env_list(
+    "DJANGO_CSRF_TRUSTED_ORIGINS", [f"{_PUBLIC_URL.scheme}://{_PUBLIC_URL.netloc}"]
+)
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+# Content-Security-Policy (django-csp) on every answer: the console loads its scripts and styles
+# from static files only, with no inline script, style or event handler; pages must keep it so
+# (tests/console/test_browser.py checks every page in Chromium).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+        "base-uri": ["'self'"],
+        "object-src": ["'none'"],
+    },
+}
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -54,6 +114,9 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "django_htmx",
     "template_partials",
+    "axes",
+    "csp",
+    "access",
     "scheduling",
     "runs",
     "console",
@@ -63,6 +126,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -70,6 +134,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: turns a locked-out sign-in into its 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "chalkweb.urls"
@@ -85,6 +151,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "console.access.rights",
             ],
         },
     },
@@ -104,6 +171,10 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # Tests start workers in other processes: the SQLite test database must be a file.
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
+    if not env_str("DATABASE_URL"):
+        private_empty_file(DATA_DIR / "db.sqlite3")  # before SQLite creates it 0644
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -113,6 +184,39 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
 
+# Sign-in lockout (django-axes), on the console's and the admin's login forms; API tokens never
+# sign in this way. After CHALK_LOGIN_FAILURE_LIMIT failed sign-ins in a row for one username
+# from one address, that username is refused from that address, right password or not, for
+# CHALK_LOGIN_LOCKOUT_SECONDS (0: until an admin unlocks it); each try meanwhile restarts the
+# wait, a success resets the count. Per username *and* address, so nobody can lock another
+# person out from elsewhere. Admins see the counts under Axes in the admin and unlock with
+# `manage.py axes_reset_username NAME` (`axes_reset` for everyone) or by deleting the row.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out sign-in
+    "django.contrib.auth.backends.ModelBackend",
+]
+CHALK_LOGIN_FAILURE_LIMIT = env_int("CHALK_LOGIN_FAILURE_LIMIT", 5)
+CHALK_LOGIN_LOCKOUT_SECONDS = env_int("CHALK_LOGIN_LOCKOUT_SECONDS", 15 * 60)
+if CHALK_LOGIN_FAILURE_LIMIT < 1:
+    raise ImproperlyConfigured(
+        f"CHALK_LOGIN_FAILURE_LIMIT={CHALK_LOGIN_FAILURE_LIMIT}: use 1 or more"
+    )
+if CHALK_LOGIN_LOCKOUT_SECONDS < 0:
+    raise ImproperlyConfigured(
+        f"CHALK_LOGIN_LOCKOUT_SECONDS={CHALK_LOGIN_LOCKOUT_SECONDS}: use 0 (until an admin "
+        "unlocks) or more seconds"
+    )
+AXES_FAILURE_LIMIT = CHALK_LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = (
+    timedelta(seconds=CHALK_LOGIN_LOCKOUT_SECONDS) if CHALK_LOGIN_LOCKOUT_SECONDS else None
+)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_ENABLE_ACCESS_FAILURE_LOG = True  # every failure, kept for the admin (1,000 per username)
+AXES_CLIENT_IP_CALLABLE = "chalkweb.security.client_ip"
+AXES_LOCKOUT_CALLABLE = "chalkweb.security.lockout_response"
+AXES_HTTP_RESPONSE_CODE = 429
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = False
@@ -121,7 +225,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = DATA_DIR / "static"
-STATIC_ROOT.mkdir(exist_ok=True)
+private_folder(STATIC_ROOT)
 WHITENOISE_USE_FINDERS = True  # serves static without collectstatic in the embedded default
 
 REST_FRAMEWORK = {
@@ -157,8 +261,8 @@ CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     CELERY_BROKER_TRANSPORT = "chalkweb.broker:Transport"  # kombu's, with atomic writes
     _broker_dir = DATA_DIR / "broker"
-    for _sub in ("queue", "processed", "control"):
-        (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
+    for _folder in (_broker_dir, *(_broker_dir / sub for sub in ("queue", "processed", "control"))):
+        private_folder(_folder)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
@@ -182,12 +286,12 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("CHALK_LOG_LEVEL", "INFO")},
+    # Failed sign-ins and lockouts are warnings; axes' per-request chatter is not shown.
+    "loggers": {"axes": {"level": "WARNING"}},
 }
 
 # Running functions.
-CHALK_EXECUTOR = env_str("CHALK_EXECUTOR", "local")
-if CHALK_EXECUTOR not in ("local", "kubernetes"):
-    raise ImproperlyConfiguredEnv(f"CHALK_EXECUTOR={CHALK_EXECUTOR!r}: use local or kubernetes")
+CHALK_EXECUTOR = env_choice("CHALK_EXECUTOR", ("local", "kubernetes"), "local")
 # Where runners reach this server's runner API (pods may need an in-cluster address).
 CHALK_RUNNER_SERVER_URL = env_str("CHALK_RUNNER_SERVER_URL", CHALK_PUBLIC_URL)
 CHALK_LOCAL_MAX_RUNS = env_int("CHALK_LOCAL_MAX_RUNS", 4)
@@ -203,16 +307,17 @@ CHALK_REDISPATCH_SECONDS = env_int("CHALK_REDISPATCH_SECONDS", 60)
 CHALK_MAX_INTERRUPTIONS = env_int("CHALK_MAX_INTERRUPTIONS", 3)
 CHALK_MAX_LOG_BYTES = env_int("CHALK_MAX_LOG_BYTES", 10_000_000)
 CHALK_RUN_RETENTION_DAYS = env_int("CHALK_RUN_RETENTION_DAYS", 30)
+# Audit events (who did what) are kept this long; by default as long as runs.
+CHALK_AUDIT_RETENTION_DAYS = env_int("CHALK_AUDIT_RETENTION_DAYS", CHALK_RUN_RETENTION_DAYS)
 
 # Runs go to their own queue so long runs never hold up the tick and the reaper.
 CELERY_TASK_DEFAULT_QUEUE = "chalk-control"
 CELERY_TASK_ROUTES = {"runs.tasks.run_due_attempts": {"queue": "chalk-runs"}}
-if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-    # Tests start workers in other processes: the SQLite test database must be a file.
-    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
 
 # Kubernetes executor. runs/executors/kubernetes/executor.py turns these into its
-# KubernetesConfig; deploy/kubernetes/README.md says when to set which.
+# KubernetesConfig, whose defaults are these settings' defaults (one source: the pure
+# manifest and outcome tests build it without settings); deploy/kubernetes/README.md says
+# when to set which.
 # How the server reaches the API server, first match wins: CHALK_K8S_API_URL (a plain URL
 # with no credentials: `kubectl proxy`, the tests' fake), the in-cluster service account when
 # KUBERNETES_SERVICE_HOST is set (a pod), else a kubeconfig (CHALK_K8S_KUBECONFIG, or
@@ -220,46 +325,34 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
 CHALK_K8S_API_URL = env_str("CHALK_K8S_API_URL")
 CHALK_K8S_KUBECONFIG = env_str("CHALK_K8S_KUBECONFIG")
 CHALK_K8S_CONTEXT = env_str("CHALK_K8S_CONTEXT")
-CHALK_K8S_NAMESPACE = env_str("CHALK_K8S_NAMESPACE", "chalkweb-runs")
-CHALK_K8S_RUN_SERVICE_ACCOUNT = env_str("CHALK_K8S_RUN_SERVICE_ACCOUNT", "chalkweb-run")
+CHALK_K8S_NAMESPACE = env_str("CHALK_K8S_NAMESPACE", KubernetesConfig.namespace)
+CHALK_K8S_RUN_SERVICE_ACCOUNT = env_str(
+    "CHALK_K8S_RUN_SERVICE_ACCOUNT", KubernetesConfig.run_service_account
+)
 # Images: built once per spec and pushed to CHALK_K8S_REGISTRY ("registry.example.com/team"),
 # or, with no registry and this explicit opt-in, installed by every run as it starts.
 CHALK_K8S_REGISTRY = env_str("CHALK_K8S_REGISTRY")
 CHALK_K8S_REGISTRY_SECRET = env_str("CHALK_K8S_REGISTRY_SECRET")
 CHALK_K8S_REGISTRY_INSECURE = env_bool("CHALK_K8S_REGISTRY_INSECURE", False)
 CHALK_K8S_INSTALL_AT_START = env_bool("CHALK_K8S_INSTALL_AT_START", False)
-
-
-def _env_json_object(name: str) -> dict | None:
-    import json
-
-    raw = env_str(name).strip()
-    if not raw:
-        return None
-    try:
-        value = json.loads(raw)
-    except ValueError as exc:
-        raise ImproperlyConfiguredEnv(f"{name} is not valid JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise ImproperlyConfiguredEnv(f"{name} must be a JSON object, not {type(value).__name__}")
-    return value
-
-
 # GPU type -> {"node_selector": {label: value}, "tolerations": [toleration, ...]}. Replaces the
 # built-in map (GKE accelerators, Karpenter on AWS) as a whole.
-CHALK_K8S_GPU_NODE_SELECTORS = _env_json_object("CHALK_K8S_GPU_NODE_SELECTORS")
-for _gpu_type, _placement in (CHALK_K8S_GPU_NODE_SELECTORS or {}).items():
-    if not isinstance(_placement, dict) or not set(_placement) <= {"node_selector", "tolerations"}:
-        raise ImproperlyConfiguredEnv(
-            f"CHALK_K8S_GPU_NODE_SELECTORS[{_gpu_type!r}] must be an object with only "
-            '"node_selector" and "tolerations", e.g. {"node_selector": '
-            '{"cloud.google.com/gke-accelerator": "nvidia-l4"}}'
-        )
+CHALK_K8S_GPU_NODE_SELECTORS = env_json_object(
+    "CHALK_K8S_GPU_NODE_SELECTORS",
+    value_keys=("node_selector", "tolerations"),
+    example='{"node_selector": {"cloud.google.com/gke-accelerator": "nvidia-l4"}}',
+)
 # Python version -> "sha256:…" digest of its python:<version>-slim-trixie base image.
-CHALK_K8S_BASE_IMAGE_DIGESTS = _env_json_object("CHALK_K8S_BASE_IMAGE_DIGESTS") or {}
+CHALK_K8S_BASE_IMAGE_DIGESTS = env_json_object("CHALK_K8S_BASE_IMAGE_DIGESTS") or {}
 # How long a pod may wait for a node, and for its image, before the attempt fails.
-CHALK_K8S_PENDING_TIMEOUT_SECONDS = env_int("CHALK_K8S_PENDING_TIMEOUT_SECONDS", 300)
-CHALK_K8S_IMAGE_PULL_GRACE_SECONDS = env_int("CHALK_K8S_IMAGE_PULL_GRACE_SECONDS", 120)
+CHALK_K8S_PENDING_TIMEOUT_SECONDS = env_int(
+    "CHALK_K8S_PENDING_TIMEOUT_SECONDS", KubernetesConfig.pending_timeout_seconds
+)
+CHALK_K8S_IMAGE_PULL_GRACE_SECONDS = env_int(
+    "CHALK_K8S_IMAGE_PULL_GRACE_SECONDS", KubernetesConfig.image_pull_grace_seconds
+)
 # Finished Jobs (and their pods' logs) stay this long for `kubectl` before Kubernetes deletes
 # them; the reconcile pass reads what it needs within seconds.
-CHALK_K8S_JOB_TTL_SECONDS = env_int("CHALK_K8S_JOB_TTL_SECONDS", 3600)
+CHALK_K8S_JOB_TTL_SECONDS = env_int(
+    "CHALK_K8S_JOB_TTL_SECONDS", KubernetesConfig.ttl_seconds_after_finished
+)

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.permissions import AllowAny
 
 from chalkweb import views
@@ -13,7 +13,8 @@ public = {"authentication_classes": [], "permission_classes": [AllowAny]}
 urlpatterns = [
     path("", include("console.urls")),
     re_path(
-        r"^(?P<path>runs|runs/\d+|functions/[^/]+|secrets|tokens)/$", views.without_trailing_slash
+        r"^(?P<path>runs|runs/\d+|functions/[^/]+|secrets|tokens|audit)/$",
+        views.without_trailing_slash,
     ),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
@@ -22,11 +23,15 @@ urlpatterns = [
     # The REST API: one include per app, each under /api/v1/ (token required).
     path("api/v1/", include("scheduling.api.urls")),
     path("api/v1/", include("runs.api_urls")),
+    path("api/v1/", include("access.api_urls")),
     path("api/runner/v1/", include("runs.runner_api")),
     path("api/schema/", SpectacularAPIView.as_view(**public), name="api-schema"),
+    # The split view serves Swagger UI's start-up script from this URL (?script) instead of
+    # inline, so the reference keeps the Content-Security-Policy; its template is overridden in
+    # templates/drf_spectacular/ to move the inline <style> to a static file.
     path(
         "api/docs/",
-        SpectacularSwaggerView.as_view(url_name="api-schema", **public),
+        SpectacularSwaggerSplitView.as_view(url_name="api-schema", **public),
         name="api-docs",
     ),
     # Last: a JSON 404 for any /api/ URL no app serves (Django's own 404 is an HTML page).

@@ -6,12 +6,17 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.conf import settings
+from drf_spectacular.extensions import OpenApiSerializerExtension
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers
 from rest_framework.exceptions import APIException, ParseError, UnsupportedMediaType
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import JSONParser
 
 MAX_JSON_DEPTH = 32
+MAX_QUERY_INT = 2**63 - 1  # the largest whole number a query parameter may carry (a bigint)
+# The schema pattern of a string the server stores: _check_json_text refuses NUL characters.
+NO_NUL = "^[^\\u0000]*$"
 
 
 class ApiError(APIException):
@@ -116,8 +121,37 @@ def request_object(request, accepted: Iterable[str]) -> dict[str, Any]:
     return data
 
 
+class StrictInputSerializer(serializers.Serializer):
+    """A request body read with request_object, which refuses fields the serializer does not
+    name and NUL characters in any string; its schema declares both (the NUL rule as a pattern
+    on each top-level string field)."""
+
+
+class StrictInputSerializerSchema(OpenApiSerializerExtension):
+    target_class = StrictInputSerializer
+    match_subclasses = True
+
+    def map_serializer(self, auto_schema, direction):
+        schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        serializer = self.target if isinstance(self.target, type) else type(self.target)
+        if serializer.__dict__.get("__doc__") is None:  # not this base's docstring
+            schema.pop("description", None)
+        for prop in schema.get("properties", {}).values():
+            for branch in prop.get("oneOf", [prop]):
+                if branch.get("type") == "string" and "pattern" not in branch:
+                    branch["pattern"] = NO_NUL
+        return {**schema, "additionalProperties": False}
+
+
 class StrictCharField(serializers.CharField):
-    """A JSON string: unlike DRF's CharField, a number or boolean is refused, not converted."""
+    """A JSON string: unlike DRF's CharField, a number or boolean is refused, not converted.
+    max_length bounds the string as sent (the schema's maxLength), before any trimming."""
+
+    def run_validation(self, data=serializers.empty):
+        # Before DRF's own checks: they trim first, so 501 spaces would pass as "".
+        if isinstance(data, str) and self.max_length is not None and len(data) > self.max_length:
+            self.fail("max_length", max_length=self.max_length)
+        return super().run_validation(data)
 
     def to_internal_value(self, data):
         if not isinstance(data, str):
@@ -161,9 +195,59 @@ class RuleField(serializers.Field):
         return value
 
 
+def int_query_param(
+    request, name: str, *, default: int, minimum: int = 0, maximum: int = MAX_QUERY_INT
+) -> int:
+    """The whole number in the query parameter `name` (`default` when it is absent). Anything
+    else, or a number out of range, is refused with a 400 rather than silently replaced."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if raw.isascii() and raw.isdigit() and len(raw) <= len(str(MAX_QUERY_INT)):
+        value = int(raw)
+        if minimum <= value <= maximum:
+            return value
+    shown = repr(raw) if len(raw) <= 40 else f"{raw[:40]!r}…"
+    raise ApiError(
+        400,
+        "invalid_parameter",
+        f"{name} must be a whole number from {minimum} to {maximum}, not {shown}; leave it out "
+        f"for {default}",
+    )
+
+
+def int_query_schema(*, default: int, minimum: int = 0, maximum: int = MAX_QUERY_INT) -> dict:
+    """The schema of a query parameter read with int_query_param."""
+    return {"type": "integer", "minimum": minimum, "maximum": maximum, "default": default}
+
+
 class Pagination(LimitOffsetPagination):
     default_limit = 100
     max_limit = 1000
+
+    def get_limit(self, request) -> int:
+        return int_query_param(
+            request,
+            self.limit_query_param,
+            default=self.default_limit,
+            minimum=1,
+            maximum=self.max_limit,
+        )
+
+    def get_offset(self, request) -> int:
+        return int_query_param(request, self.offset_query_param, default=0)
+
+
+# The query parameters of every paginated list, as Pagination reads them.
+PAGE_PARAMETERS = [
+    OpenApiParameter(
+        "limit",
+        int_query_schema(default=Pagination.default_limit, minimum=1, maximum=Pagination.max_limit),
+        description=f"Page size (default {Pagination.default_limit}, at most "
+        f"{Pagination.max_limit})",
+    ),
+    OpenApiParameter("offset", int_query_schema(default=0), description="Items to skip"),
+]
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -176,6 +260,20 @@ class ErrorSerializer(serializers.Serializer):
         required=False,
         help_text="Messages per field, when several fields were rejected",
     )
+
+
+def error_responses(*statuses: int) -> dict[int, type[serializers.Serializer]]:
+    """The error responses of an operation, for extend_schema(responses=...)."""
+    return {status: ErrorSerializer for status in statuses}
+
+
+# What any endpoint may answer: a request it refuses (400), no valid token (401), a token or
+# owner without the right (403), an Accept header that does not admit JSON (406). Endpoints
+# add 404, 409 and BODY_ERRORS as they apply.
+COMMON_ERRORS = (400, 401, 403, 406)
+# What an endpoint that reads a JSON body may answer besides: a body larger than the server
+# accepts (413), a body not sent as application/json (415).
+BODY_ERRORS = (413, 415)
 
 
 def paginated(serializer_class: type[serializers.Serializer], name: str) -> type:

@@ -1,9 +1,10 @@
-"""Who may use the console, applied by every console view; and post/redirect/get.
+"""Who may use the console, applied by every console view; what the templates may offer; and
+post/redirect/get.
 
-Who may use the console: an active user with staff status (or a superuser) — the operators
-who already have the admin. Any other logged-in user gets 403 on every page and action;
-anonymous visitors are sent to the login page. Grant access in the admin (Users → "Staff
-status"); `make run` creates `admin`, a superuser.
+Anyone with a role (viewer, operator, deployer, admin; a superuser is an admin) may open the
+console; each action asks for its own right again in the service that does it. A login with
+no role gets 403 on every page; anonymous visitors are sent to the login page. `make run`
+creates `admin`, a superuser; `manage.py set_role USER ROLE` gives others a role.
 """
 
 from functools import wraps
@@ -16,18 +17,13 @@ from django.http import HttpResponseRedirect
 from django.shortcuts import resolve_url
 from django_htmx.http import HttpResponseClientRedirect
 
-NO_CONSOLE_ACCESS = (
-    "Your account may not use the Chalkweb console: it is for operators with staff status. "
-    "Ask an administrator to turn on “Staff status” for you in the admin (Users)."
-)
-
-
-def can_use_console(user) -> bool:
-    return bool(user.is_authenticated and user.is_active and (user.is_staff or user.is_superuser))
+from access.actor import Actor
+from access.rights import Right
+from access.services import AccessDenied, authorize, rights_of, role_of
 
 
 def console_view(view):
-    """Applies the console's access rule: log in first, then staff only (403 otherwise).
+    """Applies the console's access rule: log in first, then the read right (403 otherwise).
 
     An htmx request (a poller, a row action) whose session ended is sent to the login page
     as a whole-page navigation, not a login form swapped into a fragment."""
@@ -40,11 +36,23 @@ def console_view(view):
                 login = resolve_url(settings.LOGIN_URL)
                 return HttpResponseClientRedirect(f"{login}?next={quote(page)}")
             return redirect_to_login(request.get_full_path())
-        if not can_use_console(request.user):
-            raise PermissionDenied(NO_CONSOLE_ACCESS)
+        try:
+            authorize(Actor.of_request(request), Right.READ)
+        except AccessDenied as exc:
+            raise PermissionDenied(exc.message) from None
         return view(request, *args, **kwargs)
 
     return wrapper
+
+
+def rights(request) -> dict:
+    """Template context: the signed-in person's role and rights, so pages offer only the
+    buttons that person may use (the services check again)."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {}
+    actor = Actor.of_request(request)
+    return {"role": role_of(user), "rights": {right.value for right in rights_of(actor)}}
 
 
 def see_other(url: str) -> HttpResponseRedirect:

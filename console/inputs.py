@@ -1,14 +1,15 @@
 """Reading a console request's input: bad input raises ConsoleInputError, which the page shows
-with status 400; nothing is changed."""
+with status 400 (403 for an action the person may not take); nothing is changed."""
 
 MAX_FILTER_TEXT = 200
 
 
 class ConsoleInputError(Exception):
-    def __init__(self, message: str, *, function: str = "") -> None:
+    def __init__(self, message: str, *, function: str = "", status: int = 400) -> None:
         super().__init__(message)
         self.message = message
         self.function = function  # the row the error belongs to, if any
+        self.status = status  # 403 when the person may not do it
 
 
 def filter_text(params, name: str) -> str:

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from console.views import function, functions, run, runs, secrets, tokens
+from console.views import audit, function, functions, run, runs, secrets, tokens
 
 urlpatterns = [
     path("", functions.functions_page, name="functions"),
@@ -11,4 +11,5 @@ urlpatterns = [
     path("runs/<int:run_id>", run.run_page, name="run"),
     path("secrets", secrets.secrets_page, name="secrets"),
     path("tokens", tokens.tokens_page, name="tokens"),
+    path("audit", audit.audit_page, name="audit"),
 ]

@@ -7,12 +7,14 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from access.actor import Actor
+from access.admin import RightsAdmin
 from runs.models import Attempt, ImageBuild, LogLine, Run, Trigger, UsageSample
 from runs.services import run_cancel, run_trigger
 from scheduling.admin import FunctionAdmin
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(RightsAdmin):
     """Records of what happened: written by the platform, never edited by hand."""
 
     def has_add_permission(self, request, obj=None) -> bool:
@@ -92,12 +94,10 @@ class RunAdmin(ReadOnlyAdmin):
     def view_on_site(self, run: Run) -> str:
         return reverse("run", args=[run.id])
 
-    @admin.action(description="Cancel selected runs")
+    @admin.action(description="Cancel selected runs", permissions=["run"])
     def cancel(self, request, queryset) -> None:
-        now = timezone.now()
-        cancelled = sum(
-            run_cancel(run=run, by=request.user.get_username(), now=now) for run in queryset
-        )
+        actor, now = Actor.of_request(request), timezone.now()
+        cancelled = sum(run_cancel(run=run, actor=actor, now=now) for run in queryset)
         skipped = queryset.count() - cancelled
         self.message_user(
             request,
@@ -106,15 +106,14 @@ class RunAdmin(ReadOnlyAdmin):
             messages.SUCCESS,
         )
 
-    @admin.action(description="Re-run selected runs (current version of their function)")
+    @admin.action(
+        description="Re-run selected runs (current version of their function)", permissions=["run"]
+    )
     def rerun(self, request, queryset) -> None:
-        now = timezone.now()
+        actor, now = Actor.of_request(request), timezone.now()
         started = [
             run_trigger(
-                function=run.function,
-                trigger=Trigger.MANUAL,
-                triggered_by=request.user.get_username(),
-                now=now,
+                function=run.function, trigger=Trigger.MANUAL, actor=actor, now=now, rerun_of=run.id
             )
             for run in queryset.filter(function__current_version__isnull=False).select_related(
                 "function"
@@ -183,17 +182,12 @@ class ImageBuildAdmin(ReadOnlyAdmin):
 
 # "Run now" on the functions' admin. It lives here because scheduling never imports runs;
 # FunctionAdmin reads its `actions` per request, so adding one at import time is enough.
-@admin.action(description="Run selected functions now")
+@admin.action(description="Run selected functions now", permissions=["run"])
 def run_now(modeladmin, request, queryset) -> None:
-    now = timezone.now()
+    actor, now = Actor.of_request(request), timezone.now()
     deployed = queryset.filter(current_version__isnull=False)
     started = [
-        run_trigger(
-            function=function,
-            trigger=Trigger.MANUAL,
-            triggered_by=request.user.get_username(),
-            now=now,
-        )
+        run_trigger(function=function, trigger=Trigger.MANUAL, actor=actor, now=now)
         for function in deployed
     ]
     modeladmin.message_user(

@@ -7,13 +7,23 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from common.api import ApiError, ErrorSerializer, Pagination, paginated, request_object
+from access.actor import Actor
+from common.api import (
+    BODY_ERRORS,
+    COMMON_ERRORS,
+    PAGE_PARAMETERS,
+    ApiError,
+    Pagination,
+    error_responses,
+    int_query_param,
+    int_query_schema,
+    paginated,
+    request_object,
+)
 from runs import selectors, services
 from runs.models import Attempt, LogLine, Run, RunStatus, Trigger
-from scheduling.api.functions import function_or_404
-from scheduling.auth import actor_name
+from scheduling.api.functions import NAME, function_or_404
 
-ERRORS = {400: ErrorSerializer, 401: ErrorSerializer, 404: ErrorSerializer}
 MAX_LOG_PAGE = 5000
 
 
@@ -80,14 +90,20 @@ class RunListApi(APIView):
     @extend_schema(
         operation_id="runs_list",
         parameters=[
-            OpenApiParameter("function", str, description="Only this function's runs"),
+            OpenApiParameter(
+                "function",
+                {**NAME.type, "minLength": 1},  # a function's name, as in its URL
+                description="Only this function's runs (leave it out for every function's)",
+            ),
             OpenApiParameter(
                 "status", str, enum=RunStatus.values, description="Only runs in this status"
             ),
-            OpenApiParameter("limit", int, description="Page size (default 100, at most 1000)"),
-            OpenApiParameter("offset", int, description="Items to skip"),
+            *PAGE_PARAMETERS,
         ],
-        responses={200: paginated(RunOutputSerializer, "RunPage"), **ERRORS},
+        responses={
+            200: paginated(RunOutputSerializer, "RunPage"),
+            **error_responses(*COMMON_ERRORS, 404),
+        },
     )
     def get(self, request):
         status_filter = request.query_params.get("status")
@@ -98,6 +114,13 @@ class RunListApi(APIView):
                 f"status {status_filter!r} is unknown; use one of {', '.join(RunStatus.values)}",
             )
         function = None
+        if request.query_params.get("function") == "":
+            raise ApiError(
+                400,
+                "invalid_function",
+                "function is empty; give a function's name, e.g. ?function=refresh-rates, or "
+                "leave the parameter out to list every function's runs",
+            )
         if request.query_params.get("function") is not None:
             function = function_or_404(request.query_params["function"])
         paginator = Pagination()
@@ -107,7 +130,10 @@ class RunListApi(APIView):
 
 
 class RunApi(APIView):
-    @extend_schema(operation_id="runs_get", responses={200: RunDetailOutputSerializer, **ERRORS})
+    @extend_schema(
+        operation_id="runs_get",
+        responses={200: RunDetailOutputSerializer, **error_responses(*COMMON_ERRORS, 404)},
+    )
     def get(self, request, run_id: int):
         return Response(RunDetailOutputSerializer(run_or_404(run_id)).data)
 
@@ -116,19 +142,25 @@ class RunLogsApi(APIView):
     @extend_schema(
         operation_id="runs_logs",
         parameters=[
-            OpenApiParameter("after", int, description="Only lines after this seq (for tailing)"),
+            OpenApiParameter(
+                "after",
+                int_query_schema(default=0),
+                description="Only lines after this seq (for tailing)",
+            ),
             OpenApiParameter(
                 "limit",
-                int,
+                int_query_schema(default=MAX_LOG_PAGE, minimum=1, maximum=MAX_LOG_PAGE),
                 description=f"At most this many lines (default and most {MAX_LOG_PAGE})",
             ),
         ],
-        responses={200: LogPageSerializer, **ERRORS},
+        responses={200: LogPageSerializer, **error_responses(*COMMON_ERRORS, 404)},
     )
     def get(self, request, run_id: int):
         run = run_or_404(run_id)
-        after = _int_param(request, "after", 0)
-        limit = min(_int_param(request, "limit", MAX_LOG_PAGE), MAX_LOG_PAGE)
+        after = int_query_param(request, "after", default=0)
+        limit = int_query_param(
+            request, "limit", default=MAX_LOG_PAGE, minimum=1, maximum=MAX_LOG_PAGE
+        )
         lines = list(selectors.log_lines(run=run, after=after, limit=limit))
         return Response(
             {
@@ -141,25 +173,19 @@ class RunLogsApi(APIView):
         )
 
 
-def _int_param(request, name: str, default: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
-        raise ApiError(400, "invalid_parameter", f"{name} must be a whole number >= 0, not {raw!r}")
-    return int(raw)
-
-
 class RunCancelApi(APIView):
     @extend_schema(
         operation_id="runs_cancel",
         request=None,
-        responses={200: RunDetailOutputSerializer, 409: ErrorSerializer, **ERRORS},
+        responses={
+            200: RunDetailOutputSerializer,
+            **error_responses(*COMMON_ERRORS, 404, 409, *BODY_ERRORS),
+        },
     )
     def post(self, request, run_id: int):
         run = run_or_404(run_id)
         request_object(request, [])
-        if not services.run_cancel(run=run, by=actor_name(request) or "api", now=timezone.now()):
+        if not services.run_cancel(run=run, actor=Actor.of_request(request), now=timezone.now()):
             raise ApiError(
                 409,
                 "run_finished",
@@ -171,8 +197,12 @@ class RunCancelApi(APIView):
 class FunctionTriggerApi(APIView):
     @extend_schema(
         operation_id="functions_trigger",
+        parameters=[NAME],
         request=None,
-        responses={201: RunDetailOutputSerializer, **ERRORS},
+        responses={
+            201: RunDetailOutputSerializer,
+            **error_responses(*COMMON_ERRORS, 404, 409, *BODY_ERRORS),
+        },
     )
     def post(self, request, name: str):
         function = function_or_404(name)
@@ -180,7 +210,7 @@ class FunctionTriggerApi(APIView):
         run = services.run_trigger(
             function=function,
             trigger=Trigger.API,
-            triggered_by=actor_name(request),
+            actor=Actor.of_request(request),
             now=timezone.now(),
         )
         return Response(

@@ -13,3 +13,13 @@ class NotDeployedError(RunError):
 
 
 NOT_DEPLOYED = "{name} has no deployed version to run; deploy it first."
+
+
+class MissingLogLinesError(RunError):
+    """A runner's log batch starts past the lines stored: it must resend from the first one
+    missing (a protocol error, answered 400 by the runner API)."""
+
+
+class InvalidLogLineError(RunError):
+    """A log line no runner may send (a system line, an unknown stream or level, text that is
+    not a string): the runner API answers 400 and stores none of its batch."""

@@ -1,5 +1,6 @@
 """What happened: runs of functions, their attempts, log lines and usage samples."""
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
@@ -18,7 +19,6 @@ class RunStatus(models.TextChoices):
 
 
 ACTIVE_RUN_STATUSES = (RunStatus.QUEUED, RunStatus.STARTING, RunStatus.RUNNING, RunStatus.RETRYING)
-FINISHED_RUN_STATUSES = tuple(s for s in RunStatus if s not in ACTIVE_RUN_STATUSES)
 
 
 class AttemptStatus(models.TextChoices):
@@ -53,6 +53,13 @@ class Run(models.Model):
     )
     trigger = models.CharField(max_length=16, choices=Trigger.choices)
     triggered_by = models.CharField(max_length=150, blank=True)
+    # Who asked for a manual run (null for scheduled runs: the platform made them).
+    triggered_by_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    triggered_by_token = models.ForeignKey(
+        "scheduling.ApiToken", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     # The slot for a scheduled run; the trigger time for a manual one.
     scheduled_for = models.DateTimeField()
     status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
@@ -136,6 +143,8 @@ class Attempt(models.Model):
     runner_lines = models.PositiveIntegerField(
         default=0, db_default=0
     )  # lines the runner sent (its seq)
+    # UTF-8 bytes of the runner's lines stored, against CHALK_MAX_LOG_BYTES (runs/services.py).
+    log_bytes = models.PositiveBigIntegerField(default=0, db_default=0)
     log_truncated = models.BooleanField(default=False, db_default=False)
 
     class Meta:

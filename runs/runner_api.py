@@ -4,19 +4,30 @@ Each request carries the bearer token of one attempt, minted when a worker claim
 valid only while that attempt is active, and opens nothing but that attempt. The one exception
 is the runner's own code (`runtime.tar.gz`), which Kubernetes pods that install at start
 download before they have a runner to use a token with.
+
+The runner is not trusted: the function it runs can read its token and call these endpoints
+itself. So everything a request carries is checked here and in the services as if a hostile
+program sent it: numbers must be finite and fit their columns, text what the database can hold,
+a heartbeat at most MAX_HEARTBEAT_ITEMS lines and samples, and log lines follow the rules of
+services.log_append (no system line, per-line and per-attempt caps, resends told from forgery).
 """
 
 import functools
 import json
+import math
+from typing import Any, TypeVar
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
+from chalkcompute.image import Image as ImageSpec
 from chalkcompute.quantities import memory_bytes
 from runs import runtime_bundle, services
+from runs.errors import RunError
 from runs.models import ACTIVE_ATTEMPT_STATUSES, Attempt, AttemptStatus
 from scheduling.crypto import decrypt
 from scheduling.models import Secret
@@ -31,6 +42,68 @@ FINISH_STATUSES = (
 
 def _error(status: int, code: str, detail: str) -> JsonResponse:
     return JsonResponse({"error": code, "detail": detail}, status=status)
+
+
+class MalformedBodyError(Exception):
+    """A body field of the wrong shape: answered 400 invalid_request with this message."""
+
+
+# The most lines, and the most usage samples, one heartbeat may carry. The runner sends at
+# most FLUSH_LINES (500) lines and one sample a second; the bound keeps the work of one request
+# (and its transactions, see services.LOG_ROWS_PER_TRANSACTION) small whatever is sent.
+MAX_HEARTBEAT_ITEMS = 5_000
+# The ranges of the columns numbers go to: PositiveIntegerField, IntegerField, BigIntegerField.
+MAX_SEQ = 2**31 - 1
+EXIT_CODES = (-(2**31), 2**31 - 1)
+BYTES = (0, 2**63 - 1)
+
+Number = TypeVar("Number", int, float)
+
+
+def _number(
+    value: Any, name: str, kind: type[Number], low: Number = 0, high: Number | None = None
+) -> Number:
+    """`value`, a JSON number (not a string, not a boolean) that is finite, whole for `int`,
+    and within [low, high]; MalformedBodyError otherwise, so nothing the database cannot store
+    (10**30 in a bigint, an infinity in a float the API then cannot render) goes further."""
+    words, given = ("a whole number" if kind is int else "a number"), value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise MalformedBodyError(f"{name} must be {words}, not {value!r:.100}")
+    if kind is float:
+        try:
+            value = float(value)
+        except OverflowError:  # an int past the double's range
+            raise MalformedBodyError(
+                f"{name} must be a finite number, not {value!r:.100}"
+            ) from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise MalformedBodyError(f"{name} must be a finite number, not {value!r}")
+    if kind is int:
+        if isinstance(value, float) and not value.is_integer():
+            raise MalformedBodyError(f"{name} must be a whole number, not {value!r}")
+        value = int(value)
+    if value < low or (high is not None and value > high):
+        bounds = f"from {low} to {high}" if high is not None else f"of at least {low}"
+        raise MalformedBodyError(f"{name} must be {words} {bounds}, not {given!r:.100}")
+    return value
+
+
+def _optional(body: dict, name: str, kind: type[Number], low=0, high=None) -> Number | None:
+    return None if body.get(name) is None else _number(body[name], name, kind, low, high)
+
+
+def _text(body: dict, name: str) -> str:
+    """A text field: a string or nothing, with what the database cannot hold replaced."""
+    value = body.get(name)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise MalformedBodyError(f"{name} must be a string, not a {type(value).__name__}")
+    return services.storable_text(value)
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def allow(method: str):
@@ -78,15 +151,26 @@ def runner_endpoint(view):
         body = {}
         if request.method == "POST":
             try:
-                body = json.loads(request.body or b"{}")
-            except ValueError:
+                body = json.loads(request.body or b"{}", parse_constant=_refuse_constant)
+            except RequestDataTooBig:
+                return _error(
+                    413,
+                    "request_too_large",
+                    f"the request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} "
+                    "bytes, the most the runner API reads",
+                )
+            except (ValueError, RecursionError):  # RecursionError: nested too deeply
                 return _error(400, "invalid_json", "the request body is not JSON")
             if not isinstance(body, dict):
                 return _error(400, "invalid_json", "the request body must be a JSON object")
+        # Only the body's shape and the services' own refusals are the runner's fault; any
+        # other exception is a bug here, and a 500 with its traceback in the server's log.
         try:
             return view(request, attempt, body)
-        except (KeyError, TypeError, ValueError) as exc:
-            return _error(400, "invalid_request", f"{type(exc).__name__}: {exc}")
+        except MalformedBodyError as exc:
+            return _error(400, "invalid_request", str(exc))
+        except RunError as exc:
+            return _error(exc.status, exc.code, exc.message)
 
     return wrapped
 
@@ -111,9 +195,7 @@ def attempt_detail(request, attempt: Attempt, body: dict) -> JsonResponse:
             attempt=attempt, status=AttemptStatus.FAILED, reason=reason, now=now
         )
         return _error(409, "missing_secret", reason)
-    env = {}
-    for step in version.image.spec.get("steps", []):
-        env.update(step.get("env", {}))
+    env = ImageSpec.from_spec(version.image.spec).environment
     return JsonResponse(
         {
             "attempt_id": attempt.id,
@@ -142,11 +224,28 @@ def heartbeat(request, attempt: Attempt, body: dict) -> JsonResponse:
     lines, samples = body.get("lines", []), body.get("samples", [])
     if not isinstance(lines, list) or not isinstance(samples, list):
         return _error(400, "invalid_request", "lines and samples must be lists")
-    services.log_append(
-        attempt=attempt, first_seq=int(body.get("first_seq", 0)), lines=lines, now=now
-    )
+    for items, what in ((lines, "lines"), (samples, "samples")):
+        if len(items) > MAX_HEARTBEAT_ITEMS:
+            return _error(
+                413,
+                f"too_many_{what}",
+                f"a heartbeat carries at most {MAX_HEARTBEAT_ITEMS} {what}, not {len(items)}; "
+                "send them in batches",
+            )
+    if not all(isinstance(item, dict) for item in (*lines, *samples)):
+        return _error(400, "invalid_request", "each line and each sample must be a JSON object")
+    first_seq = _number(body.get("first_seq", 0), "first_seq", int, 0, MAX_SEQ)
+    for n, sample in enumerate(samples):  # checked before anything is stored
+        _number(sample.get("cpu_seconds"), f"samples[{n}].cpu_seconds", float)
+        _number(sample.get("cpu_percent", 0.0), f"samples[{n}].cpu_percent", float)
+        _number(sample.get("rss_bytes"), f"samples[{n}].rss_bytes", int, *BYTES)
+    # Lines are checked by log_append, which refuses the batch before storing any of it.
+    truncated = services.log_append(attempt=attempt, first_seq=first_seq, lines=lines, now=now)
     services.usage_append(attempt=attempt, samples=samples, now=now)
-    return JsonResponse({"cancel": services.cancel_requested(attempt)})
+    answer = {"cancel": services.cancel_requested(attempt)}
+    if truncated:  # the server drops the runner's lines from here on: it may stop sending them
+        answer["log_truncated"] = True
+    return JsonResponse(answer)
 
 
 @allow("POST")
@@ -155,18 +254,18 @@ def finish(request, attempt: Attempt, body: dict) -> JsonResponse:
     status = body.get("status")
     if status not in FINISH_STATUSES:
         return _error(400, "invalid_request", f"status must be one of {', '.join(FINISH_STATUSES)}")
-    exit_code = body.get("exit_code")
     services.attempt_finish(
         attempt=attempt,
         status=status,
         now=timezone.now(),
-        reason=str(body.get("reason") or ""),
-        exit_code=int(exit_code) if exit_code is not None else None,
-        error_type=str(body.get("error_type") or ""),
-        error_message=str(body.get("error_message") or ""),
-        traceback=str(body.get("traceback") or ""),
-        peak_memory_bytes=body.get("peak_memory_bytes"),
-        cpu_seconds=body.get("cpu_seconds"),
+        reason=_text(body, "reason"),
+        exit_code=_optional(body, "exit_code", int, *EXIT_CODES),
+        error_type=_text(body, "error_type"),
+        error_message=_text(body, "error_message"),
+        traceback=_text(body, "traceback"),
+        peak_memory_bytes=_optional(body, "peak_memory_bytes", int, *BYTES),
+        cpu_seconds=_optional(body, "cpu_seconds", float),
+        # Only adds to the server's own count (services.log_append): never clears it.
         log_truncated=bool(body.get("log_truncated")),
     )
     return JsonResponse({"ok": True})

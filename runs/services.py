@@ -1,5 +1,5 @@
 """State changes of runs and attempts. Every entry point (tick, API, console, admin, tasks,
-runner API, reaper) goes through these, so a run's state machine lives in one place:
+executors, runner API, reaper) goes through these, so a run's state machine lives in one place:
 
     run:     queued → starting → running → succeeded | failed | timed_out | cancelled | lost
              (retrying between attempts; skipped when a slot is not run)
@@ -10,18 +10,33 @@ Changes are conditional updates on the old status, so two processes can never bo
 the same attempt (a worker and the reaper, a late runner and a cancel).
 """
 
+import contextlib
 import datetime as dt
+import math
+import re
 import secrets
+import threading
+import time
 from collections import Counter
+from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Max, Sum
 
+from access.actor import Actor
+from access.models import AuditAction
+from access.rights import Right
+from access.services import audit, authorize
 from chalkcompute import schedule as schedule_engine
 from chalkcompute.retries import Retries
 from runs import dispatch
-from runs.errors import NOT_DEPLOYED, NotDeployedError
+from runs.errors import (
+    NOT_DEPLOYED,
+    InvalidLogLineError,
+    MissingLogLinesError,
+    NotDeployedError,
+)
 from runs.models import (
     ACTIVE_ATTEMPT_STATUSES,
     ACTIVE_RUN_STATUSES,
@@ -84,8 +99,11 @@ def attempts_dispatch(starts: list[tuple[int, dt.datetime]]) -> None:
         transaction.on_commit(send)
 
 
-def run_trigger(*, function: Function, trigger: str, triggered_by: str, now: dt.datetime) -> Run:
-    """Run now: a manual run of the current version, started at once."""
+def run_trigger(
+    *, function: Function, trigger: str, actor: Actor, now: dt.datetime, rerun_of: int | None = None
+) -> Run:
+    """Run now (or re-run `rerun_of`): a manual run of the current version, started at once."""
+    authorize(actor, Right.RUN)
     if function.current_version_id is None:
         raise NotDeployedError(NOT_DEPLOYED.format(name=function.name))
     with transaction.atomic():
@@ -93,13 +111,24 @@ def run_trigger(*, function: Function, trigger: str, triggered_by: str, now: dt.
             function=function,
             version=function.current_version,
             trigger=trigger,
-            triggered_by=triggered_by,
+            triggered_by=actor.name,
+            triggered_by_user=actor.user,
+            triggered_by_token=actor.token,
             scheduled_for=now,
             created_at=now,
         )
         attempt = attempt_new(run=run, number=1, now=now, not_before=now)
         attempt.save()
         attempts_dispatch([(attempt.id, now)])
+        audit(
+            actor=actor,
+            action=AuditAction.RUN_NOW,
+            now=now,
+            function=function.name,
+            target=f"run {run.id}",
+            detail={"version": function.current_version.number}
+            | ({"rerun_of": rerun_of} if rerun_of is not None else {}),
+        )
     return run
 
 
@@ -225,48 +254,317 @@ def attempt_begin(*, attempt: Attempt, now: dt.datetime) -> bool:
     return bool(begun)
 
 
-def log_append(
-    *, attempt: Attempt, first_seq: int | None, lines: list[dict], now: dt.datetime
-) -> None:
-    """Stores log lines in order.
+def attempt_runner_spawned(*, attempt: Attempt, executor_ref: str) -> None:
+    """Records where the local executor's runner process runs ("pid N on host")."""
+    # No status guard: a quick runner may fetch, and even finish, its attempt before this
+    # line, and where it ran still belongs on the attempt.
+    Attempt.objects.filter(id=attempt.id).update(executor_ref=executor_ref)
 
-    `first_seq` is the runner's number of its batch's first line. A batch sent again after a
-    lost answer overlaps what was stored, and only its new tail is kept; the runner's lines
-    are counted apart from the platform's own (first_seq None), which may come in between.
-    """
+
+def attempt_awaiting_image(*, attempt: Attempt, build_ref: str) -> bool:
+    """The attempt waits for its image build: records the build in `executor_ref`, so the
+    Kubernetes reconcile pass creates its Job once the image is pushed. False when the
+    attempt is no longer starting (it ended while the build was being started)."""
+    return bool(
+        Attempt.objects.filter(id=attempt.id, status=AttemptStatus.STARTING).update(
+            executor_ref=build_ref
+        )
+    )
+
+
+def attempt_dispatched(*, attempt: Attempt, executor_ref: str, now: dt.datetime) -> bool:
+    """The executor handed the attempt to the cluster (its Job, named `executor_ref`), at
+    `now`, recorded in `dispatched_at`: pending timeouts count from there. False when the
+    attempt ended meanwhile (a cancel): the caller then removes what it made."""
+    # RUNNING too: the pod may start, and its runner fetch the attempt, before this line.
+    return bool(
+        Attempt.objects.filter(
+            id=attempt.id, status__in=(AttemptStatus.STARTING, AttemptStatus.RUNNING)
+        ).update(executor_ref=executor_ref, dispatched_at=now)
+    )
+
+
+def attempt_token_renew(*, attempt: Attempt) -> str:
+    """A new runner token for an attempt whose first one never reached a runner (it was
+    handed to an executor that had to wait for an image build); only its hash is stored.
+
+    No status guard: the caller holds the attempt's row lock and checked, under it, that the
+    attempt still waits to start."""
+    token, hashed = attempt_token()
+    Attempt.objects.filter(id=attempt.id).update(token_hash=hashed)
+    return token
+
+
+# --- logs ------------------------------------------------------------------------------------
+# The runner is not trusted: a deployed function can read its runner's token and post to the
+# runner API itself. So what reaches an attempt's log is decided here, whatever the runner
+# sends:
+# - a runner's line is stdout or stderr, with a standard level or none; `system` lines are the
+#   platform's own (written with first_seq None), never a runner's;
+# - a line holds at most MAX_LOG_LINE_BYTES of UTF-8 (the runner cuts at 16,384 characters,
+#   which always fit), the rest is cut with a marker;
+# - an attempt's runner lines hold at most CHALK_MAX_LOG_BYTES together (`log_bytes` counts
+#   them): the line that would pass the cap and all later ones are dropped, and the platform
+#   writes one marker line and sets `log_truncated`;
+# - lines go in at most LOG_ROWS_PER_TRANSACTION per transaction, each under the attempt's row
+#   lock, so one heartbeat never holds the database (on SQLite: all of it) for long, and other
+#   writers (the tick) get in between its transactions.
+#
+# What a hostile function holding its runner's token can still do: post lines of its own as
+# stdout or stderr, with any standard level and timestamp, up to the caps; so fill its log up to
+# the cap and have the rest of its output dropped; and, by taking the runner's next sequence
+# numbers first, have the runner's following batches stored after its own, out of order with
+# its lines, and a batch the runner resends after a lost answer stored twice (see
+# _already_stored). What it cannot do: write a system line, pass a cap, change or delete a
+# line already stored, or have a line of the runner's dropped as if it were resent (a batch is
+# a resend only where it repeats exactly the lines stored under those numbers).
+
+MAX_LOG_LINE_BYTES = 65_536
+LOG_ROWS_PER_TRANSACTION = 1_000
+RUNNER_STREAMS = (LogStream.STDOUT, LogStream.STDERR)
+RUNNER_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# What neither database stores in text: NUL (PostgreSQL refuses it), unpaired surrogates
+# (which do not encode as UTF-8).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable_text(text: str) -> str:
+    """`text` with what no text column can hold (NUL, unpaired surrogates) as U+FFFD."""
+    return _UNSTORABLE.sub("\ufffd", text)
+
+
+@dataclass(frozen=True, slots=True)
+class _Line:
+    ts: dt.datetime
+    stream: str
+    level: str
+    text: str
+    size: int  # of `text` in UTF-8: what counts against CHALK_MAX_LOG_BYTES
+    db_ts: object  # `ts` as the database driver takes it
+
+    def key(self) -> tuple:
+        return (self.ts, self.stream, self.level, self.text)
+
+
+def _line(ts: dt.datetime, stream: str, level: str, text: str) -> _Line:
+    encoded = storable_text(text).encode()
+    if len(encoded) > MAX_LOG_LINE_BYTES:
+        kept = encoded[:MAX_LOG_LINE_BYTES].decode("utf-8", "ignore")  # whole characters
+        encoded = (
+            f"{kept} … [cut: this line had {len(encoded)} bytes, past the "
+            f"{MAX_LOG_LINE_BYTES} a log line holds]"
+        ).encode()
+    db_ts = connection.ops.adapt_datetimefield_value(ts)
+    return _Line(ts, stream, level, encoded.decode(), len(encoded), db_ts)
+
+
+_INSERT_LINES = f"INSERT INTO {LogLine._meta.db_table} (attempt_id, seq, ts, stream, level, text) "
+_INSERT_LINES_POSTGRESQL = _INSERT_LINES + (
+    "SELECT %s, seq, ts, stream, level, text FROM unnest(%s::int[], %s::timestamptz[], "
+    "%s::text[], %s::text[], %s::text[]) AS t(seq, ts, stream, level, text)"
+)
+
+
+_COLUMNS = ("db_ts", "stream", "level", "text")  # of _Line, in _INSERT_LINES_POSTGRESQL's order
+
+
+def _insert_lines(attempt_id: int, stored: int, lines: list[_Line]) -> None:
+    """Inserts `lines` numbered from `stored`, their values adapted before the caller took the
+    lock: bulk_create's work per object was nine tenths of the time the lock was held. One
+    statement on PostgreSQL; executemany on SQLite, where it costs no round trips."""
     if not lines:
         return
-    with transaction.atomic():
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                _INSERT_LINES_POSTGRESQL,
+                [
+                    attempt_id,
+                    list(range(stored, stored + len(lines))),
+                    *([getattr(line, name) for line in lines] for name in _COLUMNS),
+                ],
+            )
+        else:
+            cursor.executemany(
+                _INSERT_LINES + "VALUES (%s, %s, %s, %s, %s, %s)",
+                [
+                    (attempt_id, stored + n, line.db_ts, line.stream, line.level, line.text)
+                    for n, line in enumerate(lines)
+                ],
+            )
+
+
+def _runner_line(line: dict, n: int, now: dt.datetime) -> _Line:
+    stream = line.get("stream", LogStream.STDOUT)
+    if stream not in RUNNER_STREAMS:
+        why = ": system lines are the platform's own" if stream == LogStream.SYSTEM else ""
+        raise InvalidLogLineError(
+            f"lines[{n}].stream must be stdout or stderr, not {stream!r:.100}{why}"
+        )
+    level = line.get("level") or ""
+    if level and level not in RUNNER_LEVELS:
+        raise InvalidLogLineError(
+            f"lines[{n}].level must be {', '.join(RUNNER_LEVELS)} or empty, not {level!r:.100}"
+        )
+    text = line.get("text", "")
+    if not isinstance(text, str):
+        raise InvalidLogLineError(f"lines[{n}].text must be a string, not a {type(text).__name__}")
+    ts = line.get("ts")
+    if ts is not None and (
+        isinstance(ts, bool) or not isinstance(ts, (int, float)) or not math.isfinite(ts)
+    ):
+        raise InvalidLogLineError(
+            f"lines[{n}].ts must be a number of seconds since the epoch, not {ts!r:.100}"
+        )
+    return _line(_timestamp(ts, now), str(stream), level, text)
+
+
+def _platform_line(line: dict, now: dt.datetime) -> _Line:
+    return _line(
+        _timestamp(line.get("ts"), now),
+        line.get("stream", LogStream.STDOUT),
+        str(line.get("level", ""))[:8],
+        str(line.get("text", "")),
+    )
+
+
+def log_append(
+    *, attempt: Attempt, first_seq: int | None, lines: list[dict], now: dt.datetime
+) -> bool:
+    """Stores log lines in order; returns whether the attempt's log is truncated (the runner's
+    later lines are dropped).
+
+    `first_seq` None: the platform's own lines (system lines, a pod's log), which no cap drops.
+    Otherwise the runner's batch, `first_seq` its number of the batch's first line, checked as
+    if a hostile program sent it (see above): a line no runner may send refuses the whole
+    batch (InvalidLogLineError) before anything is stored. A batch sent again after a lost
+    answer overlaps what was stored, and only its new tail is kept; the runner's lines are
+    counted apart from the platform's own, which may come in between.
+    """
+    if first_seq is None:
+        prepared = [_platform_line(line, now) for line in lines]
+    else:
+        if first_seq < 0:
+            raise InvalidLogLineError(f"first_seq must be at least 0, not {first_seq}")
+        prepared = [_runner_line(line, n, now) for n, line in enumerate(lines)]
+    truncated = False
+    for start in range(0, len(prepared), LOG_ROWS_PER_TRANSACTION):
+        chunk = prepared[start : start + LOG_ROWS_PER_TRANSACTION]
+        if first_seq is None:
+            _store_platform_lines(attempt.id, chunk)
+        else:
+            truncated = _store_runner_lines(
+                attempt.id, first_seq + start, chunk, batch_rest=len(prepared) - start, now=now
+            )
+    return truncated
+
+
+_SQLITE_LOG_WRITES = threading.Lock()
+
+
+@contextlib.contextmanager
+def _log_transaction():
+    """A transaction of log_append. On SQLite, one at a time in this process, and after each
+    the database is left free for as long as the transaction held it.
+
+    SQLite has one write lock for the whole database, and a writer waiting for it polls (its
+    busy handler sleeps 1, 2, 5, … up to 100 ms between tries): transactions back to back,
+    from one batch or from heartbeats sent at once, would leave it no moment to get in and a
+    tick would wait for the whole flood. So log writes take at most half of the database's
+    time, and another writer waits for about one transaction. PostgreSQL locks rows: nothing
+    to wait for. Inside a caller's transaction the pause would only hold its lock longer."""
+    if connection.vendor != "sqlite" or connection.in_atomic_block:
+        with transaction.atomic():
+            yield
+        return
+    with _SQLITE_LOG_WRITES:
+        with transaction.atomic():
+            began = time.monotonic()  # BEGIN IMMEDIATE returned: the lock is held from here
+            yield
+        time.sleep(time.monotonic() - began)
+
+
+def _store_platform_lines(attempt_id: int, lines: list[_Line]) -> None:
+    with _log_transaction():
         # Locks the attempt so concurrent writers (runner, reaper, executor) number lines
         # one after another and ids follow the order of the log.
-        stored, from_runner = (
+        stored = (
             Attempt.objects.select_for_update()
-            .values_list("log_lines", "runner_lines")
-            .get(id=attempt.id)
+            .values_list("log_lines", flat=True)
+            .get(id=attempt_id)
         )
-        if first_seq is not None:
-            if first_seq > from_runner:
-                raise ValueError(
-                    f"log lines {from_runner}..{first_seq - 1} are missing; resend from "
-                    f"{from_runner}"
-                )
-            lines = lines[from_runner - first_seq :]
-            from_runner += len(lines)
-        rows = [
-            LogLine(
-                attempt_id=attempt.id,
-                seq=stored + offset,
-                ts=_timestamp(line.get("ts"), now),
-                stream=line.get("stream", LogStream.STDOUT),
-                level=str(line.get("level", ""))[:8],
-                text=str(line.get("text", "")),
+        _insert_lines(attempt_id, stored, lines)
+        Attempt.objects.filter(id=attempt_id).update(log_lines=stored + len(lines))
+
+
+def _store_runner_lines(
+    attempt_id: int, first: int, lines: list[_Line], *, batch_rest: int, now: dt.datetime
+) -> bool:
+    """One transaction of a runner's batch: `lines` are the runner's lines `first`…, and
+    `batch_rest` lines of its batch start at `first`. Returns whether the log is truncated."""
+    with _log_transaction():
+        stored, from_runner, log_bytes, truncated = (
+            Attempt.objects.select_for_update()
+            .values_list("log_lines", "runner_lines", "log_bytes", "log_truncated")
+            .get(id=attempt_id)
+        )
+        behind = from_runner - first
+        if behind < 0:  # only a batch's first transaction can be ahead: later ones follow it
+            raise MissingLogLinesError(
+                f"log lines {from_runner}..{first - 1} are missing; resend from {from_runner}"
             )
-            for offset, line in enumerate(lines)
-        ]
-        LogLine.objects.bulk_create(rows)
-        Attempt.objects.filter(id=attempt.id).update(
-            log_lines=stored + len(rows), runner_lines=from_runner
+        new = lines
+        if (
+            behind
+            and not truncated
+            and _already_stored(attempt_id, lines, behind=behind, batch_rest=batch_rest)
+        ):
+            new = lines[behind:]
+        rows = []
+        for line in () if truncated else new:
+            if log_bytes + line.size > settings.CHALK_MAX_LOG_BYTES:
+                truncated = True
+                rows.append(_line(now, LogStream.SYSTEM, "WARNING", _truncated_words()))
+                break
+            log_bytes += line.size
+            rows.append(line)
+        _insert_lines(attempt_id, stored, rows)
+        Attempt.objects.filter(id=attempt_id).update(
+            log_lines=stored + len(rows),
+            # Dropped lines count too: the runner's next batch is not "missing" them.
+            runner_lines=max(from_runner, first + len(lines)),
+            log_bytes=log_bytes,
+            log_truncated=truncated,
         )
+    return truncated
+
+
+def _truncated_words() -> str:
+    return (
+        f"log truncated: this attempt wrote more than {settings.CHALK_MAX_LOG_BYTES} bytes; "
+        "later lines were dropped"
+    )
+
+
+def _already_stored(attempt_id: int, lines: list[_Line], *, behind: int, batch_rest: int) -> bool:
+    """Whether the first of `lines`, which start `behind` lines before the runner's last one
+    stored, are the lines stored under their numbers: a batch sent again after a lost answer.
+
+    The runner sends one batch at a time and resends it whole, so a resend is never more than
+    its own batch behind. Anything else that starts behind (another program posting with the
+    attempt's token took those numbers first) is stored, never dropped: at worst twice."""
+    if behind > batch_rest:
+        return False
+    overlap = min(behind, len(lines))
+    # The runner's lines, newest first (the platform's are system lines, or come once the
+    # attempt has ended); through the (attempt, seq) index, reading `behind` rows at most.
+    newest_first = (
+        LogLine.objects.filter(attempt_id=attempt_id)
+        .exclude(stream=LogStream.SYSTEM)
+        .order_by("-seq")
+        .values_list("ts", "stream", "level", "text")[behind - overlap : behind]
+    )
+    return list(reversed(newest_first)) == [line.key() for line in lines[:overlap]]
 
 
 def log_system(*, attempt: Attempt, text: str, now: dt.datetime, level: str = "INFO") -> None:
@@ -289,7 +587,8 @@ def usage_append(*, attempt: Attempt, samples: list[dict], now: dt.datetime) -> 
         )
         for sample in samples
     ]
-    UsageSample.objects.bulk_create(rows)
+    for start in range(0, len(rows), LOG_ROWS_PER_TRANSACTION):  # each its own transaction
+        UsageSample.objects.bulk_create(rows[start : start + LOG_ROWS_PER_TRANSACTION])
     update = {"last_heartbeat_at": now}
     if rows:
         update["cpu_seconds"] = max(r.cpu_seconds for r in rows)
@@ -331,9 +630,10 @@ def attempt_finish(
         fields = dict(
             status=status, finished_at=now, reason=reason[:10_000], exit_code=exit_code,
             error_type=error_type[:255], error_message=error_message[:100_000],
-            traceback=traceback[:200_000], log_truncated=log_truncated,
-            counts_against_retries=counts_against_retries,
+            traceback=traceback[:200_000], counts_against_retries=counts_against_retries,
         )  # fmt: skip
+        if log_truncated:  # a runner's report adds to the server's own count, never undoes it
+            fields["log_truncated"] = True
         if peak_memory_bytes is not None:
             fields["peak_memory_bytes"] = peak_memory_bytes
         if cpu_seconds is not None:
@@ -351,6 +651,35 @@ def attempt_finish(
         if run.cancel_requested_at is not None:
             status = RunStatus.CANCELLED
         _run_end(run=run, status=status, reason=summary, now=now)
+    return True
+
+
+def attempt_fail(
+    *, attempt: Attempt, reason: str, now: dt.datetime, retryable: bool = True
+) -> bool:
+    """An executor could not run the attempt: fails it with `reason`, also written to its log
+    as a system ERROR line (unless the attempt had ended already). `retryable=False` ends the
+    run whatever its retry policy: another attempt could not go better."""
+    ended = attempt_finish(
+        attempt=attempt, status=AttemptStatus.FAILED, reason=reason, now=now, retryable=retryable
+    )
+    if ended:
+        log_system(attempt=attempt, text=reason, now=now, level="ERROR")
+    return ended
+
+
+def attempt_cancel_if_requested(*, attempt: Attempt, now: dt.datetime) -> bool:
+    """An executor's check before it starts a runner: a cancel asked for while the attempt
+    waited (for a worker, or for its image build on the local executor) ends it. True when
+    the run's cancel was asked for: the executor then starts nothing."""
+    if not cancel_requested(attempt):
+        return False
+    attempt_finish(
+        attempt=attempt,
+        status=AttemptStatus.CANCELLED,
+        now=now,
+        reason="cancelled before it started",
+    )
     return True
 
 
@@ -397,14 +726,24 @@ def _run_end(*, run: Run, status: str, reason: str, now: dt.datetime) -> None:
     )
 
 
-def run_cancel(*, run: Run, by: str, now: dt.datetime) -> bool:
+def run_cancel(*, run: Run, actor: Actor, now: dt.datetime) -> bool:
     """Cancels a queued or running run. A running attempt learns it on its next heartbeat
     (within a second) and stops its function; the executor is told too. Returns False when
     the run had already ended."""
+    authorize(actor, Right.RUN)
+    by = actor.name
     with transaction.atomic():
-        run = Run.objects.select_for_update().get(id=run.id)
+        run = Run.objects.select_for_update().select_related("function").get(id=run.id)
         if run.status not in ACTIVE_RUN_STATUSES:
             return False
+        audit(
+            actor=actor,
+            action=AuditAction.CANCEL,
+            now=now,
+            function=run.function.name,
+            target=f"run {run.id}",
+            detail={"before": run.status},
+        )
         run.cancel_requested_at = now
         run.save(update_fields=["cancel_requested_at"])
         pending = Attempt.objects.filter(run=run, status=AttemptStatus.QUEUED)
@@ -457,6 +796,26 @@ def reap(*, now: dt.datetime) -> dict[str, int]:
     Attempt.objects.filter(id__in=overdue, status=AttemptStatus.QUEUED).update(dispatched_at=now)
     attempts_dispatch([(attempt_id, now) for attempt_id in overdue])
     return {"lost": lost, "resent": len(overdue)}
+
+
+def runs_prune(*, before: dt.datetime, batch: int = 10_000) -> int:
+    """Deletes runs that finished before `before`, with their attempts, log lines and usage
+    samples; returns how many runs.
+
+    `batch` runs at a time: their ids first, then one delete by id per batch, so a retention
+    window of millions of runs never becomes one statement holding its locks (and Django's
+    cascade collecting the attempts in memory) for minutes."""
+    deleted = 0
+    while True:
+        ids = list(
+            Run.objects.filter(finished_at__lt=before)
+            .order_by("id")
+            .values_list("id", flat=True)[:batch]
+        )
+        if not ids:
+            return deleted
+        Run.objects.filter(id__in=ids).delete()
+        deleted += len(ids)
 
 
 def cancel_requested(attempt: Attempt) -> bool:

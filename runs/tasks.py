@@ -10,10 +10,11 @@ from celery.signals import worker_process_init
 from django.conf import settings
 from django.utils import timezone
 
+from access.services import audit_prune
 from chalkcompute.runtime.parent import die_with_parent
 from runs import scheduler, services
 from runs.executors import executor_for
-from runs.models import Attempt, Run
+from runs.models import Attempt
 
 WAIT_FOR_DUE = dt.timedelta(seconds=10)
 
@@ -30,7 +31,7 @@ def tick() -> int:
 
 
 @shared_task(ignore_result=True)
-def reap() -> dict:
+def reap() -> dict[str, int]:
     return services.reap(now=timezone.now())
 
 
@@ -85,7 +86,8 @@ def reconcile_kubernetes() -> dict[str, int]:
 
 @shared_task(ignore_result=True)
 def prune_runs() -> int:
-    """Deletes finished runs (with their logs and usage) past the retention period."""
-    cutoff = timezone.now() - dt.timedelta(days=settings.CHALK_RUN_RETENTION_DAYS)
-    deleted, _ = Run.objects.filter(finished_at__lt=cutoff).delete()
-    return deleted
+    """Deletes finished runs (with their logs and usage) past the retention period, and audit
+    events past theirs; returns how many runs."""
+    now = timezone.now()
+    audit_prune(before=now - dt.timedelta(days=settings.CHALK_AUDIT_RETENTION_DAYS))
+    return services.runs_prune(before=now - dt.timedelta(days=settings.CHALK_RUN_RETENTION_DAYS))

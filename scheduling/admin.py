@@ -9,6 +9,8 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.html import format_html
 
+from access.actor import Actor
+from access.admin import RightsAdmin
 from chalkcompute.names import InvalidNameError, check_secret_name
 from scheduling import selectors, services
 from scheduling.errors import SchedulingError
@@ -28,7 +30,7 @@ class FunctionVersionInline(admin.TabularInline):
 
 
 @admin.register(Function)
-class FunctionAdmin(admin.ModelAdmin):
+class FunctionAdmin(RightsAdmin):
     list_display = ["name", "schedule", "next_fire_at", "paused", "version"]
     list_filter = ["paused"]
     search_fields = ["name"]
@@ -64,27 +66,33 @@ class FunctionAdmin(admin.ModelAdmin):
     def version(self, function: Function) -> int | None:
         return function.current_version.number if function.current_version else None
 
-    @admin.action(description="Pause selected functions")
+    @admin.action(description="Pause selected functions", permissions=["run"])
     def pause(self, request, queryset) -> None:
         paused = services.functions_pause(
             functions=list(queryset),
-            paused_by=request.user.get_username(),
+            actor=Actor.of_request(request),
             reason="paused in the admin",
             now=timezone.now(),
         )
         self.message_user(request, f"Paused {len(paused)} function(s).", messages.SUCCESS)
 
-    @admin.action(description="Resume selected functions")
+    @admin.action(description="Resume selected functions", permissions=["run"])
     def resume(self, request, queryset) -> None:
-        resumed = services.functions_resume(functions=list(queryset), now=timezone.now())
+        resumed = services.functions_resume(
+            functions=list(queryset), actor=Actor.of_request(request), now=timezone.now()
+        )
         self.message_user(request, f"Resumed {len(resumed)} function(s).", messages.SUCCESS)
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return self.has_deploy_permission(request)
+
     def delete_model(self, request, obj: Function) -> None:
-        services.function_delete(function=obj)
+        services.function_delete(function=obj, actor=Actor.of_request(request), now=timezone.now())
 
     def delete_queryset(self, request, queryset) -> None:
+        actor, now = Actor.of_request(request), timezone.now()
         for function in queryset:
-            services.function_delete(function=function)
+            services.function_delete(function=function, actor=actor, now=now)
 
 
 @admin.register(FunctionVersion)
@@ -185,7 +193,7 @@ class SecretForm(forms.ModelForm):
 
 
 @admin.register(Secret)
-class SecretAdmin(admin.ModelAdmin):
+class SecretAdmin(RightsAdmin):
     form = SecretForm
     list_display = ["name", "created_at", "updated_at"]
     search_fields = ["name"]
@@ -198,7 +206,9 @@ class SecretAdmin(admin.ModelAdmin):
         value = form.cleaned_data["value"]
         if not value:
             return  # nothing to change: the name is read-only on an existing secret
-        secret, _ = services.secret_set(name=obj.name, value=value, now=timezone.now())
+        secret, _ = services.secret_set(
+            name=obj.name, value=value, actor=Actor.of_request(request), now=timezone.now()
+        )
         # The service wrote the row; the admin goes on to log and redirect with this object.
         obj.pk = secret.pk
         obj.refresh_from_db()
@@ -211,46 +221,59 @@ class SecretAdmin(admin.ModelAdmin):
                 protected.append(f"Function: {function_name} (reads secret {secret.name})")
         return deleted, model_count, perms_needed, protected
 
+    def has_add_permission(self, request) -> bool:
+        return self.has_secrets_permission(request)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return self.has_secrets_permission(request)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return self.has_secrets_permission(request)
+
     def delete_model(self, request, obj: Secret) -> None:
-        services.secret_delete(secret=obj)
+        services.secret_delete(secret=obj, actor=Actor.of_request(request), now=timezone.now())
 
     def delete_queryset(self, request, queryset) -> None:
+        actor, now = Actor.of_request(request), timezone.now()
         for secret in queryset:
-            services.secret_delete(secret=secret)
+            services.secret_delete(secret=secret, actor=actor, now=now)
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
-    list_display = ["name", "prefix", "created_by", "created_at", "last_used_at", "revoked_at"]
+class ApiTokenAdmin(RightsAdmin):
+    """Tokens are made on the console's API tokens page (or `manage.py create_token`), where
+    the text is shown once in the response: never here, where it would pass through the
+    messages cookie. An admin revokes anyone's token here or there."""
+
+    list_display = [
+        "name",
+        "prefix",
+        "created_by",
+        "scopes",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "last_used_from",
+        "revoked_at",
+    ]
     list_filter = ["revoked_at"]
-    search_fields = ["name", "prefix"]
+    search_fields = ["name", "prefix", "created_by__username"]
     actions = ["revoke"]
+    fields = list_display
+    readonly_fields = list_display
 
-    def get_fields(self, request, obj=None):
-        if obj is None:
-            return ["name"]
-        return ["name", "prefix", "created_by", "created_at", "last_used_at", "revoked_at"]
+    def has_add_permission(self, request) -> bool:
+        return False
 
-    def get_readonly_fields(self, request, obj=None):
-        return self.get_fields(request, obj) if obj else []
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
 
-    def save_model(self, request, obj: ApiToken, form, change: bool) -> None:
-        if change:
-            return  # every field of an existing token is read-only
-        token, plaintext = services.token_create(
-            name=obj.name, created_by=request.user, now=timezone.now()
-        )
-        obj.pk = token.pk
-        obj.refresh_from_db()
-        messages.warning(
-            request,
-            f"API token {token.name}: {plaintext} — copy it now, it is not shown again. "
-            f"Use it with: export CHALK_COMPUTE_TOKEN={plaintext}",
-        )
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # revoke instead: the token's audit events keep pointing at it
 
-    @admin.action(description="Revoke selected tokens")
+    @admin.action(description="Revoke selected tokens", permissions=["admin"])
     def revoke(self, request, queryset) -> None:
-        now = timezone.now()
+        actor, now = Actor.of_request(request), timezone.now()
         for token in queryset:
-            services.token_revoke(token=token, now=now)
+            services.token_revoke(token=token, actor=actor, now=now)
         self.message_user(request, f"Revoked {queryset.count()} token(s).", messages.SUCCESS)

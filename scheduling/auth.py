@@ -12,8 +12,11 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
-from rest_framework.permissions import BasePermission
+from rest_framework.permissions import SAFE_METHODS, BasePermission
 
+from access.actor import Actor
+from access.rights import Right
+from access.services import authorize
 from scheduling.models import ApiToken
 from scheduling.services import CREATE_TOKEN_HINT, token_hash
 
@@ -31,6 +34,18 @@ MALFORMED_HEADER = (
 UNKNOWN_TOKEN = (
     f"This API token is not valid on this server. To get a token, {CREATE_TOKEN_HINT}, then "
     "export CHALK_COMPUTE_TOKEN=<token>"
+)
+EXPIRED_TOKEN = (
+    "This API token ({name}, {prefix}…) expired at {at:%Y-%m-%d %H:%M} UTC. To get a new one, "
+    f"{CREATE_TOKEN_HINT}, then export CHALK_COMPUTE_TOKEN=<token>"
+)
+OWNERLESS_TOKEN = (
+    "This API token ({name}, {prefix}…) belongs to no one (its user was deleted, or it was made "
+    f"before tokens had owners), so it may do nothing. To get a new one, {CREATE_TOKEN_HINT}"
+)
+INACTIVE_OWNER = (
+    "This API token ({name}, {prefix}…) belongs to {user}, whose account is deactivated: its "
+    "tokens may do nothing until an admin activates it again"
 )
 REVOKED_TOKEN = (
     "This API token ({name}, {prefix}…) was revoked. To get a new one, "
@@ -58,15 +73,31 @@ class BearerTokenAuthentication(BaseAuthentication):
         )
         if token is None:
             raise exceptions.AuthenticationFailed(UNKNOWN_TOKEN, code="invalid_token")
+        words = {"name": token.name, "prefix": token.prefix}
+        now = timezone.now()
         if token.revoked_at is not None:
             raise exceptions.AuthenticationFailed(
-                REVOKED_TOKEN.format(name=token.name, prefix=token.prefix), code="invalid_token"
+                REVOKED_TOKEN.format(**words), code="invalid_token"
             )
-        now = timezone.now()
-        if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION:
-            ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
-            token.last_used_at = now
-        return token.created_by, token
+        if token.expires_at is not None and token.expires_at <= now:
+            raise exceptions.AuthenticationFailed(
+                EXPIRED_TOKEN.format(**words, at=token.expires_at), code="invalid_token"
+            )
+        owner = token.created_by
+        if owner is None:
+            raise exceptions.AuthenticationFailed(
+                OWNERLESS_TOKEN.format(**words), code="invalid_token"
+            )
+        if not owner.is_active:
+            raise exceptions.AuthenticationFailed(
+                INACTIVE_OWNER.format(**words, user=owner.get_username()), code="invalid_token"
+            )
+        address = request.META.get("REMOTE_ADDR") or None
+        stale = token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION
+        if stale or token.last_used_from != address:
+            ApiToken.objects.filter(pk=token.pk).update(last_used_at=now, last_used_from=address)
+            token.last_used_at, token.last_used_from = now, address
+        return owner, token
 
     def authenticate_header(self, request: HttpRequest) -> str:
         # Makes DRF answer 401 (with WWW-Authenticate), not 403, to a request without a token.
@@ -74,20 +105,15 @@ class BearerTokenAuthentication(BaseAuthentication):
 
 
 class HasApiToken(BasePermission):
-    """Allows requests that authenticated with an API token (session logins do not count)."""
+    """Allows requests that authenticated with an API token (session logins do not count), and
+    asks access for the read right on reads; each write's service checks its own right."""
 
     def has_permission(self, request, view) -> bool:
         if not isinstance(request.auth, ApiToken):
             raise exceptions.NotAuthenticated(NO_TOKEN)
+        if request.method in SAFE_METHODS:
+            authorize(Actor.of_request(request), Right.READ)
         return True
-
-
-def actor_name(request) -> str:
-    """Who did it, for paused_by/created_by: the API token's name or the logged-in username."""
-    if isinstance(getattr(request, "auth", None), ApiToken):
-        return request.auth.name
-    user = getattr(request, "user", None)
-    return user.get_username() if user is not None and user.is_authenticated else ""
 
 
 class BearerTokenScheme(OpenApiAuthenticationExtension):

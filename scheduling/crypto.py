@@ -1,8 +1,8 @@
 """Encryption of secret values at rest.
 
 settings.CHALK_SECRETS_KEY holds one or more comma-separated Fernet keys. The first encrypts;
-every one decrypts, so a key is rotated by putting the new key first, re-saving the secrets,
-then dropping the old key.
+every one decrypts, so a key is rotated by putting the new key first (on every process),
+running `manage.py rotate_secrets_key`, then dropping the old key.
 """
 
 import functools
@@ -17,7 +17,7 @@ class SecretDecryptionError(RuntimeError):
 
 
 @functools.lru_cache(maxsize=4)
-def _fernet_for(keys: str) -> MultiFernet:
+def _keys_for(keys: str) -> tuple[Fernet, ...]:
     fernets = []
     for position, key in enumerate((k.strip() for k in keys.split(",") if k.strip()), 1):
         try:
@@ -30,7 +30,12 @@ def _fernet_for(keys: str) -> MultiFernet:
             ) from None
     if not fernets:
         raise ImproperlyConfigured("CHALK_SECRETS_KEY is empty; set it to a Fernet key")
-    return MultiFernet(fernets)
+    return tuple(fernets)
+
+
+@functools.lru_cache(maxsize=4)
+def _fernet_for(keys: str) -> MultiFernet:
+    return MultiFernet(list(_keys_for(keys)))
 
 
 def _fernet() -> MultiFernet:
@@ -54,3 +59,13 @@ def decrypt(ciphertext: str) -> str:
 def reencrypt(ciphertext: str) -> str:
     """Returns the ciphertext under the first key (for rotation)."""
     return _fernet().rotate(ciphertext.encode("ascii")).decode("ascii")
+
+
+def is_under_first_key(ciphertext: str) -> bool:
+    """Whether the first key of CHALK_SECRETS_KEY alone decrypts the ciphertext: a rotation has
+    nothing left to do for it."""
+    try:
+        _keys_for(settings.CHALK_SECRETS_KEY)[0].decrypt(ciphertext.encode("ascii"))
+    except InvalidToken:
+        return False
+    return True

@@ -1,9 +1,13 @@
 """What a function IS: its deployed versions, the image they run in, the secrets they read,
 and the API tokens that deploy them. What happened to it (runs) lives in `runs/`."""
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+
+from chalkcompute.spec import FunctionSpec
 
 OVERLAP_CHOICES = [("skip", "skip"), ("allow", "allow")]
 
@@ -112,6 +116,13 @@ class FunctionVersion(models.Model):
     # current version's hash is "unchanged". Not unique: a rollback deploys old content again.
     content_hash = models.CharField(max_length=64)
     created_by = models.CharField(max_length=150, blank=True)  # a username or an API token name
+    # Who deployed it, kept as a link too (null for versions from before these existed).
+    created_by_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_by_token = models.ForeignKey(
+        "ApiToken", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField()
 
     class Meta:
@@ -142,6 +153,35 @@ class FunctionVersion(models.Model):
     def __str__(self) -> str:
         return f"{self.function.name} v{self.number}"
 
+    # The FunctionSpec is stored in the columns above: each field in the column of its name,
+    # but the image (a row, shared by equal specs) and these. The scheduler reads `cron`.
+    SPEC_COLUMNS = {"secrets": "secret_names"}
+
+    @classmethod
+    def spec_columns(cls, spec: FunctionSpec, image: Image) -> dict[str, Any]:
+        """The column values that store `spec`, with `image` the row of its image."""
+        document = spec.as_dict()
+        columns = {cls.SPEC_COLUMNS.get(name, name): value for name, value in document.items()}
+        columns["image"] = image
+        columns["cron"] = spec.schedule.cron if spec.schedule is not None else None
+        return columns
+
+    @property
+    def spec_document(self) -> dict[str, Any]:
+        """The spec's canonical JSON (FunctionSpec.as_dict()) as stored, read without checking
+        it again: a version stays readable when a later rule would refuse it."""
+        return {
+            name: self.image.spec
+            if name == "image"
+            else getattr(self, self.SPEC_COLUMNS.get(name, name))
+            for name in FunctionSpec.field_names()
+        }
+
+    @property
+    def spec(self) -> FunctionSpec:
+        """The FunctionSpec this version was deployed with, checked as a deploy checks it."""
+        return FunctionSpec.from_dict(self.spec_document)
+
 
 class ApiToken(models.Model):
     """A bearer token for the REST API. Only its SHA-256 is stored; the text is shown once."""
@@ -149,11 +189,17 @@ class ApiToken(models.Model):
     name = models.CharField(max_length=100)
     token_hash = models.CharField(max_length=64)
     prefix = models.CharField(max_length=16)  # the first characters, to tell tokens apart
+    # The token's owner: it can never do more than this user may do now. Deleting the user
+    # deletes their tokens; a token from before owners were required has none and is refused.
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE
     )
+    # access.rights.Right values: what this token may do, within its owner's role.
+    scopes = models.JSONField(default=list)
     created_at = models.DateTimeField()
+    expires_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    last_used_from = models.GenericIPAddressField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -1,13 +1,13 @@
 """Writes to what a function is: deploy, pause, resume, delete; secrets; API tokens.
 
-Every entry point (REST API, admin, console, management commands) calls these. Each takes
-`now` from its caller, so one operation sees one instant.
+Every entry point (REST API, admin, console, management commands) calls these. Each takes the
+`actor` and `now` from its caller, checks the actor's rights (access.services.authorize) and
+records what it changed in the audit trail, so no entry point can forget either.
 """
 
 import hashlib
 import json
 import secrets as token_generator
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -16,12 +16,14 @@ from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Max
-from django.utils import timezone
 
-from chalkcompute.image import Image as ImageSpec
+from access.actor import Actor
+from access.models import AuditAction
+from access.rights import Right, parse_scopes
+from access.services import AccessDenied, audit, authorize, rights_of
 from chalkcompute.names import InvalidNameError, check_function_name, check_secret_name
-from chalkcompute.retries import Retries
-from chalkcompute.schedule import Schedule, parse
+from chalkcompute.schedule import parse
+from chalkcompute.spec import FunctionSpec
 from scheduling import crypto
 from scheduling.errors import (
     InvalidSecretNameError,
@@ -57,7 +59,29 @@ class DeployResult:
     outcome: Literal["created", "updated", "unchanged"]
 
 
-def _content_hash(content: dict) -> str:
+# The spec fields hashed since the first version. A field added later is hashed only when it
+# is not at its default, so adding an option does not turn every redeploy into a new version.
+_FIRST_SPEC_FIELDS = frozenset(
+    {"schedule", "image", "secrets", "cpu", "memory", "gpu", "retries", "timeout", "overlap"}
+)
+
+
+def content_hash(*, source: str, source_filename: str, entrypoint: str, spec: FunctionSpec) -> str:
+    """SHA-256 of the canonical JSON of the code and spec.as_dict(): a redeploy with the
+    current version's hash is "unchanged". Hashed as it always was, so versions stored before
+    FunctionSpec stay "unchanged": the image by its hash, the secrets as `secret_names`, and
+    the canonical cron beside the schedule (an engine that reads a schedule differently makes
+    a new version, with the cron the scheduler then reads)."""
+    defaults = FunctionSpec().as_dict()
+    content = {
+        name: value
+        for name, value in spec.as_dict().items()
+        if name in _FIRST_SPEC_FIELDS or value != defaults[name]
+    }
+    content["image"] = spec.image.spec_hash
+    content["secret_names"] = content.pop("secrets")
+    content["cron"] = spec.schedule.cron if spec.schedule is not None else None
+    content.update(source=source, source_filename=source_filename, entrypoint=entrypoint)
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(canonical.encode("ascii")).hexdigest()
 
@@ -68,17 +92,10 @@ def function_deploy(
     source: str,
     source_filename: str,
     entrypoint: str,
-    schedule: Schedule | None,
-    image: ImageSpec,
-    secret_names: Sequence[str],
-    cpu: str | None,
-    memory: str | None,
-    gpu: str | None,
-    retries: Retries,
-    timeout: float | None,
-    overlap: str,
-    deployed_by: str,
+    spec: FunctionSpec,
+    actor: Actor,
     now: datetime,
+    rollback_of: int | None = None,
 ) -> DeployResult:
     """Deploys `name`: creates the function, adds a version, or reports "unchanged".
 
@@ -90,7 +107,13 @@ def function_deploy(
     6. Set next_fire_at: keep the slot if the canonical cron is unchanged (a redeploy never
        skips or repeats a slot), else the first slot after `now`; none when on demand or
        paused.
+
+    A function that reads secrets needs the secrets right too: running code that reads a
+    secret is reading it.
     """
+    authorize(actor, Right.DEPLOY)
+    if spec.secrets:
+        authorize(actor, Right.SECRETS)
     check_function_name(name)
     source_bytes = len(source.encode("utf-8"))
     if source_bytes > settings.CHALK_MAX_SOURCE_BYTES:
@@ -99,23 +122,8 @@ def function_deploy(
             "bytes (CHALK_MAX_SOURCE_BYTES on the server). Keep data out of the module: "
             "read it at run time from your store, or raise the limit"
         )
-    secret_names = sorted(set(secret_names))
-    content = {
-        "source": source,
-        "source_filename": source_filename,
-        "entrypoint": entrypoint,
-        "image": image.spec_hash,
-        "schedule": schedule.expr if schedule else None,
-        "cron": schedule.cron if schedule else None,
-        "cpu": cpu,
-        "memory": memory,
-        "gpu": gpu,
-        "retries": retries.as_dict(),
-        "timeout": None if timeout is None else float(timeout),
-        "overlap": overlap,
-        "secret_names": secret_names,
-    }
-    content_hash = _content_hash(content)
+    code = {"source": source, "source_filename": source_filename, "entrypoint": entrypoint}
+    version_hash = content_hash(**code, spec=spec)
 
     with transaction.atomic():
         # Two deploys of one name at once must not both create version n+1: the second waits
@@ -125,15 +133,15 @@ def function_deploy(
             name=name, defaults={"created_at": now, "updated_at": now}
         )
         current = function.current_version
-        if current is not None and current.content_hash == content_hash:
+        if current is not None and current.content_hash == version_hash:
             return DeployResult(function=function, outcome="unchanged")
 
         found = set(
             Secret.objects.select_for_update()
-            .filter(name__in=secret_names)
+            .filter(name__in=spec.secrets)
             .values_list("name", flat=True)
         )
-        missing = [n for n in secret_names if n not in found]
+        missing = [n for n in spec.secrets if n not in found]
         if missing:
             listed = ", ".join(missing)
             raise UnknownSecretError(
@@ -143,44 +151,47 @@ def function_deploy(
             )
 
         image_row, _ = Image.objects.get_or_create(
-            spec_hash=image.spec_hash, defaults={"spec": image.spec, "created_at": now}
+            spec_hash=spec.image.spec_hash, defaults={"spec": spec.image.spec, "created_at": now}
         )
         last_number = function.versions.aggregate(last=Max("number"))["last"] or 0
         version = FunctionVersion.objects.create(
             function=function,
             number=last_number + 1,
-            source=source,
-            source_filename=source_filename,
+            **code,
             source_sha256=hashlib.sha256(source.encode("utf-8")).hexdigest(),
-            entrypoint=entrypoint,
-            image=image_row,
-            schedule=content["schedule"],
-            cron=content["cron"],
-            cpu=cpu,
-            memory=memory,
-            gpu=gpu,
-            retries=content["retries"],
-            timeout=content["timeout"],
-            overlap=overlap,
-            secret_names=secret_names,
-            content_hash=content_hash,
-            created_by=deployed_by,
+            **FunctionVersion.spec_columns(spec, image_row),
+            content_hash=version_hash,
+            created_by=actor.name,
+            created_by_user=actor.user,
+            created_by_token=actor.token,
             created_at=now,
         )
 
         same_cron = current is not None and current.cron == version.cron
-        if function.paused or schedule is None:
+        if function.paused or spec.schedule is None:
             function.next_fire_at = None
         elif not (same_cron and function.next_fire_at is not None):
-            function.next_fire_at = schedule.next_after(now)
+            function.next_fire_at = spec.schedule.next_after(now)
         function.current_version = version
         function.updated_at = now
         function.save(update_fields=["current_version", "next_fire_at", "updated_at"])
+        audit(
+            actor=actor,
+            action=AuditAction.DEPLOY if rollback_of is None else AuditAction.ROLLBACK,
+            now=now,
+            function=name,
+            target=f"version {version.number}",
+            detail={
+                "before": current.number if current is not None else None,
+                "after": version.number,
+                **({"content_of": rollback_of} if rollback_of is not None else {}),
+            },
+        )
     return DeployResult(function=function, outcome="created" if created else "updated")
 
 
 def function_rollback(
-    *, function: Function, number: int, deployed_by: str, now: datetime
+    *, function: Function, number: int, actor: Actor, now: datetime
 ) -> DeployResult:
     """Deploys the content of version `number` again, as a new version n+1 (history stays
     append-only; "unchanged" when that content is already current). Goes through
@@ -199,17 +210,10 @@ def function_rollback(
         source=version.source,
         source_filename=version.source_filename,
         entrypoint=version.entrypoint,
-        schedule=parse(version.schedule) if version.schedule is not None else None,
-        image=ImageSpec.from_spec(version.image.spec),
-        secret_names=version.secret_names,
-        cpu=version.cpu,
-        memory=version.memory,
-        gpu=version.gpu,
-        retries=Retries.coerce(version.retries),
-        timeout=version.timeout,
-        overlap=version.overlap,
-        deployed_by=deployed_by,
+        spec=version.spec,
+        actor=actor,
         now=now,
+        rollback_of=number,
     )
 
 
@@ -228,8 +232,9 @@ def check_pause_reason(reason: str) -> str:
     return reason
 
 
-def function_pause(*, function: Function, paused_by: str, reason: str, now: datetime) -> Function:
+def function_pause(*, function: Function, actor: Actor, reason: str, now: datetime) -> Function:
     """Stops scheduling `function`; pausing a paused function keeps who, when and why."""
+    authorize(actor, Right.RUN)
     check_pause_reason(reason)
     with transaction.atomic():
         function = _locked(function)
@@ -237,21 +242,36 @@ def function_pause(*, function: Function, paused_by: str, reason: str, now: date
             return function
         function.paused = True
         function.paused_at = now
-        function.paused_by = paused_by
+        function.paused_by = actor.name
         function.paused_reason = reason
         function.next_fire_at = None
         function.updated_at = now
         function.save()
+        audit(
+            actor=actor,
+            action=AuditAction.PAUSE,
+            now=now,
+            function=function.name,
+            detail={"reason": reason},
+        )
     return function
 
 
-def function_resume(*, function: Function, now: datetime) -> Function:
+def function_resume(*, function: Function, actor: Actor, now: datetime) -> Function:
     """Schedules `function` again from the first slot after `now`: the slots that passed while
     it was paused are not run."""
+    authorize(actor, Right.RUN)
     with transaction.atomic():
         function = _locked(function)
         if not function.paused:
             return function
+        audit(
+            actor=actor,
+            action=AuditAction.RESUME,
+            now=now,
+            function=function.name,
+            detail={"paused_by": function.paused_by, "reason": function.paused_reason},
+        )
         function.paused = False
         function.paused_at = None
         function.paused_by = ""
@@ -264,28 +284,40 @@ def function_resume(*, function: Function, now: datetime) -> Function:
 
 
 def functions_pause(
-    *, functions: list[Function], paused_by: str, reason: str, now: datetime
+    *, functions: list[Function], actor: Actor, reason: str, now: datetime
 ) -> list[Function]:
     """Pauses each of `functions`: all of them or, if one fails, none."""
+    authorize(actor, Right.RUN)
     check_pause_reason(reason)
     with transaction.atomic():
         return [
-            function_pause(function=function, paused_by=paused_by, reason=reason, now=now)
+            function_pause(function=function, actor=actor, reason=reason, now=now)
             for function in functions
         ]
 
 
-def functions_resume(*, functions: list[Function], now: datetime) -> list[Function]:
+def functions_resume(*, functions: list[Function], actor: Actor, now: datetime) -> list[Function]:
     """Resumes each of `functions`: all of them or, if one fails, none."""
+    authorize(actor, Right.RUN)
     with transaction.atomic():
-        return [function_resume(function=function, now=now) for function in functions]
+        return [function_resume(function=function, actor=actor, now=now) for function in functions]
 
 
-def function_delete(*, function: Function) -> None:
+def function_delete(*, function: Function, actor: Actor, now: datetime) -> None:
     """Deletes the function with its versions and runs. The row lock waits out a tick or a
     deploy holding the function, so neither writes a run or a version for a deleted row."""
+    authorize(actor, Right.DEPLOY)
     with transaction.atomic():
-        _locked(function).delete()
+        locked = _locked(function)
+        version = locked.current_version.number if locked.current_version else None
+        locked.delete()
+        audit(
+            actor=actor,
+            action=AuditAction.DELETE,
+            now=now,
+            function=function.name,
+            detail={"before": version, "after": None},
+        )
 
 
 # --- secrets ---------------------------------------------------------------------------------
@@ -310,9 +342,10 @@ def check_secret_value(name: str, value: object) -> str:
     return value
 
 
-def secret_set(*, name: str, value: str, now: datetime) -> tuple[Secret, bool]:
+def secret_set(*, name: str, value: str, actor: Actor, now: datetime) -> tuple[Secret, bool]:
     """Stores `value` encrypted under `name`, replacing any value there. Returns (secret,
-    created)."""
+    created). The audit trail gets the name, never the value."""
+    authorize(actor, Right.SECRETS)
     try:
         check_secret_name(name)
     except InvalidNameError as exc:
@@ -327,6 +360,12 @@ def secret_set(*, name: str, value: str, now: datetime) -> tuple[Secret, bool]:
             secret.ciphertext = ciphertext
             secret.updated_at = now
             secret.save(update_fields=["ciphertext", "updated_at"])
+        audit(
+            actor=actor,
+            action=AuditAction.SECRET_SET if created else AuditAction.SECRET_REPLACE,
+            now=now,
+            target=f"secret {name}",
+        )
     return secret, created
 
 
@@ -355,8 +394,9 @@ def secret_users(*, names: list[str]) -> dict[str, list[str]]:
     return {name: sorted(functions) for name, functions in users.items()}
 
 
-def secret_delete(*, secret: Secret) -> None:
+def secret_delete(*, secret: Secret, actor: Actor, now: datetime) -> None:
     """Deletes a secret no function's current version reads; raises SecretInUseError else."""
+    authorize(actor, Right.SECRETS)
     with transaction.atomic():
         # A deploy locks the secrets it names: this lock orders us before or after it, so a
         # deploy can never reference a secret deleted under it.
@@ -369,18 +409,50 @@ def secret_delete(*, secret: Secret) -> None:
                 f"without it, or delete {'it' if len(users) == 1 else 'them'}"
             )
         secret.delete()
+        audit(
+            actor=actor, action=AuditAction.SECRET_DELETE, now=now, target=f"secret {secret.name}"
+        )
 
 
-def secrets_reencrypt() -> int:
-    """Re-encrypts every secret under the first key of CHALK_SECRETS_KEY (key rotation), in one
-    transaction that locks the secrets: a deploy or a run reading one waits, never sees a mix."""
-    count = 0
-    with transaction.atomic():
-        for secret in Secret.objects.select_for_update():
-            secret.ciphertext = crypto.reencrypt(secret.ciphertext)
-            secret.save(update_fields=["ciphertext"])
-            count += 1
-    return count
+def secrets_reencrypt(
+    *, batch_size: int = 100, max_batches: int | None = None, progress=None
+) -> int:
+    """Re-encrypts every secret not yet under the first key of CHALK_SECRETS_KEY (key rotation)
+    and returns how many it re-encrypted.
+
+    Safe while the platform runs: it goes through the secrets by id, `batch_size` at a time,
+    each batch in its own short transaction that locks only those rows (a write to one of them
+    waits for the batch; readers see the old or the new ciphertext, and every process decrypts
+    both while the old key stays in the list). Resumable: a secret the first key alone already
+    decrypts is skipped, so a run stopped part way (a crash, ^C, `max_batches`) loses at most
+    its current batch, which rolls back, and the next run does only the rest. Secrets written
+    meanwhile are already under the first key. `progress(checked, reencrypted)` is called after
+    each batch with the running totals."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be 1 or more, not {batch_size}")
+    checked = reencrypted = batches = 0
+    last_id = 0
+    while max_batches is None or batches < max_batches:
+        with transaction.atomic():
+            batch = list(
+                Secret.objects.select_for_update()
+                .filter(id__gt=last_id)
+                .order_by("id")
+                .only("id", "ciphertext")[:batch_size]
+            )
+            if not batch:
+                break
+            for secret in batch:
+                if not crypto.is_under_first_key(secret.ciphertext):
+                    secret.ciphertext = crypto.reencrypt(secret.ciphertext)
+                    secret.save(update_fields=["ciphertext"])
+                    reencrypted += 1
+            last_id = batch[-1].id
+        checked += len(batch)
+        batches += 1
+        if progress is not None:
+            progress(checked, reencrypted)
+    return reencrypted
 
 
 # --- API tokens ------------------------------------------------------------------------------
@@ -391,29 +463,74 @@ def token_hash(plaintext: str) -> str:
 
 
 def token_create(
-    *, name: str, created_by: AbstractBaseUser | None = None, now: datetime | None = None
+    *,
+    name: str,
+    user: AbstractBaseUser,
+    actor: Actor,
+    now: datetime,
+    scopes: list[str] | None = None,
+    expires_at: datetime | None = None,
 ) -> tuple[ApiToken, str]:
-    """Creates an API token and returns it with its text, which is stored only as a hash:
-    show it once."""
+    """Creates an API token for `user` and returns it with its text, which is stored only as
+    a hash: show it once. Its scopes (default: all of the user's rights) must be within what
+    the user may do; only an admin makes tokens for someone else."""
+    authorize(actor, Right.READ)
+    if actor.user is None or actor.user.pk != user.pk:
+        authorize(actor, Right.ADMIN)
     name = name.strip() if isinstance(name, str) else ""
     if not name or len(name) > MAX_TOKEN_NAME:
         raise InvalidTokenNameError(
             f"a token name is 1 to {MAX_TOKEN_NAME} characters that say who or what uses it, "
             'e.g. "alice-laptop" or "ci"'
         )
+    held = rights_of(Actor(user=user))
+    if scopes is None:
+        wanted = [right for right in Right if right in held]
+    else:
+        try:
+            wanted = parse_scopes(scopes)
+        except ValueError as exc:
+            raise SchedulingError(str(exc)) from None
+    beyond = [right.value for right in wanted if right not in held]
+    if beyond or not wanted:
+        raise AccessDenied(
+            f"{user.get_username()} may not give a token the scope(s) "
+            f"{', '.join(beyond) or '(none)'}: a token can do at most what its owner's role "
+            f"allows ({', '.join(r.value for r in Right if r in held) or 'nothing'})"
+        )
+    if expires_at is not None and expires_at <= now:
+        raise SchedulingError("a token's expiry must be in the future")
     plaintext = TOKEN_PREFIX + token_generator.token_urlsafe(32)
     token = ApiToken.objects.create(
         name=name,
         token_hash=token_hash(plaintext),
         prefix=plaintext[:TOKEN_DISPLAY_CHARS],
-        created_by=created_by,
-        created_at=now or timezone.now(),
+        created_by=user,
+        scopes=[right.value for right in wanted],
+        expires_at=expires_at,
+        created_at=now,
+    )
+    audit(
+        actor=actor,
+        action=AuditAction.TOKEN_CREATE,
+        now=now,
+        target=f"token {token}",
+        detail={
+            "owner": user.get_username(),
+            "scopes": token.scopes,
+            "expires_at": (expires_at.isoformat() if expires_at else None),
+        },
     )
     return token, plaintext
 
 
-def token_revoke(*, token: ApiToken, now: datetime) -> ApiToken:
-    """Revokes `token`; revoking a revoked token keeps its first revocation time."""
-    ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=now)
+def token_revoke(*, token: ApiToken, actor: Actor, now: datetime) -> ApiToken:
+    """Revokes `token`: its owner or an admin may. Revoking a revoked token keeps its first
+    revocation time."""
+    if actor.user is None or token.created_by_id != actor.user.pk:
+        authorize(actor, Right.ADMIN)
+    revoked = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=now)
+    if revoked:
+        audit(actor=actor, action=AuditAction.TOKEN_REVOKE, now=now, target=f"token {token}")
     token.refresh_from_db()
     return token

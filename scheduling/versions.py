@@ -2,28 +2,41 @@
 
 import difflib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from scheduling.models import FunctionVersion
 
 
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+# How the version view shows each spec field, in this order; a field not named here follows
+# them, shown as its JSON.
+_SHOWN: dict[str, Callable[[Any], str]] = {
+    "schedule": lambda schedule: schedule or "on demand",
+    "image": _json,
+    "cpu": lambda cpu: cpu or "default",
+    "memory": lambda memory: memory or "default",
+    "gpu": lambda gpu: gpu or "none",
+    "retries": lambda retries: _json(retries or {}),
+    "timeout": lambda timeout: f"{timeout:g} s" if timeout else "none",
+    "overlap": str,
+    "secrets": lambda names: ", ".join(names) or "none",
+}
+
+
 def version_document(version: FunctionVersion) -> list[str]:
     """A version as lines of text, configuration first, for the diff between two versions."""
-    retries = version.retries or {}
-    lines = [
-        f"schedule:   {version.schedule or 'on demand'}"
-        + (f"  (cron {version.cron})" if version.cron and version.cron != version.schedule else ""),
-        f"image:      {json.dumps(version.image.spec, sort_keys=True)}",
-        f"cpu:        {version.cpu or 'default'}",
-        f"memory:     {version.memory or 'default'}",
-        f"gpu:        {version.gpu or 'none'}",
-        f"retries:    {json.dumps(retries, sort_keys=True)}",
-        f"timeout:    {f'{version.timeout:g} s' if version.timeout else 'none'}",
-        f"overlap:    {version.overlap}",
-        f"secrets:    {', '.join(version.secret_names) or 'none'}",
-        f"entrypoint: {version.entrypoint} in {version.source_filename}",
-        "",
-    ]
+    spec = version.spec_document
+    shown = {name: _SHOWN.get(name, _json)(value) for name, value in spec.items()}
+    if version.cron and version.cron != version.schedule:
+        shown["schedule"] += f"  (cron {version.cron})"
+    names = [*(name for name in _SHOWN if name in shown), *(n for n in shown if n not in _SHOWN)]
+    lines = [f"{name + ':':<11} {shown[name]}" for name in names]
+    lines += [f"entrypoint: {version.entrypoint} in {version.source_filename}", ""]
     return lines + version.source.splitlines()
 
 

@@ -39,3 +39,18 @@ document.addEventListener("click", function (event) {
   const button = event.target.closest("button[data-confirm]");
   if (button && !window.confirm(button.dataset.confirm)) event.preventDefault();
 });
+
+// The live log polls only while the tab is visible: a poll from a hidden tab is dropped. (An
+// htmx trigger filter would say this in the template, but it needs eval, which the page's
+// Content-Security-Policy forbids.)
+document.addEventListener("htmx:confirm", function (event) {
+  if (event.target.matches("[data-only-while-visible]") && document.visibilityState !== "visible") {
+    event.preventDefault();
+  }
+});
+
+// The new token's field selects itself on focus, ready to copy (no inline handlers: the CSP
+// forbids them).
+document.addEventListener("focusin", function (event) {
+  if (event.target.matches("input[data-select-on-focus]")) event.target.select();
+});

@@ -6,6 +6,15 @@ and reports through the file descriptor in CHALK_EVENTS_FD, one JSON per line: w
 code prints and `chalk_logger` records, in the order they happened, then the result (a return,
 or the exception with its traceback). Output written to the file descriptors directly (by a
 subprocess, say) still reaches the runner through the stdout and stderr pipes.
+
+The events (the runner masks secrets in every text of them):
+- {"kind": "line", "stream": "stdout"|"stderr", "ts", "text"}: printed text, a line with its
+  "\n", or a part of one (on a flush, or every PIECE_CHARS of a long line);
+- {"kind": "log", "level", "ts", "text", "more"}: a chalk_logger record, a long one in parts
+  of PIECE_CHARS, "more" on every part but its last;
+- {"kind": "result", "ok": true, "return", "return_cut"} or {"kind": "result", "ok": false,
+  "error_type", "error_message", "error_message_cut", "traceback", "traceback_cut"}: the
+  texts cut to their limits ("_cut" true), the traceback keeping its end.
 """
 
 import asyncio
@@ -21,6 +30,9 @@ import traceback
 from pathlib import Path
 
 MAX_RETURN_REPR = 2000
+MAX_ERROR_MESSAGE = 16_384
+MAX_TRACEBACK = 65_536
+PIECE_CHARS = 16_384  # the most text in one event: the runner reads events of bounded size
 
 
 class _EventWriter:
@@ -28,16 +40,18 @@ class _EventWriter:
         self._file = os.fdopen(fd, "w", buffering=1, encoding="utf-8", errors="replace")
         self._lock = threading.Lock()  # threads of the function log and print too
 
-    def send(self, event: dict) -> None:
-        line = json.dumps(event) + "\n"
+    def send(self, *events: dict) -> None:
+        """Sends events one after the other, no other thread's in between."""
         with self._lock:
-            self._file.write(line)
+            for event in events:
+                self._file.write(json.dumps(event) + "\n")
             self._file.flush()
 
 
 class _LinesToEvents:
     """Stands in for sys.stdout / sys.stderr: each complete line becomes an event, so prints
-    and log records keep their order. Partial lines wait for their newline or a flush."""
+    and log records keep their order. Partial lines wait for their newline or a flush, or go
+    in parts of PIECE_CHARS."""
 
     def __init__(self, events: _EventWriter, stream: str, original) -> None:
         self.events = events
@@ -47,20 +61,36 @@ class _LinesToEvents:
         self.lock = threading.Lock()
 
     def write(self, text: str) -> int:
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
         with self.lock:
-            *lines, self.partial = (self.partial + text).split("\n")
-        for line in lines:
-            self.events.send(
-                {"kind": "line", "stream": self.stream, "ts": time.time(), "text": line}
-            )
+            pieces = []
+            start, size = 0, len(text)
+            while start < size:
+                room = PIECE_CHARS - len(self.partial)  # partial is always shorter
+                end = text.find("\n", start, start + room)
+                if end < 0 and size - start < room:
+                    self.partial += text[start:]
+                    break
+                end = start + room if end < 0 else end + 1
+                pieces.append(self.partial + text[start:end])
+                self.partial, start = "", end
+                if len(pieces) == 64:  # a long text goes as it is cut, not copied whole
+                    self._send(pieces)
+                    pieces = []
+            self._send(pieces)
         return len(text)
 
     def flush(self) -> None:
         with self.lock:
             partial, self.partial = self.partial, ""
-        if partial:
+            self._send([partial] if partial else [])
+
+    def _send(self, pieces: list[str]) -> None:
+        if pieces:
+            now = time.time()
             self.events.send(
-                {"kind": "line", "stream": self.stream, "ts": time.time(), "text": partial}
+                *({"kind": "line", "stream": self.stream, "ts": now, "text": p} for p in pieces)
             )
 
     def __getattr__(self, name: str):
@@ -78,8 +108,18 @@ class _RunLogHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             text = self.format(record)
+            starts = range(0, len(text), PIECE_CHARS) if text else [0]
             self.events.send(
-                {"kind": "log", "ts": record.created, "level": record.levelname, "text": text}
+                *(
+                    {
+                        "kind": "log",
+                        "ts": record.created,
+                        "level": record.levelname,
+                        "text": text[start : start + PIECE_CHARS],
+                        "more": start + PIECE_CHARS < len(text),
+                    }
+                    for start in starts
+                )
             )
         except Exception:  # a logging call must never break the user's function
             self.handleError(record)
@@ -115,10 +155,14 @@ def main() -> int:
             result = asyncio.run(_await(result))
     except BaseException as exc:  # noqa: BLE001 - every failure is reported, SystemExit too
         if isinstance(exc, SystemExit) and exc.code in (None, 0):
+            sys.stdout.flush()
+            sys.stderr.flush()
             events.send({"kind": "result", "ok": True, "return": None})
             return 0
         sys.stdout.flush()
         sys.stderr.flush()
+        message = _text(str, exc)
+        trace = "".join(traceback.format_exception(exc))
         events.send(
             {
                 "kind": "result",
@@ -126,21 +170,33 @@ def main() -> int:
                 "error_type": f"{type(exc).__module__}.{type(exc).__qualname__}".removeprefix(
                     "builtins."
                 ),
-                "error_message": str(exc),
-                "traceback": "".join(traceback.format_exception(exc)),
+                "error_message": message[:MAX_ERROR_MESSAGE],
+                "error_message_cut": len(message) > MAX_ERROR_MESSAGE,
+                "traceback": trace[-MAX_TRACEBACK:],
+                "traceback_cut": len(trace) > MAX_TRACEBACK,
             }
         )
         return 1
     sys.stdout.flush()
     sys.stderr.flush()
+    shown = None if result is None else _text(repr, result)
     events.send(
         {
             "kind": "result",
             "ok": True,
-            "return": None if result is None else repr(result)[:MAX_RETURN_REPR],
+            "return": None if shown is None else shown[:MAX_RETURN_REPR],
+            "return_cut": shown is not None and len(shown) > MAX_RETURN_REPR,
         }
     )
     return 0
+
+
+def _text(show, value: object) -> str:
+    """str() or repr() of a value whose own method may fail."""
+    try:
+        return show(value)
+    except Exception as exc:  # noqa: BLE001 - the result is reported anyway
+        return f"<{show.__name__}() of {type(value).__qualname__} failed: {type(exc).__name__}>"
 
 
 async def _await(awaitable):

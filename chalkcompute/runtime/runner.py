@@ -5,13 +5,23 @@
 2. Runs the function in a child process in its own session, the secrets in its environment.
 3. Every second posts a heartbeat: new stdout/stderr/chalk_logger lines (secret values masked,
    capped per attempt) and a CPU/RSS sample. The answer says whether the run was cancelled.
+   Output is read in chunks of at most READ_BYTES and cut into lines of at most
+   MAX_LINE_CHARS, and lines wait for a heartbeat only up to MAX_PENDING_BYTES (then the
+   function waits to write), so a long line without a newline costs the runner no memory.
 4. Enforces the timeout (SIGTERM, then SIGKILL after a grace period) and the memory limit.
 5. Reports the outcome: a return, or the exception's type, message and traceback, and the
    exit code. A report that cannot be delivered is retried until the server answers.
+
+One Masker (masking.py) masks every path: the stdout and stderr pipes (what the function or its
+subprocesses write to the file descriptors), the lines Python code prints and the chalk_logger
+records (through the events pipe), the exception's message and traceback and the return value.
+Each stream of text is masked as a stream, so a secret split across two writes is masked too.
 """
 
+import codecs
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -22,16 +32,23 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from chalkcompute.client import CrossOriginRedirectError, urlopen
+from chalkcompute.runtime.masking import Masker, MaskingStream
 from chalkcompute.runtime.parent import die_with_parent
 from chalkcompute.runtime.usage import Usage, session_usage
 
 HEARTBEAT_SECONDS = 1.0
 CHECK_SECONDS = 0.1
 KILL_GRACE_SECONDS = 5.0
-MAX_LINE_CHARS = 16_384
-MASK = "********"
-MIN_MASKED_LENGTH = 3  # masking "1" would blank every digit of the log
+DRAIN_SECONDS = 10.0  # after the function's end, for the pipes to be read to their end
+READ_BYTES = 65_536  # the most read from a pipe at once
+MAX_EVENT_BYTES = 4 * 2**20  # an event line longer than this is dropped (the child's are short)
+MAX_LINE_CHARS = 16_384  # a longer line is cut into lines of this many characters
+IDLE_SECONDS = 0.25  # a pipe quiet this long: what it holds back (partial line, mask window) goes
+PARTIAL_LINE_SECONDS = 1.0  # a line without its newline this long is logged as it is so far
 FLUSH_LINES = 500
+MAX_BATCH_BYTES = 2**20  # of lines as JSON in one heartbeat (the server reads 2.5 MB at most)
+MAX_PENDING_BYTES = 2 * 2**20  # of lines waiting for a heartbeat; then readers wait for room
 
 
 class RunnerApi:
@@ -59,8 +76,14 @@ class RunnerApi:
                 },
             )
             try:
-                with urllib.request.urlopen(request, timeout=30) as response:
+                with urlopen(request, timeout=30) as response:
                     return json.loads(response.read() or b"{}")
+            except CrossOriginRedirectError as exc:  # not followed, and not worth retrying
+                raise RunnerError(
+                    f"{method} {path}: HTTP {exc.status}: a redirect to another origin "
+                    f"({exc.location}) is not followed with the attempt's token; "
+                    "CHALK_SERVER_URL must be the server's own address"
+                ) from None
             except urllib.error.HTTPError as exc:
                 if exc.code < 500 or time.monotonic() > deadline:
                     detail = exc.read().decode("utf-8", "replace")[:500]
@@ -77,70 +100,232 @@ class RunnerError(RuntimeError):
 
 
 class LogBuffer:
-    """Lines waiting to be posted, numbered in order, secrets masked, volume capped."""
+    """Lines waiting to be posted, numbered in order, volume capped. Its lines come masked
+    and cut (_Channel). Readers wait while MAX_PENDING_BYTES are waiting for a heartbeat.
 
-    def __init__(self, secrets: list[str], max_bytes: int) -> None:
-        self.secrets = sorted(
-            (s for s in secrets if len(s) >= MIN_MASKED_LENGTH), key=len, reverse=True
-        )
+    The cap is the server's (max_log_bytes), counted as the server counts: the line that
+    passes it is still sent, for the server to drop it and write its "log truncated" line,
+    and nothing after it; nor anything once a heartbeat's answer says the log is truncated."""
+
+    def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
         self.bytes = 0
         self.truncated = False
+        self.closed = False
         self.next_seq = 0
         self.pending: list[dict] = []
+        self.sizes: list[int] = []  # of each pending line as JSON, as the heartbeat sends it
+        self.pending_bytes = 0
         self.lock = threading.Lock()
-
-    def mask(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, MASK)
-        return text
+        self.room = threading.Condition(self.lock)
 
     def add(self, stream: str, text: str, level: str = "", ts: float | None = None) -> None:
-        text = self.mask(text.rstrip("\n"))
-        if len(text) > MAX_LINE_CHARS:
-            text = text[:MAX_LINE_CHARS] + " …[line cut]"
-        with self.lock:
-            if self.truncated:
+        with self.room:
+            while self.pending_bytes > MAX_PENDING_BYTES and not self.closed:
+                self.room.wait(0.5)
+            if self.truncated or self.closed:
                 return
-            self.bytes += len(text.encode("utf-8", "replace"))
-            if self.bytes > self.max_bytes:
-                self.truncated = True
-                stream, level = "system", "WARNING"
-                text = (
-                    f"log truncated: this attempt wrote more than {self.max_bytes} bytes; "
-                    "later lines were dropped"
-                )
-            self.pending.append(
-                {"ts": ts or time.time(), "stream": stream, "level": level, "text": text}
-            )
+            # As the server stores it: NUL and unpaired surrogates as U+FFFD.
+            self.bytes += len(text.encode("utf-8", "surrogatepass")) + 2 * text.count("\x00")
+            self.truncated = self.bytes > self.max_bytes
+            line = {"ts": ts or time.time(), "stream": stream, "level": level, "text": text}
+            self.pending.append(line)
+            self.sizes.append(len(json.dumps(line)) + 2)
+            self.pending_bytes += self.sizes[-1]
+
+    def server_truncated(self) -> None:
+        """The server drops the attempt's lines from now on: none is sent any more."""
+        with self.room:
+            self.truncated = True
+            self.pending, self.sizes, self.pending_bytes = [], [], 0
+            self.room.notify_all()
+
+    def full(self) -> bool:
+        """Enough lines for a heartbeat now."""
+        return len(self.pending) >= FLUSH_LINES or self.pending_bytes >= MAX_BATCH_BYTES
 
     def take(self) -> tuple[int, list[dict]]:
-        with self.lock:
-            lines, self.pending = self.pending, []
+        """The next batch: at most FLUSH_LINES lines and MAX_BATCH_BYTES of JSON (one line at
+        least)."""
+        with self.room:
+            size = count = 0
+            for line_size in self.sizes[:FLUSH_LINES]:
+                size += line_size
+                if count and size > MAX_BATCH_BYTES:
+                    break
+                count += 1
+            lines, self.pending = self.pending[:count], self.pending[count:]
+            taken, self.sizes = self.sizes[:count], self.sizes[count:]
+            self.pending_bytes -= sum(taken)
             first = self.next_seq
             self.next_seq += len(lines)
+            self.room.notify_all()
             return first, lines
 
     def put_back(self, first: int, lines: list[dict]) -> None:
         """A batch the server did not take goes back in front, keeping its numbers."""
-        with self.lock:
-            self.pending = lines + self.pending
+        with self.room:
+            sizes = [len(json.dumps(line)) + 2 for line in lines]
+            self.pending, self.sizes = lines + self.pending, sizes + self.sizes
+            self.pending_bytes += sum(sizes)
             self.next_seq = first
 
+    def close(self) -> None:
+        """No more lines: a reader still waiting for room drops what it holds."""
+        with self.room:
+            self.closed = True
+            self.room.notify_all()
 
-def _read_lines(pipe, on_line) -> None:
-    for raw in iter(pipe.readline, b""):
-        on_line(raw.decode("utf-8", "replace"))
-    pipe.close()
+
+class _Channel:
+    """One stream of text into the log: a pipe's, the lines Python prints to stdout or
+    stderr, or chalk_logger records (`records`: each `end()` ends one, newlines and all).
+
+    The text is masked as one stream, then cut into lines, a line longer than MAX_LINE_CHARS
+    into lines of that many characters. What the masking holds back and an unfinished line go
+    to the log at `end()`: at the end of the stream or of a record, or when the reader finds
+    the stream quiet. An unfinished line also goes once it is PARTIAL_LINE_SECONDS old (what
+    the masking holds back stays: it joins the next line)."""
+
+    def __init__(self, logs: LogBuffer, masker: Masker, stream: str, records: bool = False):
+        self.logs = logs
+        self.stream = stream
+        self.records = records
+        self.level = ""
+        self.masking: MaskingStream = masker.stream()
+        self.line: list[str] = []  # masked, waiting for the rest of their line
+        self.line_chars = 0
+        self.line_ts = 0.0
+        self.line_started = 0.0
+        self.ts = 0.0  # of the text being fed
+        self.cut = False  # the last line logged was cut before its newline came
+        self.record_open = False
+
+    def feed(self, text: str, ts: float | None = None) -> None:
+        if self.logs.truncated or self.logs.closed:
+            return  # nothing more is logged: no need to mask it
+        self.ts = ts or time.time()
+        self.record_open = True
+        self._take(self.masking.feed(text))
+        if (
+            not self.records
+            and self.line_chars
+            and time.monotonic() - self.line_started > PARTIAL_LINE_SECONDS
+        ):
+            self._emit(cut=True)
+
+    def end(self) -> None:
+        if self.logs.truncated or self.logs.closed:
+            return
+        self._take(self.masking.flush())
+        if self.records:
+            if self.record_open and (self.line_chars or not self.cut):  # "" is a record too
+                self.line[-1:] = [piece.rstrip("\n") for piece in self.line[-1:]]
+                self._emit(cut=False)
+            self.record_open = self.cut = False
+        elif self.line_chars:
+            self._emit(cut=True)
+
+    def _take(self, masked: str) -> None:
+        if self.records:
+            self._append(masked)
+            return
+        *lines, rest = masked.split("\n")
+        for line in lines:
+            # A newline right after a cut ends the line already logged: no empty line.
+            if line or self.line_chars or not self.cut:
+                self._append(line)
+                self._emit(cut=False)
+            self.cut = False
+        self._append(rest)
+
+    def _append(self, text: str) -> None:
+        while text:
+            if not self.line_chars:
+                self.line_ts, self.line_started = self.ts, time.monotonic()
+            room = MAX_LINE_CHARS - self.line_chars
+            piece, text = text[:room], text[room:]
+            self.line.append(piece)
+            self.line_chars += len(piece)
+            if self.line_chars >= MAX_LINE_CHARS:
+                self._emit(cut=True)
+
+    def _emit(self, cut: bool) -> None:
+        ts = self.line_ts if self.line_chars else self.ts
+        self.logs.add(self.stream, "".join(self.line), level=self.level, ts=ts)
+        self.line, self.line_chars, self.cut = [], 0, cut
+
+
+def _read_pipe(fd: int, on_chunk, on_quiet) -> None:
+    """Reads `fd` to its end, at most READ_BYTES at a time; `on_quiet()` once when nothing
+    came for IDLE_SECONDS."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
+    quiet = False
+    try:
+        while True:
+            if not poller.poll(IDLE_SECONDS * 1000):
+                if not quiet:
+                    on_quiet()
+                    quiet = True
+                continue
+            quiet = False
+            chunk = os.read(fd, READ_BYTES)
+            if not chunk:
+                return
+            on_chunk(chunk)
+    finally:
+        os.close(fd)
+
+
+def _read_output(fd: int, channel: _Channel) -> None:
+    """A stdout or stderr pipe: UTF-8 (what is not shows as U+FFFD), into its channel."""
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    _read_pipe(fd, lambda chunk: channel.feed(decoder.decode(chunk)), channel.end)
+    channel.feed(decoder.decode(b"", final=True))
+    channel.end()
+
+
+def _read_event_lines(fd: int, on_event, on_quiet) -> None:
+    """The events pipe: one JSON per line; a line longer than MAX_EVENT_BYTES is dropped."""
+    partial = bytearray()
+    dropping = False
+
+    def on_chunk(chunk: bytes) -> None:
+        nonlocal dropping
+        start = 0
+        while True:
+            end = chunk.find(b"\n", start)
+            if end < 0:
+                if not dropping:
+                    partial.extend(chunk[start:])
+                    if len(partial) > MAX_EVENT_BYTES:
+                        partial.clear()
+                        dropping = True
+                return
+            if not dropping:
+                partial.extend(chunk[start:end])
+                on_event(bytes(partial))
+            partial.clear()
+            dropping = False
+            start = end + 1
+
+    _read_pipe(fd, on_chunk, on_quiet)
 
 
 class Attempt:
     def __init__(self, api: RunnerApi, spec: dict) -> None:
         self.api = api
         self.spec = spec
-        self.logs = LogBuffer(
-            list(spec.get("secrets", {}).values()), int(spec.get("max_log_bytes", 10_000_000))
-        )
+        self.masker = Masker((spec.get("secrets") or {}).values())
+        self.logs = LogBuffer(int(spec.get("max_log_bytes", 10_000_000)))
+        # What Python code prints and chalk_logger records come in order on the events pipe;
+        # os.write to the file descriptors (and subprocesses) through the stdout/stderr pipes.
+        self.printed = {
+            stream: _Channel(self.logs, self.masker, stream) for stream in ("stdout", "stderr")
+        }
+        self.records = _Channel(self.logs, self.masker, "stdout", records=True)
+        self._active: _Channel | None = None  # the events' channel that may hold text back
         self.result: dict | None = None
         self.samples: list[dict] = []
         self.peak_rss = 0
@@ -148,22 +333,42 @@ class Attempt:
         self.cancelled = False
         self._last_sample: tuple[float, float] | None = None
 
-    def _on_event(self, raw: str) -> None:
+    def _on_event(self, raw: bytes) -> None:
+        """One event of the child (child.py). An event of another channel than the last one
+        first ends what that one holds back, so the log keeps the order of the events."""
         try:
             event = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # not the child's: something wrote to its fd
             return
-        if event.get("kind") == "line":
-            self.logs.add(str(event.get("stream")), str(event.get("text", "")), ts=event.get("ts"))
-        elif event.get("kind") == "log":
-            self.logs.add(
-                "stdout",
-                str(event.get("text", "")),
-                level=str(event.get("level", "")),
-                ts=event.get("ts"),
-            )
-        elif event.get("kind") == "result":
+        if not isinstance(event, dict):
+            return
+        kind, ts = event.get("kind"), _timestamp(event.get("ts"))
+        if kind == "line" and event.get("stream") in ("stdout", "stderr"):
+            channel = self._switch(self.printed[event["stream"]])
+            channel.feed(str(event.get("text", "")), ts)
+        elif kind == "log":
+            channel = self._switch(self.records)
+            channel.level = str(event.get("level", ""))[:8]
+            channel.feed(str(event.get("text", "")), ts)
+            if not event.get("more"):  # the record's last piece
+                channel.end()
+        elif kind == "result":
+            self._switch(None)
             self.result = event
+
+    def _switch(self, channel: _Channel | None) -> _Channel | None:
+        if self._active is not None and self._active is not channel:
+            self._active.end()
+        self._active = channel
+        return channel
+
+    def _events_quiet(self) -> None:
+        if self._active is not None:
+            self._active.end()
+
+    def _read_events(self, fd: int) -> None:
+        _read_event_lines(fd, self._on_event, self._events_quiet)
+        self._events_quiet()
 
     def _sample(self, usage: Usage) -> None:
         """Records a sample, with the CPU used since the previous one as % of one core."""
@@ -197,6 +402,8 @@ class Attempt:
             return
         if answer.get("cancel"):
             self.cancelled = True
+        if answer.get("log_truncated"):
+            self.logs.server_truncated()
 
     def run(self) -> dict:
         spec = self.spec
@@ -204,6 +411,8 @@ class Attempt:
         source_path = workdir / spec["source_filename"]
         source_path.write_text(spec["source"])
         read_fd, write_fd = os.pipe()
+        out_read, out_write = os.pipe()
+        err_read, err_write = os.pipe()
         env = {**os.environ, **spec.get("env", {}), **spec.get("secrets", {})}
         env.pop("CHALK_ATTEMPT_TOKEN", None)  # the user's code never sees the runner's token
         env.update(
@@ -225,30 +434,25 @@ class Attempt:
                 spec["entrypoint"],
             ],
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stdout=out_write,
+            stderr=err_write,
             pass_fds=(write_fd,),
             env=env,
             cwd=workdir,
             start_new_session=True,
             preexec_fn=die_with_parent,
         )
-        os.close(write_fd)
+        for fd in (write_fd, out_write, err_write):
+            os.close(fd)
         readers = [
             threading.Thread(
-                target=_read_lines,
-                args=(child.stdout, lambda t: self.logs.add("stdout", t)),
+                target=_read_output,
+                args=(fd, _Channel(self.logs, self.masker, stream)),
                 daemon=True,
-            ),
-            threading.Thread(
-                target=_read_lines,
-                args=(child.stderr, lambda t: self.logs.add("stderr", t)),
-                daemon=True,
-            ),
-            threading.Thread(
-                target=_read_lines, args=(os.fdopen(read_fd, "rb"), self._on_event), daemon=True
-            ),
+            )
+            for fd, stream in ((out_read, "stdout"), (err_read, "stderr"))
         ]
+        readers.append(threading.Thread(target=self._read_events, args=(read_fd,), daemon=True))
         for reader in readers:
             reader.start()
 
@@ -281,16 +485,24 @@ class Attempt:
             elif term_sent_at is not None and now - term_sent_at > KILL_GRACE_SECONDS:
                 _signal_session(child.pid, signal.SIGKILL)
                 term_sent_at = None
-            if now >= next_heartbeat or len(self.logs.pending) >= FLUSH_LINES:
+            if now >= next_heartbeat or self.logs.full():
                 if now >= next_heartbeat:
                     self._sample(usage)
                     next_heartbeat = now + HEARTBEAT_SECONDS
                 self._heartbeat(usage)
-            time.sleep(CHECK_SECONDS)
+            if not self.logs.full():
+                time.sleep(CHECK_SECONDS)
         _signal_session(child.pid, signal.SIGKILL)  # no grandchild outlives the attempt
-        for reader in readers:
-            reader.join(timeout=5)
+        # The pipes end once no process holds them; meanwhile full batches go out.
+        drain_until = time.monotonic() + DRAIN_SECONDS
+        while any(reader.is_alive() for reader in readers) and time.monotonic() < drain_until:
+            if self.logs.full():
+                self._heartbeat(usage)
+            time.sleep(0.02)
+        self.logs.close()  # a reader still going (a process that left the session) is dropped
         self._heartbeat(usage, final=True)
+        while self.logs.pending:
+            self._heartbeat(usage, final=True)
         return self._outcome(child.returncode, stop_reason)
 
     def _outcome(self, exit_code: int, stop_reason: tuple[str, str] | None) -> dict:
@@ -313,12 +525,13 @@ class Attempt:
                 outcome["error_message"] = stop_reason[1]
         elif result.get("ok") and exit_code == 0:
             outcome["status"] = "succeeded"
-            outcome["return_value"] = result.get("return")
+            if result.get("return") is not None:
+                outcome["return_value"] = self._masked(result, "return")
         else:
             outcome["status"] = "failed"
             if result and not result.get("ok"):
                 for key in ("error_type", "error_message", "traceback"):
-                    outcome[key] = self.logs.mask(result.get(key, ""))
+                    outcome[key] = self._masked(result, key)
             elif exit_code < 0:
                 outcome["reason"] = (
                     f"the function's process was killed by signal {signal.Signals(-exit_code).name}"
@@ -328,6 +541,21 @@ class Attempt:
                     f"the function's process exited with code {exit_code} without a result"
                 )
         return outcome
+
+    def _masked(self, result: dict, key: str) -> str:
+        """A text of the result, masked. The child cuts a long one (`KEY_cut`): the traceback
+        keeps its end, the others their start, and the cut shows as "…"."""
+        text = str(result.get(key) or "")
+        if not result.get(f"{key}_cut"):
+            return self.masker.mask(text)
+        if key == "traceback":
+            return "…" + self.masker.mask(text, cut_start=True)
+        return self.masker.mask(text, cut_end=True) + "…"
+
+
+def _timestamp(value: object) -> float | None:
+    valid = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return float(value) if valid and 0 < value < 1e11 else None
 
 
 def _mib(size: int) -> str:
@@ -368,7 +596,7 @@ def main() -> int:
     except Exception as exc:  # the runner's own failure still gets reported
         outcome = {
             "status": "failed",
-            "reason": f"the runner failed: {type(exc).__name__}: {exc}",
+            "reason": attempt.masker.mask(f"the runner failed: {type(exc).__name__}: {exc}"),
             "exit_code": None,
         }
     try:

@@ -6,6 +6,7 @@ from django.http import Http404
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
+from access.selectors import audit_events
 from common.paging import int_cursor, pager_query
 from console.access import console_view, see_other
 from console.inputs import ConsoleInputError
@@ -20,6 +21,7 @@ RUNS_PAGE_SIZE = 25
 VERSIONS_PAGE_SIZE = 10
 MISSED_SHOWN = 10
 NEXT_FIRE_TIMES_SHOWN = 5
+EVENTS_SHOWN = 20
 
 
 @console_view
@@ -33,7 +35,7 @@ def function_page(request, name: str):
         try:
             done = function_action(request)
         except ConsoleInputError as exc:
-            error, status = exc.message, 400
+            error, status = exc.message, exc.status
             function = scheduling_selectors.function_get(name=name)
         else:
             messages.success(request, done.message)
@@ -76,6 +78,7 @@ def function_page(request, name: str):
         image_builds=selectors.image_builds(image_id=version.image_id) if version else [],
         installs_at_start=bool(version) and executor_for().installs_at_start(version.image.spec),
         missed=selectors.missed_and_skipped(function=function, limit=MISSED_SHOWN),
+        events=list(audit_events(function=function.name)[:EVENTS_SHOWN]),
         missed_scan=selectors.MISSED_SCAN_RUNS,
         versions=selectors.version_history_page(
             function=function,

@@ -9,6 +9,7 @@ from datetime import datetime
 from django.urls import reverse
 from django.utils import timezone
 
+from access.actor import Actor
 from common.errors import ServiceError
 from console.inputs import ConsoleInputError
 from runs.models import Trigger
@@ -54,7 +55,7 @@ def _reason(request) -> str:
 def pause(request, now: datetime) -> Done:
     function = services.function_pause(
         function=_one(request),
-        paused_by=request.user.get_username(),
+        actor=Actor.of_request(request),
         reason=_reason(request),
         now=now,
     )
@@ -63,14 +64,16 @@ def pause(request, now: datetime) -> Done:
 
 
 def resume(request, now: datetime) -> Done:
-    function = services.function_resume(function=_one(request), now=now)
+    function = services.function_resume(
+        function=_one(request), actor=Actor.of_request(request), now=now
+    )
     return Done(f"Resumed {function.name}.")
 
 
 def pause_selected(request, now: datetime) -> Done:
     functions = services.functions_pause(
         functions=_selected(request),
-        paused_by=request.user.get_username(),
+        actor=Actor.of_request(request),
         reason=_reason(request),
         now=now,
     )
@@ -79,14 +82,16 @@ def pause_selected(request, now: datetime) -> Done:
 
 
 def resume_selected(request, now: datetime) -> Done:
-    functions = services.functions_resume(functions=_selected(request), now=now)
+    functions = services.functions_resume(
+        functions=_selected(request), actor=Actor.of_request(request), now=now
+    )
     return Done(f"Resumed {len(functions)} function(s): {', '.join(f.name for f in functions)}.")
 
 
 def run_now(request, now: datetime) -> Done:
     function = _one(request)
     run = run_trigger(
-        function=function, trigger=Trigger.MANUAL, triggered_by=request.user.get_username(), now=now
+        function=function, trigger=Trigger.MANUAL, actor=Actor.of_request(request), now=now
     )
     return Done(f"Started run {run.id} of {function.name}.", reverse("run", args=[run.id]))
 
@@ -97,7 +102,7 @@ def rollback(request, now: datetime) -> Done:
     if not number.isdigit():
         raise ConsoleInputError("Choose a version to roll back to.", function=function.name)
     result = services.function_rollback(
-        function=function, number=int(number), deployed_by=request.user.get_username(), now=now
+        function=function, number=int(number), actor=Actor.of_request(request), now=now
     )
     current = result.function.current_version.number
     if result.outcome == "unchanged":
@@ -124,4 +129,6 @@ def function_action(request) -> Done:
     try:
         return action(request, timezone.now())
     except ServiceError as exc:
-        raise ConsoleInputError(exc.message, function=request.POST.get("name", "")) from None
+        raise ConsoleInputError(
+            exc.message, function=request.POST.get("name", ""), status=exc.status
+        ) from None

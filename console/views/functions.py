@@ -27,7 +27,7 @@ def functions_page(request):
         try:
             done = function_action(request)
         except ConsoleInputError as exc:
-            error, error_function, status = exc.message, exc.function, 400
+            error, error_function, status = exc.message, exc.function, exc.status
         else:
             if done.next_url:
                 if request.htmx:

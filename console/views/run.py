@@ -2,11 +2,14 @@
 active, filtered by level and text), CPU and memory; cancel while active."""
 
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 
+from access.actor import Actor
+from access.services import AccessDenied
 from common.paging import int_cursor
 from console import charts
 from console.access import console_view, see_other
@@ -19,7 +22,11 @@ LOG_POLL_LINES = 1000
 
 
 def _cancel(request, run) -> None:
-    if run_cancel(run=run, by=request.user.get_username(), now=timezone.now()):
+    try:
+        cancelled = run_cancel(run=run, actor=Actor.of_request(request), now=timezone.now())
+    except AccessDenied as exc:
+        raise PermissionDenied(exc.message) from None
+    if cancelled:
         messages.success(request, f"Cancelling run {run.id}: its function is stopped.")
     else:
         messages.info(request, f"Run {run.id} had already ended: nothing to cancel.")

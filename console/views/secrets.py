@@ -6,6 +6,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 
+from access.actor import Actor
 from common.errors import ServiceError
 from common.paging import keyset_page, pager_query, text_cursor
 from console.access import console_view, see_other
@@ -18,7 +19,10 @@ PAGE_SIZE = 50
 
 def _set(request, name: str) -> str:
     _, created = services.secret_set(
-        name=name, value=request.POST.get("value", ""), now=timezone.now()
+        name=name,
+        value=request.POST.get("value", ""),
+        actor=Actor.of_request(request),
+        now=timezone.now(),
     )
     return (
         f"Secret {name} {'stored' if created else 'replaced'}. Its value is encrypted and is "
@@ -30,7 +34,7 @@ def _delete(request, name: str) -> str:
     secret = Secret.objects.filter(name=name).first()
     if secret is None:
         raise SchedulingError(f"There is no secret named {name!r} (it may have been deleted).")
-    services.secret_delete(secret=secret)
+    services.secret_delete(secret=secret, actor=Actor.of_request(request), now=timezone.now())
     return f"Secret {name} deleted."
 
 
@@ -45,7 +49,7 @@ def secrets_page(request):
         action = ACTIONS.get(request.POST.get("action", ""))
         name = request.POST.get("name", "")
         if action is None:
-            form_errors["page"] = "Unknown action: use the page's buttons."
+            form_errors["page"], status = "Unknown action: use the page's buttons.", 400
         else:
             try:
                 messages.success(request, action(request, name))
@@ -53,7 +57,7 @@ def secrets_page(request):
             except ServiceError as exc:
                 # Shown beside the form it came from: the "new secret" form or a secret's row.
                 form_errors["new" if request.POST.get("form") == "new" else name] = exc.message
-        status = 400
+                status = exc.status
     page = keyset_page(
         Secret.objects.only("name", "created_at", "updated_at"),
         key="name",

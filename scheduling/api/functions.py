@@ -1,9 +1,10 @@
 """REST endpoints for functions: deploy (PUT), read, list, delete, pause, resume.
 
-Each input is checked with the SDK's own rules (chalkcompute.schedule, quantities, names,
-image, retries), so what the decorator accepts the server accepts, with the same messages.
+The deploy body is the code and a chalkcompute.FunctionSpec, each spec field checked by the
+SDK's own rule for it, so what the decorator accepts the server accepts, with the same messages.
 """
 
+import functools
 import keyword
 
 from django.conf import settings
@@ -20,27 +21,28 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from chalkcompute.decorator import OVERLAP_POLICIES, check_overlap, check_timeout
-from chalkcompute.image import Image as ImageSpec
-from chalkcompute.names import InvalidNameError, check_function_name, check_secret_name
-from chalkcompute.quantities import parse_cpu, parse_gpu, parse_memory
-from chalkcompute.retries import Retries
-from chalkcompute.schedule import InvalidScheduleError, parse
+from access.actor import Actor
+from chalkcompute.image import BLANK_CHARS
+from chalkcompute.names import InvalidNameError, check_function_name
+from chalkcompute.spec import FunctionSpec, InvalidSpecError, Problem
 from common.api import (
+    BODY_ERRORS,
+    COMMON_ERRORS,
+    PAGE_PARAMETERS,
     ApiError,
     ErrorSerializer,
     Pagination,
     RuleField,
     StrictCharField,
+    StrictInputSerializer,
+    error_responses,
     paginated,
     request_object,
 )
 from scheduling import selectors, services
-from scheduling.auth import actor_name
 from scheduling.models import Function
 from scheduling.services import MAX_PAUSE_REASON
 
-MAX_SECRETS_PER_FUNCTION = 100
 NEXT_RUNS_SHOWN = 3
 ERRORS = {
     400: ErrorSerializer,
@@ -66,29 +68,7 @@ def function_or_404(name: str) -> Function:
     return function
 
 
-# --- the SDK's rules, as field validators ------------------------------------------------------
-
-
-def _schedule(value: object):
-    if not isinstance(value, str):
-        raise InvalidScheduleError(
-            'must be a crontab such as "0 * * * *", a shorthand such as "10m", or null for a '
-            "function that runs only on demand"
-        )
-    return parse(value)
-
-
-def _gpu(value: object) -> str:
-    parse_gpu(value)
-    return value.strip()
-
-
-def _image(value: object) -> ImageSpec:
-    return ImageSpec.from_spec(value)
-
-
-def _timeout(value: object) -> float:
-    return float(check_timeout(value))
+# --- the code's rules, as field validators (FunctionSpec checks the rest) ---------------------
 
 
 def _entrypoint(value: str) -> str:
@@ -110,20 +90,70 @@ def _source_filename(value: str) -> str:
 
 STRING = {"type": "string"}
 NULLABLE_STRING = {"type": "string", "nullable": True}
+# The schemas of the code in the deploy body, with the rules the fields check (FunctionSpec
+# gives its own fields' schemas). No string may hold a NUL character (request_object).
+CODE_SCHEMAS = {
+    "source": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": settings.CHALK_MAX_SOURCE_BYTES // 4,
+        "pattern": r"^[^\u0000]*$",
+        "description": "The text of the module: at most CHALK_MAX_SOURCE_BYTES "
+        f"({settings.CHALK_MAX_SOURCE_BYTES}) bytes as UTF-8, else 413; a quarter as many "
+        "characters always fit.",
+    },
+    "source_filename": {
+        "type": "string",
+        "maxLength": 255,
+        "pattern": rf"^[^/\\\u0000]*[^/\\\u0000.{BLANK_CHARS}][^/\\\u0000]*\.py$",
+        "description": 'A file name ending in .py, without a folder, e.g. "job.py".',
+    },
+    "entrypoint": {
+        "type": "string",
+        "maxLength": 255,
+        "pattern": rf"^(?!(?:{'|'.join(keyword.kwlist)})$)[A-Za-z_][A-Za-z0-9_]*$",
+        "description": "The name of the function, defined at the top level of the source.",
+    },
+}
+
+
+# An image spec as stored: chalkcompute.Image.spec.
+IMAGE_DOCUMENT_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "base": STRING,
+        "python_version": STRING,
+        "steps": {"type": "array", "items": {"type": "object"}},
+    },
+    "required": ["base", "python_version", "steps"],
+}
+
+
+class SpecValueField(serializers.Field):
+    """A FunctionSpec field in the function document: its JSON form, as the current version
+    stores it."""
+
+    def __init__(self, name: str) -> None:
+        self.spec_field = name
+        self._spectacular_annotation = {"field": FunctionSpec.document_schema(name)}
+        super().__init__(source="current_version")
+
+    def to_representation(self, version) -> object:
+        return version.spec_document[self.spec_field]
 
 
 class FunctionOutputSerializer(serializers.Serializer):
-    """The function document: the same shape in every response that describes a function."""
+    """The function document: the same shape in every response that describes a function.
+    The spec's fields follow the image, each as its JSON form (FunctionSpec.as_dict())."""
 
     class ImageSerializer(serializers.Serializer):
         spec_hash = serializers.CharField()
         spec = serializers.JSONField()
 
-    class RetriesSerializer(serializers.Serializer):
-        max_retries = serializers.IntegerField()
-        backoff_coefficient = serializers.FloatField()
-        initial_delay = serializers.FloatField()
-        max_delay = serializers.FloatField()
+        def get_fields(self) -> dict[str, serializers.Field]:
+            fields = super().get_fields()
+            fields["spec"]._spectacular_annotation = {"field": IMAGE_DOCUMENT_SCHEMA}
+            return fields
 
     name = serializers.CharField()
     version = serializers.IntegerField(source="current_version.number")
@@ -137,15 +167,6 @@ class FunctionOutputSerializer(serializers.Serializer):
     paused_by = serializers.SerializerMethodField()
     paused_reason = serializers.SerializerMethodField()
     image = ImageSerializer(source="current_version.image")
-    secrets = serializers.ListField(
-        child=serializers.CharField(), source="current_version.secret_names"
-    )
-    cpu = serializers.CharField(source="current_version.cpu", allow_null=True)
-    memory = serializers.CharField(source="current_version.memory", allow_null=True)
-    gpu = serializers.CharField(source="current_version.gpu", allow_null=True)
-    retries = RetriesSerializer(source="current_version.retries")
-    timeout = serializers.FloatField(source="current_version.timeout", allow_null=True)
-    overlap = serializers.CharField(source="current_version.overlap")
     entrypoint = serializers.CharField(source="current_version.entrypoint")
     source_filename = serializers.CharField(source="current_version.source_filename")
     source_sha256 = serializers.CharField(source="current_version.source_sha256")
@@ -175,6 +196,17 @@ class FunctionOutputSerializer(serializers.Serializer):
     def get_console_url(self, function: Function) -> str:
         return f"{settings.CHALK_PUBLIC_URL.rstrip('/')}/functions/{function.name}"
 
+    def get_fields(self) -> dict[str, serializers.Field]:
+        declared = super().get_fields()
+        fields = {}
+        for name, field in declared.items():
+            fields[name] = field
+            if name == "image":
+                for spec_name in FunctionSpec.field_names():
+                    if spec_name not in declared:
+                        fields[spec_name] = SpecValueField(spec_name)
+        return fields
+
 
 class DeployOutputSerializer(FunctionOutputSerializer):
     deploy = serializers.ChoiceField(
@@ -183,7 +215,35 @@ class DeployOutputSerializer(FunctionOutputSerializer):
     )
 
 
-class DeployInputSerializer(serializers.Serializer):
+class SpecField(RuleField):
+    """A FunctionSpec field of the deploy body: optional (the spec's default), checked by
+    FunctionSpec's rule for it, and documented with its schema."""
+
+    def __init__(self, name: str) -> None:
+        schema = FunctionSpec.schema(name)
+        rule = functools.partial(FunctionSpec.check_field, name)
+        super().__init__(rule, schema, required=False, allow_null=schema.get("nullable", False))
+
+    def to_internal_value(self, data: object) -> object:
+        try:
+            return self.rule(data)
+        except InvalidSpecError as exc:
+            raise serializers.ValidationError(_detail(exc.problems)) from None
+
+
+def _detail(problems: tuple[Problem, ...]) -> list[str] | dict[int, list[str]]:
+    """A field's problems as DRF's detail: the field's messages, or each item's."""
+    if all(problem.index is None for problem in problems):
+        return [problem.message for problem in problems]
+    items: dict[int, list[str]] = {}
+    for problem in problems:
+        items.setdefault(problem.index or 0, []).append(problem.message)
+    return items
+
+
+class DeployInputSerializer(StrictInputSerializer):
+    """The code, then the FunctionSpec fields (chalkcompute.FunctionSpec.as_dict())."""
+
     source = StrictCharField(
         trim_whitespace=False,
         error_messages={"required": "is required: the text of the module (the .py file)"},
@@ -196,56 +256,18 @@ class DeployInputSerializer(serializers.Serializer):
         validators=[_entrypoint],
         error_messages={"required": "is required: the name of the function in the source"},
     )
-    schedule = RuleField(_schedule, STRING, required=False, allow_null=True, default=None)
-    image = RuleField(
-        _image, {"type": "object", "additionalProperties": True}, required=False, default=None
-    )
-    secrets = serializers.ListField(
-        child=RuleField(check_secret_name, STRING),
-        required=False,
-        default=list,
-        max_length=MAX_SECRETS_PER_FUNCTION,
-    )
-    cpu = RuleField(parse_cpu, STRING, required=False, allow_null=True, default=None)
-    memory = RuleField(parse_memory, STRING, required=False, allow_null=True, default=None)
-    gpu = RuleField(_gpu, STRING, required=False, allow_null=True, default=None)
-    retries = RuleField(
-        Retries.coerce,
-        {
-            "oneOf": [
-                {"type": "integer", "minimum": 0},
-                {
-                    "type": "object",
-                    "properties": {
-                        "max_retries": {"type": "integer"},
-                        "backoff_coefficient": {"type": "number"},
-                        "initial_delay": {"type": "number"},
-                        "max_delay": {"type": "number"},
-                    },
-                    "required": ["max_retries"],
-                },
-            ]
-        },
-        required=False,
-        default=0,
-    )
-    timeout = RuleField(_timeout, {"type": "number"}, required=False, allow_null=True, default=None)
-    overlap = RuleField(
-        check_overlap, {"type": "string", "enum": list(OVERLAP_POLICIES)}, required=False,
-        default="skip",
-    )  # fmt: skip
 
-    def validate_secrets(self, names: list[str]) -> list[str]:
-        repeated = sorted({name for name in names if names.count(name) > 1})
-        if repeated:
-            raise serializers.ValidationError(f"{', '.join(repeated)} is listed twice")
-        return names
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        for name, schema in CODE_SCHEMAS.items():
+            fields[name]._spectacular_annotation = {"field": schema}  # read by drf-spectacular
+        return {**fields, **{name: SpecField(name) for name in FunctionSpec.field_names()}}
 
     def validate(self, attrs: dict) -> dict:
-        if attrs["image"] is None:
-            attrs["image"] = ImageSpec.debian_slim()
-        if not isinstance(attrs["retries"], Retries):  # the default, 0
-            attrs["retries"] = Retries.coerce(attrs["retries"])
+        """Gathers the checked spec fields into attrs["spec"] (a missing one takes its
+        default)."""
+        spec = {name: attrs.pop(name) for name in FunctionSpec.field_names() if name in attrs}
+        attrs["spec"] = FunctionSpec.from_dict(spec)
         return attrs
 
 
@@ -255,10 +277,6 @@ NAME = OpenApiParameter(
     OpenApiParameter.PATH,
     description='The function\'s name, a DNS label such as "refresh-exchange-rates"',
 )
-PAGE = [
-    OpenApiParameter("limit", int, description="Page size (default 100, at most 1000)"),
-    OpenApiParameter("offset", int, description="Items to skip"),
-]
 HELLO = OpenApiExample(
     "hello",
     request_only=True,
@@ -289,8 +307,11 @@ class FunctionListApi(APIView):
         operation_id="functions_list",
         summary="List functions",
         tags=["functions"],
-        parameters=PAGE,
-        responses={200: paginated(FunctionOutputSerializer, "FunctionPage"), **ERRORS},
+        parameters=PAGE_PARAMETERS,
+        responses={
+            200: paginated(FunctionOutputSerializer, "FunctionPage"),
+            **error_responses(*COMMON_ERRORS),
+        },
     )
     def get(self, request):
         paginator = Pagination()
@@ -304,7 +325,7 @@ class FunctionApi(APIView):
         summary="Read a function",
         tags=["functions"],
         parameters=[NAME],
-        responses={200: FunctionOutputSerializer, **ERRORS},
+        responses={200: FunctionOutputSerializer, **error_responses(*COMMON_ERRORS, 404)},
     )
     def get(self, request, name: str):
         return Response(FunctionOutputSerializer(function_or_404(name)).data)
@@ -331,22 +352,10 @@ class FunctionApi(APIView):
             data=request_object(request, DeployInputSerializer().fields)
         )
         serializer.is_valid(raise_exception=True)
-        fields = serializer.validated_data
         result = services.function_deploy(
             name=name,
-            source=fields["source"],
-            source_filename=fields["source_filename"],
-            entrypoint=fields["entrypoint"],
-            schedule=fields["schedule"],
-            image=fields["image"],
-            secret_names=fields["secrets"],
-            cpu=fields["cpu"],
-            memory=fields["memory"],
-            gpu=fields["gpu"],
-            retries=fields["retries"],
-            timeout=fields["timeout"],
-            overlap=fields["overlap"],
-            deployed_by=actor_name(request),
+            **serializer.validated_data,
+            actor=Actor.of_request(request),
             now=timezone.now(),
         )
         function = selectors.function_get(name=name)
@@ -359,16 +368,18 @@ class FunctionApi(APIView):
         summary="Delete a function and its versions",
         tags=["functions"],
         parameters=[NAME],
-        responses={204: None, **ERRORS},
+        responses={204: None, **error_responses(*COMMON_ERRORS, 404)},
     )
     def delete(self, request, name: str):
-        services.function_delete(function=function_or_404(name))
+        services.function_delete(
+            function=function_or_404(name), actor=Actor.of_request(request), now=timezone.now()
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class FunctionPauseApi(APIView):
     @extend_schema_serializer(component_name="PauseInput")
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(StrictInputSerializer):
         reason = StrictCharField(
             required=False, allow_blank=True, default="", max_length=MAX_PAUSE_REASON
         )
@@ -380,7 +391,10 @@ class FunctionPauseApi(APIView):
         tags=["functions"],
         parameters=[NAME],
         request=InputSerializer,
-        responses={200: FunctionOutputSerializer, **ERRORS},
+        responses={
+            200: FunctionOutputSerializer,
+            **error_responses(*COMMON_ERRORS, 404, *BODY_ERRORS),
+        },
     )
     def post(self, request, name: str):
         function = function_or_404(name)
@@ -390,7 +404,7 @@ class FunctionPauseApi(APIView):
         serializer.is_valid(raise_exception=True)
         services.function_pause(
             function=function,
-            paused_by=actor_name(request),
+            actor=Actor.of_request(request),
             reason=serializer.validated_data["reason"],
             now=timezone.now(),
         )
@@ -406,10 +420,15 @@ class FunctionResumeApi(APIView):
         tags=["functions"],
         parameters=[NAME],
         request=None,
-        responses={200: FunctionOutputSerializer, **ERRORS},
+        responses={
+            200: FunctionOutputSerializer,
+            **error_responses(*COMMON_ERRORS, 404, *BODY_ERRORS),
+        },
     )
     def post(self, request, name: str):
         function = function_or_404(name)
         request_object(request, [])
-        services.function_resume(function=function, now=timezone.now())
+        services.function_resume(
+            function=function, actor=Actor.of_request(request), now=timezone.now()
+        )
         return Response(FunctionOutputSerializer(selectors.function_get(name=name)).data)

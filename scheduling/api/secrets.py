@@ -1,25 +1,35 @@
 """REST endpoints for secrets. Reads return names and timestamps, never values."""
 
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
+from rest_framework.fields import empty
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from access.actor import Actor
 from chalkcompute.names import InvalidNameError, check_secret_name
 from common.api import (
+    BODY_ERRORS,
+    COMMON_ERRORS,
+    PAGE_PARAMETERS,
     ApiError,
-    ErrorSerializer,
     Pagination,
     StrictCharField,
+    StrictInputSerializer,
+    error_responses,
     paginated,
     request_object,
 )
 from scheduling import services
 from scheduling.models import Secret
-
-ERRORS = {400: ErrorSerializer, 401: ErrorSerializer, 404: ErrorSerializer}
+from scheduling.services import MAX_SECRET_VALUE_BYTES
 
 
 class SecretOutputSerializer(serializers.Serializer):
@@ -53,6 +63,27 @@ NAME = OpenApiParameter(
 )
 
 
+@extend_schema_field(
+    {
+        "type": "string",
+        "minLength": 1,
+        # A bound on characters; the server's is MAX_SECRET_VALUE_BYTES of UTF-8.
+        "maxLength": MAX_SECRET_VALUE_BYTES,
+        "description": f"The value, at most {MAX_SECRET_VALUE_BYTES} bytes of UTF-8, not empty "
+        "and without NUL characters (an environment variable carries it)",
+    }
+)
+class SecretValueField(StrictCharField):
+    """Lets a blank value through so the service's one rule (check_secret_value) refuses it
+    with its own message; the schema still declares minLength 1. (Not allow_blank=True: that
+    would add a blank alternative to the schema.)"""
+
+    def run_validation(self, data=empty):
+        if data == "":
+            return data
+        return super().run_validation(data)
+
+
 # One APIView per URL: the REST contract puts PUT, GET and DELETE on one URL, and each method
 # below is one operation.
 
@@ -62,11 +93,11 @@ class SecretListApi(APIView):
         operation_id="secrets_list",
         summary="List secrets (names and times, never values)",
         tags=["secrets"],
-        parameters=[
-            OpenApiParameter("limit", int, description="Page size (default 100, at most 1000)"),
-            OpenApiParameter("offset", int, description="Items to skip"),
-        ],
-        responses={200: paginated(SecretOutputSerializer, "SecretPage"), **ERRORS},
+        parameters=PAGE_PARAMETERS,
+        responses={
+            200: paginated(SecretOutputSerializer, "SecretPage"),
+            **error_responses(*COMMON_ERRORS),
+        },
     )
     def get(self, request):
         paginator = Pagination()
@@ -76,12 +107,9 @@ class SecretListApi(APIView):
 
 class SecretApi(APIView):
     @extend_schema_serializer(component_name="SecretInput")
-    class PutInputSerializer(serializers.Serializer):
-        # Blank passes here so the service's one rule (and message) refuses it; the schema
-        # still says minLength 1.
-        value = StrictCharField(
+    class PutInputSerializer(StrictInputSerializer):
+        value = SecretValueField(
             trim_whitespace=False,
-            allow_blank=True,
             error_messages={"required": "is required: the secret's value, as a string"},
         )
 
@@ -90,7 +118,7 @@ class SecretApi(APIView):
         summary="Read a secret's name and times (never its value)",
         tags=["secrets"],
         parameters=[NAME],
-        responses={200: SecretOutputSerializer, **ERRORS},
+        responses={200: SecretOutputSerializer, **error_responses(*COMMON_ERRORS, 404)},
     )
     def get(self, request, name: str):
         return Response(SecretOutputSerializer(secret_or_404(name)).data)
@@ -101,7 +129,11 @@ class SecretApi(APIView):
         tags=["secrets"],
         parameters=[NAME],
         request=PutInputSerializer,
-        responses={200: SecretOutputSerializer, 201: SecretOutputSerializer, **ERRORS},
+        responses={
+            200: SecretOutputSerializer,
+            201: SecretOutputSerializer,
+            **error_responses(*COMMON_ERRORS, *BODY_ERRORS),
+        },
     )
     def put(self, request, name: str):
         name = secret_name_or_400(name)
@@ -110,7 +142,10 @@ class SecretApi(APIView):
         )
         serializer.is_valid(raise_exception=True)
         secret, created = services.secret_set(
-            name=name, value=serializer.validated_data["value"], now=timezone.now()
+            name=name,
+            value=serializer.validated_data["value"],
+            actor=Actor.of_request(request),
+            now=timezone.now(),
         )
         return Response(
             SecretOutputSerializer(secret).data,
@@ -122,8 +157,10 @@ class SecretApi(APIView):
         summary="Delete a secret no function's current version reads (409 otherwise)",
         tags=["secrets"],
         parameters=[NAME],
-        responses={204: None, **ERRORS, 409: ErrorSerializer},
+        responses={204: None, **error_responses(*COMMON_ERRORS, 404, 409)},
     )
     def delete(self, request, name: str):
-        services.secret_delete(secret=secret_or_404(name))
+        services.secret_delete(
+            secret=secret_or_404(name), actor=Actor.of_request(request), now=timezone.now()
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,7 +1,7 @@
 """Personas and data for the console tests.
 
-olivia is an operator (staff): the console is hers. oscar has a login but no staff status
-(an outsider: 403 everywhere). An anonymous visitor is sent to the login page. Functions are
+olivia runs the platform (the admin role): the console is hers. oscar has a login but no
+role (an outsider: 403 everywhere). An anonymous visitor is sent to the login page. Functions are
 deployed through scheduling.services and runs go through runs.services, as the platform
 itself writes them; the browser tests deploy through the SDK and run real workers.
 """
@@ -10,12 +10,14 @@ import datetime as dt
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.test import Client
 from django.utils import timezone
 
 from runs import services as run_services
 from runs.models import Run
 from scheduling.models import Function
+from tests.personas import acting
 from tests.runs.conftest import deploy, platform  # noqa: F401 - `platform` is a fixture
 
 OLIVIA_PASSWORD = "olivia-operates-7"
@@ -23,7 +25,9 @@ OLIVIA_PASSWORD = "olivia-operates-7"
 
 @pytest.fixture
 def olivia(db):
-    return get_user_model().objects.create_user("olivia", password=OLIVIA_PASSWORD, is_staff=True)
+    olivia = get_user_model().objects.create_user("olivia", password=OLIVIA_PASSWORD)
+    olivia.groups.add(Group.objects.get(name="admin"))
+    return olivia
 
 
 @pytest.fixture
@@ -79,7 +83,7 @@ def finish_run(
     finished with `status` (and `error`: type, message, traceback) unless `active`."""
     now = at or timezone.now()
     run = run_services.run_trigger(
-        function=function, trigger="manual", triggered_by="olivia", now=now
+        function=function, trigger="manual", actor=acting("olivia"), now=now
     )
     attempt = run.attempts.get()
     attempt, _ = run_services.attempt_claim(

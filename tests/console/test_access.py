@@ -1,20 +1,22 @@
-"""Who reaches the console: olivia (staff) everything; oscar, logged in without staff status,
-nothing (403); an anonymous visitor nothing (to the login page). Every page and action."""
+"""Who reaches the console: olivia (an admin) everything; oscar, logged in with no role,
+nothing (403); an anonymous visitor nothing (to the login page). Every page and action. The
+roles in between are in tests/test_who_may_do_what.py."""
 
 import pytest
 from django.utils import timezone
 
 from runs.services import run_trigger
 from scheduling.models import ApiToken, Function, Secret
-from scheduling.services import secret_set, token_create
+from scheduling.services import secret_set
+from tests.personas import PLATFORM, acting, make_token
 
 
 @pytest.fixture
 def world(rates):
     """One of everything, so every page has something to show."""
-    run = run_trigger(function=rates, trigger="manual", triggered_by="olivia", now=timezone.now())
-    secret_set(name="EXCHANGE_API_KEY", value="x", now=timezone.now())
-    token, _ = token_create(name="ci", now=timezone.now())
+    run = run_trigger(function=rates, trigger="manual", actor=acting("olivia"), now=timezone.now())
+    secret_set(actor=PLATFORM, name="EXCHANGE_API_KEY", value="x", now=timezone.now())
+    token, _ = make_token("ci")
     return {"run": run.id, "token": token.id}
 
 
@@ -48,16 +50,16 @@ def snapshot() -> dict:
 
 
 @pytest.mark.parametrize("page", PAGES.values(), ids=PAGES.keys())
-def test_it_shows_every_page_to_an_operator(console, world, page):
+def test_it_shows_every_page_to_an_admin(console, world, page):
     assert console.get(page.format(**world)).status_code == 200
 
 
 @pytest.mark.parametrize("page", PAGES.values(), ids=PAGES.keys())
-def test_it_refuses_every_page_to_a_user_without_staff_status(outsider, world, page):
+def test_it_refuses_every_page_to_a_user_with_no_role(outsider, world, page):
     response = outsider.get(page.format(**world))
 
     assert response.status_code == 403
-    assert "it is for operators with staff status" in response.content.decode()
+    assert "This needs the viewer role" in response.content.decode()
     assert "refresh-rates</a>" not in response.content.decode()
 
 
@@ -72,7 +74,7 @@ def test_it_sends_an_anonymous_visitor_to_log_in(anonymous, world, page):
 
 
 @pytest.mark.parametrize(("page", "form"), ACTIONS.values(), ids=ACTIONS.keys())
-def test_it_refuses_every_action_to_a_user_without_staff_status(outsider, world, page, form):
+def test_it_refuses_every_action_to_a_user_with_no_role(outsider, world, page, form):
     before = snapshot()
 
     response = outsider.post(page.format(**world), {k: v.format(**world) for k, v in form.items()})
@@ -102,7 +104,7 @@ def test_it_sends_an_htmx_request_without_a_session_to_log_in_as_a_whole_page(an
     assert response["HX-Redirect"] == f"/login/?next=/runs/{world['run']}"
 
 
-def test_it_lets_a_superuser_without_staff_status_in(client, world, django_user_model):
+def test_it_lets_a_superuser_with_no_role_in(client, world, django_user_model):
     root = django_user_model.objects.create_user("root", is_superuser=True, is_staff=False)
     client.force_login(root)
 

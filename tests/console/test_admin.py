@@ -8,6 +8,7 @@ from django.utils import timezone
 from runs.models import ImageBuild, Run
 from runs.services import run_trigger
 from tests.console.conftest import deploy, finish_run
+from tests.personas import acting
 
 
 def html(response) -> str:
@@ -28,7 +29,7 @@ def runs(db):
         "ok": finish_run(rates, lines=[("INFO", "hello")], samples=[(0.1, 1000)]),
         "failed": finish_run(flaky, status="failed", error=("KeyError", "EUR", "")),
         "queued": run_trigger(
-            function=rates, trigger="manual", triggered_by="t", now=timezone.now()
+            function=rates, trigger="manual", actor=acting("t"), now=timezone.now()
         ),
     }
 

@@ -1,22 +1,25 @@
 """The console in a real browser: Debian's Chromium driven by Playwright against the live
 server, with real celery workers running the functions (tests/runs/conftest.py's platform).
 
-Each test saves a screenshot of the page it is about under test-output/screenshots/.
+Each test saves a screenshot of the page it is about under test-output/screenshots/. Every tab
+reports what the Content-Security-Policy blocks, and a test fails on any such violation.
 """
 
+import datetime as dt
 import os
 import re
 import textwrap
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 from playwright.sync_api import Page, expect, sync_playwright
 
 from runs.models import Run
 from scheduling import crypto
 from scheduling.models import ApiToken, Function, Secret
-from scheduling.services import token_create
 from tests.console.conftest import OLIVIA_PASSWORD, deploy, finish_run
+from tests.personas import make_token
 from tests.server.support import ChalkServer
 
 pytestmark = pytest.mark.slow
@@ -34,6 +37,42 @@ CHROMIUM_ARGS = [
 ]
 # Runs are real processes: starting one, building its image once and reporting take seconds.
 RUN_TIMEOUT_MS = 90_000
+# chalkweb/settings.py's CONTENT_SECURITY_POLICY, as every page must carry it.
+POLICY = {
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self' data:",
+    "connect-src 'self'",
+    "frame-ancestors 'none'",
+    "form-action 'self'",
+    "base-uri 'self'",
+    "object-src 'none'",
+}
+
+
+def directives(header: str | None) -> set[str]:
+    return {directive.strip() for directive in (header or "").split(";") if directive.strip()}
+
+
+# Runs in every document before its own scripts: reports each securitypolicyviolation event,
+# and each eval htmx refuses (base.html's allowEval: false, e.g. an hx-trigger filter), which
+# the policy would block.
+REPORT_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  window.__cspViolation(
+    `${location.pathname}${location.search}: ${event.effectiveDirective} blocked `
+    + `${event.blockedURI || "?"} (${event.sourceFile || "page"}:${event.lineNumber}`
+    + `${event.sample ? " " + JSON.stringify(event.sample) : ""})`
+  );
+}, true);
+document.addEventListener("htmx:evalDisallowedError", (event) => {
+  window.__cspViolation(
+    `${location.pathname}${location.search}: htmx would eval (script-src 'unsafe-eval') for `
+    + event.target.outerHTML.slice(0, 160)
+  );
+}, true);
+"""
 
 HELLO = """
 import time
@@ -73,6 +112,7 @@ def page(chromium, live_server, olivia, settings) -> Page:
         base_url=live_server.url, viewport={"width": 1280, "height": 900}
     )
     context.set_default_timeout(15_000)
+    violations = watch_csp(context)
     tab = context.new_page()
     tab.on("dialog", lambda dialog: dialog.accept())  # "Revoke ci?" and the like
     tab.goto("/runs")
@@ -82,7 +122,25 @@ def page(chromium, live_server, olivia, settings) -> Page:
     tab.get_by_role("button", name="Log in").click()
     expect(tab).to_have_url(f"{live_server.url}/runs")
     yield tab
+    tab.wait_for_timeout(200)  # a violation is reported a moment after it happens
     context.close()
+    assert not violations, "the Content-Security-Policy blocked:\n" + "\n".join(violations)
+
+
+def watch_csp(context) -> list[str]:
+    """Collects, for every tab of `context`, what the Content-Security-Policy blocks: the
+    securitypolicyviolation events and Chromium's "Refused to ..." console errors."""
+    violations: list[str] = []
+    context.expose_function("__cspViolation", lambda violation: violations.append(violation))
+    context.add_init_script(REPORT_VIOLATIONS)
+    context.on(
+        "console",
+        lambda message: (
+            "Content Security Policy" in message.text
+            and violations.append(f"console: {message.text}")
+        ),
+    )
+    return violations
 
 
 def screenshot(tab: Page, name: str) -> None:
@@ -107,7 +165,7 @@ def test_it_deploys_with_the_sdk_and_shows_a_run_succeed_live(
     platform, page, live_server, tmp_path
 ):
     platform.start_workers()
-    _, token = token_create(name="laptop")
+    _, token = make_token("laptop")
     script = tmp_path / "hello_console.py"
     script.write_text(textwrap.dedent(HELLO))
     deployed = ChalkServer(live_server.url, token).python(str(script))
@@ -291,3 +349,121 @@ def test_it_filters_a_runs_log_by_level_and_text_without_a_reload(page):
     expect(lines).to_contain_text("no EUR rate")
     expect(page).to_have_url(re.compile(rf"/runs/{run.id}\?level=warning&q=eur$"))
     assert_not_reloaded(page)
+
+
+def visit(tab: Page, path: str, status: int = 200) -> None:
+    """Opens `path`, checks that it carries the policy (no header, nothing checked) and waits
+    until it has loaded everything it loads."""
+    response = tab.goto(path)
+    assert response.status == status, path
+    assert directives(response.headers.get("content-security-policy")) == POLICY, path
+    tab.wait_for_load_state("networkidle")
+
+
+def test_no_page_breaks_the_content_security_policy(page, chromium, live_server, olivia):
+    """Every console page, what htmx swaps into them, the login and lockout pages, the admin
+    and the API reference, with no inline script, style or handler and no eval: the `page`
+    fixture fails the test on anything the policy blocks."""
+    deploy("refresh-rates", 'chalk_logger.info("v1")', schedule="0 * * * *")
+    function = deploy("refresh-rates", 'chalk_logger.info("v2")', schedule="*/15 * * * *")
+    an_hour_ago = timezone.now() - dt.timedelta(hours=1)
+    samples = [(0.4 * second, (40 + second) * 2**20) for second in range(8)]
+    finished = finish_run(
+        function,
+        status="failed",
+        lines=[("INFO", "fetching rates"), ("ERROR", "no EUR rate")],
+        error=("KeyError", "'EUR'", "Traceback ...\nKeyError: 'EUR'\n"),
+        samples=samples,
+        at=an_hour_ago,
+    )
+    live = finish_run(function, lines=[("INFO", "still fetching")], samples=samples, active=True)
+
+    for path in ("/", "/functions/refresh-rates", "/runs", "/runs?q=EUR", "/secrets", "/tokens"):
+        visit(page, path)
+    visit(page, "/no-such-page", status=404)
+    # Whatever the main navigation links to, pages added later included.
+    visit(page, "/")
+    links = page.get_by_role("navigation", name="Main").get_by_role("link")
+    for path in links.evaluate_all("links => links.map(link => link.getAttribute('href'))"):
+        visit(page, path)
+    visit(page, "/secrets")
+    page.get_by_label("Name", exact=True).fill("EXCHANGE_API_KEY")
+    page.get_by_label("Value", exact=True).fill("demo-key")
+    page.get_by_role("button", name="Save secret").click()
+    expect(page.locator("#secret-EXCHANGE_API_KEY")).to_be_visible()
+    visit(page, "/secrets")
+
+    # What htmx swaps in: a version diff, a filtered log, a live log's polls.
+    visit(page, "/functions/refresh-rates")
+    page.get_by_label("From version").fill("1")
+    page.get_by_label("to version").fill("2")
+    page.get_by_role("button", name="Show differences").click()
+    expect(page.locator("#version-diff pre.diff .diff-add").first).to_be_visible()
+    visit(page, f"/runs/{finished.id}")
+    expect(page.locator("#usage svg polyline")).to_have_count(2)
+    page.get_by_label("Level").select_option("error")
+    page.get_by_role("button", name="Filter log").click()
+    expect(page.locator("#log-lines .line")).to_have_count(1)
+    visit(page, f"/runs/{live.id}")
+    polls = f"/runs/{live.id}?after="
+    for _ in range(2):
+        with page.expect_response(lambda response: polls in response.url):
+            pass
+    # A hidden tab does not poll (console.js, in place of an htmx trigger filter's eval).
+    sent = []
+    page.on("request", lambda request: polls in request.url and sent.append(request.url))
+    page.evaluate(
+        "Object.defineProperty(document, 'visibilityState', {value: 'hidden', configurable: true})"
+    )
+    page.wait_for_timeout(2_500)
+    assert sent == []
+    with page.expect_response(lambda response: polls in response.url):
+        page.evaluate(
+            "Object.defineProperty(document, 'visibilityState', {value: 'visible'});"
+            "document.dispatchEvent(new Event('visibilitychange'))"
+        )
+
+    # A new token's field selects itself when focused (console.js, not an inline handler).
+    visit(page, "/tokens")
+    page.get_by_label("Name: who or what uses it").fill("ci")
+    page.get_by_role("button", name="Create token").click()
+    page.get_by_label("Token", exact=True).focus()
+    assert page.evaluate(
+        "(() => { const field = document.getElementById('new-token');"
+        " return field.selectionStart === 0 && field.selectionEnd === field.value.length; })()"
+    )
+
+    olivia.is_superuser = True
+    olivia.save()
+    for path in (
+        "/admin/",
+        "/admin/scheduling/function/",
+        f"/admin/scheduling/function/{function.id}/change/",
+        "/admin/runs/run/",
+        f"/admin/runs/run/{finished.id}/change/",
+        "/admin/axes/accessattempt/",
+        "/admin/axes/accessfailurelog/",
+    ):
+        visit(page, path)
+    visit(page, "/api/docs/")
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("Chalkweb API")
+    expect(page.locator(".swagger-ui .opblock").first).to_be_visible()
+
+    # Signed out: the login page, and the lockout page after five failures.
+    context = chromium.new_context(base_url=live_server.url)
+    context.set_default_timeout(15_000)
+    violations = watch_csp(context)
+    anonymous = context.new_page()
+    visit(anonymous, "/login/")
+    for _ in range(5):
+        anonymous.get_by_label("Username").fill("nobody")
+        anonymous.get_by_label("Password").fill("wrong-password")
+        with anonymous.expect_response(lambda r: r.request.method == "POST") as posted:
+            anonymous.get_by_role("button", name="Log in").click()
+    assert posted.value.status == 429
+    assert directives(posted.value.headers["content-security-policy"]) == POLICY
+    expect(anonymous.locator("#locked-out")).to_contain_text("Too many failed sign-ins")
+    screenshot(anonymous, "locked-out")
+    anonymous.wait_for_timeout(200)
+    context.close()
+    assert not violations, "the Content-Security-Policy blocked:\n" + "\n".join(violations)

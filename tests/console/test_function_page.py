@@ -10,6 +10,7 @@ from runs.models import ImageBuild, Run
 from scheduling.models import Secret
 from scheduling.services import function_pause, secret_delete, secret_set
 from tests.console.conftest import deploy, finish_run
+from tests.personas import PLATFORM, acting
 
 
 def html(response) -> str:
@@ -83,7 +84,7 @@ def test_it_says_when_kubernetes_runs_install_the_image_as_they_start(console, r
 
 
 def test_it_shows_the_secret_names_but_no_values(console):
-    secret_set(name="EXCHANGE_API_KEY", value="never-on-a-page", now=timezone.now())
+    secret_set(actor=PLATFORM, name="EXCHANGE_API_KEY", value="never-on-a-page", now=timezone.now())
     deploy("refresh-rates", "pass", secrets=["EXCHANGE_API_KEY"])
 
     page = html(console.get("/functions/refresh-rates"))
@@ -110,7 +111,7 @@ def test_it_shows_the_next_five_fire_times(console):
 def test_it_shows_who_paused_it_and_why_instead_of_fire_times(console, rates):
     function_pause(
         function=rates,
-        paused_by="alice",
+        actor=acting("alice"),
         reason="migrating",
         now=dt.datetime(2026, 11, 28, 23, 30, tzinfo=dt.UTC),
     )
@@ -275,10 +276,10 @@ def test_it_says_a_rollback_to_the_current_content_changes_nothing(console, rate
 
 
 def test_it_refuses_a_rollback_to_a_version_whose_secret_was_deleted(console):
-    secret = secret_set(name="OLD_KEY", value="x", now=timezone.now())[0]
+    secret = secret_set(actor=PLATFORM, name="OLD_KEY", value="x", now=timezone.now())[0]
     deploy("refresh-rates", "pass", secrets=["OLD_KEY"])
     function = deploy("refresh-rates", "print(2)")
-    secret_delete(secret=secret)
+    secret_delete(secret=secret, actor=PLATFORM, now=timezone.now())
 
     response = console.post(
         "/functions/refresh-rates", {"action": "rollback", "name": "refresh-rates", "version": "1"}
@@ -322,7 +323,7 @@ def test_it_keeps_a_too_long_reason_in_the_form_with_the_error(console, rates):
 
 
 def test_it_resumes_it(console, rates):
-    function_pause(function=rates, paused_by="alice", reason="", now=timezone.now())
+    function_pause(function=rates, actor=acting("alice"), reason="", now=timezone.now())
 
     console.post("/functions/refresh-rates", {"action": "resume", "name": "refresh-rates"})
 

@@ -6,6 +6,7 @@ from django.utils import timezone
 
 from runs.services import log_append, run_trigger
 from tests.console.conftest import deploy, finish_run
+from tests.personas import acting
 
 TRACEBACK = (
     "Traceback (most recent call last):\n  File \"flaky.py\", line 3, in flaky\nKeyError: 'EUR'\n"
@@ -113,7 +114,8 @@ def test_it_polls_the_log_of_an_active_run_while_the_tab_is_visible(console, act
 
     last = active.attempts.get().log_lines_set.get().id
     assert f'hx-get="/runs/{active.id}?after={last}"' in page
-    assert "hx-trigger=\"every 1s [document.visibilityState === 'visible']" in page
+    # console.js drops the polls of a hidden tab (a trigger filter would need eval: see the CSP)
+    assert 'hx-trigger="every 1s, visibilitychange from:document" data-only-while-visible' in page
 
 
 def test_it_does_not_poll_a_finished_run(console, failed):
@@ -161,7 +163,7 @@ def test_it_stops_polling_by_answering_without_a_trigger_once_the_run_ended(cons
 
 def test_it_cancels_an_active_run(console, rates):
     queued = run_trigger(
-        function=rates, trigger="manual", triggered_by="olivia", now=timezone.now()
+        function=rates, trigger="manual", actor=acting("olivia"), now=timezone.now()
     )
 
     response = console.post(f"/runs/{queued.id}", {"action": "cancel"})

@@ -7,6 +7,7 @@ from scheduling import crypto
 from scheduling.models import Secret
 from scheduling.services import secret_set
 from tests.console.conftest import deploy
+from tests.personas import PLATFORM
 
 
 def html(response) -> str:
@@ -32,7 +33,7 @@ def test_it_sets_a_secret_and_never_shows_its_value(console):
 
 
 def test_it_replaces_a_secrets_value(console):
-    secret_set(name="EXCHANGE_API_KEY", value="old", now=timezone.now())
+    secret_set(actor=PLATFORM, name="EXCHANGE_API_KEY", value="old", now=timezone.now())
 
     console.post(
         "/secrets",
@@ -44,7 +45,7 @@ def test_it_replaces_a_secrets_value(console):
 
 
 def test_it_deletes_a_secret(console):
-    secret_set(name="EXCHANGE_API_KEY", value="x", now=timezone.now())
+    secret_set(actor=PLATFORM, name="EXCHANGE_API_KEY", value="x", now=timezone.now())
 
     response = console.post(
         "/secrets", {"form": "row", "action": "delete", "name": "EXCHANGE_API_KEY"}
@@ -55,21 +56,21 @@ def test_it_deletes_a_secret(console):
 
 
 def test_it_shows_which_functions_read_a_secret(console):
-    secret_set(name="EXCHANGE_API_KEY", value="x", now=timezone.now())
+    secret_set(actor=PLATFORM, name="EXCHANGE_API_KEY", value="x", now=timezone.now())
     deploy("refresh-rates", "pass", secrets=["EXCHANGE_API_KEY"])
 
     assert '<a href="/functions/refresh-rates">refresh-rates</a>' in html(console.get("/secrets"))
 
 
 def test_it_refuses_to_delete_a_secret_a_function_reads(console):
-    secret_set(name="EXCHANGE_API_KEY", value="x", now=timezone.now())
+    secret_set(actor=PLATFORM, name="EXCHANGE_API_KEY", value="x", now=timezone.now())
     deploy("refresh-rates", "pass", secrets=["EXCHANGE_API_KEY"])
 
     response = console.post(
         "/secrets", {"form": "row", "action": "delete", "name": "EXCHANGE_API_KEY"}
     )
 
-    assert response.status_code == 400
+    assert response.status_code == 409
     assert "secret EXCHANGE_API_KEY is used by refresh-rates" in html(response)
     assert Secret.objects.filter(name="EXCHANGE_API_KEY").exists()
 
@@ -101,7 +102,7 @@ def test_it_refuses_an_empty_value(console):
 
 
 def test_it_refuses_an_empty_replacement_and_keeps_the_old_value(console):
-    secret_set(name="EXCHANGE_API_KEY", value="old", now=timezone.now())
+    secret_set(actor=PLATFORM, name="EXCHANGE_API_KEY", value="old", now=timezone.now())
 
     response = console.post(
         "/secrets", {"form": "row", "action": "set", "name": "EXCHANGE_API_KEY", "value": ""}

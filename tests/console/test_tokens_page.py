@@ -1,10 +1,9 @@
 """The API tokens page: create (its text shown once), list, revoke."""
 
-from django.utils import timezone
 from rest_framework.test import APIClient
 
 from scheduling.models import ApiToken
-from scheduling.services import token_create
+from tests.personas import make_token
 
 
 def html(response) -> str:
@@ -33,7 +32,7 @@ def test_it_creates_a_token_the_api_accepts(console):
 
 
 def test_it_lists_tokens_by_their_first_characters(console):
-    token, _ = token_create(name="alice-laptop", now=timezone.now())
+    token, _ = make_token("alice-laptop")
 
     page = html(console.get("/tokens"))
 
@@ -43,7 +42,7 @@ def test_it_lists_tokens_by_their_first_characters(console):
 
 
 def test_it_revokes_a_token(console):
-    token, plaintext = token_create(name="alice-laptop", now=timezone.now())
+    token, plaintext = make_token("alice-laptop")
 
     response = console.post("/tokens", {"action": "revoke", "token": str(token.id)})
 

@@ -7,6 +7,7 @@ namespace's security level. These are the rules our manifests could break.
 """
 
 import base64
+import ipaddress
 import re
 from decimal import Decimal
 
@@ -218,4 +219,36 @@ def api_server_errors(obj: dict) -> list[str]:
         errors += pod_spec_errors(template["spec"], where, job=False)
     if kind == "Service":
         errors += label_errors(spec.get("selector"), f"{where} selector")
+    if kind == "NetworkPolicy":
+        errors += _network_policy_errors(spec, where)
+    return errors
+
+
+def _network_policy_errors(spec: dict, where: str) -> list[str]:
+    """Selectors, CIDRs (an `except` strictly inside its `cidr`), protocols and ports."""
+    errors = label_errors(spec["podSelector"].get("matchLabels"), f"{where} podSelector")
+    rules = [*spec.get("ingress", []), *spec.get("egress", [])]
+    for rule in rules:
+        for peer in [*rule.get("to", []), *rule.get("from", [])]:
+            for selector in ("podSelector", "namespaceSelector"):
+                if selector in peer:
+                    errors += label_errors(peer[selector].get("matchLabels"), f"{where} peer")
+            block = peer.get("ipBlock")
+            if block is None:
+                continue
+            try:
+                network = ipaddress.ip_network(block["cidr"])
+                for excepted in block.get("except", []):
+                    inner = ipaddress.ip_network(excepted)
+                    if inner.version != network.version or not (
+                        inner.subnet_of(network) and inner != network
+                    ):
+                        errors.append(f"{where}: except {excepted} is not inside {network}")
+            except ValueError as exc:
+                errors.append(f"{where}: {exc}")
+        for port in rule.get("ports", []):
+            if port.get("protocol", "TCP") not in ("TCP", "UDP", "SCTP"):
+                errors.append(f"{where}: protocol {port['protocol']!r} is not TCP, UDP or SCTP")
+            if isinstance(port.get("port"), int) and not 1 <= port["port"] <= 65535:
+                errors.append(f"{where}: port {port['port']} is out of range")
     return errors

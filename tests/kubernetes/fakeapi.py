@@ -356,7 +356,17 @@ class FakeKubernetes:
                 )
         if not statuses:
             raise _Reply(400, _status(400, "BadRequest", f'pod "{name}" has no running container'))
-        lines = self.logs.get(name, "").splitlines(keepends=True)
+        # A container's own log if a test set one; else the pod's log is its first container's
+        # (a build's is BuildKit's, an init container), and the others have none.
+        container = query.get("container")
+        first = ((pod["spec"].get("initContainers") or []) + pod["spec"]["containers"])[0]
+        if container and f"{name}/{container}" in self.logs:
+            text = self.logs[f"{name}/{container}"]
+        elif not container or container == first["name"]:
+            text = self.logs.get(name, "")
+        else:
+            text = ""
+        lines = text.splitlines(keepends=True)
         if query.get("tailLines"):
             lines = lines[-int(query["tailLines"]) :]
         return "".join(lines)
@@ -705,9 +715,12 @@ class FakeKubernetes:
         threading.Thread(target=exited, daemon=True).start()
         return process
 
-    def set_log(self, job_name: str, namespace: str, text: str) -> None:
+    def set_log(
+        self, job_name: str, namespace: str, text: str, container: str | None = None
+    ) -> None:
         with self._cond:
-            self.logs[self._pod(job_name, namespace)["metadata"]["name"]] = text
+            pod_name = self._pod(job_name, namespace)["metadata"]["name"]
+            self.logs[f"{pod_name}/{container}" if container else pod_name] = text
 
     def compact(self) -> None:
         """Like etcd compaction: every resourceVersion before the current one becomes too old

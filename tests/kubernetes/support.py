@@ -10,12 +10,13 @@ from runs.models import Attempt, LogLine, Run
 from runs.services import run_trigger
 from runs.tasks import run_due_attempts
 from scheduling.models import Function
+from tests.personas import acting
 
 
 def trigger(function: Function) -> Attempt:
     """Runs the function now; returns its first attempt, queued. (Under the `db` fixture the
     transaction never commits, so no message goes to a broker.)"""
-    run = run_trigger(function=function, trigger="manual", triggered_by="test", now=timezone.now())
+    run = run_trigger(function=function, trigger="manual", actor=acting("test"), now=timezone.now())
     return run.attempts.get()
 
 

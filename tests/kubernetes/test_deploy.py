@@ -2,6 +2,8 @@
 newest Kubernetes we support and the API server's own checks, and the files checked against
 each other and against what the executor actually does."""
 
+import copy
+import ipaddress
 import re
 import tomllib
 from pathlib import Path
@@ -14,7 +16,8 @@ from django.core.management import get_commands
 
 from chalkcompute import Image
 from runs.executors.kubernetes.config import KubernetesConfig
-from runs.executors.kubernetes.dockerfile import plan_image
+from runs.executors.kubernetes.dockerfile import build_job, plan_image
+from runs.executors.kubernetes.manifests import attempt_job
 from tests.kubernetes.apichecks import api_server_errors, restricted_violations
 from tests.kubernetes.conftest import NAMESPACE, make_config, make_spec
 from tests.kubernetes.test_manifests import NEWEST, OLDEST
@@ -22,6 +25,8 @@ from tests.kubernetes.test_manifests import NEWEST, OLDEST
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy" / "kubernetes"
 MANIFEST_FILES = sorted(p for p in DEPLOY.glob("*.yaml") if p.name != "kustomization.yaml")
+# Validated like the rest, applied by hand when they apply (see kustomization.yaml).
+NOT_KUSTOMIZED = {"secret.example.yaml", "networkpolicy-install-at-start.yaml"}
 DOCUMENTS = {
     f"{path.name}:{doc['kind']}/{doc['metadata']['name']}": doc
     for path in MANIFEST_FILES
@@ -68,10 +73,10 @@ def test_it_runs_the_server_under_the_restricted_pod_security_standard(name):
     assert restricted_violations(DOCUMENTS[name]["spec"]["template"]["spec"]) == []
 
 
-def test_it_lists_every_manifest_in_the_kustomization_but_the_example_secret():
+def test_it_lists_every_manifest_in_the_kustomization_but_the_optional_ones():
     kustomization = yaml.safe_load((DEPLOY / "kustomization.yaml").read_text())
     listed = set(kustomization["resources"])
-    assert listed == {p.name for p in MANIFEST_FILES} - {"secret.example.yaml"}
+    assert listed == {p.name for p in MANIFEST_FILES} - NOT_KUSTOMIZED
 
 
 def test_it_keeps_placeholder_values_in_the_example_secret():
@@ -244,3 +249,121 @@ def test_it_runs_the_server_image_as_the_user_the_manifests_expect():
     assert "\nUSER 1000:1000\n" in dockerfile
     for deployment in _docs("Deployment"):
         assert deployment["spec"]["template"]["spec"]["securityContext"]["runAsUser"] == 1000
+
+
+# --- the runs namespace's network ------------------------------------------------------------
+
+METADATA = ipaddress.ip_address("169.254.169.254")
+
+
+def _policies(*, optional: bool = False) -> dict[str, dict]:
+    return {
+        name: doc
+        for name, doc in DOCUMENTS.items()
+        if doc["kind"] == "NetworkPolicy" and (optional or name.split(":")[0] not in NOT_KUSTOMIZED)
+    }
+
+
+def _selecting(labels: dict[str, str], *, optional: bool = False) -> dict[str, dict]:
+    """The policies that apply to a pod of the runs namespace with these labels."""
+    selected = {}
+    for policy in _policies(optional=optional).values():
+        selector = policy["spec"]["podSelector"]
+        assert set(selector) <= {"matchLabels"}, "only matchLabels: what the test can read"
+        if selector.get("matchLabels", {}).items() <= labels.items():
+            selected[policy["metadata"]["name"]] = policy
+    return selected
+
+
+def _egress(policies: dict[str, dict]) -> list[dict]:
+    return [rule for policy in policies.values() for rule in policy["spec"].get("egress", [])]
+
+
+def _reaches(rules: list[dict], address: str, port: int) -> bool:
+    """Whether an ipBlock rule lets the pod reach `address` on TCP `port`."""
+    ip = ipaddress.ip_address(address)
+    for rule in rules:
+        ports = {p["port"] for p in rule.get("ports") or [] if p["protocol"] == "TCP"}
+        if rule.get("ports") and port not in ports:
+            continue
+        for peer in rule.get("to") or [{}]:
+            block = peer.get("ipBlock")
+            if block is None:
+                continue
+            network = ipaddress.ip_network(block["cidr"])
+            if ip.version == network.version and ip in network:
+                if not any(ip in ipaddress.ip_network(e) for e in block.get("except", [])):
+                    return True
+    return False
+
+
+RUN_POD = attempt_job(make_spec(), KubernetesConfig())["spec"]["template"]["metadata"]["labels"]
+BUILD_POD = build_job("ab" * 32, "r/chalkweb-fn:x", make_config(registry="r"))["spec"]["template"][
+    "metadata"
+]["labels"]
+
+
+def test_it_denies_every_pod_of_the_runs_namespace_all_traffic_but_what_it_allows():
+    (deny,) = [p for p in _policies().values() if p["spec"]["podSelector"] == {}]
+    assert deny["metadata"]["namespace"] == KubernetesConfig().namespace
+    assert deny["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    assert all("ingress" not in p["spec"] for p in _policies(optional=True).values())
+    for policy in _policies(optional=True).values():
+        assert policy["metadata"]["namespace"] == KubernetesConfig().namespace
+
+
+def test_it_lets_runs_reach_dns_and_the_runner_api_only():
+    policies = _selecting(RUN_POD)
+    dns, runner_api = _egress(policies)
+    web = _one("Deployment", "chalkweb-web")
+    (web_container,) = web["spec"]["template"]["spec"]["containers"]
+
+    assert set(policies) == {"chalkweb-runs-default-deny", "chalkweb-run-egress"}
+    assert dns["ports"] == [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
+    (dns_peer,) = dns["to"]
+    assert dns_peer["podSelector"] == {"matchLabels": {"k8s-app": "kube-dns"}}
+    (api_peer,) = runner_api["to"]
+    assert api_peer["namespaceSelector"] == {
+        "matchLabels": {"kubernetes.io/metadata.name": web["metadata"]["namespace"]}
+    }
+    web_labels = web["spec"]["template"]["metadata"]["labels"]
+    assert api_peer["podSelector"]["matchLabels"].items() <= web_labels.items()
+    assert runner_api["ports"] == [
+        {"protocol": "TCP", "port": port["containerPort"]} for port in web_container["ports"]
+    ]
+    for other in ("chalkweb-worker", "chalkweb-beat", "chalkweb-watcher"):
+        labels = _one("Deployment", other)["spec"]["template"]["metadata"]["labels"]
+        assert not api_peer["podSelector"]["matchLabels"].items() <= labels.items()
+    for address in (str(METADATA), "10.0.0.5", "8.8.8.8", "2001:db8::1"):
+        assert not _reaches(_egress(policies), address, 443)
+
+
+def test_it_lets_runs_installing_at_start_reach_package_indexes_and_still_not_metadata():
+    rules = _egress(_selecting(RUN_POD, optional=True))
+
+    assert _reaches(rules, "151.101.0.223", 443)  # pypi.org
+    assert not _reaches(rules, "151.101.0.223", 22)
+    for private in (str(METADATA), "10.96.0.1", "172.18.0.2", "192.168.1.1", "fd00:ec2::254"):
+        assert not _reaches(rules, private, 443)
+
+
+def test_it_lets_builds_reach_registries_and_indexes_but_not_the_metadata_address():
+    policies = _selecting(BUILD_POD, optional=True)
+    rules = _egress(policies)
+
+    assert set(policies) == {"chalkweb-runs-default-deny", "chalkweb-build-egress"}
+    assert _reaches(rules, "172.18.0.2", 5000)  # kind's local registry (see README.md)
+    assert _reaches(rules, "151.101.0.223", 443)
+    assert not _reaches(rules, str(METADATA), 80)
+    assert not _reaches(rules, "fd00:ec2::254", 80)
+    assert "chalkweb-run-egress" not in policies
+
+
+def test_it_catches_a_network_policy_the_api_server_would_refuse():
+    policy = copy.deepcopy(_one("NetworkPolicy", "chalkweb-build-egress"))
+    policy["spec"]["egress"][1]["to"][0]["ipBlock"]["except"] = ["10.0.0.0/8", "0.0.0.0/0"]
+    policy["spec"]["egress"][0]["ports"][0]["port"] = 0
+
+    errors = "\n".join(api_server_errors(policy))
+    assert "except 0.0.0.0/0 is not inside 0.0.0.0/0" in errors
+    assert "port 0 is out of range" in errors

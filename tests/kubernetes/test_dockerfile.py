@@ -27,7 +27,7 @@ from runs.executors.kubernetes.manifests import (
     UnsupportedSpecError,
     install_at_start_script,
 )
-from tests.kubernetes.apichecks import MAX_CONFIGMAP_BYTES
+from tests.kubernetes.apichecks import MAX_CONFIGMAP_BYTES, restricted_violations
 from tests.kubernetes.conftest import make_config
 
 DIGEST = "sha256:" + "1f" * 32
@@ -185,23 +185,83 @@ def test_it_refuses_apt_install_when_installing_at_start():
         plan_image(spec, make_config(install_at_start=True))
 
 
-def test_it_builds_with_rootless_buildkit_and_pushes_the_tag():
+def test_it_builds_with_rootless_buildkit_then_pushes_the_tag():
     config = make_config(registry="registry.example.com/chalkweb", registry_secret="regcred")
     plan = plan_image(Image.debian_slim().spec, config)
     pod = build_job(plan.image_hash, plan.image_ref, config)["spec"]["template"]["spec"]
-    (container,) = pod["containers"]
-    assert container["image"].endswith("-rootless")
-    assert container["command"] == ["buildctl-daemonless.sh"]
-    assert f"type=image,name={plan.image_ref},push=true" in container["args"]
-    assert container["securityContext"]["seccompProfile"] == {"type": "Unconfined"}
-    assert container["securityContext"]["appArmorProfile"] == {"type": "Unconfined"}
-    assert container["securityContext"]["runAsUser"] == 1000
-    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    (build,), (push,) = pod["initContainers"], pod["containers"]
+    assert build["image"].endswith("-rootless")
+    assert build["command"] == ["buildctl-daemonless.sh"]
+    assert f"type=docker,name={plan.image_ref},dest=/image/image.tar" in build["args"]
+    assert build["securityContext"]["seccompProfile"] == {"type": "Unconfined"}
+    assert build["securityContext"]["appArmorProfile"] == {"type": "Unconfined"}
+    assert build["securityContext"]["runAsUser"] == 1000
+    mounts = {m["mountPath"]: m for m in build["volumeMounts"]}
     assert mounts["/workspace/Dockerfile"]["subPath"] == "Dockerfile"
     assert mounts["/workspace/chalkweb-runtime.tar.gz"]["subPath"] == "chalkweb-runtime.tar.gz"
     (context,) = [v for v in pod["volumes"] if v["name"] == mounts["/workspace/Dockerfile"]["name"]]
     assert context["configMap"]["name"] == plan.build_name
-    assert {"name": "DOCKER_CONFIG", "value": "/home/user/.docker"} in container["env"]
+    assert push["image"].startswith("gcr.io/go-containerregistry/crane:v")
+    assert push["args"] == ["push", "/image/image.tar", plan.image_ref]
+    assert {"name": "DOCKER_CONFIG", "value": "/docker-config"} in push["env"]
+
+
+def test_it_keeps_the_push_credentials_out_of_reach_of_the_build_steps():
+    """Build steps run inside BuildKit without a process sandbox: anything its container holds
+    they could read. The credentials are mounted in the push container alone, which starts
+    once the build is over and shares no process namespace with it."""
+    config = make_config(registry="registry.example.com/chalkweb", registry_secret="regcred")
+    plan = plan_image(Image.debian_slim().run_commands("cat ~/.docker/config.json").spec, config)
+    pod = build_job(plan.image_hash, plan.image_ref, config)["spec"]["template"]["spec"]
+    (credentials,) = [v["name"] for v in pod["volumes"] if v.get("secret")]
+    (build,), (push,) = pod["initContainers"], pod["containers"]
+
+    assert credentials not in [m["name"] for m in build["volumeMounts"]]
+    assert [e["name"] for e in build["env"]] == ["BUILDKITD_FLAGS"]  # no DOCKER_CONFIG
+    assert not any("push=true" in arg for arg in build["args"])
+    assert credentials in [m["name"] for m in push["volumeMounts"]]
+    assert pod.get("shareProcessNamespace") is False
+    assert (
+        restricted_violations({"containers": [push], **{"securityContext": pod["securityContext"]}})
+        == []
+    )
+
+
+def test_it_pushes_to_an_insecure_registry_without_credentials():
+    config = make_config(registry="registry.local:5000/chalkweb", registry_insecure=True)
+    plan = plan_image(Image.debian_slim().spec, config)
+    pod = build_job(plan.image_hash, plan.image_ref, config)["spec"]["template"]["spec"]
+    (push,) = pod["containers"]
+
+    assert push["args"] == ["push", "--insecure", "/image/image.tar", plan.image_ref]
+    assert push["env"] == [] and not [v for v in pod["volumes"] if v.get("secret")]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "--mount=type=secret,id=regcred,target=/x cat /x",
+        "--network=host curl http://169.254.169.254/",
+        "  --security=insecure id",
+        "-x",
+    ],
+)
+def test_it_never_lets_a_run_command_become_a_flag_of_run(command):
+    text = dockerfile(Image.debian_slim().run_commands(command).spec, RUNTIME_SHA256)
+    runs = [line for line in text.splitlines() if line.startswith("RUN")]
+
+    assert not [line for line in runs if line.removeprefix("RUN").lstrip().startswith("-")]
+    (line,) = [line for line in runs if command in line or json.dumps(command)[1:-1] in line]
+    assert json.loads(line.removeprefix("RUN ")) == ["/bin/sh", "-c", "--", command]
+
+
+def test_a_run_command_that_looks_like_a_flag_runs_as_a_command(tmp_path):
+    """What BuildKit runs for the exec form: the item is the command's first word."""
+    result = subprocess.run(
+        ["/bin/sh", "-c", "--", "--mount=type=secret,id=x echo leaked"],
+        capture_output=True, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 127 and "leaked" not in result.stdout
 
 
 def test_it_carries_the_dockerfile_and_the_runtime_in_a_configmap_owned_by_the_build():

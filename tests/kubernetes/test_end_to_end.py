@@ -18,6 +18,7 @@ from runs.services import run_trigger
 from runs.tasks import reconcile_kubernetes
 from tests.kubernetes.conftest import NAMESPACE
 from tests.kubernetes.support import log
+from tests.personas import acting
 from tests.runs.conftest import deploy, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -52,7 +53,7 @@ def test_it_runs_a_function_in_a_pod_through_the_runner_with_its_logs_and_usage(
         """,
         image=Image.debian_slim().pip_install("requests"),
     )
-    run = run_trigger(function=function, trigger="manual", triggered_by="test", now=timezone.now())
+    run = run_trigger(function=function, trigger="manual", actor=acting("test"), now=timezone.now())
     attempt = run.attempts.get()
     kubernetes.container_terminated(attempt.executor_ref, NAMESPACE, 0)  # the image is pushed
     reconcile_kubernetes()
@@ -97,7 +98,7 @@ def test_it_installs_the_runner_from_the_server_when_a_pod_installs_at_start(
         return 1
         """,
     )
-    run = run_trigger(function=function, trigger="manual", triggered_by="test", now=timezone.now())
+    run = run_trigger(function=function, trigger="manual", actor=acting("test"), now=timezone.now())
     attempt = run.attempts.get()
     job = kubernetes.get("jobs", NAMESPACE, attempt.executor_ref)
     (container,) = job["spec"]["template"]["spec"]["containers"]

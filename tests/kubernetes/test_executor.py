@@ -24,6 +24,7 @@ from runs.services import run_cancel, token_hash
 from runs.tasks import run_due_attempts
 from tests.kubernetes.conftest import NAMESPACE, SERVER_URL
 from tests.kubernetes.support import attempts, reconcile_at, start, trigger
+from tests.personas import acting
 from tests.runs.conftest import deploy
 
 pytestmark = pytest.mark.django_db
@@ -158,8 +159,8 @@ def test_it_refuses_to_start_with_a_gpu_map_that_is_not_a_json_object():
     )
     assert started.returncode != 0
     assert started.stderr.strip().splitlines()[-1] == (
-        "chalkweb.env.ImproperlyConfiguredEnv: CHALK_K8S_GPU_NODE_SELECTORS must be a JSON "
-        "object, not list"
+        "django.core.exceptions.ImproperlyConfigured: CHALK_K8S_GPU_NODE_SELECTORS must be a "
+        "JSON object, not list"
     )
 
 
@@ -269,7 +270,7 @@ def test_it_cancels_by_deleting_the_job_and_ends_the_run_cancelled(
     kubernetes.container_running(attempt.executor_ref, NAMESPACE)
 
     with django_capture_on_commit_callbacks(execute=True):
-        run_cancel(run=attempt.run, by="alice", now=timezone.now())
+        run_cancel(run=attempt.run, actor=acting("alice"), now=timezone.now())
     reconcile_at()
 
     (delete,) = [r for r in kubernetes.requests if r.method == "DELETE"]
@@ -294,7 +295,7 @@ def test_the_pass_deletes_a_cancelled_attempts_job_when_the_cancel_could_not(
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
     monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
     with django_capture_on_commit_callbacks(execute=True):
-        run_cancel(run=attempt.run, by="alice", now=timezone.now())
+        run_cancel(run=attempt.run, actor=acting("alice"), now=timezone.now())
     assert kubernetes.get("jobs", NAMESPACE, attempt.executor_ref) is not None
 
     settings.CHALK_K8S_API_URL = kubernetes.url  # reachable again
@@ -312,7 +313,7 @@ def test_it_cancels_an_attempt_waiting_for_its_image(
     attempt = start(deploy("fx-rates", "pass", image=WITH_REQUESTS))
 
     with django_capture_on_commit_callbacks(execute=True):
-        run_cancel(run=attempt.run, by="alice", now=timezone.now())
+        run_cancel(run=attempt.run, actor=acting("alice"), now=timezone.now())
     reconcile_at()
 
     attempt.refresh_from_db()

@@ -27,10 +27,10 @@ def attempt(cluster) -> Started:
     return Started(cluster.create_attempt(make_spec(), token="t0k3n"), created_at)
 
 
-def read(cluster, attempt: Started, *, seconds_later: float = 1, by_us: bool = False):
+def read(cluster, attempt: Started, *, seconds_later: float = 1):
     job, pods = cluster.observe(attempt.name)
     now = attempt.created_at + timedelta(seconds=seconds_later)
-    return classify(job, pods, now, attempt.created_at, by_us, cluster.config)
+    return classify(job, pods, now=now, created_at=attempt.created_at, config=cluster.config)
 
 
 def test_it_records_nothing_while_the_pod_is_pending_or_running(cluster, fake, attempt):
@@ -208,16 +208,6 @@ def test_it_marks_the_attempt_lost_when_someone_else_deletes_the_job(cluster, fa
     assert (outcome.status, outcome.category) == ("lost", "lost")
     assert "Chalkweb did not delete it" in outcome.reason
     assert outcome.retryable
-
-
-def test_it_records_nothing_for_a_job_it_deleted_itself(cluster, fake, attempt):
-    cluster.delete(attempt.name)
-    assert read(cluster, attempt, by_us=True) is None
-
-
-def test_it_records_nothing_for_a_cancelled_pod_that_is_still_dying(cluster, fake, attempt):
-    fake.container_terminated(attempt.name, NAMESPACE, 143)  # SIGTERM from the cancel
-    assert read(cluster, attempt, by_us=True) is None
 
 
 def waiting(cluster, attempt: Started) -> str | None:

@@ -12,11 +12,12 @@ from django.utils import timezone
 
 from runs.executors.kubernetes.reconcile import reconcile
 from runs.models import Attempt, Run
-from runs.services import reap
+from runs.services import reap, run_cancel
 from runs.tasks import reconcile_kubernetes
 from tests.kubernetes.conftest import NAMESPACE
 from tests.kubernetes.support import attempts, log, reconcile_at, start, trigger
 from tests.kubernetes.test_executor import REGISTRY, WITH_REQUESTS, secret_token
+from tests.personas import acting
 from tests.runs.conftest import deploy
 
 pytestmark = pytest.mark.django_db
@@ -238,6 +239,32 @@ def test_it_records_an_outcome_once_however_many_passes_see_it(kubernetes):
     assert (first["finished"], second["finished"]) == (1, 0)
     assert attempts(attempt.run) == [(1, "interrupted", False), (2, "queued", True)]
     assert [stream for stream, _, _ in log(attempt)] == ["system"]
+
+
+def test_it_keeps_a_cancel_when_the_cancelled_pod_dies_of_its_sigterm(kubernetes):
+    """Moved from classify's tests, with the rule: a cancelled attempt is never classified, so
+    its pod's exit 143 and its Job's disappearance are not read as a failure or a loss."""
+    attempt = start(deploy("nightly-rollup", "pass"))
+    kubernetes.container_running(attempt.executor_ref, NAMESPACE)
+    # The cancel's own Job delete is sent at commit (never, under this test's transaction).
+    run_cancel(run=attempt.run, actor=acting("alice"), now=timezone.now())
+    kubernetes.container_terminated(attempt.executor_ref, NAMESPACE, 143)  # SIGTERM
+
+    first = reconcile_at()
+    attempt.refresh_from_db()
+    assert (first["deleted"], first["finished"], attempt.status) == (1, 0, "starting")
+    assert kubernetes.get("jobs", NAMESPACE, attempt.executor_ref) is None
+
+    second = reconcile_at()
+    attempt, run = ended(attempt)
+    assert second["finished"] == 1
+    assert (attempt.status, attempt.reason, attempt.exit_code) == (
+        "cancelled",
+        "cancelled: its Job was deleted before its runner reported",
+        None,
+    )
+    assert run.status == "cancelled"
+    assert log(attempt) == []
 
 
 def test_it_deletes_the_job_of_an_attempt_the_reaper_gave_up_on(kubernetes, settings):

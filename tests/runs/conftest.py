@@ -14,14 +14,14 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from chalkcompute import schedule as schedule_engine
 from chalkcompute.image import Image
-from chalkcompute.retries import Retries
 from chalkcompute.runtime.parent import die_with_parent
+from chalkcompute.spec import FunctionSpec
 from chalkweb.celery import purge_queues
 from runs.beat import ensure_periodic_tasks
 from runs.models import Run
 from scheduling.services import function_deploy
+from tests.personas import acting
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -138,12 +138,13 @@ def deploy(
         + f"def {entrypoint}():\n"
         + textwrap.indent(textwrap.dedent(body).strip() + "\n", "    ")
     )
+    spec = FunctionSpec(
+        schedule=schedule, image=image or Image.debian_slim(), secrets=secrets, memory=memory,
+        gpu=gpu, retries=retries, timeout=timeout, overlap=overlap,
+    )  # fmt: skip
     result = function_deploy(
         name=name, source=source, source_filename=f"{entrypoint}.py", entrypoint=entrypoint,
-        schedule=schedule_engine.parse(schedule) if schedule else None,
-        image=image or Image.debian_slim(), secret_names=list(secrets), cpu=None, memory=memory,
-        gpu=gpu, retries=Retries.coerce(retries), timeout=timeout, overlap=overlap,
-        deployed_by="test", now=now or timezone.now(),
+        spec=spec, actor=acting("test"), now=now or timezone.now(),
     )  # fmt: skip
     return result.function
 

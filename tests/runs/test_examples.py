@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from runs.models import LogLine
-from scheduling.services import token_create
+from tests.personas import make_token
 from tests.runs.conftest import wait_for_run
 
 REPO = Path(__file__).resolve().parents[2]
@@ -26,7 +26,7 @@ EXAMPLES = {
 
 def test_every_example_deploys_itself_and_runs_to_success(platform, tmp_path):
     platform.start_workers(concurrency=len(EXAMPLES))
-    _, token = token_create(name="examples")
+    _, token = make_token("examples")
     env = {
         **os.environ,
         "CHALK_COMPUTE_URL": platform.env["CHALK_PUBLIC_URL"],

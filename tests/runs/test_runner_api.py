@@ -1,11 +1,20 @@
 """The runner API's one endpoint without a token, the runtime archive that pods installing at
-start download, and every endpoint's answer to a wrong method. (The rest is exercised by every
-run the runner makes.)"""
+start download, every endpoint's answer to a wrong method, and its 400s for a body it cannot
+read. (The rest is exercised by every run the runner makes.)"""
+
+import datetime as dt
 
 import pytest
 
 from runs.executors.kubernetes.manifests import RUNTIME_URL_PATH
+from runs.models import Attempt, LogLine, UsageSample
 from runs.runtime_bundle import bundle
+from runs.services import attempt_claim, run_trigger
+from tests.personas import acting
+from tests.runs.conftest import deploy
+
+T0 = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
+HEARTBEAT, FINISH = "/api/runner/v1/heartbeat", "/api/runner/v1/finish"
 
 
 def test_it_serves_the_runtime_archive_without_a_token(client):
@@ -54,4 +63,97 @@ def test_every_endpoint_answers_a_wrong_method_405_before_asking_for_a_token(
     assert response.json() == {
         "error": "method_not_allowed",
         "detail": f"{wrong.upper()} is not allowed on this URL; it accepts {allowed}",
+    }
+
+
+@pytest.fixture
+def runner(db, client):
+    """POSTs to the runner API with the token of a claimed attempt, as its runner does."""
+    run = run_trigger(
+        function=deploy("nightly-rollup", "pass", now=T0), trigger="manual", actor=acting("alice"),
+        now=T0,
+    )  # fmt: skip
+    _, token = attempt_claim(
+        attempt_id=run.attempts.get().id, executor="local", executor_ref="test", now=T0
+    )
+
+    def post(path: str, body: dict):
+        return client.post(
+            path, body, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {token}"
+        )
+
+    return post
+
+
+def line(text: str) -> dict:
+    return {"ts": T0.timestamp(), "stream": "stdout", "level": "", "text": text}
+
+
+SAMPLE = {"ts": T0.timestamp(), "cpu_seconds": 0.5, "cpu_percent": 50.0, "rss_bytes": 1024}
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        (
+            {"first_seq": "zero", "lines": [line("hello")]},
+            "first_seq must be a whole number, not 'zero'",
+        ),
+        (
+            {"first_seq": 0, "lines": [line("hello")], "samples": [{**SAMPLE, "rss_bytes": None}]},
+            "samples[0].rss_bytes must be a whole number, not None",
+        ),
+        (
+            {"first_seq": 0, "lines": [line("hello")], "samples": [{"ts": T0.timestamp()}]},
+            "samples[0].cpu_seconds must be a number, not None",
+        ),
+        (
+            {"first_seq": 0, "lines": [line("hello"), "world"]},
+            "each line and each sample must be a JSON object",
+        ),
+        ({"first_seq": 0, "lines": "hello"}, "lines and samples must be lists"),
+        ({"first_seq": 2, "lines": [line("late")]}, "log lines 0..1 are missing; resend from 0"),
+    ],
+)
+def test_it_answers_a_heartbeat_it_cannot_read_400_and_stores_none_of_it(runner, body, detail):
+    response = runner(HEARTBEAT, body)
+
+    assert response.status_code == 400
+    assert response.json() == {"error": "invalid_request", "detail": detail}
+    assert (LogLine.objects.count(), UsageSample.objects.count()) == (0, 0)
+
+
+def test_it_stores_a_heartbeat_it_can_read(runner):
+    response = runner(HEARTBEAT, {"first_seq": 0, "lines": [line("hello")], "samples": [SAMPLE]})
+
+    assert (response.status_code, response.json()) == (200, {"cancel": False})
+    assert list(LogLine.objects.values_list("text", flat=True)) == ["hello"]
+    assert UsageSample.objects.get().rss_bytes == 1024
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "detail"),
+    [
+        ("exit_code", "zero", "exit_code must be a whole number, not 'zero'"),
+        ("peak_memory_bytes", [1], "peak_memory_bytes must be a whole number, not [1]"),
+        ("cpu_seconds", {"user": 1}, "cpu_seconds must be a number, not {'user': 1}"),
+    ],
+)
+def test_it_answers_a_finish_with_a_malformed_number_400_and_keeps_the_attempt(
+    runner, field, value, detail
+):
+    response = runner(FINISH, {"status": "succeeded", "exit_code": 0, field: value})
+
+    assert response.status_code == 400
+    assert response.json() == {"error": "invalid_request", "detail": detail}
+    assert Attempt.objects.get().status == "starting"
+
+
+def test_it_answers_a_finish_with_an_unknown_status_400(runner):
+    response = runner(FINISH, {"status": "done"})
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "invalid_request",
+        "detail": "status must be one of succeeded, failed, timed_out, cancelled",
     }

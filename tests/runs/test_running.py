@@ -15,14 +15,17 @@ from chalkcompute.image import Image
 from runs.models import Attempt, ImageBuild, LogLine, Run, UsageSample
 from runs.services import run_cancel, run_trigger
 from scheduling.models import Function
-from scheduling.services import function_pause, function_resume, secret_set, token_create
+from scheduling.services import function_pause, function_resume, secret_set
+from tests.personas import PLATFORM, acting, make_token
 from tests.runs.conftest import deploy, wait_for, wait_for_run
 
 pytestmark = pytest.mark.slow
 
 
 def trigger(function: Function) -> Run:
-    return run_trigger(function=function, trigger="manual", triggered_by="test", now=timezone.now())
+    return run_trigger(
+        function=function, trigger="manual", actor=acting("test"), now=timezone.now()
+    )
 
 
 def log_texts(run: Run) -> list[str]:
@@ -49,7 +52,7 @@ def test_it_runs_a_function_now_with_its_logs_and_usage_visible_through_the_api(
     run = wait_for_run(trigger(function).id)
 
     assert run.status == "succeeded", run.status_reason
-    _, token = token_create(name="reader")
+    _, token = make_token("reader")
     api = APIClient(HTTP_AUTHORIZATION=f"Bearer {token}")
     detail = api.get(f"/api/v1/runs/{run.id}").json()
     assert detail["status"] == "succeeded"
@@ -229,12 +232,12 @@ def test_it_runs_nothing_while_paused_and_runs_again_after_resume(platform):
     platform.start_beat()
     function = deploy("pausable", 'chalk_logger.info("ran")', schedule="0 0 1 1 *")
     function = function_pause(
-        function=function, paused_by="alice", reason="vendor outage", now=timezone.now()
+        function=function, actor=acting("alice"), reason="vendor outage", now=timezone.now()
     )
     time.sleep(3)  # beat ticks every second: nothing is due while paused
     assert not Run.objects.exists()
 
-    function_resume(function=function, now=timezone.now())
+    function_resume(actor=PLATFORM, function=function, now=timezone.now())
     Function.objects.filter(id=function.id).update(
         next_fire_at=timezone.now() + dt.timedelta(seconds=1)
     )
@@ -253,7 +256,7 @@ def test_it_cancels_a_running_function(platform):
     run = trigger(function)
     wait_for(lambda: LogLine.objects.filter(attempt__run=run).exists(), message="the run to log")
 
-    assert run_cancel(run=run, by="alice", now=timezone.now())
+    assert run_cancel(run=run, actor=acting("alice"), now=timezone.now())
 
     run = wait_for_run(run.id, timeout=20)
     assert run.status == "cancelled"
@@ -264,7 +267,7 @@ def test_it_cancels_a_queued_run_at_once(platform):
     function = deploy("never-started", "pass")
     run = trigger(function)  # no worker is running: the run stays queued
 
-    assert run_cancel(run=run, by="alice", now=timezone.now())
+    assert run_cancel(run=run, actor=acting("alice"), now=timezone.now())
 
     run.refresh_from_db()
     assert (run.status, run.status_reason) == ("cancelled", "cancelled by alice")
@@ -272,7 +275,7 @@ def test_it_cancels_a_queued_run_at_once(platform):
 
 def test_it_gives_secrets_as_environment_variables_and_masks_them_in_logs(platform):
     platform.start_workers()
-    secret_set(name="EXCHANGE_API_KEY", value="sk-live-123456", now=timezone.now())
+    secret_set(actor=PLATFORM, name="EXCHANGE_API_KEY", value="sk-live-123456", now=timezone.now())
     function = deploy(
         "secretive",
         """
@@ -298,7 +301,7 @@ def test_it_gives_secrets_as_environment_variables_and_masks_them_in_logs(platfo
 def test_it_runs_a_function_from_the_cli_and_follows_its_log(platform, live_server):
     platform.start_workers()
     deploy("cli-job", 'import time\nchalk_logger.info("one")\ntime.sleep(2)\nprint("two")')
-    _, token = token_create(name="cli")
+    _, token = make_token("cli")
     env = {**os.environ, "CHALK_COMPUTE_URL": live_server.url, "CHALK_COMPUTE_TOKEN": token}
     cli = [sys.executable, "-m", "chalkcompute.cli"]
 
@@ -319,7 +322,7 @@ def test_it_runs_a_function_from_the_cli_and_follows_its_log(platform, live_serv
 
 
 def test_it_explains_a_log_request_for_an_unknown_run(live_server):
-    _, token = token_create(name="cli")
+    _, token = make_token("cli")
     env = {**os.environ, "CHALK_COMPUTE_URL": live_server.url, "CHALK_COMPUTE_TOKEN": token}
     result = subprocess.run(
         [sys.executable, "-m", "chalkcompute.cli", "logs", "999999"],

@@ -10,6 +10,7 @@ from runs.models import Attempt, Run, RunStatus
 from runs.scheduler import tick
 from scheduling.models import Function
 from scheduling.services import function_pause, function_resume
+from tests.personas import PLATFORM, acting
 from tests.runs.conftest import deploy
 
 T0 = dt.datetime(2026, 3, 1, 12, 0, 30, tzinfo=dt.UTC)  # 30 s into a minute
@@ -121,13 +122,13 @@ def test_it_runs_slots_side_by_side_when_overlap_is_allowed():
 
 def test_it_does_not_run_a_paused_function_and_runs_again_after_resume():
     function = deploy("pausable", "pass", schedule="* * * * *", now=T0)
-    function_pause(function=function, paused_by="alice", reason="vendor outage", now=T0)
+    function_pause(function=function, actor=acting("alice"), reason="vendor outage", now=T0)
 
     tick(now=at(1))
     tick(now=at(2))
     assert not Run.objects.exists()
 
-    function_resume(function=Function.objects.get(), now=at(2, 30))
+    function_resume(actor=PLATFORM, function=Function.objects.get(), now=at(2, 30))
     tick(now=at(3))
     assert list(Run.objects.values_list("scheduled_for", flat=True)) == [at(3)]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from scheduling.services import token_create
+from tests.personas import make_token
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 def test_the_smoke_script_sees_all_six_outcomes_it_expects(platform):
     platform.start_workers(concurrency=6)  # the six runs at once, as a cluster would
-    _, token = token_create(name="smoke")
+    _, token = make_token("smoke")
 
     result = subprocess.run(
         ["bash", str(REPO / "deploy" / "kubernetes" / "smoke.sh")],

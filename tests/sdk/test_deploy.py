@@ -13,7 +13,7 @@ import pytest
 
 from scheduling import crypto
 from scheduling.models import Function, Secret
-from scheduling.services import token_create
+from tests.personas import make_token
 from tests.server.support import ChalkServer, utc_minutes
 
 REPO = Path(__file__).resolve().parents[2]
@@ -23,7 +23,7 @@ HELLO = REPO / "examples" / "hello.py"
 @pytest.fixture
 def chalk(live_server, settings) -> ChalkServer:
     settings.CHALK_PUBLIC_URL = live_server.url
-    _, token = token_create(name="sdk-tests")
+    _, token = make_token("sdk-tests")
     return ChalkServer(live_server.url, token)
 
 

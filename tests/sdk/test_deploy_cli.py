@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from scheduling.models import Function
-from scheduling.services import token_create
+from tests.personas import make_token
 from tests.server.support import ChalkServer, utc_minutes
 
 TWO_JOBS = """
@@ -37,7 +37,7 @@ if __name__ == "__main__":
 @pytest.fixture
 def chalk(live_server, settings) -> ChalkServer:
     settings.CHALK_PUBLIC_URL = live_server.url
-    _, token = token_create(name="cli-tests")
+    _, token = make_token("cli-tests")
     return ChalkServer(live_server.url, token)
 
 

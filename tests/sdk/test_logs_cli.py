@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
+from chalkcompute.cli import printable
 from runs.models import Attempt
 from runs.services import attempt_begin, attempt_claim, attempt_finish, log_append, run_cancel
-from scheduling.services import token_create
+from tests.personas import acting, make_token
 from tests.server.support import ChalkServer
 
 JOB = """
@@ -44,7 +45,7 @@ FAILED = {
 @pytest.fixture
 def chalk(live_server, settings) -> ChalkServer:
     settings.CHALK_PUBLIC_URL = live_server.url
-    _, token = token_create(name="logs-tests")
+    _, token = make_token("logs-tests")
     return ChalkServer(live_server.url, token)
 
 
@@ -174,7 +175,9 @@ def test_it_says_why_an_ended_run_did_not_succeed_without_following(
 
 def test_it_says_who_cancelled_a_run(chalk, tmp_path):
     run_id = started_run(chalk, tmp_path)
-    assert run_cancel(run=Attempt.objects.get(run_id=run_id).run, by="alice", now=timezone.now())
+    assert run_cancel(
+        run=Attempt.objects.get(run_id=run_id).run, actor=acting("alice"), now=timezone.now()
+    )
 
     result = chalk.chalkcompute("logs", str(run_id), "--follow")
 
@@ -199,3 +202,45 @@ def test_it_lists_its_exit_statuses_in_its_help(chalk):
         assert result.returncode == 0
         assert "exit status:\n  0  success" in result.stdout
         assert "\n  3  `logs`: the run ended without succeeding" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("\x1b[31mred\x1b[0m text", "red text"),  # CSI: colours
+        ("\x1b[2J\x1b[Hcleared", "cleared"),  # CSI: clear the screen, move the cursor
+        ("\x1b]0;pwned\x07title", "title"),  # OSC: the window title, ended by BEL
+        ("\x1b]8;;https://evil.example\x1b\\link\x1b]8;;\x1b\\", "link"),  # OSC 8: a hyperlink
+        ("\x1b]52;c;cm0gLXJmIH4=\x07clipboard", "clipboard"),  # OSC 52: writes the clipboard
+        ("\x1bP1$r\x1b\\dcs", "dcs"),  # DCS string, ended by ST
+        ("\x1b_apc\x1b\\\x1b^pm\x1b\\\x1bXsos\x1b\\ok", "ok"),  # APC, PM, SOS strings
+        ("\x1b]0;never ended", ""),  # an unended string hides the rest: nothing acts on it
+        ("\x1b(0\x1b7\x1b8\x1bcreset", "reset"),  # other ESC sequences
+        ("\x9b31m\x9d0;t\x9c8-bit", "8-bit"),  # the 8-bit C1 forms of CSI, OSC and ST
+        ("over\rwrite\x08\x08me\x00\x7f\x85", "overwriteme"),  # C0 controls, DEL, C1 (NEL)
+        ("tab\tand\nnewline stay", "tab\tand\nnewline stay"),
+        ("naïve — ok €", "naïve — ok €"),  # printable non-ASCII stays
+        ("trailing escape\x1b", "trailing escape"),
+    ],
+    ids=repr,
+)
+def test_it_strips_terminal_control_sequences_from_what_it_prints(text, shown):
+    assert printable(text) == shown
+
+
+def test_logs_shows_a_line_without_its_terminal_control_sequences(chalk, tmp_path):
+    run_id = started_run(chalk, tmp_path)
+    attempt = running_attempt(run_id)
+    say(attempt, 0, "\x1b]0;owned\x07\x1b[2J\x1b[31mfetching\x1b[0m rates\r\x1b[Kdone")
+    finish(
+        attempt,
+        "failed",
+        **{**FAILED, "traceback": "Traceback\x1b[1A\x1b[2K\n", "error_message": "bad\x1b]8;;x\x07"},
+    )
+
+    result = chalk.chalkcompute("logs", str(run_id))
+
+    assert result.returncode == 3
+    assert [line[9:] for line in result.stdout.splitlines()] == ["INFO fetching ratesdone"]
+    assert result.stderr == f"Traceback\nrun {run_id} failed: ValueError: bad\n"
+    assert "\x1b" not in result.stdout + result.stderr

@@ -10,6 +10,7 @@ from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
 from scheduling.services import token_create
+from tests.personas import PLATFORM, person
 from tests.server.support import NOW, PUBLIC_URL
 
 
@@ -26,13 +27,13 @@ def clock():
 
 @pytest.fixture
 def alice(db):
-    return get_user_model().objects.create_user("alice")
+    return person("alice", role="deployer")
 
 
 @pytest.fixture
 def alice_token(alice):
     """(token, plaintext) of alice's laptop token."""
-    return token_create(name="alice-laptop", created_by=alice, now=NOW)
+    return token_create(name="alice-laptop", user=alice, actor=PLATFORM, now=NOW)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from rest_framework.test import APIClient
 from scheduling.auth import NO_TOKEN
 from scheduling.models import ApiToken
 from scheduling.services import token_revoke
+from tests.personas import PLATFORM
 from tests.server.support import NOW, deploy_body, row_counts
 
 ENDPOINTS = [
@@ -54,7 +55,7 @@ def test_it_says_how_to_get_a_token_when_there_is_none(anonymous):
 
 def test_it_refuses_a_revoked_token(api, alice_token):
     token, _ = alice_token
-    token_revoke(token=token, now=NOW)
+    token_revoke(token=token, now=NOW, actor=PLATFORM)
 
     response = api.put("/api/v1/functions/refresh-rates", deploy_body(), format="json")
 

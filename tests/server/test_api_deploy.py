@@ -6,6 +6,7 @@ import pytest
 
 from scheduling.models import Function, FunctionVersion, Image, Secret
 from scheduling.services import secret_set
+from tests.personas import PLATFORM
 from tests.server.support import (
     DEFAULT_RETRIES,
     DEFAULT_SPEC,
@@ -156,8 +157,8 @@ def test_it_stores_one_image_per_spec(api):
 
 
 def test_it_records_the_secret_names_of_a_version_sorted(api):
-    secret_set(name="EXCHANGE_API_KEY", value="s3cr3t-value", now=NOW)
-    secret_set(name="DATABASE_URL", value="postgres://u:p@db/x", now=NOW)
+    secret_set(name="EXCHANGE_API_KEY", value="s3cr3t-value", now=NOW, actor=PLATFORM)
+    secret_set(name="DATABASE_URL", value="postgres://u:p@db/x", now=NOW, actor=PLATFORM)
 
     response = api.put(
         URL, deploy_body(secrets=["EXCHANGE_API_KEY", "DATABASE_URL"]), format="json"

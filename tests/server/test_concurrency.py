@@ -6,11 +6,10 @@ import pytest
 from django.db import connection, connections
 from django.utils import timezone
 
-from chalkcompute.image import Image
-from chalkcompute.retries import Retries
-from chalkcompute.schedule import parse
+from chalkcompute.spec import FunctionSpec
 from scheduling.models import Function, FunctionVersion
 from scheduling.services import function_deploy
+from tests.personas import acting
 
 ROUNDS = 3
 
@@ -22,16 +21,8 @@ def deploy(name: str, source: str) -> None:
             source=source,
             source_filename="job.py",
             entrypoint="job",
-            schedule=parse("10m"),
-            image=Image.debian_slim(),
-            secret_names=[],
-            cpu=None,
-            memory=None,
-            gpu=None,
-            retries=Retries(max_retries=0),
-            timeout=None,
-            overlap="skip",
-            deployed_by="race",
+            spec=FunctionSpec(schedule="10m"),
+            actor=acting("race"),
             now=timezone.now(),
         )
     finally:

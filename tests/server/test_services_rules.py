@@ -10,6 +10,7 @@ from runs.services import run_trigger
 from scheduling.errors import SchedulingError
 from scheduling.models import Function
 from scheduling.services import MAX_PAUSE_REASON, function_pause, functions_pause
+from tests.personas import acting
 from tests.runs.conftest import deploy
 
 pytestmark = pytest.mark.django_db
@@ -21,7 +22,7 @@ def test_it_refuses_a_pause_reason_longer_than_the_limit_and_pauses_nothing():
     with pytest.raises(SchedulingError) as refused:
         function_pause(
             function=rates,
-            paused_by="olivia",
+            actor=acting("olivia"),
             reason="x" * (MAX_PAUSE_REASON + 1),
             now=timezone.now(),
         )
@@ -40,11 +41,13 @@ def test_it_pauses_several_functions_all_or_none():
 
     with pytest.raises(SchedulingError):
         functions_pause(
-            functions=[rates, rollup], paused_by="olivia", reason="x" * 501, now=timezone.now()
+            functions=[rates, rollup], actor=acting("olivia"), reason="x" * 501, now=timezone.now()
         )
     assert not Function.objects.filter(paused=True).exists()
 
-    functions_pause(functions=[rates, rollup], paused_by="olivia", reason="", now=timezone.now())
+    functions_pause(
+        functions=[rates, rollup], actor=acting("olivia"), reason="", now=timezone.now()
+    )
     assert Function.objects.filter(paused=True).count() == 2
 
 
@@ -53,7 +56,7 @@ def test_it_refuses_to_run_a_function_with_no_deployed_version():
     bare = Function.objects.create(name="never-deployed", created_at=now, updated_at=now)
 
     with pytest.raises(NotDeployedError) as refused:
-        run_trigger(function=bare, trigger="api", triggered_by="alice", now=now)
+        run_trigger(function=bare, trigger="api", actor=acting("alice"), now=now)
 
     assert (
         refused.value.message == "never-deployed has no deployed version to run; deploy it first."

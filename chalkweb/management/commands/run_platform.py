@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from chalkweb.datafolder import replace_private_file, tighten
 from chalkweb.env import env_int, env_str
 from runs.beat import ensure_periodic_tasks
 
@@ -24,6 +25,7 @@ class Command(BaseCommand):
         parser.add_argument("--host", default=env_str("HOST", "127.0.0.1"))
 
     def handle(self, *args, port: int, host: str, **options):
+        self._tighten_data_folder()
         call_command("migrate", interactive=False, verbosity=0)
         ensure_periodic_tasks()  # a data folder migrated by an older Chalkweb gets new ones
         password = self._first_login()
@@ -49,6 +51,15 @@ class Command(BaseCommand):
         self.stdout.flush()
         self._serve(host, port)
 
+    def _tighten_data_folder(self) -> None:
+        """A data folder made by an older Chalkweb, or by hand, may be open to other users of
+        the machine: from here on only this one may read it (chalkweb/datafolder.py)."""
+        for path, old, new in tighten(settings.DATA_DIR):
+            self.stdout.write(
+                f"tightened {path}: mode {old:o} -> {new:o} (the data folder holds keys, "
+                "passwords and the database: for this user only)"
+            )
+
     def _first_login(self) -> str | None:
         """Creates `admin` once; its password is kept in the data folder to print again."""
         password_file = settings.DATA_DIR / "admin-password"
@@ -56,8 +67,7 @@ class Command(BaseCommand):
         if not User.objects.filter(username="admin").exists():
             password = secrets.token_urlsafe(12)
             User.objects.create_superuser("admin", password=password)
-            password_file.write_text(password)
-            password_file.chmod(0o600)
+            replace_private_file(password_file, password)  # 0600 from the start
         return password_file.read_text().strip() if password_file.exists() else None
 
     def _first_token(self) -> str | None:
@@ -67,8 +77,14 @@ class Command(BaseCommand):
 
         if ApiToken.objects.exists():
             return None
+        from django.utils import timezone
+
+        from access.actor import Actor
+
         admin = get_user_model().objects.get(username="admin")
-        _, plaintext = token_create(name="make-run", created_by=admin)
+        _, plaintext = token_create(
+            name="make-run", user=admin, actor=Actor.platform(), now=timezone.now()
+        )
         return plaintext
 
     def _serve(self, host: str, port: int) -> None:

@@ -11,7 +11,12 @@ import datetime as dt
 from django.db import transaction
 
 from runs.executors.kubernetes.cluster import JobCluster, own_pods
-from runs.executors.kubernetes.dockerfile import ImagePlan, plan_image
+from runs.executors.kubernetes.dockerfile import (
+    BUILD_CONTAINER,
+    PUSH_CONTAINER,
+    ImagePlan,
+    plan_image,
+)
 from runs.executors.kubernetes.manifests import UnsupportedSpecError
 from runs.executors.kubernetes.outcomes import SUCCEEDED, classify
 from runs.models import ImageBuild, ImageBuildStatus
@@ -85,10 +90,15 @@ def builds_reconcile(*, cluster: JobCluster, now) -> int:
             )
             ended += _end(build, ImageBuildStatus.FAILED, words + "\n", now)
             continue
-        outcome = classify(job, own_pods(job, pods), now, build.started_at, False, cluster.config)
+        outcome = classify(
+            job, own_pods(job, pods), now=now, created_at=build.started_at, config=cluster.config
+        )
         if outcome is None:
             continue
-        log = cluster.read_log(plan.build_name)
+        # The build's log, then the push's (empty when the build failed: it never started).
+        log = cluster.read_log(plan.build_name, BUILD_CONTAINER) + cluster.read_log(
+            plan.build_name, PUSH_CONTAINER
+        )
         if outcome.status == SUCCEEDED:
             ended += _end(build, ImageBuildStatus.READY, f"{log}\nbuilt {plan.image_ref}\n", now)
         else:

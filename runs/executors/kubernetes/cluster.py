@@ -198,9 +198,10 @@ class JobCluster:
             if not _is(exc, 404):
                 raise
 
-    def read_log(self, job_name: str) -> str:
-        """The tail of the Job's pod log, for a runner that died before shipping it. "" when
-        there is nothing to read: no pod, or a container that never started."""
+    def read_log(self, job_name: str, container: str | None = None) -> str:
+        """The tail of the Job's pod log, for a runner that died before shipping it (or of
+        `container`, for a pod of more than one). "" when there is nothing to read: no pod,
+        or a container that never started."""
         pods = self.job_pods(job_name)
         if not pods:
             return ""
@@ -209,6 +210,7 @@ class JobCluster:
             response = self._core.read_namespaced_pod_log(
                 newest["metadata"]["name"],
                 self.config.namespace,
+                **({"container": container} if container else {}),
                 tail_lines=self.config.log_tail_lines,
                 limit_bytes=self.config.log_limit_bytes,
                 _preload_content=False,  # raw bytes: the log is text, not JSON to decode

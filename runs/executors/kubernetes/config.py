@@ -43,6 +43,8 @@ assert set(DEFAULT_GPU_NODE_SELECTORS) == set(GPU_TYPES), "a GPU type has no def
 
 # Rootless BuildKit, pinned: a floating tag would change how every image is built under us.
 DEFAULT_BUILDKIT_IMAGE = "moby/buildkit:v0.24.0-rootless"
+# Pushes what BuildKit built, in a container of its own (see dockerfile.build_job); pinned too.
+DEFAULT_PUSH_IMAGE = "gcr.io/go-containerregistry/crane:v0.20.6"
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,7 @@ class KubernetesConfig:
     # looked up offline, so the tag pins the Debian release and this map pins the bytes.
     base_image_digests: Mapping[str, str] = field(default_factory=dict)
     buildkit_image: str = DEFAULT_BUILDKIT_IMAGE
+    push_image: str = DEFAULT_PUSH_IMAGE
     build_timeout_seconds: int = 1800
     build_cpu: str = "1"
     build_memory: str = "2Gi"

@@ -34,7 +34,7 @@ from runs.executors.kubernetes.manifests import (
     attempt_job,
     job_name,
 )
-from runs.models import Attempt, AttemptStatus, ImageBuildStatus
+from runs.models import Attempt, ImageBuildStatus
 
 logger = logging.getLogger(__name__)
 
@@ -133,27 +133,12 @@ def attempt_job_name(attempt: Attempt) -> str:
     return job_name(attempt.run_id, attempt.number, attempt.run.function.name)
 
 
-def attempt_fail(attempt: Attempt, reason: str, *, now, retryable: bool = True) -> bool:
-    """Fails the attempt with `reason`, also written to its log. `retryable=False` ends the
-    run whatever its retry policy: another attempt could not go better."""
-    ended = services.attempt_finish(
-        attempt=attempt, status=AttemptStatus.FAILED, reason=reason, now=now, retryable=retryable
-    )
-    if ended:
-        services.log_system(attempt=attempt, text=reason, now=now, level="ERROR")
-    return ended
-
-
 def job_create(attempt: Attempt, plan: ImagePlan, *, token: str, cluster: JobCluster, now) -> str:
     """Creates the attempt's Job and token Secret and records the Job's name on the attempt,
     with the time it was made in `dispatched_at` (handed to the cluster): pending timeouts
     count from there."""
     name = cluster.create_attempt(job_spec(attempt, plan), token=token)
-    # RUNNING too: the pod may start, and its runner fetch the attempt, before this line.
-    recorded = Attempt.objects.filter(
-        id=attempt.id, status__in=(AttemptStatus.STARTING, AttemptStatus.RUNNING)
-    ).update(executor_ref=name, dispatched_at=now)
-    if not recorded:
+    if not services.attempt_dispatched(attempt=attempt, executor_ref=name, now=now):
         cluster.delete(name)  # the attempt ended while its Job was being made: a cancel
     return name
 
@@ -171,13 +156,7 @@ class KubernetesExecutor:
            is pushed. A build that failed a moment ago fails the attempt with its reason.
         4. Creates the Job and its token Secret, records the Job's name, returns."""
         now = timezone.now()
-        if services.cancel_requested(attempt):
-            services.attempt_finish(
-                attempt=attempt,
-                status=AttemptStatus.CANCELLED,
-                now=now,
-                reason="cancelled before it started",
-            )
+        if services.attempt_cancel_if_requested(attempt=attempt, now=now):
             return
         config = kubernetes_config()
         image = attempt.run.version.image
@@ -185,27 +164,27 @@ class KubernetesExecutor:
             plan = plan_image(image.spec, config)
             attempt_job(job_spec(attempt, plan), config)
         except UnsupportedSpecError as exc:
-            attempt_fail(attempt, str(exc), now=now, retryable=False)
+            services.attempt_fail(attempt=attempt, reason=str(exc), now=now, retryable=False)
             return
         try:
             with connect(config) as cluster:
                 if plan.dockerfile is not None:
                     build = builds.build_start(plan=plan, image=image, cluster=cluster, now=now)
                     if build.status == ImageBuildStatus.FAILED:
-                        attempt_fail(attempt, builds.build_failure(build), now=now, retryable=False)
+                        services.attempt_fail(
+                            attempt=attempt,
+                            reason=builds.build_failure(build),
+                            now=now,
+                            retryable=False,
+                        )
                         return
                     if build.status == ImageBuildStatus.BUILDING:
-                        Attempt.objects.filter(id=attempt.id, status=AttemptStatus.STARTING).update(
-                            executor_ref=plan.build_name
-                        )
+                        services.attempt_awaiting_image(attempt=attempt, build_ref=plan.build_name)
                         return
                 job_create(attempt, plan, token=token, cluster=cluster, now=now)
         except CLUSTER_ERRORS as exc:
-            attempt_fail(
-                attempt,
-                f"the attempt could not be started on the cluster: {cluster_error_words(exc)}",
-                now=timezone.now(),
-            )
+            reason = f"the attempt could not be started on the cluster: {cluster_error_words(exc)}"
+            services.attempt_fail(attempt=attempt, reason=reason, now=timezone.now())
 
     def installs_at_start(self, image_spec: dict) -> bool:
         try:

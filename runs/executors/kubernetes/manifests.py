@@ -11,6 +11,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
+from chalkcompute.image import Image, ImageStep
 from chalkcompute.quantities import parse_cpu, parse_gpu, parse_memory
 from runs import runtime_bundle
 from runs.executors.kubernetes.config import KubernetesConfig
@@ -205,22 +206,22 @@ def install_at_start_script(image_spec: dict[str, Any]) -> str:
         f'export VIRTUAL_ENV="{INSTALL_VENV}" PATH="{INSTALL_VENV}/bin:$PATH"',
         f"python -c {shlex.quote(_FETCH_RUNTIME)}",
     ]
-    for step in image_spec.get("steps", []):
-        ((kind, content),) = step.items()
-        if kind == "apt_install":
-            raise UnsupportedSpecError(
-                f"apt_install({', '.join(content)}) needs an image build, and runs do not "
-                "get root to install at start; configure an image registry (CHALK_K8S_REGISTRY) "
-                "or install the tool with pip or run_commands"
-            )
-        if kind == "pip_install":
-            lines.append("pip install --no-cache-dir " + " ".join(map(shlex.quote, content)))
-        elif kind == "run_commands":
-            lines.extend(f"sh -c {shlex.quote(command)}" for command in content)
-        elif kind == "env":
-            lines.extend(f"export {name}={shlex.quote(value)}" for name, value in content.items())
-        else:
-            raise UnsupportedSpecError(f"image step {kind!r} is unknown")
+    for step in Image.from_spec(image_spec).steps:
+        match step:
+            case ImageStep("apt_install", packages):
+                raise UnsupportedSpecError(
+                    f"apt_install({', '.join(packages)}) needs an image build, and runs do not "
+                    "get root to install at start; configure an image registry "
+                    "(CHALK_K8S_REGISTRY) or install the tool with pip or run_commands"
+                )
+            case ImageStep("pip_install", packages):
+                lines.append("pip install --no-cache-dir " + " ".join(map(shlex.quote, packages)))
+            case ImageStep("run_commands", commands):
+                lines.extend(f"sh -c {shlex.quote(command)}" for command in commands)
+            case ImageStep("env", pairs):
+                lines.extend(f"export {name}={shlex.quote(value)}" for name, value in pairs)
+            case _:
+                raise UnsupportedSpecError(f"image step {step.kind!r} is unknown")
     lines.append("exec " + " ".join(RUNNER_COMMAND))
     return "\n".join(lines) + "\n"
 

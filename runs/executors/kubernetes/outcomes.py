@@ -237,17 +237,19 @@ def _not_started(
 def classify(
     job: dict[str, Any] | None,
     pods: list[dict[str, Any]],
+    *,
     now: datetime,
     created_at: datetime,
-    deleted_by_us: bool,
     config: KubernetesConfig,
 ) -> Outcome | None:
     """The attempt's outcome as Kubernetes sees it, or None while it is pending or running.
 
     `created_at` is when the executor created the Job and `now` the time of this reading, both
-    on the server's clock. Rules, first match wins:
+    on the server's clock. A cancelled attempt is not classified: its caller records the
+    cancel, which the pod's dying moments (SIGTERM, exit 143) and the Job's disappearance
+    must not overwrite. Rules, first match wins:
 
-    1. We deleted the Job (a cancel, recorded already): None. Otherwise no Job: lost.
+    1. No Job: lost (Chalkweb did not delete it).
     2. A container OOMKilled, even if it exited 0: failed, out of memory.
     3. The Job failed with DeadlineExceeded: timed out.
     4. Evicted, preempted, node shut down or gone, refused at admission: interrupted, retried
@@ -259,10 +261,6 @@ def classify(
        container config errors past the config grace, unschedulable past the pending timeout,
        or no pod at all past the pending timeout, fail without a retry.
     """
-    if deleted_by_us:
-        # A cancel is recorded when it is asked for; the pod's dying moments (SIGTERM, exit
-        # 143) must not overwrite it, nor the Job's disappearance read as lost.
-        return None
     if job is None:
         return Outcome(
             LOST,

@@ -21,7 +21,6 @@ from runs.executors.kubernetes.cluster import JobCluster, Listing, own_pods
 from runs.executors.kubernetes.dockerfile import ImagePlan, plan_image
 from runs.executors.kubernetes.executor import (
     CLUSTER_ERRORS,
-    attempt_fail,
     attempt_job_name,
     cluster_error_words,
     connect,
@@ -171,17 +170,13 @@ def _follow_build(
 ) -> str:
     """An attempt waiting for its image."""
     if attempt.run.cancel_requested_at is not None:
-        finished = services.attempt_finish(
-            attempt=attempt,
-            status=AttemptStatus.CANCELLED,
-            now=now,
-            reason="cancelled while its image was being built",
-        )
-        return "finished" if finished else "unchanged"
+        return _finish_cancelled(attempt, "cancelled while its image was being built", now)
     if build is None or build.artifact != plan.image_ref:
         return "unchanged"  # not ours to wait for; without heartbeats the reaper retries it
     if build.status == ImageBuildStatus.FAILED:
-        attempt_fail(attempt, build_failure(build), now=now, retryable=False)
+        services.attempt_fail(
+            attempt=attempt, reason=build_failure(build), now=now, retryable=False
+        )
         return "finished"
     if build.status == ImageBuildStatus.BUILDING or job_exists:
         if job_exists:
@@ -201,12 +196,11 @@ def _follow_build(
             return "unchanged"
         # The token minted at claim time was handed to `run` and never stored; the runner
         # gets a new one, made as services.attempt_claim makes them.
-        token, hashed = services.attempt_token()
-        Attempt.objects.filter(id=attempt.id).update(token_hash=hashed)
+        token = services.attempt_token_renew(attempt=attempt)
         try:
             job_create(attempt, plan, token=token, cluster=cluster, now=now)
         except UnsupportedSpecError as exc:  # the GPU map changed while the image built
-            attempt_fail(attempt, str(exc), now=now, retryable=False)
+            services.attempt_fail(attempt=attempt, reason=str(exc), now=now, retryable=False)
             return "finished"
     return "jobs_created"
 
@@ -227,15 +221,13 @@ def _follow_job(
             return "deleted"
         if pods:
             return "unchanged"  # the pod is stopping; its runner may still report
-        finished = services.attempt_finish(
-            attempt=attempt,
-            status=AttemptStatus.CANCELLED,
-            now=now,
-            reason="cancelled: its Job was deleted before its runner reported",
+        return _finish_cancelled(
+            attempt, "cancelled: its Job was deleted before its runner reported", now
         )
-        return "finished" if finished else "unchanged"
+    # Cancels were handled above: a cancelled pod's dying moments (SIGTERM, exit 143) never
+    # reach `classify`, nor does the disappearance of a Job deleted for a cancel.
     created_at = attempt.dispatched_at or attempt.created_at
-    outcome = classify(job, pods, now, created_at, False, cluster.config)
+    outcome = classify(job, pods, now=now, created_at=created_at, config=cluster.config)
     if outcome is None:
         if attempt.status != AttemptStatus.STARTING:
             return "unchanged"  # a running attempt's runner beats for itself
@@ -245,6 +237,14 @@ def _follow_job(
     if outcome.status == LOST and services.cancel_requested(attempt):
         return "unchanged"  # cancelled after this pass read the attempt: the next pass ends it
     return "finished" if _record(attempt, outcome, name, cluster, now) else "unchanged"
+
+
+def _finish_cancelled(attempt: Attempt, reason: str, now: dt.datetime) -> str:
+    """Ends an attempt whose run's cancel was asked for, once nothing of it runs any more."""
+    finished = services.attempt_finish(
+        attempt=attempt, status=AttemptStatus.CANCELLED, now=now, reason=reason
+    )
+    return "finished" if finished else "unchanged"
 
 
 def _say_why_waiting(attempt: Attempt, pods: list[dict[str, Any]], now: dt.datetime) -> None:

@@ -19,7 +19,13 @@ import chalkcompute
 from chalkcompute.runtime.parent import die_with_parent
 from runs.executors.local.images import ImageBuildError, ensure_image
 from runs.models import Attempt, AttemptStatus
-from runs.services import attempt_finish, attempt_heartbeat, cancel_requested, log_system
+from runs.services import (
+    attempt_cancel_if_requested,
+    attempt_fail,
+    attempt_finish,
+    attempt_heartbeat,
+    attempt_runner_spawned,
+)
 
 RUNNER_GRACE_SECONDS = 60  # past the timeout, for the runner to stop the function and report
 
@@ -69,13 +75,7 @@ class LocalExecutor:
                 reason=f"image build failed: {exc}",
             )
             return
-        if cancel_requested(attempt):
-            attempt_finish(
-                attempt=attempt,
-                status=AttemptStatus.CANCELLED,
-                now=timezone.now(),
-                reason="cancelled before it started",
-            )
+        if attempt_cancel_if_requested(attempt=attempt, now=timezone.now()):
             return
         env = {
             "PATH": f"{python.parent}:/usr/local/bin:/usr/bin:/bin",
@@ -95,8 +95,8 @@ class LocalExecutor:
             stderr=subprocess.PIPE,
             preexec_fn=die_with_parent,
         )
-        Attempt.objects.filter(id=attempt.id).update(
-            executor_ref=f"pid {runner.pid} on {socket.gethostname()}"
+        attempt_runner_spawned(
+            attempt=attempt, executor_ref=f"pid {runner.pid} on {socket.gethostname()}"
         )
         limit = version.timeout + RUNNER_GRACE_SECONDS if version.timeout else None
         try:
@@ -114,10 +114,7 @@ class LocalExecutor:
             reason = f"the runner exited with code {runner.returncode} before reporting" + (
                 f": {tail}" if tail else ""
             )
-            if attempt_finish(
-                attempt=attempt, status=AttemptStatus.FAILED, now=timezone.now(), reason=reason
-            ):
-                log_system(attempt=attempt, text=reason, now=timezone.now(), level="ERROR")
+            attempt_fail(attempt=attempt, reason=reason, now=timezone.now())
 
     def installs_at_start(self, image_spec: dict) -> bool:
         return False  # each image's virtualenv is built once, before its first run

@@ -18,6 +18,8 @@ from pathlib import Path
 from django.conf import settings
 from django.utils import timezone
 
+from chalkcompute.image import Image as ImageSpec
+from chalkcompute.image import ImageStep
 from runs.models import ImageBuild, ImageBuildStatus
 from scheduling.models import Image
 
@@ -99,52 +101,54 @@ def _build(image: Image, venv: Path, heartbeat: Callable[[], None]) -> None:
         if code != 0:
             raise ImageBuildError(f"image build step failed with exit code {code}: {title}")
 
-    spec = image.spec
+    spec = ImageSpec.from_spec(image.spec)
     try:
         if venv.exists():
             shutil.rmtree(venv)  # a half-built venv from an interrupted build
-        steps = spec.get("steps", [])
-        interpreter = _interpreter(spec.get("python_version", "3.11"))
+        interpreter = _interpreter(spec.python_version)
         step(
-            f"python{spec.get('python_version')} -m venv",
-            [interpreter, "-m", "venv", *([] if steps else ["--without-pip"]), str(venv)],
+            f"python{spec.python_version} -m venv",
+            [interpreter, "-m", "venv", *([] if spec.steps else ["--without-pip"]), str(venv)],
         )
         env = {
             **_build_env(),
             "VIRTUAL_ENV": str(venv),
             "PATH": f"{venv / 'bin'}:{_build_env()['PATH']}",
         }
-        for entry in steps:
-            ((kind, content),) = entry.items()
-            if kind == "pip_install":
-                step(
-                    "pip install " + " ".join(content),
-                    [
-                        str(venv / "bin" / "python"),
-                        "-m",
-                        "pip",
-                        "install",
-                        "--disable-pip-version-check",
-                        *content,
-                    ],
-                    env,
-                )
-            elif kind == "run_commands":
-                for command in content:
-                    step(command, ["/bin/sh", "-c", command], env)
-            elif kind == "apt_install":
-                if os.geteuid() != 0:
-                    raise ImageBuildError(
-                        "apt_install needs root, and this local worker does not run as root: "
-                        "install the packages on the worker yourself, or use the kubernetes "
-                        "executor"
+        for entry in spec.steps:
+            match entry:
+                case ImageStep("pip_install", packages):
+                    step(
+                        "pip install " + " ".join(packages),
+                        [
+                            str(venv / "bin" / "python"),
+                            "-m",
+                            "pip",
+                            "install",
+                            "--disable-pip-version-check",
+                            *packages,
+                        ],
+                        env,
                     )
-                step(
-                    "apt-get install " + " ".join(content),
-                    ["apt-get", "install", "-y", "--no-install-recommends", *content],
-                    env,
-                )
-            # `env` steps are not built: the runner sets them for every run of the image.
+                case ImageStep("run_commands", commands):
+                    for command in commands:
+                        step(command, ["/bin/sh", "-c", command], env)
+                case ImageStep("apt_install", packages):
+                    if os.geteuid() != 0:
+                        raise ImageBuildError(
+                            "apt_install needs root, and this local worker does not run as "
+                            "root: install the packages on the worker yourself, or use the "
+                            "kubernetes executor"
+                        )
+                    step(
+                        "apt-get install " + " ".join(packages),
+                        ["apt-get", "install", "-y", "--no-install-recommends", *packages],
+                        env,
+                    )
+                case ImageStep("env", _):
+                    pass  # not built: the runner sets the image's environment for every run
+                case _:
+                    raise ImageBuildError(f"image step {entry.kind!r} is unknown")
     except ImageBuildError as exc:
         log.append(f"\nbuild failed: {exc}\n")
         _finish(build, ImageBuildStatus.FAILED, log)

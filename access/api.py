@@ -1,0 +1,67 @@
+"""The audit trail over the REST API (admin scope): GET /api/v1/audit, newest first."""
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.views import APIView
+
+from access.actor import Actor
+from access.models import AuditAction, AuditEvent
+from access.rights import Right
+from access.selectors import audit_events
+from access.services import authorize
+from common.api import (
+    COMMON_ERRORS,
+    PAGE_PARAMETERS,
+    ApiError,
+    Pagination,
+    error_responses,
+    paginated,
+)
+
+
+class AuditEventOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AuditEvent
+        fields = [
+            "id",
+            "at",
+            "action",
+            "actor",
+            "token_name",
+            "address",
+            "function",
+            "target",
+            "detail",
+        ]
+
+
+class AuditListApi(APIView):
+    @extend_schema(
+        operation_id="audit_list",
+        summary="Read the audit trail, newest first (admin scope)",
+        tags=["audit"],
+        parameters=[
+            OpenApiParameter("actor", str, description="Only this person's (a username)"),
+            OpenApiParameter("function", str, description="Only this function's"),
+            OpenApiParameter("action", str, enum=AuditAction.values, description="Only this"),
+            *PAGE_PARAMETERS,
+        ],
+        responses={
+            200: paginated(AuditEventOutputSerializer, "AuditPage"),
+            **error_responses(*COMMON_ERRORS),
+        },
+    )
+    def get(self, request):
+        authorize(Actor.of_request(request), Right.ADMIN)
+        params = request.query_params
+        try:
+            events = audit_events(
+                actor=params.get("actor", ""),
+                function=params.get("function", ""),
+                action=params.get("action", ""),
+            )
+        except ValueError as exc:
+            raise ApiError(400, "invalid_action", str(exc)) from None
+        paginator = Pagination()
+        page = paginator.paginate_queryset(events.order_by("-id"), request, view=self)
+        return paginator.get_paginated_response(AuditEventOutputSerializer(page, many=True).data)

@@ -1,0 +1,66 @@
+from django.conf import settings
+from django.db import models
+
+from access.rights import WHAT_IT_ALLOWS, Right
+
+
+class Access(models.Model):
+    """Holds the five rights as Django permissions (no table): the roles' groups grant them."""
+
+    class Meta:
+        managed = False
+        default_permissions = ()
+        permissions = [(right.value, WHAT_IT_ALLOWS[right].capitalize()) for right in Right]
+
+    def __str__(self) -> str:
+        return "access"
+
+
+class AuditAction(models.TextChoices):
+    DEPLOY = "deploy"
+    ROLLBACK = "rollback"
+    DELETE = "delete"
+    PAUSE = "pause"
+    RESUME = "resume"
+    RUN_NOW = "run_now"
+    CANCEL = "cancel"
+    SECRET_SET = "secret_set"
+    SECRET_REPLACE = "secret_replace"
+    SECRET_DELETE = "secret_delete"
+    TOKEN_CREATE = "token_create"
+    TOKEN_REVOKE = "token_revoke"
+    ROLE_CHANGE = "role_change"
+    SIGN_IN = "sign_in"
+    SIGN_IN_FAILED = "sign_in_failed"
+
+
+class AuditEvent(models.Model):
+    """One change, recorded by the service that made it. Names are copied, not only linked:
+    an event outlives the user, token, function or secret it describes."""
+
+    at = models.DateTimeField()
+    action = models.CharField(max_length=32, choices=AuditAction.choices)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor = models.CharField(max_length=150)  # the username, or "platform"
+    token_id = models.BigIntegerField(null=True, blank=True)  # no foreign key: kept after deletion
+    token_name = models.CharField(max_length=100, blank=True)
+    address = models.GenericIPAddressField(null=True, blank=True)
+    function = models.CharField(max_length=63, blank=True)  # the function it concerns, if any
+    target = models.CharField(max_length=200, blank=True)  # "run 12", "secret EXCHANGE_API_KEY"
+    # What changed: {"before": …, "after": …} or other facts of the action (never a secret).
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            # The audit page and the API: newest first, optionally for one function or person.
+            models.Index(fields=["function", "-id"], name="access_audit_function"),
+            models.Index(fields=["actor", "-id"], name="access_audit_actor"),
+            # Retention: DELETE WHERE at < cutoff.
+            models.Index(fields=["at"], name="access_audit_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor} {self.action} {self.target}".strip()

@@ -1,0 +1,386 @@
+"""`chalkcompute.FunctionSpec`: how a function runs (everything but its name and its code).
+
+One frozen value, built once by the decorator and once by the server from the deploy body, and
+passed whole to deploy, rollback, the version diff and the executors. Each field is declared
+once below, with its default, the rule that checks it (shared by the decorator and the server,
+with the same messages), its JSON form and its schema in the API document. Adding an option is
+a field here, a keyword of the decorator and a column of its name on FunctionVersion; the deploy
+payload, the server's checks, the content hash, the API documents and the diff follow.
+
+Standard library only: this is imported by users' scripts and inside every run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, NamedTuple
+
+from chalkcompute import schedule as schedule_engine
+from chalkcompute.image import SPEC_SCHEMA as IMAGE_SCHEMA
+from chalkcompute.image import Image
+from chalkcompute.names import check_secret_name
+from chalkcompute.quantities import GPU_TYPES, MAX_GPU_COUNT, parse_cpu, parse_gpu, parse_memory
+from chalkcompute.retries import MAX_DELAY_SECONDS, MAX_RETRIES, Retries
+
+OVERLAP_POLICIES = ("skip", "allow")
+MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
+MAX_SECRETS = 100
+TOO_LARGE = "holds a number too large to use"
+
+
+class Problem(NamedTuple):
+    """One broken rule: the field, which item of it when it is a list, and the message."""
+
+    field: str
+    message: str
+    index: int | None = None
+
+    @property
+    def path(self) -> str:
+        """Where it is in the JSON document, e.g. "cpu" or "secrets[0]"."""
+        return self.field if self.index is None else f"{self.field}[{self.index}]"
+
+    @property
+    def sentence(self) -> str:
+        """The message on its own: one that starts with "must" gets the field as its subject
+        ("timeout must be ..."); the others already name what they are about."""
+        return f"{self.field} {self.message}" if self.message.startswith("must ") else self.message
+
+
+class InvalidSpecError(ValueError):
+    """A function spec breaks a rule; `problems` lists every broken one, in field order."""
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("; ".join(f"{p.path}: {p.message}" for p in self.problems))
+
+
+class _ItemProblems(ValueError):
+    """Raised by a list field's rule: (index, message) for each bad item."""
+
+    def __init__(self, items: list[tuple[int, str]]) -> None:
+        self.items = items
+        super().__init__(items[0][1])
+
+
+# --- the rules: each takes the field's Python or JSON form, returns the value to keep, and
+# raises ValueError with a message that says how to fix it --------------------------------------
+
+
+def check_schedule(value: object) -> schedule_engine.Schedule | None:
+    if value is None or isinstance(value, schedule_engine.Schedule):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(
+            'must be a crontab such as "0 * * * *", a shorthand such as "10m", or null for a '
+            "function that runs only on demand"
+        )
+    return schedule_engine.parse(value)
+
+
+def check_image(value: object) -> Image:
+    return value if isinstance(value, Image) else Image.from_spec(value)
+
+
+def check_secrets(value: object) -> tuple[str, ...]:
+    """Secret names, each once; kept sorted, as the order a function lists them in means
+    nothing (each becomes an environment variable)."""
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+        raise ValueError(f'must be a list of secret names, e.g. ["API_KEY"], not {value!r:.100}')
+    names = tuple(value)
+    bad = []
+    for index, name in enumerate(names):
+        try:
+            check_secret_name(name)
+        except ValueError as exc:
+            bad.append((index, str(exc)))
+    if bad:
+        raise _ItemProblems(bad)
+    if len(names) > MAX_SECRETS:
+        raise ValueError(f"lists {len(names)} secrets; a function reads at most {MAX_SECRETS}")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"{', '.join(repeated)} is listed twice")
+    return tuple(sorted(names))
+
+
+def check_cpu(value: object) -> str | None:
+    return None if value is None else parse_cpu(value)
+
+
+def check_memory(value: object) -> str | None:
+    return None if value is None else parse_memory(value)
+
+
+def check_gpu(value: object) -> str | None:
+    if value is None:
+        return None
+    parse_gpu(value)
+    return value.strip()
+
+
+def check_retries(value: object) -> Retries:
+    return Retries.coerce(value)
+
+
+def check_timeout(timeout: object) -> float | None:
+    """A timeout in seconds, or None for none."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise ValueError(f"must be a number of seconds, e.g. 600, not {timeout!r}")
+    if not math.isfinite(timeout) or not 0 < timeout <= MAX_TIMEOUT_SECONDS:
+        raise ValueError(
+            f"must be more than 0 and at most {MAX_TIMEOUT_SECONDS} seconds (7 days), "
+            f"not {timeout!r}"
+        )
+    return float(timeout)
+
+
+def check_overlap(overlap: object) -> str:
+    if overlap not in OVERLAP_POLICIES:
+        raise ValueError(
+            'must be "skip" (the default: a slot is skipped while the previous run is '
+            f'still running) or "allow", not {overlap!r}'
+        )
+    return overlap
+
+
+# --- the schemas of the API document (OpenAPI 3.0 schema objects) -------------------------------
+# They declare what the rules accept; where a rule cannot be said in a schema (a crontab that
+# can never fire, a quantity's bounds after its suffix), the schema admits a part of what the
+# rule accepts, so a request the schema allows is never refused. The description says the rest.
+
+_QUANTITY = "a Kubernetes quantity, as a string"
+# The values of each crontab field; days stop at 28, which every month has, so that every
+# crontab the pattern admits can fire.
+_SCHEDULE_ITEM = {
+    "minute": r"[1-5]?[0-9]",
+    "hour": r"1?[0-9]|2[0-3]",
+    "day": r"[1-9]|1[0-9]|2[0-8]",
+    "month": r"[1-9]|1[0-2]",
+    "weekday": r"[0-7]",
+}
+_CRON = " ".join(
+    rf"(?:\*(?:/[1-9][0-9]?)?|(?:{values})(?:,(?:{values}))*)" for values in _SCHEDULE_ITEM.values()
+)
+_SHORTHAND = r"(?:[1-9]|[1-5][0-9]|60)m|(?:[1-9]|1[0-9]|2[0-4])h|1d"
+_NO_NUL = r"^[^\u0000]*$"
+
+SCHEDULE_SCHEMA = {
+    "type": "string",
+    "nullable": True,
+    "maxLength": schedule_engine.MAX_LENGTH,
+    "pattern": rf"^(?:{_SHORTHAND}|{_CRON})$",
+    "description": 'A 5-field crontab in UTC ("0 * * * *") or a shorthand: "Nm" (1-60 '
+    'minutes), "Nh" (1-24 hours) or "1d"; null runs only on demand. The server also accepts '
+    "ranges, month and weekday names and any crontab that can fire.",
+}
+SECRETS_SCHEMA = {
+    "type": "array",
+    "maxItems": MAX_SECRETS,
+    "uniqueItems": True,
+    "items": {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]*$", "maxLength": 128},
+    "description": "Names of secrets stored on the server; each reaches the run as the "
+    "environment variable of its name.",
+}
+CPU_SCHEMA = {
+    "type": "string",
+    "nullable": True,
+    "pattern": r"^(?:[1-9][0-9]{0,2}|[0-9]{1,3}\.[0-9]{0,2}[1-9]|[1-9][0-9]{0,5}m)$",
+    "description": f'Cores, {_QUANTITY}: "1", "0.5", "500m" (from 1m to 1024).',
+}
+MEMORY_SCHEMA = {
+    "type": "string",
+    "nullable": True,
+    "pattern": r"^[1-9][0-9]{0,5}(?:\.[0-9]{1,3})?(?:Mi|Gi|G)$",
+    "description": f'Bytes, {_QUANTITY}: "512Mi", "1Gi" (from 1Mi to 1Pi).',
+}
+GPU_SCHEMA = {
+    "type": "string",
+    "nullable": True,
+    "pattern": rf"^(?:{'|'.join(GPU_TYPES)})(?::[1-{MAX_GPU_COUNT}])?$",
+    "description": 'A GPU type, with a count after a colon: "nvidia-l4", "nvidia-l4:2".',
+}
+_DELAY = {"type": "number", "minimum": 0, "maximum": MAX_DELAY_SECONDS}
+RETRIES_SCHEMA = {
+    "oneOf": [
+        {"type": "integer", "minimum": 0, "maximum": MAX_RETRIES},
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["max_retries"],
+            "properties": {
+                "max_retries": {"type": "integer", "minimum": 0, "maximum": MAX_RETRIES},
+                "backoff_coefficient": {"type": "number", "minimum": 1, "maximum": 10},
+                # max_delay must not be shorter than initial_delay (1 and 60 by default):
+                # the bounds below keep every pair valid.
+                "initial_delay": {**_DELAY, "maximum": 60},
+                "max_delay": {**_DELAY, "minimum": 60},
+            },
+        },
+    ],
+    "description": "More attempts after a failed one: a count, or a policy (the server accepts "
+    "any initial_delay up to max_delay, at most a day).",
+}
+TIMEOUT_SCHEMA = {
+    "type": "number",
+    "nullable": True,
+    "minimum": 0,
+    "exclusiveMinimum": True,
+    "maximum": MAX_TIMEOUT_SECONDS,
+    "description": "Seconds an attempt may run (at most 7 days); null for no limit.",
+}
+OVERLAP_SCHEMA = {
+    "type": "string",
+    "enum": list(OVERLAP_POLICIES),
+    "description": "skip: a slot is skipped while the previous run still runs; allow: it runs.",
+}
+
+
+def _option(
+    default: Any,
+    check: Callable[[object], Any],
+    schema: dict[str, Any],
+    *,
+    to_json: Callable[[Any], Any] = lambda value: value,
+    document: dict[str, Any] | None = None,
+) -> Any:
+    """A field of FunctionSpec: its default, its rule, its JSON form (to_json, the value
+    itself unless given), its schema as the deploy body takes it, and its schema in the
+    function document (its JSON form's type, unless given)."""
+    if document is None:
+        document = {key: schema[key] for key in ("type", "nullable", "enum") if key in schema}
+        if "items" in schema:
+            document["items"] = {"type": schema["items"]["type"]}
+    return field(
+        default=default,
+        metadata={"check": check, "schema": schema, "to_json": to_json, "document": document},
+    )
+
+
+_RETRIES_DOCUMENT = {
+    "type": "object",
+    "properties": {
+        name: {"type": "integer" if name == "max_retries" else "number"}
+        for name in ("max_retries", "backoff_coefficient", "initial_delay", "max_delay")
+    },
+    "required": ["max_retries", "backoff_coefficient", "initial_delay", "max_delay"],
+}
+
+
+@dataclass(frozen=True, eq=False)
+class FunctionSpec:
+    """How a function runs. Each field takes its Python value or its JSON form (a schedule
+    as text, an image spec, retries as a count or a dict) and keeps it checked and normalised;
+    `InvalidSpecError` lists every field that breaks its rule.
+
+    Equal specs have equal `as_dict()`: that JSON is the spec's identity (a schedule as
+    written, so "10m" and "*/10 * * * *" are different specs that fire alike)."""
+
+    schedule: schedule_engine.Schedule | None = _option(
+        None, check_schedule, SCHEDULE_SCHEMA, to_json=lambda s: None if s is None else s.expr
+    )
+    image: Image = _option(
+        Image.debian_slim(), check_image, IMAGE_SCHEMA, to_json=lambda image: image.spec
+    )
+    secrets: tuple[str, ...] = _option((), check_secrets, SECRETS_SCHEMA, to_json=list)
+    cpu: str | None = _option(None, check_cpu, CPU_SCHEMA)
+    memory: str | None = _option(None, check_memory, MEMORY_SCHEMA)
+    gpu: str | None = _option(None, check_gpu, GPU_SCHEMA)
+    retries: Retries = _option(
+        Retries(max_retries=0),
+        check_retries,
+        RETRIES_SCHEMA,
+        to_json=lambda retries: retries.as_dict(),
+        document=_RETRIES_DOCUMENT,
+    )
+    timeout: float | None = _option(None, check_timeout, TIMEOUT_SCHEMA)
+    overlap: str = _option("skip", check_overlap, OVERLAP_SCHEMA)
+
+    def __post_init__(self) -> None:
+        problems: list[Problem] = []
+        for spec_field in fields(self):
+            try:
+                value = self.check_field(spec_field.name, getattr(self, spec_field.name))
+            except InvalidSpecError as exc:
+                problems += exc.problems
+            else:
+                object.__setattr__(self, spec_field.name, value)
+        if problems:
+            raise InvalidSpecError(problems)
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(_FIELDS)
+
+    @classmethod
+    def check_field(cls, name: str, value: object) -> Any:
+        """Checks one field (its Python value or its JSON form) with its rule and returns the
+        value a spec keeps; raises InvalidSpecError naming the field."""
+        try:
+            return _FIELDS[name].metadata["check"](value)
+        except _ItemProblems as exc:
+            problems = (Problem(name, message, index) for index, message in exc.items)
+            raise InvalidSpecError(problems) from None
+        except OverflowError:
+            raise InvalidSpecError([Problem(name, TOO_LARGE)]) from None
+        except ValueError as exc:
+            raise InvalidSpecError([Problem(name, str(exc))]) from None
+
+    @classmethod
+    def from_dict(cls, data: object) -> FunctionSpec:
+        """A spec from its JSON (as_dict()'s shape; a missing field takes its default),
+        checking every field; raises InvalidSpecError listing each problem."""
+        if not isinstance(data, Mapping):
+            raise InvalidSpecError(
+                [Problem("", f"a function spec is an object, not {data!r:.100}")]
+            )
+        unknown = sorted(set(data) - set(_FIELDS), key=str)
+        if unknown:
+            raise InvalidSpecError(
+                Problem(
+                    str(name),
+                    f"is not a field of a function spec; the fields are {', '.join(_FIELDS)}",
+                )
+                for name in unknown
+            )
+        return cls(**data)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The canonical JSON: the fields of the deploy body besides source, source_filename
+        and entrypoint, in field order."""
+        return {
+            spec_field.name: spec_field.metadata["to_json"](getattr(self, spec_field.name))
+            for spec_field in fields(self)
+        }
+
+    @property
+    def canonical_json(self) -> str:
+        return json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+    @classmethod
+    def schema(cls, name: str) -> dict[str, Any]:
+        """The field's schema as the deploy body takes it (with its default)."""
+        spec_field = _FIELDS[name]
+        default = spec_field.metadata["to_json"](spec_field.default)
+        return {**spec_field.metadata["schema"], "default": default}
+
+    @classmethod
+    def document_schema(cls, name: str) -> dict[str, Any]:
+        """The field's schema in the function document: its JSON form, always present."""
+        return dict(_FIELDS[name].metadata["document"])
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, FunctionSpec):
+            return NotImplemented
+        return self.canonical_json == other.canonical_json
+
+    def __hash__(self) -> int:
+        return hash(self.canonical_json)
+
+
+_FIELDS = {spec_field.name: spec_field for spec_field in fields(FunctionSpec)}
