@@ -270,3 +270,33 @@ def test_it_lets_staff_take_only_the_admin_actions_their_role_allows(world, name
         assert snapshot() != before
     else:
         assert snapshot() == before
+
+
+def test_an_admin_invites_a_viewer_who_sees_but_cannot_change(world):
+    admin = Client()
+    admin.force_login(get_user_model().objects.create_superuser("root", password="root-pw-7"))
+
+    admin.post(
+        "/admin/auth/user/add/",
+        {"username": "newcomer", "password1": "a-long-pass-7", "password2": "a-long-pass-7"},
+    )
+    newcomer = get_user_model().objects.get(username="newcomer")
+    admin.post(
+        "/admin/auth/user/",
+        {"action": "set_role_viewer", "_selected_action": [newcomer.pk]},
+    )
+
+    viewer = Client()
+    signed_in = viewer.post("/login/", {"username": "newcomer", "password": "a-long-pass-7"})
+    assert signed_in.status_code == 302
+    assert viewer.get("/").status_code == 200
+    before = snapshot()
+    refused = viewer.post("/", {"action": "pause", "name": "refresh-rates", "reason": "x"})
+    assert refused.status_code == 403
+    assert snapshot() == before
+    event = AuditEvent.objects.get(action="role_change")
+    assert (event.actor, event.target, event.detail) == (
+        "root",
+        "user newcomer",
+        {"before": None, "after": "viewer"},
+    )
