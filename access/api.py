@@ -41,8 +41,16 @@ class AuditListApi(APIView):
         summary="Read the audit trail, newest first (admin scope)",
         tags=["audit"],
         parameters=[
-            OpenApiParameter("actor", str, description="Only this person's (a username)"),
-            OpenApiParameter("function", str, description="Only this function's"),
+            OpenApiParameter(
+                "actor",
+                {"type": "string", "minLength": 1, "maxLength": 150},
+                description="Only this person's (a username)",
+            ),
+            OpenApiParameter(
+                "function",
+                {"type": "string", "minLength": 1, "maxLength": 63},
+                description="Only this function's",
+            ),
             OpenApiParameter("action", str, enum=AuditAction.values, description="Only this"),
             *PAGE_PARAMETERS,
         ],
@@ -54,6 +62,14 @@ class AuditListApi(APIView):
     def get(self, request):
         authorize(Actor.of_request(request), Right.ADMIN)
         params = request.query_params
+        for name, longest in (("actor", 150), ("function", 63), ("action", 32)):
+            value = params.get(name)
+            if value is not None and not 1 <= len(value) <= longest:
+                raise ApiError(
+                    400,
+                    f"invalid_{name}",
+                    f"{name} is 1 to {longest} characters; leave it out to see everyone's",
+                )
         try:
             events = audit_events(
                 actor=params.get("actor", ""),

@@ -216,15 +216,15 @@ RETRIES_SCHEMA = {
             "properties": {
                 "max_retries": {"type": "integer", "minimum": 0, "maximum": MAX_RETRIES},
                 "backoff_coefficient": {"type": "number", "minimum": 1, "maximum": 10},
-                # max_delay must not be shorter than initial_delay (1 and 60 by default):
-                # the bounds below keep every pair valid.
-                "initial_delay": {**_DELAY, "maximum": 60},
-                "max_delay": {**_DELAY, "minimum": 60},
+                # max_delay must not be shorter than initial_delay: a rule between two
+                # fields, which the description states (OpenAPI 3.0 cannot).
+                "initial_delay": _DELAY,
+                "max_delay": _DELAY,
             },
         },
     ],
-    "description": "More attempts after a failed one: a count, or a policy (the server accepts "
-    "any initial_delay up to max_delay, at most a day).",
+    "description": "More attempts after a failed one: a count, or a policy whose max_delay is "
+    "not shorter than its initial_delay (both at most a day).",
 }
 TIMEOUT_SCHEMA = {
     "type": "number",

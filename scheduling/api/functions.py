@@ -96,11 +96,12 @@ CODE_SCHEMAS = {
     "source": {
         "type": "string",
         "minLength": 1,
-        "maxLength": settings.CHALK_MAX_SOURCE_BYTES // 4,
+        # In characters, the most a source of CHALK_MAX_SOURCE_BYTES bytes can have: every
+        # longer one is refused. Its UTF-8 size is checked too (413), which no schema can say.
+        "maxLength": settings.CHALK_MAX_SOURCE_BYTES,
         "pattern": r"^[^\u0000]*$",
         "description": "The text of the module: at most CHALK_MAX_SOURCE_BYTES "
-        f"({settings.CHALK_MAX_SOURCE_BYTES}) bytes as UTF-8, else 413; a quarter as many "
-        "characters always fit.",
+        f"({settings.CHALK_MAX_SOURCE_BYTES}) bytes as UTF-8, else 413.",
     },
     "source_filename": {
         "type": "string",
