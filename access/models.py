@@ -32,6 +32,9 @@ class AuditAction(models.TextChoices):
     ROLE_CHANGE = "role_change"
     SIGN_IN = "sign_in"
     SIGN_IN_FAILED = "sign_in_failed"
+    CHANNEL_CREATE = "channel_create"
+    CHANNEL_DELETE = "channel_delete"
+    CHANNEL_TEST = "channel_test"
 
 
 class AuditEvent(models.Model):

@@ -119,6 +119,8 @@ INSTALLED_APPS = [
     "access",
     "scheduling",
     "runs",
+    "alerts",
+    "health",
     "console",
     "chalkweb",
 ]
@@ -152,6 +154,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "console.access.rights",
+                "console.platform.platform_banner",
             ],
         },
     },
@@ -253,6 +256,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "RunStatusEnum": "runs.models.RunStatus",
         "AttemptStatusEnum": "runs.models.AttemptStatus",
+        "ChannelKindEnum": "alerts.models.ChannelKind",
     },
 }
 
@@ -295,6 +299,19 @@ CHALK_EXECUTOR = env_choice("CHALK_EXECUTOR", ("local", "kubernetes"), "local")
 # Where runners reach this server's runner API (pods may need an in-cluster address).
 CHALK_RUNNER_SERVER_URL = env_str("CHALK_RUNNER_SERVER_URL", CHALK_PUBLIC_URL)
 CHALK_LOCAL_MAX_RUNS = env_int("CHALK_LOCAL_MAX_RUNS", 4)
+# Local runs' sandbox (runs/executors/local/sandbox.py): `auto` uses bubblewrap when it works
+# on this machine, else runs unsandboxed and says so on every run; `bwrap` requires it (an
+# attempt that cannot be sandboxed fails, saying why); `off` runs unsandboxed, still warned.
+CHALK_LOCAL_SANDBOX = env_choice("CHALK_LOCAL_SANDBOX", ("auto", "bwrap", "off"), "auto")
+CHALK_LOCAL_BWRAP = env_str("CHALK_LOCAL_BWRAP", "bwrap")  # a path, or a name on PATH
+# A worker running as root runs each attempt as this uid and gid (nobody/nogroup), never 0.
+CHALK_LOCAL_RUN_UID = env_int("CHALK_LOCAL_RUN_UID", 65534)
+CHALK_LOCAL_RUN_GID = env_int("CHALK_LOCAL_RUN_GID", CHALK_LOCAL_RUN_UID)
+if CHALK_LOCAL_RUN_UID <= 0 or CHALK_LOCAL_RUN_GID <= 0:
+    raise ImproperlyConfigured(
+        f"CHALK_LOCAL_RUN_UID={CHALK_LOCAL_RUN_UID} / CHALK_LOCAL_RUN_GID={CHALK_LOCAL_RUN_GID}:"
+        " runs must not run as root; use an unprivileged uid and gid (65534 is nobody)"
+    )
 # Wake-up messages sent per start time: at most this many workers pull attempts at once.
 CHALK_DISPATCH_PARALLELISM = env_int("CHALK_DISPATCH_PARALLELISM", CHALK_LOCAL_MAX_RUNS)
 # After downtime, the latest missed slot still runs if it is at most this old.
@@ -309,10 +326,20 @@ CHALK_MAX_LOG_BYTES = env_int("CHALK_MAX_LOG_BYTES", 10_000_000)
 CHALK_RUN_RETENTION_DAYS = env_int("CHALK_RUN_RETENTION_DAYS", 30)
 # Audit events (who did what) are kept this long; by default as long as runs.
 CHALK_AUDIT_RETENTION_DAYS = env_int("CHALK_AUDIT_RETENTION_DAYS", CHALK_RUN_RETENTION_DAYS)
+# /metrics: set, a scraper must send `Authorization: Bearer <token>`; empty, it is open (for a
+# scraper on a private network; it shows function names and counts, never code or secrets).
+CHALK_METRICS_TOKEN = env_str("CHALK_METRICS_TOKEN")
 
 # Runs go to their own queue so long runs never hold up the tick and the reaper.
 CELERY_TASK_DEFAULT_QUEUE = "chalk-control"
-CELERY_TASK_ROUTES = {"runs.tasks.run_due_attempts": {"queue": "chalk-runs"}}
+CELERY_TASK_ROUTES = {
+    "runs.tasks.run_due_attempts": {"queue": "chalk-runs"},
+    "alerts.tasks.*": {"queue": "chalk-control"},  # alerts never wait behind runs
+}
+# Alerts (alerts/services.py): a failing function alerts once, then reminds at most this often
+# while it keeps failing; it alerts after this many failed runs in a row.
+CHALK_ALERT_REMIND_SECONDS = env_int("CHALK_ALERT_REMIND_SECONDS", 3600)
+CHALK_ALERT_AFTER_FAILURES = env_int("CHALK_ALERT_AFTER_FAILURES", 1)
 
 # Kubernetes executor. runs/executors/kubernetes/executor.py turns these into its
 # KubernetesConfig, whose defaults are these settings' defaults (one source: the pure

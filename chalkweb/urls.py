@@ -6,6 +6,7 @@ from rest_framework.permissions import AllowAny
 
 from chalkweb import views
 from common.api_errors import api_not_found
+from health import views as health_views
 
 # The OpenAPI schema and its reference are public: they describe the API, not anyone's data.
 public = {"authentication_classes": [], "permission_classes": [AllowAny]}
@@ -20,10 +21,13 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("healthz", views.healthz, name="healthz"),
+    path("readyz", health_views.readyz, name="readyz"),
+    path("metrics", health_views.metrics_view, name="metrics"),
     # The REST API: one include per app, each under /api/v1/ (token required).
     path("api/v1/", include("scheduling.api.urls")),
     path("api/v1/", include("runs.api_urls")),
     path("api/v1/", include("access.api_urls")),
+    path("api/v1/", include("alerts.api_urls")),
     path("api/runner/v1/", include("runs.runner_api")),
     path("api/schema/", SpectacularAPIView.as_view(**public), name="api-schema"),
     # The split view serves Swagger UI's start-up script from this URL (?script) instead of

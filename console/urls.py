@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from console.views import audit, function, functions, run, runs, secrets, tokens
+from console.views import audit, channels, function, functions, platform, run, runs, secrets, tokens
 
 urlpatterns = [
     path("", functions.functions_page, name="functions"),
@@ -11,5 +11,7 @@ urlpatterns = [
     path("runs/<int:run_id>", run.run_page, name="run"),
     path("secrets", secrets.secrets_page, name="secrets"),
     path("tokens", tokens.tokens_page, name="tokens"),
+    path("channels", channels.channels_page, name="channels"),
     path("audit", audit.audit_page, name="audit"),
+    path("platform", platform.platform_page, name="platform"),
 ]

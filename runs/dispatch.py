@@ -3,11 +3,15 @@ the service layer stays a leaf: tasks → services → dispatch, never back. A s
 is the task itself once celery has loaded it, so routes and task_always_eager apply as usual."""
 
 import datetime as dt
+import logging
 
 from celery import current_app
 
+logger = logging.getLogger(__name__)
+
 RUN_DUE_ATTEMPTS = "runs.tasks.run_due_attempts"
 CANCEL_ATTEMPTS = "runs.tasks.cancel_attempts"
+ALERTS_RUN_ENDED = "alerts.tasks.run_ended"
 
 
 def wake_runs_worker(*, eta: dt.datetime) -> None:
@@ -18,3 +22,13 @@ def wake_runs_worker(*, eta: dt.datetime) -> None:
 def tell_executors_of_cancel(attempt_ids: list[int]) -> None:
     """A control worker tells each attempt's executor of its run's cancel."""
     current_app.signature(CANCEL_ATTEMPTS).apply_async(args=[attempt_ids])
+
+
+def tell_alerts_run_ended(run_id: int) -> None:
+    """A control worker applies the alert rule to the run's end (alerts sits above runs, so
+    runs tells it by task name, and only after the end is committed). A broker that cannot
+    take the message loses this alert, not the caller's report of the run's end."""
+    try:
+        current_app.signature(ALERTS_RUN_ENDED).apply_async(args=[run_id])
+    except Exception:
+        logger.exception("could not send run %s's end to the alerts worker", run_id)

@@ -240,3 +240,25 @@ class ImageBuild(models.Model):
 
     def __str__(self) -> str:
         return f"{self.image} on {self.executor}: {self.status}"
+
+
+class Heartbeat(models.Model):
+    """The platform's own processes saying they are alive: one row per (component, name),
+    upserted in one statement (runs/heartbeats.py). "beat" is the tick (detail: its duration
+    and how many functions it claimed), "reaper" the reaper (and "reaper-action" rows count
+    what it did), "runs-worker" and "control-worker" one row per celery worker (name: its
+    hostname). `count` adds up: ticks, reaps, lost attempts... for the /metrics counters."""
+
+    component = models.CharField(max_length=32)
+    name = models.CharField(max_length=255, blank=True, default="")
+    seen_at = models.DateTimeField()
+    count = models.PositiveBigIntegerField(default=0)
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["component", "name"], name="runs_one_heartbeat_row")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.component} {self.name}".strip()

@@ -724,6 +724,8 @@ def _run_end(*, run: Run, status: str, reason: str, now: dt.datetime) -> None:
     run.save(
         update_fields=["status", "status_reason", "finished_at", "peak_memory_bytes", "cpu_seconds"]
     )
+    run_id = run.id
+    transaction.on_commit(lambda: dispatch.tell_alerts_run_ended(run_id))
 
 
 def run_cancel(*, run: Run, actor: Actor, now: dt.datetime) -> bool:

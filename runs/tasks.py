@@ -1,22 +1,29 @@
 """Celery tasks: thin, each fetches by id and calls a service."""
 
 import datetime as dt
+import logging
 import os
 import socket
+import threading
 import time
 
 from celery import shared_task
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_ready, worker_shutdown
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
 from access.services import audit_prune
 from chalkcompute.runtime.parent import die_with_parent
-from runs import scheduler, services
+from runs import heartbeats, scheduler, services
 from runs.executors import executor_for
 from runs.models import Attempt
 
 WAIT_FOR_DUE = dt.timedelta(seconds=10)
+WORKER_HEARTBEAT_SECONDS = 10  # /readyz wants a runs worker seen in the last 30 s
+QUEUE_COMPONENTS = {"chalk-runs": "runs-worker", "chalk-control": "control-worker"}
+logger = logging.getLogger(__name__)
+_stop_heartbeat = threading.Event()
 
 
 @worker_process_init.connect
@@ -25,14 +32,65 @@ def _die_with_the_worker(**_) -> None:
     die_with_parent()
 
 
+@worker_ready.connect
+def _start_worker_heartbeat(sender, **_) -> None:
+    """Each worker records itself every WORKER_HEARTBEAT_SECONDS (runs.models.Heartbeat, one
+    row per worker and queue it consumes) from a thread of its main process, so every worker
+    is seen, not just the one a periodic message happens to reach."""
+    queues = sorted(sender.app.amqp.queues.consume_from)
+    components = [QUEUE_COMPONENTS[queue] for queue in queues if queue in QUEUE_COMPONENTS]
+    if not components:
+        return
+    hostname = sender.hostname
+    detail = {"queues": queues, "pid": os.getpid(), "executor": settings.CHALK_EXECUTOR}
+    _stop_heartbeat.clear()
+
+    def beat() -> None:
+        while not _stop_heartbeat.is_set():
+            try:
+                heartbeats.record(
+                    [(component, hostname, detail, 1) for component in components],
+                    now=timezone.now(),
+                )
+            except Exception:  # the database is away: /readyz says so; try again later
+                logger.warning("could not record the worker's heartbeat", exc_info=True)
+            finally:
+                connection.close()  # this thread's own connection, not kept between beats
+            _stop_heartbeat.wait(WORKER_HEARTBEAT_SECONDS)
+
+    threading.Thread(target=beat, name="chalk-worker-heartbeat", daemon=True).start()
+
+
+@worker_shutdown.connect
+def _stop_worker_heartbeat(**_) -> None:
+    _stop_heartbeat.set()
+
+
 @shared_task(ignore_result=True)
 def tick() -> int:
-    return scheduler.tick(now=timezone.now()).runs
+    started = time.monotonic()
+    now = timezone.now()
+    result = scheduler.tick(now=now)
+    detail = {
+        "duration_seconds": round(time.monotonic() - started, 6),
+        "claimed": result.runs + result.skipped,
+        "runs": result.runs,
+        "skipped": result.skipped,
+    }
+    heartbeats.record([("beat", "", detail, 1)], now=now)
+    return result.runs
 
 
 @shared_task(ignore_result=True)
 def reap() -> dict[str, int]:
-    return services.reap(now=timezone.now())
+    now = timezone.now()
+    done = services.reap(now=now)
+    heartbeats.record(
+        [("reaper", "", done, 1)]
+        + [("reaper-action", action, None, count) for action, count in done.items()],
+        now=now,
+    )
+    return done
 
 
 # Acknowledged on receipt: a run can last hours, and a redelivered message after a worker's

@@ -1,6 +1,6 @@
 """The layout is the architecture: dependencies point one way,
 
-    chalkcompute ← common ← scheduling ← runs ← console ← chalkweb
+    chalkcompute ← common ← scheduling ← runs ← health ← alerts ← console ← chalkweb
 
 no module imports another that (through any chain) imports it back, and nothing imports
 runs.tasks (services send tasks by name, through runs.dispatch). Imports inside functions
@@ -10,7 +10,10 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-LAYERS = ["chalkcompute", "chalk", "common", "scheduling", "runs", "console", "chalkweb"]
+LAYERS = [
+    "chalkcompute", "chalk", "common", "scheduling", "runs", "health", "alerts", "console",
+    "chalkweb",
+]  # fmt: skip
 # What each layer may import of ours (chalk is the logger shim beside the SDK).
 ALLOWED = {
     "chalkcompute": {"chalkcompute", "chalk"},
@@ -18,7 +21,9 @@ ALLOWED = {
     "common": {"common"},
     "scheduling": {"chalkcompute", "common", "scheduling"},
     "runs": {"chalkcompute", "chalk", "common", "scheduling", "runs"},
-    "console": {"chalkcompute", "common", "scheduling", "runs", "console"},
+    "health": {"chalkcompute", "common", "scheduling", "runs", "health"},
+    "alerts": {"chalkcompute", "common", "scheduling", "runs", "alerts"},
+    "console": {"chalkcompute", "common", "scheduling", "runs", "health", "alerts", "console"},
     "chalkweb": set(LAYERS),
 }
 

@@ -39,6 +39,7 @@ def fail() -> None:
 BANNER = [
     r"Chalkweb console: http://127\.0\.0\.1:\d+/",
     r"  data folder:    \S+",
+    r"  runs:           (sandboxed with bubblewrap \(\S+\), as .+|NOT ISOLATED: Runs are not .+)",
     r"  login:          admin / \S+",
     r"Deploy from this machine with:",
     r"  export CHALK_COMPUTE_URL=\S+ CHALK_COMPUTE_TOKEN=\S+",

@@ -10,8 +10,8 @@ subprocess, say) still reaches the runner through the stdout and stderr pipes.
 The events (the runner masks secrets in every text of them):
 - {"kind": "line", "stream": "stdout"|"stderr", "ts", "text"}: printed text, a line with its
   "\n", or a part of one (on a flush, or every PIECE_CHARS of a long line);
-- {"kind": "log", "level", "ts", "text", "more"}: a chalk_logger record, a long one in parts
-  of PIECE_CHARS, "more" on every part but its last;
+- {"kind": "log", "level", "levelno", "ts", "text", "more"}: a chalk_logger record, a long
+  one in parts of PIECE_CHARS, "more" on every part but its last;
 - {"kind": "result", "ok": true, "return", "return_cut"} or {"kind": "result", "ok": false,
   "error_type", "error_message", "error_message_cut", "traceback", "traceback_cut"}: the
   texts cut to their limits ("_cut" true), the traceback keeping its end.
@@ -115,6 +115,7 @@ class _RunLogHandler(logging.Handler):
                         "kind": "log",
                         "ts": record.created,
                         "level": record.levelname,
+                        "levelno": record.levelno,  # the runner maps custom levels by it
                         "text": text[start : start + PIECE_CHARS],
                         "more": start + PIECE_CHARS < len(text),
                     }

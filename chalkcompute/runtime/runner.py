@@ -1,7 +1,11 @@
 """`python -m chalkcompute.runtime`: runs one attempt of a function, on every executor.
 
 1. Fetches the attempt (code, entrypoint, secrets, limits) from the Chalkweb server with the
-   token of that one attempt (CHALK_ATTEMPT_TOKEN or CHALK_ATTEMPT_TOKEN_FILE).
+   token of that one attempt: on an inherited pipe (CHALK_ATTEMPT_TOKEN_FD, the local
+   executor), in a file deleted once read (CHALK_ATTEMPT_TOKEN_FILE), or CHALK_ATTEMPT_TOKEN.
+   No CHALK_ATTEMPT_TOKEN* variable stays in its environment, and the runner makes itself not
+   dumpable: the function, its child with the same uid, cannot read the token from
+   /proc/<runner>/environ or /proc/<runner>/mem.
 2. Runs the function in a child process in its own session, the secrets in its environment.
 3. Every second posts a heartbeat: new stdout/stderr/chalk_logger lines (secret values masked,
    capped per attempt) and a CPU/RSS sample. The answer says whether the run was cancelled.
@@ -49,6 +53,11 @@ PARTIAL_LINE_SECONDS = 1.0  # a line without its newline this long is logged as 
 FLUSH_LINES = 500
 MAX_BATCH_BYTES = 2**20  # of lines as JSON in one heartbeat (the server reads 2.5 MB at most)
 MAX_PENDING_BYTES = 2 * 2**20  # of lines waiting for a heartbeat; then readers wait for room
+MAX_HEARTBEAT_SAMPLES = 5_000  # the server takes at most this many usage samples at once
+# The levels the server takes; a record of another level goes as the one at or below it.
+LEVELS = ((50, "CRITICAL"), (40, "ERROR"), (30, "WARNING"), (20, "INFO"), (10, "DEBUG"))
+LEVEL_NUMBERS = {name: number for number, name in LEVELS} | {"WARN": 30, "FATAL": 50}
+_PR_SET_DUMPABLE = 4
 
 
 class RunnerApi:
@@ -348,7 +357,7 @@ class Attempt:
             channel.feed(str(event.get("text", "")), ts)
         elif kind == "log":
             channel = self._switch(self.records)
-            channel.level = str(event.get("level", ""))[:8]
+            channel.level = _level(event.get("level"), event.get("levelno"))
             channel.feed(str(event.get("text", "")), ts)
             if not event.get("more"):  # the record's last piece
                 channel.end()
@@ -390,7 +399,8 @@ class Attempt:
 
     def _heartbeat(self, usage: Usage | None, final: bool = False) -> None:
         first, lines = self.logs.take()
-        samples, self.samples = self.samples, []
+        samples = self.samples[:MAX_HEARTBEAT_SAMPLES]
+        self.samples = self.samples[MAX_HEARTBEAT_SAMPLES:]
         body = {"first_seq": first, "lines": lines, "samples": samples}
         try:
             answer = self.api.call("POST", "heartbeat", body, patience=120.0 if final else 5.0)
@@ -414,7 +424,8 @@ class Attempt:
         out_read, out_write = os.pipe()
         err_read, err_write = os.pipe()
         env = {**os.environ, **spec.get("env", {}), **spec.get("secrets", {})}
-        env.pop("CHALK_ATTEMPT_TOKEN", None)  # the user's code never sees the runner's token
+        for name in [name for name in env if name.startswith("CHALK_ATTEMPT_TOKEN")]:
+            del env[name]  # the user's code never sees the runner's token
         env.update(
             {
                 "CHALK_IN_RUN": "1",
@@ -501,7 +512,7 @@ class Attempt:
             time.sleep(0.02)
         self.logs.close()  # a reader still going (a process that left the session) is dropped
         self._heartbeat(usage, final=True)
-        while self.logs.pending:
+        while self.logs.pending or self.samples:
             self._heartbeat(usage, final=True)
         return self._outcome(child.returncode, stop_reason)
 
@@ -569,14 +580,55 @@ def _signal_session(session_id: int, sig: int) -> None:
         pass
 
 
+def _level(name: object, number: object) -> str:
+    """A record's level as one of the five the server takes: by its number (a custom level
+    such as TRACE=5 or NOTICE=25 goes as the standard level at or below it), else its name."""
+    if isinstance(number, bool) or not isinstance(number, int):
+        text = str(name or "")
+        number = LEVEL_NUMBERS.get(text)
+        if number is None and text.startswith("Level ") and text[6:].lstrip("-").isdigit():
+            number = int(text[6:])  # logging's name for a level without one
+    if number is None:
+        return "INFO"
+    return next((level for floor, level in LEVELS if number >= floor), "DEBUG")
+
+
 def _token() -> str:
-    token_file = os.environ.get("CHALK_ATTEMPT_TOKEN_FILE")
-    if token_file:
-        return Path(token_file).read_text().strip()
-    return os.environ["CHALK_ATTEMPT_TOKEN"]
+    """The attempt's token, from the first of: the pipe CHALK_ATTEMPT_TOKEN_FD (read to its
+    end and closed), the file CHALK_ATTEMPT_TOKEN_FILE (deleted once read, when it can be: a
+    read-only mount stays), CHALK_ATTEMPT_TOKEN. Every CHALK_ATTEMPT_TOKEN* variable leaves
+    the environment, so nothing the runner starts inherits one."""
+    given = {
+        name: os.environ.pop(name)
+        for name in [name for name in os.environ if name.startswith("CHALK_ATTEMPT_TOKEN")]
+    }
+    if given.get("CHALK_ATTEMPT_TOKEN_FD"):
+        with open(int(given["CHALK_ATTEMPT_TOKEN_FD"]), "rb") as pipe:
+            return pipe.read().decode().strip()
+    if given.get("CHALK_ATTEMPT_TOKEN_FILE"):
+        path = Path(given["CHALK_ATTEMPT_TOKEN_FILE"])
+        token = path.read_text().strip()
+        try:
+            path.unlink()
+        except OSError:
+            pass
+        return token
+    if "CHALK_ATTEMPT_TOKEN" not in given:
+        raise KeyError("CHALK_ATTEMPT_TOKEN")
+    return given["CHALK_ATTEMPT_TOKEN"]
+
+
+def _not_dumpable() -> None:
+    """Linux: no process of the same uid may read this one's memory or /proc files (environ,
+    mem, fd): the function cannot take the token from its runner. A no-op elsewhere."""
+    if sys.platform == "linux":
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
 
 
 def main() -> int:
+    _not_dumpable()
     try:
         api = RunnerApi(os.environ["CHALK_SERVER_URL"], _token())
     except KeyError as exc:

@@ -151,3 +151,12 @@ def log_html(lines, attempt_numbers: dict) -> str:
             f'<span class="text">{escape(line.text)}</span></div>'
         )
     return mark_safe("".join(rendered))  # noqa: S308 - every part above is escaped or a number
+
+
+@register.filter
+def overdue(function) -> bool:
+    """An active function whose next run time passed over a minute ago: no run was made."""
+    from health.state import OVERDUE
+
+    moment = getattr(function, "next_fire_at", None)
+    return bool(moment and not function.paused and timezone.now() - moment > OVERDUE)

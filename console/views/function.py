@@ -7,6 +7,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from access.selectors import audit_events
+from alerts import selectors as alert_selectors
 from common.paging import int_cursor, pager_query
 from console.access import console_view, see_other
 from console.inputs import ConsoleInputError
@@ -77,8 +78,10 @@ def function_page(request, name: str):
         next_fire_times=scheduling_selectors.next_fire_times(function, NEXT_FIRE_TIMES_SHOWN),
         image_builds=selectors.image_builds(image_id=version.image_id) if version else [],
         installs_at_start=bool(version) and executor_for().installs_at_start(version.image.spec),
+        run_isolation=executor_for().isolation(),  # a warning when runs are not isolated
         missed=selectors.missed_and_skipped(function=function, limit=MISSED_SHOWN),
         events=list(audit_events(function=function.name)[:EVENTS_SHOWN]),
+        alerts=list(alert_selectors.function_deliveries(function_id=function.id)[:EVENTS_SHOWN]),
         missed_scan=selectors.MISSED_SCAN_RUNS,
         versions=selectors.version_history_page(
             function=function,

@@ -15,6 +15,7 @@ from console import charts
 from console.access import console_view, see_other
 from console.inputs import ConsoleInputError, filter_text
 from runs import selectors
+from runs.executors import executor_for
 from runs.services import run_cancel
 
 LOG_TAIL_LINES = 500
@@ -127,6 +128,7 @@ def run_page(request, run_id: int):
         "log_text": log_text,
         "levels": selectors.LOG_LEVELS,
         "error": error,
+        "run_isolation": executor_for().isolation(),  # a warning when runs are not isolated
     }
     after = int_cursor(request.GET, "after")
     if request.htmx and after is not None:

@@ -22,6 +22,10 @@ class Executor(Protocol):
         """Whether a run of this image installs its packages when it starts (the console
         says so), rather than in a build made once per image."""
 
+    def isolation(self) -> str | None:
+        """None when each run is isolated from the platform and from other runs (a sandbox, a
+        pod); else the warning that it is not, which `make run` and the console show."""
+
 
 def executor_for(name: str | None = None) -> Executor:
     from django.conf import settings

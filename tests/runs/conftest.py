@@ -3,9 +3,11 @@ talking to the live server, a real broker (CELERY_BROKER_URL; Redis in CI)."""
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -107,6 +109,48 @@ class Platform:
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
+
+
+class Gate:
+    """A TCP port on 127.0.0.1 that functions connect to, the one thing a sandboxed run and
+    the test share (the network stays; no folder of the test's is in the sandbox). The n-th
+    connection is answered `answers[n]` (the last one again once they run out) and closed,
+    or, with `hold`, kept open until `release()`."""
+
+    def __init__(self, *answers: bytes, hold: bool = False) -> None:
+        self.answers, self.hold = answers, hold
+        self.connections = 0
+        self.held: list[socket.socket] = []
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                peer, _ = self.server.accept()
+            except OSError:
+                return
+            self.connections += 1
+            if self.hold:
+                self.held.append(peer)
+                continue
+            with peer:
+                peer.sendall(self.answers[min(self.connections, len(self.answers)) - 1])
+
+    def client(self) -> str:
+        """A function's code that connects and returns what the gate answered (b"" once
+        released)."""
+        return f"__import__('socket').create_connection(('127.0.0.1', {self.port})).recv(64)"
+
+    def release(self) -> None:
+        for peer in self.held:
+            peer.close()
+        self.held = []
+
+    def close(self) -> None:
+        self.release()
+        self.server.close()
 
 
 @pytest.fixture

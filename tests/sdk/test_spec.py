@@ -5,7 +5,7 @@ import json
 import re
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import chalkcompute
@@ -290,9 +290,18 @@ def _number(schema: dict) -> st.SearchStrategy:
     ),
 )
 def test_numbers_the_schema_admits_are_accepted(timeout, count, policy):
+    # The one rule between two fields, which the schema states in words only.
+    assume(policy.get("max_delay", 60.0) >= policy.get("initial_delay", 1.0))
     spec = FunctionSpec(timeout=timeout, retries=count)
     assert (spec.timeout, spec.retries.max_retries) == (timeout, count)
     assert FunctionSpec(retries=policy).retries.max_retries == policy["max_retries"]
+
+
+def test_it_refuses_a_max_delay_shorter_than_the_initial_delay():
+    with pytest.raises(
+        ValueError, match=r"max_delay \(5.0\) must not be shorter than initial_delay"
+    ):
+        FunctionSpec(retries={"max_retries": 1, "initial_delay": 10, "max_delay": 5})
 
 
 @settings(max_examples=100, deadline=None)

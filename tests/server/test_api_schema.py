@@ -40,6 +40,12 @@ stateful.enabled = false
 [[operations]]
 include-operation-id = "functions_deploy"
 checks.positive_data_acceptance.enabled = false
+
+# A channel's URL must be one apprise accepts (or an http(s) URL for a webhook), and its
+# functions must exist: no schema says so. Every invalid body must still be refused.
+[[operations]]
+include-operation-id = "channels_create"
+checks.positive_data_acceptance.enabled = false
 """
 
 

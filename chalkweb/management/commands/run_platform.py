@@ -17,6 +17,13 @@ from chalkweb.env import env_int, env_str
 from runs.beat import ensure_periodic_tasks
 
 
+def runs_line() -> str:
+    """How local runs are isolated, or the warning that they are not (said once, here)."""
+    from runs.executors.local import sandbox
+
+    return sandbox.describe()
+
+
 class Command(BaseCommand):
     help = "Migrate, create the first login and API token, then run web, worker and beat."
 
@@ -33,6 +40,8 @@ class Command(BaseCommand):
         url = f"http://{host}:{port}/"
         self.stdout.write(f"Chalkweb console: {url}")
         self.stdout.write(f"  data folder:    {settings.DATA_DIR}")
+        if settings.CHALK_EXECUTOR == "local":
+            self.stdout.write(f"  runs:           {runs_line()}")
         if password:
             self.stdout.write(f"  login:          admin / {password}")
         else:

@@ -192,6 +192,9 @@ class KubernetesExecutor:
         except UnsupportedSpecError:
             return False  # no run of it starts at all; its runs say why
 
+    def isolation(self) -> str | None:
+        return None  # each attempt is its own pod
+
     def cancel(self, attempt: Attempt) -> None:
         """Deletes the attempt's Job with its pod and token Secret; a Job already gone is fine.
 

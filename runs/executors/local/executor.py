@@ -3,47 +3,37 @@
 The worker slot stays busy while the run lasts, so the runs worker's concurrency is the bound
 on concurrent local runs (CHALK_LOCAL_MAX_RUNS). The runner dies with the worker (Linux
 PDEATHSIG): a killed worker leaves no orphan run, and the reaper then finds it lost.
+
+Each attempt runs in a sandbox (sandbox.py): bubblewrap, as an unprivileged uid when the
+worker is root, seeing only what it needs read-only and its own work folder. Where there is
+no sandbox (CHALK_LOCAL_SANDBOX=off, or auto without bwrap) it runs as the worker, and its log
+says so; with CHALK_LOCAL_SANDBOX=bwrap it fails instead.
 """
 
 import os
+import resource
 import socket
 import subprocess
 import time
-from pathlib import Path
 
 from django.conf import settings
 from django.utils import timezone
 
-import chalk
-import chalkcompute
+from chalkcompute.quantities import memory_bytes
 from chalkcompute.runtime.parent import die_with_parent
+from runs.executors.local import sandbox
 from runs.executors.local.images import ImageBuildError, ensure_image
-from runs.models import Attempt, AttemptStatus
+from runs.models import ACTIVE_ATTEMPT_STATUSES, Attempt, AttemptStatus
 from runs.services import (
     attempt_cancel_if_requested,
     attempt_fail,
     attempt_finish,
     attempt_heartbeat,
     attempt_runner_spawned,
+    log_system,
 )
 
 RUNNER_GRACE_SECONDS = 60  # past the timeout, for the runner to stop the function and report
-
-
-def sdk_path() -> Path:
-    """A folder holding only the SDK packages, put on the runner's PYTHONPATH: the run's
-    venv gets `chalkcompute` and `chalk` without the server's own packages."""
-    folder = settings.DATA_DIR / "sdk"
-    folder.mkdir(parents=True, exist_ok=True)
-    for package in (chalkcompute, chalk):
-        link = folder / package.__name__
-        target = Path(package.__file__).parent
-        if not link.exists():
-            try:
-                link.symlink_to(target, target_is_directory=True)
-            except FileExistsError:
-                pass
-    return folder
 
 
 class LocalExecutor:
@@ -56,6 +46,13 @@ class LocalExecutor:
                 attempt=attempt, status=AttemptStatus.FAILED, now=timezone.now(),
                 reason=f"the local executor has no GPU (the function asks for {version.gpu}); "
                 "run it on the kubernetes executor", retryable=False,
+            )  # fmt: skip
+            return
+        isolation = sandbox.isolation()
+        if isolation.refusal:
+            attempt_finish(
+                attempt=attempt, status=AttemptStatus.FAILED, now=timezone.now(),
+                reason=isolation.refusal, retryable=False,
             )  # fmt: skip
             return
         last_beat = [0.0]
@@ -77,24 +74,62 @@ class LocalExecutor:
             return
         if attempt_cancel_if_requested(attempt=attempt, now=timezone.now()):
             return
+        if isolation.warning:
+            log_system(attempt=attempt, text=isolation.warning, now=timezone.now(), level="WARNING")
+        sandbox.sweep_work_folders(_active)
+        runtime = sandbox.runtime_copy()
+        ids = sandbox.run_ids() if isolation.bwrap else None
+        work = sandbox.work_folder(attempt.id, ids)
+        try:
+            self._run_runner(attempt, token, python, runtime, work, isolation)
+        finally:
+            sandbox.remove_tree(work.root)
+
+    def _run_runner(self, attempt, token, python, runtime, work, isolation) -> None:
+        version = attempt.run.version
         env = {
             "PATH": f"{python.parent}:/usr/local/bin:/usr/bin:/bin",
-            "HOME": os.environ.get("HOME", "/tmp"),
+            "HOME": sandbox.HOME if isolation.bwrap else str(work.home),
             "LANG": "C.UTF-8",
             "TZ": "UTC",
-            "PYTHONPATH": str(sdk_path()),
+            "PYTHONPATH": str(runtime),
             "CHALK_IN_RUN": "1",
             "CHALK_SERVER_URL": settings.CHALK_RUNNER_SERVER_URL,
-            "CHALK_ATTEMPT_TOKEN": token,
         }
-        runner = subprocess.Popen(
-            [str(python), "-m", "chalkcompute.runtime"],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            preexec_fn=die_with_parent,
-        )
+        if not isolation.bwrap:
+            env["TMPDIR"] = str(work.tmp)
+        argv = [str(python), "-m", "chalkcompute.runtime"]
+        if isolation.bwrap:
+            argv = sandbox.command(
+                isolation.bwrap, argv, venv=python.parent.parent, runtime=runtime, work=work,
+                ids=sandbox.run_ids(),
+            )  # fmt: skip
+        data_limit = sandbox.data_limit(memory_bytes(version.memory)) if version.memory else None
+
+        def prepare() -> None:  # in the child, before exec
+            die_with_parent()
+            if data_limit:
+                resource.setrlimit(resource.RLIMIT_DATA, (data_limit, data_limit))
+
+        # The token goes on a pipe the runner reads and closes: never in an environment (the
+        # function could read its runner's /proc/PID/environ) nor in a file.
+        token_read, token_write = os.pipe()
+        try:
+            os.write(token_write, token.encode())
+            os.close(token_write)
+            env["CHALK_ATTEMPT_TOKEN_FD"] = str(token_read)
+            runner = subprocess.Popen(
+                argv,
+                env=env,
+                cwd=work.home,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                pass_fds=(token_read,),
+                preexec_fn=prepare,
+            )
+        finally:
+            os.close(token_read)
         attempt_runner_spawned(
             attempt=attempt, executor_ref=f"pid {runner.pid} on {socket.gethostname()}"
         )
@@ -116,9 +151,21 @@ class LocalExecutor:
             )
             attempt_fail(attempt=attempt, reason=reason, now=timezone.now())
 
+    def isolation(self) -> str | None:
+        """None when runs are sandboxed; else what the console and `make run` say."""
+        return sandbox.isolation().description
+
     def installs_at_start(self, image_spec: dict) -> bool:
         return False  # each image's virtualenv is built once, before its first run
 
     def cancel(self, attempt: Attempt) -> None:
         """Nothing to do here: the runner learns of the cancel from its next heartbeat's
         answer (within a second), stops the function and reports `cancelled`."""
+
+
+def _active(attempt_ids: list[int]) -> list[int]:
+    return list(
+        Attempt.objects.filter(id__in=attempt_ids, status__in=ACTIVE_ATTEMPT_STATUSES).values_list(
+            "id", flat=True
+        )
+    )

@@ -1,0 +1,97 @@
+from django.db import models
+
+
+class ChannelKind(models.TextChoices):
+    APPRISE = "apprise"  # any apprise URL: slack://, discord://, mailto://, ntfy://, json://
+    WEBHOOK = "webhook"  # Chalkweb's own signed JSON body, POSTed to an http(s) URL
+
+
+class Channel(models.Model):
+    """Where alerts go. The URL (it holds tokens) and the webhook secret are encrypted with
+    scheduling.crypto; only `display` (scheme and host, or the scheme alone when the host is a
+    token) is ever shown."""
+
+    name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=16, choices=ChannelKind.choices)
+    url_encrypted = models.TextField()
+    display = models.CharField(max_length=300)
+    secret_encrypted = models.TextField()
+    # Alerts of every function that has no channel of its own go to the default channels.
+    is_default = models.BooleanField(default=False)
+    functions = models.ManyToManyField("scheduling.Function", blank=True, related_name="+")
+    created_at = models.DateTimeField()
+    created_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.display})"
+
+
+class AlertKind(models.TextChoices):
+    FAILED = "failed"
+    RECOVERED = "recovered"
+    TEST = "test"
+
+
+class AlertState(models.Model):
+    """One function's alert state: what it last told people, and when (no storms: one alert
+    per change, reminders at most every CHALK_ALERT_REMIND_SECONDS)."""
+
+    class State(models.TextChoices):
+        OK = "ok"
+        FAILING = "failing"  # a "failed" alert went out; the next success says "recovered"
+
+    function = models.OneToOneField(
+        "scheduling.Function", on_delete=models.CASCADE, related_name="+", primary_key=True
+    )
+    state = models.CharField(max_length=16, choices=State.choices, default=State.OK)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    last_alerted_at = models.DateTimeField(null=True, blank=True)
+    last_run_id = models.BigIntegerField(null=True, blank=True)
+    last_finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.function_id}: {self.state} ({self.consecutive_failures} failures)"
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class Delivery(models.Model):
+    """One alert to one channel: what was sent (the webhook body), and the channel's answer or
+    the error of the last try."""
+
+    channel = models.ForeignKey(
+        Channel, null=True, on_delete=models.SET_NULL, related_name="deliveries"
+    )
+    channel_name = models.CharField(max_length=100)  # kept after the channel is deleted
+    function = models.ForeignKey(
+        "scheduling.Function", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    run = models.ForeignKey(
+        "runs.Run", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    kind = models.CharField(max_length=16, choices=AlertKind.choices)
+    status = models.CharField(
+        max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING
+    )
+    payload = models.JSONField()
+    answer = models.TextField(blank=True)  # the channel's answer, or the error text
+    tries = models.PositiveIntegerField(default=0)
+    at = models.DateTimeField()  # when the alert was decided
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["channel", "-id"], name="alerts_delivery_channel"),
+            models.Index(fields=["function", "-id"], name="alerts_delivery_function"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} to {self.channel_name}: {self.status}"

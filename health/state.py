@@ -1,0 +1,100 @@
+"""What state the platform is in, from the heartbeats its processes record (runs.heartbeats):
+beat's last tick, each worker seen and when. /readyz, the console's banner and its Platform
+page all read it here, in one query."""
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from runs.models import Heartbeat
+
+# /readyz: beat ticks every second and a worker records itself every 10 s.
+READY_TICK_AGE = dt.timedelta(seconds=10)
+READY_WORKER_AGE = dt.timedelta(seconds=30)
+# The console's banner waits a little longer, so a restart does not flash it.
+BANNER_TICK_AGE = dt.timedelta(seconds=30)
+BANNER_WORKER_AGE = dt.timedelta(seconds=60)
+WORKER_COMPONENTS = ("runs-worker", "control-worker")
+OVERDUE = dt.timedelta(minutes=1)  # a function this far past its next run time has no run
+
+
+@dataclass
+class PlatformState:
+    now: dt.datetime
+    tick: Heartbeat | None = None
+    reaper: Heartbeat | None = None
+    workers: list[Heartbeat] = field(default_factory=list)
+
+    @classmethod
+    def read(cls, *, now: dt.datetime) -> "PlatformState":
+        state = cls(now=now)
+        rows = Heartbeat.objects.filter(component__in=("beat", "reaper", *WORKER_COMPONENTS))
+        for row in rows.order_by("component", "name"):
+            if row.component == "beat":
+                state.tick = row
+            elif row.component == "reaper":
+                state.reaper = row
+            else:
+                state.workers.append(row)
+        return state
+
+    def tick_age(self) -> dt.timedelta | None:
+        return None if self.tick is None else self.now - self.tick.seen_at
+
+    def last_runs_worker(self) -> dt.datetime | None:
+        seen = [w.seen_at for w in self.workers if w.component == "runs-worker"]
+        return max(seen, default=None)
+
+    def runs_worker_age(self) -> dt.timedelta | None:
+        last = self.last_runs_worker()
+        return None if last is None else self.now - last
+
+    def tick_fresh(self, within: dt.timedelta) -> bool:
+        age = self.tick_age()
+        return age is not None and age <= within
+
+    def runs_worker_fresh(self, within: dt.timedelta) -> bool:
+        age = self.runs_worker_age()
+        return age is not None and age <= within
+
+    def problems(self) -> list[str]:
+        """The banner's sentences: empty while all is well."""
+        problems = []
+        if not self.tick_fresh(BANNER_TICK_AGE):
+            problems.append(
+                (
+                    "no tick ever recorded"
+                    if self.tick is None
+                    else f"no tick for {_ago(self.tick_age())}"
+                )
+                + ": scheduled runs are not being created (is beat running?)"
+            )
+        if not self.runs_worker_fresh(BANNER_WORKER_AGE):
+            age = self.runs_worker_age()
+            problems.append(
+                (
+                    "no runs worker ever seen"
+                    if age is None
+                    else f"no runs worker seen for {_ago(age)}"
+                )
+                + ": runs are waiting"
+            )
+        return problems
+
+    def why_overdue(self) -> str:
+        """Why a function past its next run time may have no run, for its row."""
+        if not self.tick_fresh(BANNER_TICK_AGE):
+            return "no tick: is beat running?"
+        if not self.runs_worker_fresh(BANNER_WORKER_AGE):
+            return "no runs worker"
+        return "the tick has not claimed it yet"
+
+
+def _ago(delta: dt.timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} minutes"
+    if seconds < 2 * 86400:
+        return f"{seconds // 3600} hours"
+    return f"{seconds // 86400} days"

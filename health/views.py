@@ -1,0 +1,89 @@
+"""/metrics (Prometheus) and /readyz (readiness); /healthz stays in chalkweb.views, a
+liveness probe that touches nothing."""
+
+import hmac
+
+from celery import current_app
+from django.conf import settings
+from django.db import connection
+from django.http import HttpResponse, JsonResponse
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from health import metrics
+from health.state import READY_TICK_AGE, READY_WORKER_AGE, PlatformState
+
+BROKER_TIMEOUT_SECONDS = 2
+
+
+@require_GET
+def metrics_view(request):
+    """Open when CHALK_METRICS_TOKEN is empty; otherwise `Authorization: Bearer <token>`."""
+    token = settings.CHALK_METRICS_TOKEN
+    if token:
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            response = HttpResponse("a metrics token is required\n", status=401)
+            response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+            return response
+    return HttpResponse(metrics.render(), content_type=CONTENT_TYPE_LATEST)
+
+
+def _database() -> dict:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return {"ok": True}
+    except Exception as exc:
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:500]}
+
+
+def _broker() -> dict:
+    try:  # chalkweb's app (chalkweb/__init__.py), as runs.dispatch sends with it
+        with current_app.connection_for_read(connect_timeout=BROKER_TIMEOUT_SECONDS) as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, timeout=BROKER_TIMEOUT_SECONDS)
+        return {"ok": True}
+    except Exception as exc:
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:500]}
+
+
+def _age(moment, now) -> dict:
+    if moment is None:
+        return {"last_seen": None, "age_seconds": None}
+    return {
+        "last_seen": moment.isoformat(),
+        "age_seconds": round((now - moment).total_seconds(), 1),
+    }
+
+
+@require_GET
+def readyz(request):
+    """200 when the database and the broker answer, beat ticked in the last 10 s and a runs
+    worker was seen in the last 30 s; 503 otherwise. The JSON names each check."""
+    now = timezone.now()
+    checks = {"database": _database(), "broker": _broker()}
+    if checks["database"]["ok"]:
+        state = PlatformState.read(now=now)
+        tick = state.tick.seen_at if state.tick else None
+        checks["beat"] = {
+            "ok": state.tick_fresh(READY_TICK_AGE),
+            "max_age_seconds": READY_TICK_AGE.total_seconds(),
+            **_age(tick, now),
+        }
+        checks["runs_worker"] = {
+            "ok": state.runs_worker_fresh(READY_WORKER_AGE),
+            "max_age_seconds": READY_WORKER_AGE.total_seconds(),
+            **_age(state.last_runs_worker(), now),
+            "workers": [w.name for w in state.workers if w.component == "runs-worker"
+                        and now - w.seen_at <= READY_WORKER_AGE],
+        }  # fmt: skip
+    else:
+        unknown = {"ok": False, "error": "the database does not answer"}
+        checks["beat"] = checks["runs_worker"] = unknown
+    ready = all(check["ok"] for check in checks.values())
+    failed = [name for name, check in checks.items() if not check["ok"]]
+    return JsonResponse(
+        {"status": "ok" if ready else "unavailable", "failed": failed, "checks": checks},
+        status=200 if ready else 503,
+    )

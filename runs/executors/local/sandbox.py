@@ -1,0 +1,317 @@
+"""The local executor's sandbox: each attempt's runner and function run in bubblewrap (`bwrap`).
+
+Inside a run the filesystem is only: /usr (and the /bin, /lib… links to it), a few files of
+/etc (name resolution, certificates, users, the loader's cache), the base interpreter's install
+prefix, the image's virtualenv and the runtime copy, all read-only; the attempt's own work
+folder as HOME and cwd, and its own /tmp, both deleted when the attempt ends; a /proc of the
+run's own processes (a new PID namespace) and a minimal /dev. The data folder, the server's
+checkout and virtualenv, other runs' work folders and the operator's home are not there. The
+network stays (jobs fetch exchange rates). The attempt token comes on an inherited pipe, read
+and closed by the runner before the function starts (chalkcompute/runtime/runner.py).
+
+A worker running as root starts bwrap as root, with no user namespace, and `setpriv` turns
+the runner into CHALK_LOCAL_RUN_UID (nobody) with no capabilities before it starts: the uid
+seen from outside the sandbox is that one, not 0. bwrap's own `--uid` would not do: in a user
+namespace made by root, every uid inside is root outside. A worker that is not root runs bwrap
+in a user namespace as its own uid.
+
+Memory: RLIMIT_DATA on every process of the run (see `data_limit`). The runner kills the run
+at its memory request, summing the RSS of its processes every 0.1 s.
+
+CHALK_LOCAL_SANDBOX: `auto` uses bwrap when it works here, else runs unsandboxed and says so
+(at `make run`'s start, on every such run's log, on the console's pages); `bwrap` fails every
+attempt that cannot be sandboxed, with the reason; `off` runs unsandboxed, still warned.
+"""
+
+import compileall
+import functools
+import io
+import os
+import pwd
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+
+from runs import runtime_bundle
+
+HOME = "/home/run"  # the work folder's home, inside the sandbox
+ETC = (  # what of /etc a run sees: resolving names, TLS, users, the loader, time, alternatives
+    "resolv.conf", "hosts", "host.conf", "nsswitch.conf", "gai.conf", "services", "protocols",
+    "ssl/certs", "ssl/openssl.cnf", "ca-certificates", "ca-certificates.conf", "pki",
+    "crypto-policies", "passwd", "group", "ld.so.cache", "ld.so.conf", "ld.so.conf.d",
+    "localtime", "timezone", "alternatives", "mime.types", "os-release",
+)  # fmt: skip
+USR_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
+NAMESPACES = ("--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try")
+
+
+@dataclass(frozen=True)
+class Isolation:
+    """How this worker runs attempts: in bwrap (`bwrap` set), unsandboxed with `warning`, or
+    not at all (`refusal`: CHALK_LOCAL_SANDBOX=bwrap and bwrap cannot be had)."""
+
+    bwrap: str | None = None
+    warning: str | None = None
+    refusal: str | None = None
+
+    @property
+    def description(self) -> str | None:
+        """What the console and `make run` say when runs are not isolated, else None."""
+        return self.warning or self.refusal
+
+
+def isolation() -> Isolation:
+    mode = settings.CHALK_LOCAL_SANDBOX
+    if mode == "off":
+        return Isolation(warning=_not_isolated("CHALK_LOCAL_SANDBOX=off"))
+    bwrap, problem = _probe(settings.CHALK_LOCAL_BWRAP, os.geteuid(), *run_ids())
+    if problem is None:
+        return Isolation(bwrap=bwrap)
+    if mode == "bwrap":
+        return Isolation(
+            refusal=f"runs are refused: CHALK_LOCAL_SANDBOX=bwrap, but {problem}. Install "
+            "bubblewrap (apt install bubblewrap) or fix it; CHALK_LOCAL_SANDBOX=auto would run "
+            "them unsandboxed"
+        )
+    return Isolation(warning=_not_isolated(problem))
+
+
+def _not_isolated(why: str) -> str:
+    user = _user_name(os.geteuid())
+    return (
+        f"Runs are not isolated ({why}): each run's function runs as {user} with this "
+        "worker's view of the machine, its data folder and keys, other runs and the server's "
+        "code. Install bubblewrap (apt install bubblewrap) to sandbox runs; "
+        "CHALK_LOCAL_SANDBOX=bwrap refuses unsandboxed runs."
+    )
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
+
+
+def run_ids() -> tuple[int, int] | None:
+    """The uid and gid runs get when the worker is root (None: the worker's own)."""
+    if os.geteuid() != 0:
+        return None
+    return settings.CHALK_LOCAL_RUN_UID, settings.CHALK_LOCAL_RUN_GID
+
+
+def describe() -> str:
+    """One line for `make run`'s banner."""
+    found = isolation()
+    if found.bwrap:
+        ids = run_ids()
+        who = f"as uid {ids[0]}" if ids else f"as {_user_name(os.geteuid())} in a user namespace"
+        return f"sandboxed with bubblewrap ({found.bwrap}), {who}"
+    return "NOT ISOLATED: " + found.description
+
+
+@functools.lru_cache(maxsize=16)
+def _probe(bwrap_setting: str, euid: int, uid: int | None = None, gid: int | None = None):
+    """(bwrap's path, None) when a sandbox can be made here, else (path or "", why not).
+    Once per process for a setting: it starts a sandbox that runs `true`."""
+    bwrap = shutil.which(bwrap_setting)
+    if not bwrap:
+        return "", f"bubblewrap was not found ({bwrap_setting!r} is not an executable here)"
+    true = shutil.which("true") or "/bin/true"
+    command = [bwrap, *_namespace_args(euid), "--ro-bind", "/", "/", "--proc", "/proc",
+               "--dev", "/dev", "--", *_drop_args(uid, gid), true]  # fmt: skip
+    if uid is not None and not _setpriv():
+        return bwrap, "setpriv (util-linux) was not found, and a root worker needs it"
+    try:
+        result = subprocess.run(command, capture_output=True, timeout=30, env={})
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return bwrap, f"{bwrap} cannot run: {exc}"
+    if result.returncode != 0:
+        said = result.stderr.decode("utf-8", "replace").strip()[-300:]
+        return bwrap, f"{bwrap} cannot make a sandbox here (exit code {result.returncode}: {said})"
+    return bwrap, None
+
+
+def _setpriv() -> str | None:
+    return shutil.which("setpriv", path="/usr/bin:/bin:/usr/sbin:/sbin")
+
+
+def _namespace_args(euid: int) -> list[str]:
+    # Not root: a user namespace is what lets bwrap make the others. Root: none, so the uid
+    # setpriv gives the runner is the one the rest of the machine sees.
+    return [*NAMESPACES, *(["--unshare-user"] if euid != 0 else [])]
+
+
+def _drop_args(uid: int | None, gid: int | None) -> list[str]:
+    if uid is None:
+        return []
+    return [_setpriv() or "/usr/bin/setpriv", f"--reuid={uid}", f"--regid={gid}",
+            "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--"]  # fmt: skip
+
+
+def interpreter_prefix(venv: Path) -> Path:
+    """The install prefix of the interpreter a virtualenv was made from (its `home` is the
+    prefix's bin folder): what the venv's python links to, and its standard library."""
+    for line in (venv / "pyvenv.cfg").read_text().splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "home":
+            return Path(value.strip()).resolve().parent
+    return (venv / "bin" / "python").resolve().parent.parent
+
+
+def command(
+    bwrap: str,
+    argv: list[str],
+    *,
+    venv: Path,
+    runtime: Path,
+    work: "WorkFolder",
+    ids: tuple[int, int] | None,
+) -> list[str]:
+    """The bwrap command line that runs `argv` (the runner) in the attempt's sandbox."""
+    args = [bwrap, "--die-with-parent", "--new-session", *_namespace_args(os.geteuid())]
+    args += ["--ro-bind", "/usr", "/usr"]
+    for name in USR_LINKS:  # merged /usr: links; otherwise the folders, read-only
+        path = Path("/", name)
+        if path.is_symlink():
+            args += ["--symlink", os.readlink(path), str(path)]
+        elif path.is_dir():
+            args += ["--ro-bind", str(path), str(path)]
+    args += ["--perms", "0755", "--dir", "/etc", "--perms", "0755", "--dir", "/etc/ssl"]
+    for name in ETC:
+        args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
+    prefix = interpreter_prefix(venv)
+    read_only = [] if prefix.is_relative_to("/usr") else [prefix]
+    # The folders leading to a mount bwrap would make 0700 (no way through for the run's uid):
+    # 0711 instead, a way through that lists nothing. The work folder first, so that a data
+    # folder in /tmp still has its venv and runtime mounted over the run's /tmp.
+    made = {Path("/"), Path("/usr"), Path("/etc"), Path("/etc/ssl"), Path("/tmp")}
+
+    def parents(path: Path) -> list[str]:
+        folders = []
+        for parent in reversed(path.parents):
+            if parent not in made:
+                made.add(parent)
+                folders += ["--perms", "0711", "--dir", str(parent)]
+        return folders
+
+    args += [*parents(Path(HOME)), "--bind", str(work.home), HOME, "--bind", str(work.tmp), "/tmp"]
+    for path in (*read_only, venv, runtime):
+        args += [*parents(path), "--ro-bind", str(path), str(path)]
+    args += ["--proc", "/proc", "--dev", "/dev", "--chdir", HOME, "--"]
+    return [*args, *_drop_args(*(ids or (None, None))), *argv]
+
+
+def data_limit(memory_limit_bytes: int) -> int:
+    """RLIMIT_DATA for every process of a run whose memory request is `memory_limit_bytes`.
+
+    RLIMIT_DATA counts a process's private writable memory as it is mapped, touched or not;
+    unlike RLIMIT_AS it leaves out reservations without access (what Go, the JVM and
+    allocators reserve up front), shared libraries and other file mappings. Mapped is more
+    than resident (calloc'd buffers, 8 MiB thread stacks), so the ceiling is twice the request,
+    at least 256 MiB above it: the runner kills the run at its request (RSS summed over its
+    processes, every 0.1 s, with the reason), and the kernel refuses any one process memory
+    past the ceiling, so no burst faster than that check can take the machine's memory."""
+    return memory_limit_bytes + max(memory_limit_bytes, 256 * 2**20)
+
+
+# The runtime copy.
+
+
+def runtime_copy() -> Path:
+    """This server's `chalkcompute` and `chalk` (runtime_bundle: the .py files only), extracted
+    once per server version into DATA_DIR/runtime/<sha256>/, byte-compiled, read-only (files
+    0444, folders 0555): what runs import, never a link into the checkout. It appears whole,
+    under its final name, or not at all."""
+    bundle = runtime_bundle.bundle()
+    root = settings.DATA_DIR / "runtime"
+    target = root / bundle.sha256
+    if target.is_dir():
+        return target
+    root.mkdir(mode=0o700, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".extracting-", dir=root))
+    try:
+        with tarfile.open(fileobj=io.BytesIO(bundle.archive), mode="r:gz") as archive:
+            archive.extractall(staging, filter="data")
+        compileall.compile_dir(staging, ddir=str(target), quiet=2, workers=1)
+        for folder, _, files in os.walk(staging, topdown=False):
+            for name in files:
+                os.chmod(os.path.join(folder, name), 0o444)
+            os.chmod(folder, 0o555)
+        try:
+            os.rename(staging, target)
+        except OSError:  # another worker's copy is there first: the same bytes
+            if not target.is_dir():
+                raise
+    finally:
+        if staging.exists():
+            remove_tree(staging)
+    return target
+
+
+# Work folders.
+
+
+@dataclass(frozen=True)
+class WorkFolder:
+    """An attempt's own folder under DATA_DIR/work: its HOME (and cwd) and its /tmp."""
+
+    root: Path
+    home: Path
+    tmp: Path
+
+
+def work_folder(attempt_id: int, owner: tuple[int, int] | None) -> WorkFolder:
+    base = settings.DATA_DIR / "work"
+    base.mkdir(mode=0o700, exist_ok=True)
+    root = Path(tempfile.mkdtemp(prefix=f"attempt-{attempt_id}-", dir=base))  # 0700
+    folder = WorkFolder(root=root, home=root / "home", tmp=root / "tmp")
+    for path in (folder.home, folder.tmp):
+        path.mkdir(mode=0o700)
+        if owner:
+            os.chown(path, *owner)
+    return folder
+
+
+def sweep_work_folders(active_attempt_ids) -> None:
+    """Removes the work folders of attempts no longer active (a worker killed mid-run left
+    them). `active_attempt_ids(ids)` returns those of `ids` still active."""
+    base = settings.DATA_DIR / "work"
+    if not base.is_dir():
+        return
+    folders = {}
+    for path in base.iterdir():
+        number = path.name.split("-")[1] if path.name.startswith("attempt-") else ""
+        if number.isdigit():
+            folders.setdefault(int(number), []).append(path)
+    active = set(active_attempt_ids(list(folders))) if folders else set()
+    for attempt_id, paths in folders.items():
+        if attempt_id not in active:
+            for path in paths:
+                remove_tree(path)
+
+
+def remove_tree(path: Path) -> None:
+    """Removes `path` and all in it, what a run made unwritable too. Never follows a link.
+    Only a worker that is not root needs to give itself permissions back (root needs none, and
+    does not chmod what a run made)."""
+
+    def retry(function, name, _exc_info) -> None:
+        if os.geteuid() == 0:
+            return
+        try:
+            os.chmod(os.path.dirname(name), 0o700)
+            if os.path.isdir(name) and not os.path.islink(name):
+                os.chmod(name, 0o700)
+                shutil.rmtree(name, ignore_errors=True)
+            else:
+                function(name)
+        except OSError:
+            pass
+
+    shutil.rmtree(path, onerror=retry)

@@ -1,0 +1,109 @@
+"""The console's Channels page and the function page's alerts."""
+
+import datetime as dt
+import re
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.test import Client
+
+from alerts.models import Channel, Delivery
+from tests.runs.conftest import deploy
+
+pytestmark = pytest.mark.django_db
+
+T0 = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def viewer(db) -> Client:
+    vera = get_user_model().objects.create_user("vera", password="vera-views-7")
+    vera.groups.add(Group.objects.get(name="viewer"))
+    client = Client()
+    client.force_login(vera)
+    return client
+
+
+def add(console, **fields):
+    data = {"action": "create", "kind": "webhook", "name": "ops-hook"} | fields
+    return console.post("/channels", data)
+
+
+def test_adding_a_webhook_shows_its_secret_once(console, http_receiver):
+    response = add(console, url=http_receiver.url + "/hook?token=abc", default="on")
+    assert response.status_code == 201
+    assert "no-store" in response["Cache-Control"]
+    secret = re.search(r'id="webhook-secret" readonly value="([^"]+)"', response.text)[1]
+    channel = Channel.objects.get()
+    assert channel.is_default and channel.kind == "webhook"
+
+    page = console.get("/channels")
+    assert secret not in page.text
+    assert "token=abc" not in page.text and "/hook" not in page.text
+    assert "http://127.0.0.1" in page.text  # scheme and host only
+    assert 'href="/channels" aria-current="page"' in page.text
+
+
+def test_a_rejected_channel_keeps_its_name_never_its_url(console):
+    response = add(console, kind="apprise", url="bogus://secret-token")
+    assert response.status_code == 400
+    assert "Apprise does not accept" in response.text
+    assert 'value="ops-hook"' in response.text
+    assert "secret-token" not in response.text
+    assert not Channel.objects.exists()
+
+
+def test_unknown_functions_are_refused(console, http_receiver):
+    response = add(console, url=http_receiver.url, functions="nope")
+    assert response.status_code == 400 and "no function named nope" in response.text
+
+
+def test_a_test_alert_and_its_delivery(
+    console, http_receiver, eager_tasks, django_capture_on_commit_callbacks
+):
+    add(console, url=http_receiver.url)
+    channel = Channel.objects.get()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = console.post("/channels", {"action": "test", "channel": channel.pk})
+    assert response.status_code == 303
+    assert http_receiver.requests[0].json()["kind"] == "test"
+    page = console.get("/channels")
+    assert "Test alert queued for ops-hook" in page.text
+    assert "<strong>sent</strong>" in page.text
+
+
+def test_delete(console, http_receiver):
+    add(console, url=http_receiver.url)
+    channel = Channel.objects.get()
+    response = console.post("/channels", {"action": "delete", "channel": channel.pk})
+    assert response.status_code == 303
+    assert not Channel.objects.exists()
+    assert "Channel ops-hook deleted." in console.get("/channels").text
+
+
+def test_a_viewer_sees_channels_but_may_not_manage_them(console, viewer, http_receiver):
+    add(console, url=http_receiver.url)
+    page = viewer.get("/channels")
+    assert page.status_code == 200 and "ops-hook" in page.text
+    assert "Add a channel" not in page.text and "Send a test alert" not in page.text
+    response = add(viewer, name="mine", url=http_receiver.url)
+    assert response.status_code == 403
+    assert Channel.objects.count() == 1
+
+
+def test_the_function_page_shows_its_alerts(console, http_receiver, end_run):
+    add(console, url=http_receiver.url, default="on")
+    report = deploy("nightly-report", "pass")
+    run = end_run(report, "failed", at=T0)
+    assert Delivery.objects.get().status == "sent"
+    page = console.get("/functions/nightly-report")
+    assert "<td>ops-hook</td>" in page.text
+    assert f'href="/runs/{run.id}">{run.id}</a>' in page.text
+
+
+def test_no_inline_script_or_style():
+    from pathlib import Path
+
+    text = Path(__file__).resolve().parents[2].joinpath("templates/console/channels.html")
+    assert not re.search(r"<script|style=|\son[a-z]+=", text.read_text())
