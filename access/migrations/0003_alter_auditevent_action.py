@@ -4,15 +4,36 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('access', '0002_roles'),
+        ("access", "0002_roles"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='auditevent',
-            name='action',
-            field=models.CharField(choices=[('deploy', 'Deploy'), ('rollback', 'Rollback'), ('delete', 'Delete'), ('pause', 'Pause'), ('resume', 'Resume'), ('run_now', 'Run Now'), ('cancel', 'Cancel'), ('secret_set', 'Secret Set'), ('secret_replace', 'Secret Replace'), ('secret_delete', 'Secret Delete'), ('token_create', 'Token Create'), ('token_revoke', 'Token Revoke'), ('role_change', 'Role Change'), ('sign_in', 'Sign In'), ('sign_in_failed', 'Sign In Failed'), ('channel_create', 'Channel Create'), ('channel_delete', 'Channel Delete'), ('channel_test', 'Channel Test')], max_length=32),
+            model_name="auditevent",
+            name="action",
+            field=models.CharField(
+                choices=[
+                    ("deploy", "Deploy"),
+                    ("rollback", "Rollback"),
+                    ("delete", "Delete"),
+                    ("pause", "Pause"),
+                    ("resume", "Resume"),
+                    ("run_now", "Run Now"),
+                    ("cancel", "Cancel"),
+                    ("secret_set", "Secret Set"),
+                    ("secret_replace", "Secret Replace"),
+                    ("secret_delete", "Secret Delete"),
+                    ("token_create", "Token Create"),
+                    ("token_revoke", "Token Revoke"),
+                    ("role_change", "Role Change"),
+                    ("sign_in", "Sign In"),
+                    ("sign_in_failed", "Sign In Failed"),
+                    ("channel_create", "Channel Create"),
+                    ("channel_delete", "Channel Delete"),
+                    ("channel_test", "Channel Test"),
+                ],
+                max_length=32,
+            ),
         ),
     ]
