@@ -59,3 +59,43 @@ def percentile(values: list[float], fraction: float) -> float:
         return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def every_minute_functions(count: int, first_slot):
+    """`count` functions bench-0… on `* * * * *`, each with a deployed version, due at
+    `first_slot`: made in bulk, as no deploy would (a deploy per function costs seconds)."""
+    import datetime as dt
+
+    from chalkcompute.image import Image as ImageSpec
+    from scheduling.models import Function, FunctionVersion, Image
+
+    now = dt.datetime.now(dt.UTC)
+    spec = ImageSpec.debian_slim()
+    image, _ = Image.objects.get_or_create(
+        spec_hash=spec.spec_hash, defaults={"spec": spec.spec, "created_at": now}
+    )
+    functions = Function.objects.bulk_create(
+        Function(name=f"bench-{i}", next_fire_at=first_slot, created_at=now, updated_at=now)
+        for i in range(count)
+    )
+    versions = FunctionVersion.objects.bulk_create(
+        FunctionVersion(
+            function=f,
+            number=1,
+            source="def f():\n    pass\n",
+            source_filename="bench.py",
+            source_sha256="0" * 64,
+            entrypoint="f",
+            image=image,
+            schedule="* * * * *",
+            cron="* * * * *",
+            retries={"max_retries": 0},
+            content_hash="0" * 64,
+            created_at=now,
+        )  # fmt: skip
+        for f in functions
+    )
+    for function, version in zip(functions, versions, strict=True):
+        function.current_version = version
+    Function.objects.bulk_update(functions, ["current_version"], batch_size=5000)
+    return functions

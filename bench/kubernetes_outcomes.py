@@ -22,8 +22,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _platform import REPO, percentile, setup_django  # noqa: E402
 
-from tests.personas import acting
-
 PASS_SECONDS = 5  # beat's period for runs.tasks.reconcile_kubernetes
 
 
@@ -36,6 +34,7 @@ def measure(fake, attempts: int, with_watcher: bool) -> list[float]:
     from django.db import connection
     from django.utils import timezone
 
+    from access.actor import Actor
     from runs.executors.kubernetes.watcher import watch
     from runs.models import Attempt
     from runs.services import run_trigger
@@ -64,7 +63,7 @@ def measure(fake, attempts: int, with_watcher: bool) -> list[float]:
     for i in range(attempts):
         function = deploy(f"bench-{label}-{i}", "pass", memory="1Gi")
         run = run_trigger(
-            function=function, trigger="manual", actor=acting("bench"), now=timezone.now()
+            function=function, trigger="manual", actor=Actor.platform(), now=timezone.now()
         )
         run_due_attempts()
         attempt = run.attempts.get()

@@ -33,9 +33,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _platform import REPO, percentile  # noqa: E402
-
-from tests.personas import acting
+from _platform import REPO, every_minute_functions, percentile  # noqa: E402
 
 BENCH_DATABASE = "chalkweb_bench_log_flood"
 LIMITS_MS = {"postgresql": 100, "sqlite": 1000}  # the most a flood may delay a tick
@@ -166,10 +164,10 @@ def prepare(functions: int, start: dt.datetime) -> str:
     another function that floods; returns that attempt's token."""
     from django.db import connection
 
-    from chalkcompute.image import Image as ImageSpec
+    from access.actor import Actor
     from runs.models import Run
     from runs.services import attempt_claim, run_trigger
-    from scheduling.models import Function, FunctionVersion, Image
+    from scheduling.models import Function
 
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
@@ -178,38 +176,11 @@ def prepare(functions: int, start: dt.datetime) -> str:
         Run.objects.all().delete()
         Function.objects.all().delete()
     now = dt.datetime.now(dt.UTC)
-    spec = ImageSpec.debian_slim()
-    image, _ = Image.objects.get_or_create(
-        spec_hash=spec.spec_hash, defaults={"spec": spec.spec, "created_at": now}
-    )
-    created = Function.objects.bulk_create(
-        Function(name=f"bench-{i}", next_fire_at=start, created_at=now, updated_at=now)
-        for i in range(functions + 1)
-    )
-    versions = FunctionVersion.objects.bulk_create(
-        FunctionVersion(
-            function=f,
-            number=1,
-            source="def f():\n    pass\n",
-            source_filename="bench.py",
-            source_sha256="0" * 64,
-            entrypoint="f",
-            image=image,
-            schedule="* * * * *",
-            cron="* * * * *",
-            retries={"max_retries": 0},
-            content_hash="0" * 64,
-            created_at=now,
-        )  # fmt: skip
-        for f in created
-    )
-    for function, version in zip(created, versions, strict=True):
-        function.current_version = version
-    Function.objects.bulk_update(created, ["current_version"])
+    created = every_minute_functions(functions + 1, start)
     flooder = created[-1]
     # Not one the tick handles: no slot.
     Function.objects.filter(id=flooder.id).update(paused=True, next_fire_at=None)
-    run = run_trigger(function=flooder, trigger="manual", actor=acting("bench"), now=now)
+    run = run_trigger(function=flooder, trigger="manual", actor=Actor.platform(), now=now)
     _, token = attempt_claim(
         attempt_id=run.attempts.get().id, executor="local", executor_ref="bench", now=now
     )

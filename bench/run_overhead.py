@@ -32,8 +32,6 @@ from _platform import (
     setup_django,
 )  # noqa: E402
 
-from tests.personas import acting
-
 FUNCTION_SOURCE = """from chalk import chalk_logger
 
 
@@ -94,6 +92,7 @@ def main() -> None:
 
     from django.utils import timezone
 
+    from access.actor import Actor
     from chalkcompute.spec import FunctionSpec
     from runs.beat import ensure_periodic_tasks
     from runs.models import LogLine, Run
@@ -106,14 +105,14 @@ def main() -> None:
     function = function_deploy(
         name="overhead", source=FUNCTION_SOURCE,
         source_filename="overhead.py", entrypoint="overhead",
-        spec=FunctionSpec(schedule="0 0 1 1 *", overlap="allow"), actor=acting("bench"),
+        spec=FunctionSpec(schedule="0 0 1 1 *", overlap="allow"), actor=Actor.platform(),
         now=timezone.now(),
     ).function  # fmt: skip
     port = free_port()
     processes = start_platform(data_dir, port)
     try:
         warm = run_trigger(
-            function=function, trigger="manual", actor=acting("bench"), now=timezone.now()
+            function=function, trigger="manual", actor=Actor.platform(), now=timezone.now()
         )
         wait_for(
             lambda: Run.objects.get(id=warm.id).status == "succeeded",
@@ -142,7 +141,7 @@ def main() -> None:
         manual = []
         for _ in range(args.samples):
             run = run_trigger(
-                function=function, trigger="manual", actor=acting("bench"), now=timezone.now()
+                function=function, trigger="manual", actor=Actor.platform(), now=timezone.now()
             )
             first = wait_for(
                 lambda r=run: LogLine.objects.filter(attempt__run=r).order_by("id").first(),

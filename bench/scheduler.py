@@ -24,7 +24,13 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _platform import REPO, percentile, purge_broker, setup_django  # noqa: E402
+from _platform import (  # noqa: E402
+    REPO,
+    every_minute_functions,
+    percentile,
+    purge_broker,
+    setup_django,
+)
 
 
 def next_minute(moment: dt.datetime) -> dt.datetime:
@@ -34,42 +40,12 @@ def next_minute(moment: dt.datetime) -> dt.datetime:
 def create_functions(count: int, first_slot: dt.datetime) -> None:
     from django.db import connection
 
-    from chalkcompute.image import Image as ImageSpec
     from runs.models import Run
-    from scheduling.models import Function, FunctionVersion, Image
 
     Run.objects.all().delete()
     with connection.cursor() as cursor:
         cursor.execute("TRUNCATE scheduling_function, scheduling_functionversion CASCADE")
-    now = dt.datetime.now(dt.UTC)
-    spec = ImageSpec.debian_slim()
-    image, _ = Image.objects.get_or_create(
-        spec_hash=spec.spec_hash, defaults={"spec": spec.spec, "created_at": now}
-    )
-    functions = Function.objects.bulk_create(
-        Function(name=f"bench-{i}", next_fire_at=first_slot, created_at=now, updated_at=now)
-        for i in range(count)
-    )
-    versions = FunctionVersion.objects.bulk_create(
-        FunctionVersion(
-            function=f,
-            number=1,
-            source="def f():\n    pass\n",
-            source_filename="bench.py",
-            source_sha256="0" * 64,
-            entrypoint="f",
-            image=image,
-            schedule="* * * * *",
-            cron="* * * * *",
-            retries={"max_retries": 0},
-            content_hash="0" * 64,
-            created_at=now,
-        )  # fmt: skip
-        for f in functions
-    )
-    for function, version in zip(functions, versions, strict=True):
-        function.current_version = version
-    Function.objects.bulk_update(functions, ["current_version"], batch_size=5000)
+    every_minute_functions(count, first_slot)
 
 
 def start(name: str, args: list[str], data_dir: Path) -> subprocess.Popen:
