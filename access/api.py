@@ -78,6 +78,4 @@ class AuditListApi(APIView):
             )
         except ValueError as exc:
             raise ApiError(400, "invalid_action", str(exc)) from None
-        paginator = Pagination()
-        page = paginator.paginate_queryset(events.order_by("-id"), request, view=self)
-        return paginator.get_paginated_response(AuditEventOutputSerializer(page, many=True).data)
+        return Pagination.respond(request, self, events.order_by("-id"), AuditEventOutputSerializer)

@@ -125,6 +125,7 @@ def role_set(*, actor: Actor, user: AbstractBaseUser, role: str | None, now: dt.
         user.groups.remove(*Group.objects.filter(name__in=ROLES))
         if role is not None:
             user.groups.add(Group.objects.get(name=role))
+        user.__dict__.pop("_chalkweb_roles", None)  # role_of reads the new role from now on
         if before != role:
             audit(
                 actor=actor,

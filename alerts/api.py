@@ -73,10 +73,8 @@ class ChannelListApi(APIView):
         },
     )
     def get(self, request):
-        paginator = Pagination()
         channels = Channel.objects.prefetch_related("functions").order_by("name")
-        page = paginator.paginate_queryset(channels, request, view=self)
-        return paginator.get_paginated_response(ChannelOutputSerializer(page, many=True).data)
+        return Pagination.respond(request, self, channels, ChannelOutputSerializer)
 
     @extend_schema(
         operation_id="channels_create",

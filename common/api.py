@@ -12,6 +12,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import APIException, ParseError, UnsupportedMediaType
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import JSONParser
+from rest_framework.response import Response
 
 MAX_JSON_DEPTH = 32
 MAX_QUERY_INT = 2**63 - 1  # the largest whole number a query parameter may carry (a bigint)
@@ -236,6 +237,13 @@ class Pagination(LimitOffsetPagination):
 
     def get_offset(self, request) -> int:
         return int_query_param(request, self.offset_query_param, default=0)
+
+    @classmethod
+    def respond(cls, request, view, queryset, serializer_class) -> Response:
+        """The page of `queryset` the request asks for, as {count, next, previous, results}."""
+        paginator = cls()
+        page = paginator.paginate_queryset(queryset, request, view=view)
+        return paginator.get_paginated_response(serializer_class(page, many=True).data)
 
 
 # The query parameters of every paginated list, as Pagination reads them.

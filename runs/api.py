@@ -123,10 +123,8 @@ class RunListApi(APIView):
             )
         if request.query_params.get("function") is not None:
             function = function_or_404(request.query_params["function"])
-        paginator = Pagination()
         runs = selectors.run_list(function=function, status=status_filter)
-        page = paginator.paginate_queryset(runs, request, view=self)
-        return paginator.get_paginated_response(RunOutputSerializer(page, many=True).data)
+        return Pagination.respond(request, self, runs, RunOutputSerializer)
 
 
 class RunApi(APIView):

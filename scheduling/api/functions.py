@@ -315,9 +315,9 @@ class FunctionListApi(APIView):
         },
     )
     def get(self, request):
-        paginator = Pagination()
-        page = paginator.paginate_queryset(selectors.function_list(), request, view=self)
-        return paginator.get_paginated_response(FunctionOutputSerializer(page, many=True).data)
+        return Pagination.respond(
+            request, self, selectors.function_list(), FunctionOutputSerializer
+        )
 
 
 class FunctionApi(APIView):

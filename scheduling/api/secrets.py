@@ -100,9 +100,9 @@ class SecretListApi(APIView):
         },
     )
     def get(self, request):
-        paginator = Pagination()
-        page = paginator.paginate_queryset(Secret.objects.order_by("name"), request, view=self)
-        return paginator.get_paginated_response(SecretOutputSerializer(page, many=True).data)
+        return Pagination.respond(
+            request, self, Secret.objects.order_by("name"), SecretOutputSerializer
+        )
 
 
 class SecretApi(APIView):

@@ -35,6 +35,10 @@ from tests.runs.runner_harness import attempt_spec, run_runner
 
 REPO = Path(__file__).resolve().parents[2]
 HAS_BWRAP = shutil.which("bwrap") is not None
+# A laptop without bubblewrap skips the sandbox tests (its runs are warned as not isolated,
+# which the tests below check everywhere); CI installs it, so there a missing bwrap fails.
+if not HAS_BWRAP and os.environ.get("CI"):
+    raise RuntimeError("CI must run the sandbox tests: apt-get install bubblewrap (.ci/run does)")
 needs_bwrap = pytest.mark.skipif(not HAS_BWRAP, reason="bubblewrap is not installed here")
 
 # What a function prints: one `probe NAME JSON` line per thing it tried.
