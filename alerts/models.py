@@ -31,13 +31,16 @@ class Channel(models.Model):
 
 class AlertKind(models.TextChoices):
     FAILED = "failed"
-    RECOVERED = "recovered"
+    LATE = "late"  # a slot's run has not started (workers down, queue stuck)
+    STILL_RUNNING = "still_running"
+    SKIPPED = "skipped"  # the scheduler skipped a slot (overlap, downtime)
+    RECOVERED = "recovered"  # succeeded after a failure alert, or started after a late one
     TEST = "test"
 
 
 class AlertState(models.Model):
     """One function's alert state: what it last told people, and when (no storms: one alert
-    per change, reminders at most every CHALK_ALERT_REMIND_SECONDS)."""
+    per change, reminders at most every `remind_every` of its rules)."""
 
     class State(models.TextChoices):
         OK = "ok"
@@ -51,6 +54,14 @@ class AlertState(models.Model):
     last_alerted_at = models.DateTimeField(null=True, blank=True)
     last_run_id = models.BigIntegerField(null=True, blank=True)
     last_finished_at = models.DateTimeField(null=True, blank=True)
+    # Late: the earliest slot found late, while no run has started since (null: on time).
+    late_since = models.DateTimeField(null=True, blank=True)
+    late_alerted_at = models.DateTimeField(null=True, blank=True)
+    # The newest run told of as still running, and the newest skipped slot looked at: the sweep
+    # tells of each once.
+    long_run_id = models.BigIntegerField(null=True, blank=True)
+    skipped_run_id = models.BigIntegerField(null=True, blank=True)
+    skip_alerted_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.function_id}: {self.state} ({self.consecutive_failures} failures)"

@@ -64,8 +64,18 @@ def check_apprise_url(url: str) -> bool:
 
 NOTIFY_TYPES = {
     "failed": apprise.NotifyType.FAILURE,
+    "late": apprise.NotifyType.FAILURE,
+    "still_running": apprise.NotifyType.WARNING,
+    "skipped": apprise.NotifyType.WARNING,
     "recovered": apprise.NotifyType.SUCCESS,
     "test": apprise.NotifyType.INFO,
+}
+# The title's last words for the alerts that are not about a run's status.
+TITLES = {
+    "recovered": "recovered",
+    "late": "is late",
+    "still_running": "is still running",
+    "skipped": "skipped a slot",
 }
 
 
@@ -74,11 +84,8 @@ def message(payload: dict) -> tuple[str, str]:
     name = payload["function"] or "Chalkweb"
     if payload["kind"] == "test":
         return ("Chalkweb: test alert", "This channel receives Chalkweb's alerts.")
-    if payload["kind"] == "recovered":
-        title = f"Chalkweb: {name} recovered"
-    else:
-        title = f"Chalkweb: {name} {payload['status']}"
-    lines = [f"Run {payload['run']}: {payload['status']}."]
+    title = f"Chalkweb: {name} {TITLES.get(payload['kind'], payload['status'])}"
+    lines = [f"Run {payload['run']}: {payload['status']}."] if payload["run"] else []
     if payload.get("reason"):
         lines.append(payload["reason"])
     if payload.get("failures", 0) > 1 and payload["kind"] == "failed":

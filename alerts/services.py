@@ -1,11 +1,16 @@
-"""Channels (create, delete, test) and the alert rule. A run's end reaches `run_ended`
-through the alerts.tasks.run_ended task (runs.dispatch sends it by name after the commit).
+"""Channels (create, delete, test) and the alert rules (alerts/rules.py: the version's
+`alerts=`, else the server's defaults). A function's channels are those its code names and
+those chosen for it on the Channels page, else every default channel.
 
-The rule, per function: a run that ends failed, timed_out or lost (after its last retry: a
-run's status is final) counts a failure; at CHALK_ALERT_AFTER_FAILURES failures in a row the
-function's channels get one "failed" alert, then at most one reminder every
-CHALK_ALERT_REMIND_SECONDS while it keeps failing; the first success after that alert sends
-one "recovered". A function's channels are those chosen for it, else every default channel.
+- Failure: a run's end reaches `run_ended` through the alerts.tasks.run_ended task (runs.dispatch
+  sends it by name after the commit). A run that ends failed, timed_out or lost (after its last
+  retry: a run's status is final) counts a failure; at `after_failures` in a row the channels
+  get one "failed" alert, then at most one reminder every `remind_every` while it keeps failing;
+  the first success after that alert sends one "recovered".
+- `sweep` (alerts.tasks.sweep, every few seconds from beat) looks for what no run's end says:
+  a slot whose run has not started `late_after` after the slot ("late", once, reminded, and
+  "recovered" when runs start again), a run still running `running_after` after it started
+  (once per run) and slots the scheduler skipped (reminded at most every `remind_every`).
 """
 
 import datetime as dt
@@ -22,8 +27,9 @@ from access.rights import Right
 from access.services import audit, authorize
 from alerts import senders
 from alerts.models import AlertKind, AlertState, Channel, ChannelKind, Delivery
+from alerts.rules import Rules, rules_of
 from common.errors import ServiceError
-from runs.models import LogLine, Run, RunStatus
+from runs.models import Attempt, LogLine, Run, RunStatus, Trigger
 from scheduling.crypto import decrypt, encrypt
 from scheduling.models import Function
 
@@ -161,15 +167,21 @@ def channel_test(*, channel: Channel, actor: Actor, now: dt.datetime) -> Deliver
     return delivery
 
 
-def channels_of(function: Function) -> list[Channel]:
-    """The channels chosen for the function, else every default channel (one query)."""
+def channels_of(function: Function, rules: Rules) -> list[Channel]:
+    """The channels the function's code names and those chosen for it on the Channels page,
+    else every default channel (one query)."""
     chosen = Exists(
         Channel.functions.through.objects.filter(channel=OuterRef("pk"), function=function)
-    )
+    ) | Q(name__in=rules.channels)
     channels = list(
         Channel.objects.annotate(chosen=chosen).filter(Q(chosen=True) | Q(is_default=True))
     )
     return [c for c in channels if c.chosen] or channels
+
+
+def rules_of_function(function: Function) -> Rules:
+    version = function.current_version
+    return rules_of(version.alerts if version is not None else None)
 
 
 def _log_tail(run: Run) -> list[str]:
@@ -177,18 +189,49 @@ def _log_tail(run: Run) -> list[str]:
     return [line.text for line in reversed(lines[:LOG_TAIL_LINES].only("text"))]
 
 
-def _payload(*, kind: str, run: Run, failures: int, now: dt.datetime) -> dict:
+def _console_url(path: str) -> str:
+    return f"{settings.CHALK_PUBLIC_URL.rstrip('/')}{path}"
+
+
+def _payload(
+    *, kind: str, run: Run, failures: int, now: dt.datetime, reason: str | None = None
+) -> dict:
     return {
         "kind": kind,
         "function": run.function.name,
         "run": run.id,
         "status": run.status,
-        "reason": run.status_reason,
+        "reason": run.status_reason if reason is None else reason,
         "failures": failures,
-        "log_tail": _log_tail(run) if kind == AlertKind.FAILED else [],
-        "console_url": f"{settings.CHALK_PUBLIC_URL.rstrip('/')}/runs/{run.id}",
+        "log_tail": _log_tail(run) if kind in (AlertKind.FAILED, AlertKind.STILL_RUNNING) else [],
+        "console_url": _console_url(f"/runs/{run.id}"),
         "sent_at": now.isoformat(),
     }
+
+
+def _function_payload(*, kind: str, function: Function, reason: str, now: dt.datetime) -> dict:
+    """An alert about a function rather than one run (a slot with no run yet)."""
+    return {
+        "kind": kind,
+        "function": function.name,
+        "run": None,
+        "status": "",
+        "reason": reason,
+        "failures": 0,
+        "log_tail": [],
+        "console_url": _console_url(f"/functions/{function.name}"),
+        "sent_at": now.isoformat(),
+    }
+
+
+def _alert(
+    *, function: Function, rules: Rules, run: Run | None, payload: dict, now: dt.datetime
+) -> list[Delivery]:
+    """Queues the alert to each of the function's channels (sent after the commit)."""
+    return [
+        _queue(channel=channel, function=function, run=run, payload=payload, now=now)
+        for channel in channels_of(function, rules)
+    ]
 
 
 def _queue(
@@ -213,50 +256,52 @@ def _send_task(delivery_id: int) -> None:
     current_app.signature(DELIVER).apply_async(args=[delivery_id])
 
 
-def _decide(state: AlertState, run: Run, now: dt.datetime) -> str | None:
+def _decide(state: AlertState, run: Run, rules: Rules, now: dt.datetime) -> str | None:
     """Moves the state for the run's end; the alert to send, if any."""
     if run.status in FAILED:
         state.consecutive_failures += 1
-        if state.consecutive_failures < max(1, settings.CHALK_ALERT_AFTER_FAILURES):
+        if state.consecutive_failures < rules.after_failures:
             return None
         if state.state == AlertState.State.OK:
             state.state = AlertState.State.FAILING
             return AlertKind.FAILED
-        remind = dt.timedelta(seconds=settings.CHALK_ALERT_REMIND_SECONDS)
-        if state.last_alerted_at is None or now - state.last_alerted_at >= remind:
+        if state.last_alerted_at is None or now - state.last_alerted_at >= rules.remind_every:
             return AlertKind.FAILED
         return None
     if run.status == RunStatus.SUCCEEDED:
         state.consecutive_failures = 0
         if state.state == AlertState.State.FAILING:
             state.state = AlertState.State.OK
-            return AlertKind.RECOVERED
+            return AlertKind.RECOVERED if rules.on_recovery else None
     return None  # cancelled (or skipped): neither a failure nor a recovery
+
+
+def _locked_state(function_id: int) -> AlertState:
+    """The function's state, locked: run_ended and the sweep never move it at once."""
+    AlertState.objects.get_or_create(function_id=function_id)
+    return AlertState.objects.select_for_update().get(function_id=function_id)
 
 
 def run_ended(*, run_id: int, now: dt.datetime) -> list[Delivery]:
     """Applies the rule to a run that ended; the deliveries it queued."""
-    run = Run.objects.select_related("function").filter(id=run_id).first()
+    run = Run.objects.select_related("function", "version").filter(id=run_id).first()
     if run is None or run.status not in (*FAILED, RunStatus.SUCCEEDED):
         return []
+    rules = rules_of(run.version.alerts)
     with transaction.atomic():
-        AlertState.objects.get_or_create(function_id=run.function_id)
-        state = AlertState.objects.select_for_update().get(function_id=run.function_id)
+        state = _locked_state(run.function_id)
         ended = run.finished_at or now
         if state.last_finished_at is not None and ended < state.last_finished_at:
             return []  # an older run ending late (overlapping runs): the state moved on
-        kind = _decide(state, run, now)
+        kind = _decide(state, run, rules, now)
         state.last_run_id, state.last_finished_at = run.id, ended
         deliveries = []
         if kind is not None:
             state.last_alerted_at = now
             payload = _payload(kind=kind, run=run, failures=state.consecutive_failures, now=now)
-            for channel in channels_of(run.function):
-                deliveries.append(
-                    _queue(
-                        channel=channel, function=run.function, run=run, payload=payload, now=now
-                    )
-                )
+            deliveries = _alert(
+                function=run.function, rules=rules, run=run, payload=payload, now=now
+            )
         state.save()
     return deliveries
 
@@ -290,3 +335,208 @@ def deliver(*, delivery: Delivery, now: dt.datetime, last_try: bool) -> None:
     else:
         delivery.answer, delivery.status, delivery.sent_at = answer, "sent", now
     delivery.save(update_fields=["tries", "answer", "status", "sent_at"])
+
+
+# --- the sweep: what no run's end says ---------------------------------------------------------
+
+# The shortest late_after and running_after a rule may have (chalkcompute.alerts): the sweep's
+# queries take every candidate past it, then each function's own rule decides.
+SHORTEST_RULE = dt.timedelta(seconds=10)
+# Skipped slots are looked at while this recent: a sweep runs every few seconds.
+SKIPS_LOOKED_AT = dt.timedelta(minutes=10)
+NOT_STARTED = (RunStatus.QUEUED, RunStatus.STARTING)
+
+
+def sweep(*, now: dt.datetime) -> list[Delivery]:
+    """Late slots, runs still running and skipped slots; the deliveries it queued."""
+    return [*_sweep_late(now), *_sweep_long_runs(now), *_sweep_skipped(now)]
+
+
+def _late_slots(now: dt.datetime) -> dict[int, dt.datetime]:
+    """function id -> its earliest slot, at least SHORTEST_RULE old, that has no started run:
+    a slot the tick has not turned into a run (beat down: next_fire_at is behind), or a
+    scheduled run still waiting for a worker (workers down, queue stuck)."""
+    before = now - SHORTEST_RULE
+    slots = dict(
+        Function.objects.filter(paused=False, next_fire_at__lte=before).values_list(
+            "id", "next_fire_at"
+        )
+    )
+    waiting = (
+        Run.objects.filter(
+            trigger=Trigger.SCHEDULE,
+            status__in=NOT_STARTED,
+            started_at__isnull=True,
+            scheduled_for__lte=before,
+            function__paused=False,
+        )
+        .order_by("scheduled_for")
+        .values_list("function_id", "scheduled_for")
+    )
+    for function_id, slot in waiting:
+        slots[function_id] = min(slot, slots.get(function_id, slot))
+    return slots
+
+
+def _late_change(state: AlertState | None, rules: Rules, slot, now: dt.datetime) -> str | None:
+    """What the sweep does for one function: "late" (alert or remind), "on_time" (it was late,
+    and now is not), or None."""
+    late_since = state.late_since if state is not None else None
+    is_late = slot is not None and rules.late_after is not None and now - slot >= rules.late_after
+    if is_late:
+        alerted = state.late_alerted_at if state is not None else None
+        if late_since is None or alerted is None or now - alerted >= rules.remind_every:
+            return "late"
+        return None
+    return "on_time" if late_since is not None else None
+
+
+def _sweep_late(now: dt.datetime) -> list[Delivery]:
+    deliveries = []
+    late = _late_slots(now)
+    states = AlertState.objects.filter(Q(function_id__in=late) | Q(late_since__isnull=False))
+    states = {state.function_id: state for state in states}
+    functions = Function.objects.select_related("current_version").in_bulk(late.keys() | states)
+    for function_id, function in functions.items():
+        rules, slot = rules_of_function(function), late.get(function_id)
+        if _late_change(states.get(function_id), rules, slot, now) is None:
+            continue  # read without a lock; checked again under it
+        with transaction.atomic():
+            state = _locked_state(function_id)
+            change = _late_change(state, rules, slot, now)
+            if change == "late":
+                state.late_since = state.late_since or slot
+                state.late_alerted_at = now
+                why = (
+                    "no run was created for it (is beat running? see the Platform page)"
+                    if slot == function.next_fire_at
+                    else "it waits for a runs worker (are the workers running? see the Platform "
+                    "page)"
+                )
+                reason = (
+                    f"the run of the {slot:%Y-%m-%d %H:%M:%S} UTC slot has not started "
+                    f"{_ago(now - slot)} after it: {why}"
+                )
+                payload = _function_payload(
+                    kind=AlertKind.LATE, function=function, reason=reason, now=now
+                )
+                deliveries += _alert(
+                    function=function, rules=rules, run=None, payload=payload, now=now
+                )
+            elif change == "on_time":
+                if rules.on_recovery and rules.late_after is not None and not function.paused:
+                    reason = (
+                        "runs start on time again; slots were late from "
+                        f"{state.late_since:%Y-%m-%d %H:%M:%S} UTC"
+                    )
+                    payload = _function_payload(
+                        kind=AlertKind.RECOVERED, function=function, reason=reason, now=now
+                    )
+                    deliveries += _alert(
+                        function=function, rules=rules, run=None, payload=payload, now=now
+                    )
+                state.late_since = state.late_alerted_at = None
+            state.save(update_fields=["late_since", "late_alerted_at"])
+    return deliveries
+
+
+def _sweep_long_runs(now: dt.datetime) -> list[Delivery]:
+    deliveries = []
+    running = Run.objects.filter(
+        status=RunStatus.RUNNING, started_at__lte=now - SHORTEST_RULE
+    ).select_related("function", "version")
+    told = dict(
+        AlertState.objects.filter(long_run_id__isnull=False).values_list(
+            "function_id", "long_run_id"
+        )
+    )
+    for run in running.order_by("id"):
+        rules = rules_of(run.version.alerts)
+        if rules.running_after is None or now - run.started_at < rules.running_after:
+            continue
+        if run.id <= told.get(run.function_id, 0):
+            continue
+        with transaction.atomic():
+            state = _locked_state(run.function_id)
+            if state.long_run_id is not None and run.id <= state.long_run_id:
+                continue
+            state.long_run_id = run.id
+            state.save(update_fields=["long_run_id"])
+            reason = (
+                f"still running {_ago(now - run.started_at)} after it started "
+                f"(the rule: {_ago(rules.running_after)})"
+            )
+            payload = _payload(
+                kind=AlertKind.STILL_RUNNING, run=run, failures=0, now=now, reason=reason
+            )
+            deliveries += _alert(
+                function=run.function, rules=rules, run=run, payload=payload, now=now
+            )
+    return deliveries
+
+
+def _sweep_skipped(now: dt.datetime) -> list[Delivery]:
+    """Slots the scheduler skipped: a run it recorded as skipped (the previous run still active,
+    or past the catch-up window after downtime), or a run after downtime that counts missed
+    slots. A run skipped at start because of a pause or a deploy has an attempt: those were a
+    person's choice and say nothing."""
+    deliveries = []
+    skipped = (
+        Run.objects.filter(trigger=Trigger.SCHEDULE, created_at__gte=now - SKIPS_LOOKED_AT)
+        .filter(
+            (Q(status=RunStatus.SKIPPED) & ~Exists(Attempt.objects.filter(run=OuterRef("pk"))))
+            | Q(missed_slots__gt=0)
+        )
+        .select_related("function", "version")
+        .order_by("id")
+    )
+    seen = dict(
+        AlertState.objects.filter(skipped_run_id__isnull=False).values_list(
+            "function_id", "skipped_run_id"
+        )
+    )
+    by_function: dict[int, list[Run]] = {}
+    for run in skipped:
+        if run.id > seen.get(run.function_id, 0) and rules_of(run.version.alerts).on_skip:
+            by_function.setdefault(run.function_id, []).append(run)
+    for function_id, runs in by_function.items():
+        run = runs[-1]
+        rules = rules_of(run.version.alerts)
+        with transaction.atomic():
+            state = _locked_state(function_id)
+            runs = [r for r in runs if state.skipped_run_id is None or r.id > state.skipped_run_id]
+            if not runs:
+                continue
+            state.skipped_run_id = runs[-1].id
+            remind = (
+                state.skip_alerted_at is None or now - state.skip_alerted_at >= rules.remind_every
+            )
+            if remind:
+                state.skip_alerted_at = now
+                slots = sum(
+                    (1 if r.status == RunStatus.SKIPPED else 0) + r.missed_slots for r in runs
+                )
+                reason = f"{slots} slot{'s' * (slots > 1)} skipped: {run.status_reason}"
+                payload = _payload(
+                    kind=AlertKind.SKIPPED, run=run, failures=0, now=now, reason=reason
+                )
+                deliveries += _alert(
+                    function=run.function, rules=rules, run=run, payload=payload, now=now
+                )
+            state.save(update_fields=["skipped_run_id", "skip_alerted_at"])
+    return deliveries
+
+
+def _ago(delta: dt.timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    return f"{seconds // 3600} h"
+
+
+def deliveries_prune(*, before: dt.datetime) -> int:
+    """Deletes deliveries decided before `before`; returns how many."""
+    deleted, _ = Delivery.objects.filter(at__lt=before).delete()
+    return deleted

@@ -1,7 +1,10 @@
 """Alert tasks, on the chalk-control queue (never on a runs worker). runs.dispatch sends
-run_ended by name after a run's end commits."""
+run_ended by name after a run's end commits; beat sends sweep and prune (runs/beat.py)."""
+
+import datetime as dt
 
 from celery import shared_task
+from django.conf import settings
 from django.utils import timezone
 
 from alerts import services
@@ -14,6 +17,17 @@ MAX_TRIES = 6  # the first and 5 retries
 @shared_task(name="alerts.tasks.run_ended")
 def run_ended(run_id: int) -> None:
     services.run_ended(run_id=run_id, now=timezone.now())
+
+
+@shared_task(name="alerts.tasks.sweep")
+def sweep() -> int:
+    return len(services.sweep(now=timezone.now()))
+
+
+@shared_task(name="alerts.tasks.prune_deliveries")
+def prune_deliveries() -> int:
+    before = timezone.now() - dt.timedelta(days=settings.CHALK_ALERT_RETENTION_DAYS)
+    return services.deliveries_prune(before=before)
 
 
 @shared_task(

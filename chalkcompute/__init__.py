@@ -3,6 +3,7 @@
 Importable without Django: it is what users install on laptops and what runs inside every run.
 """
 
+from chalkcompute.alerts import Alerts, InvalidAlertsError
 from chalkcompute.decorator import ChalkFunction, InvalidFunctionError, function
 from chalkcompute.image import Image, ImageStep, InvalidImageError
 from chalkcompute.retries import Retries
@@ -11,10 +12,12 @@ from chalkcompute.secret import Secret
 from chalkcompute.spec import FunctionSpec, InvalidSpecError
 
 __all__ = [
+    "Alerts",
     "ChalkFunction",
     "FunctionSpec",
     "Image",
     "ImageStep",
+    "InvalidAlertsError",
     "InvalidFunctionError",
     "InvalidImageError",
     "InvalidScheduleError",

@@ -4,6 +4,7 @@ import inspect
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from chalkcompute.alerts import Alerts
 from chalkcompute.declaration import ChalkFunction
 from chalkcompute.deploy import deploy_if_main
 from chalkcompute.image import Image
@@ -113,6 +114,7 @@ def function(
     retries: int | Retries = 0,
     timeout: float | None = None,
     overlap: str = "skip",
+    alerts: Alerts | None = None,
 ) -> Any:
     """Declares a function Chalkweb runs: on `schedule` (crontab or "10m"/"6h"/"1d", UTC),
     or on demand when no schedule is given. Raises InvalidFunctionError at definition time.
@@ -122,7 +124,7 @@ def function(
     # The FunctionSpec fields, as given.
     options = dict(
         schedule=schedule, image=image, secrets=secrets, cpu=cpu, memory=memory, gpu=gpu,
-        retries=retries, timeout=timeout, overlap=overlap,
+        retries=retries, timeout=timeout, overlap=overlap, alerts=alerts,
     )  # fmt: skip
 
     def decorate(target: Callable[..., Any]) -> ChalkFunction:

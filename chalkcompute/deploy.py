@@ -12,6 +12,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+from chalkcompute.alerts import Alerts
 from chalkcompute.client import ChalkClientError, Client
 from chalkcompute.declaration import ChalkFunction
 from chalkcompute.secret import MissingSecretError
@@ -115,5 +116,8 @@ def format_summary(document: dict) -> str:
         lines.append("  schedule   on demand (no schedule)")
     if document["secrets"]:
         lines.append(f"  secrets    {', '.join(document['secrets'])}")
+    alerts = Alerts.coerce(document.get("alerts")).describe()
+    if alerts:
+        lines.append(f"  alerts     {alerts}")
     lines.append(f"  console    {document['console_url']}")
     return "\n".join(lines)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, NamedTuple
 
 from chalkcompute import schedule as schedule_engine
+from chalkcompute.alerts import DURATION_BOUNDS, MAX_AFTER_FAILURES, MAX_CHANNELS, Alerts
 from chalkcompute.image import SPEC_SCHEMA as IMAGE_SCHEMA
 from chalkcompute.image import Image
 from chalkcompute.names import check_secret_name
@@ -140,6 +141,10 @@ def check_timeout(timeout: object) -> float | None:
     return float(timeout)
 
 
+def check_alerts(value: object) -> Alerts:
+    return Alerts.coerce(value)
+
+
 def check_overlap(overlap: object) -> str:
     if overlap not in OVERLAP_POLICIES:
         raise ValueError(
@@ -239,6 +244,36 @@ OVERLAP_SCHEMA = {
     "enum": list(OVERLAP_POLICIES),
     "description": "skip: a slot is skipped while the previous run still runs; allow: it runs.",
 }
+_SECONDS = {"type": "number", "nullable": True}
+ALERTS_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "on_failure": {
+            "type": "array",
+            "maxItems": MAX_CHANNELS,
+            "uniqueItems": True,
+            "items": {"type": "string", "minLength": 1, "maxLength": 100},
+        },
+        "after_failures": {
+            "type": "integer",
+            "nullable": True,
+            "minimum": 1,
+            "maximum": MAX_AFTER_FAILURES,
+        },
+        "on_recovery": {"type": "boolean", "nullable": True},
+        "on_skip": {"type": "boolean", "nullable": True},
+        **{
+            name: {**_SECONDS, "minimum": low, "maximum": high}
+            for name, (low, high) in DURATION_BOUNDS.items()
+        },
+    },
+    "description": "Who hears when the function goes wrong: channel names (beside those chosen "
+    "on the Channels page), failures in a row before alerting, whether to say recovered, "
+    "seconds after a slot before a run that has not started is late, seconds a run may run "
+    "before a still-running alert, whether skipped slots alert, and seconds between reminders. "
+    "A null takes the server's default.",
+}
 
 
 def _option(
@@ -300,6 +335,13 @@ class FunctionSpec:
     )
     timeout: float | None = _option(None, check_timeout, TIMEOUT_SCHEMA)
     overlap: str = _option("skip", check_overlap, OVERLAP_SCHEMA)
+    alerts: Alerts = _option(
+        Alerts(),
+        check_alerts,
+        ALERTS_SCHEMA,
+        to_json=lambda alerts: alerts.as_dict(),
+        document={"type": "object", "properties": ALERTS_SCHEMA["properties"]},
+    )
 
     def __post_init__(self) -> None:
         problems: list[Problem] = []

@@ -336,10 +336,20 @@ CELERY_TASK_ROUTES = {
     "runs.tasks.run_due_attempts": {"queue": "chalk-runs"},
     "alerts.tasks.*": {"queue": "chalk-control"},  # alerts never wait behind runs
 }
-# Alerts (alerts/services.py): a failing function alerts once, then reminds at most this often
-# while it keeps failing; it alerts after this many failed runs in a row.
+# Alerts (alerts/rules.py): the rules of every function whose code does not set its own
+# (`alerts=chalkcompute.Alerts(...)`). A failing function alerts once, after this many failed
+# runs in a row, then reminds at most this often while it keeps failing (or stays late), and
+# says "recovered" once. A slot whose run has not started this long after it is late (the dead
+# man: workers down, queue stuck); a run still running this long after it started alerts;
+# skipped slots alert when ON_SKIP is on. 0 turns a duration rule off.
 CHALK_ALERT_REMIND_SECONDS = env_int("CHALK_ALERT_REMIND_SECONDS", 3600)
 CHALK_ALERT_AFTER_FAILURES = env_int("CHALK_ALERT_AFTER_FAILURES", 1)
+CHALK_ALERT_ON_RECOVERY = env_bool("CHALK_ALERT_ON_RECOVERY", True)
+CHALK_ALERT_LATE_AFTER_SECONDS = env_int("CHALK_ALERT_LATE_AFTER_SECONDS", 300)
+CHALK_ALERT_RUNNING_AFTER_SECONDS = env_int("CHALK_ALERT_RUNNING_AFTER_SECONDS", 0)
+CHALK_ALERT_ON_SKIP = env_bool("CHALK_ALERT_ON_SKIP", False)
+# Deliveries (what was sent to each channel, and its answer) are kept this long.
+CHALK_ALERT_RETENTION_DAYS = env_int("CHALK_ALERT_RETENTION_DAYS", CHALK_RUN_RETENTION_DAYS)
 
 # Kubernetes executor. runs/executors/kubernetes/executor.py turns these into its
 # KubernetesConfig, whose defaults are these settings' defaults (one source: the pure

@@ -180,7 +180,13 @@ class PlatformCollector:
         yield actions
 
 
+# Collectors of the apps above this one (alerts), added by their AppConfig.ready(): each is
+# made per scrape with `now`, like PlatformCollector.
+COLLECTORS = [PlatformCollector]
+
+
 def render(now=None) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(PlatformCollector(now=now))
+    for collector in COLLECTORS:
+        registry.register(collector(now=now))
     return generate_latest(registry)

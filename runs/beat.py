@@ -1,6 +1,6 @@
-"""The periodic tasks beat sends: the tick, the reaper, retention and the Kubernetes reconcile.
-They are ordinary django-celery-beat rows, visible and tunable in the admin; this only creates
-missing ones."""
+"""The periodic tasks beat sends: the tick, the reaper, retention, the Kubernetes reconcile and
+the alerts sweep. They are ordinary django-celery-beat rows, visible and tunable in the admin;
+this only creates missing ones."""
 
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
@@ -14,6 +14,9 @@ PERIODIC_TASKS = {
     # start: keep it well inside CHALK_HEARTBEAT_TIMEOUT_SECONDS. On the local executor it
     # returns at once.
     "chalkweb: reconcile kubernetes runs": ("runs.tasks.reconcile_kubernetes", 5, 10),
+    # Late slots, runs still running and skipped slots (alerts/services.py: sweep).
+    "chalkweb: alerts sweep": ("alerts.tasks.sweep", 5, 10),
+    "chalkweb: prune old alert deliveries": ("alerts.tasks.prune_deliveries", 3600, 600),
 }
 
 

@@ -7,9 +7,15 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from chalkcompute.alerts import Alerts
 from chalkcompute.spec import FunctionSpec
 
 OVERLAP_CHOICES = [("skip", "skip"), ("allow", "allow")]
+
+
+def default_alerts() -> dict[str, Any]:
+    """A version's alerts when its code declares none: every rule at the server's default."""
+    return Alerts().as_dict()
 
 
 class Image(models.Model):
@@ -112,6 +118,7 @@ class FunctionVersion(models.Model):
     timeout = models.FloatField(null=True, blank=True)  # seconds
     overlap = models.CharField(max_length=8, choices=OVERLAP_CHOICES, default="skip")
     secret_names = models.JSONField(default=list)  # sorted; names, never values
+    alerts = models.JSONField(default=default_alerts)  # chalkcompute.Alerts.as_dict()
     # SHA-256 of the canonical JSON of everything above except `number`: a redeploy with the
     # current version's hash is "unchanged". Not unique: a rollback deploys old content again.
     content_hash = models.CharField(max_length=64)

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from chalkcompute.alerts import Alerts
 from scheduling.models import FunctionVersion
 
 
@@ -25,6 +26,7 @@ _SHOWN: dict[str, Callable[[Any], str]] = {
     "timeout": lambda timeout: f"{timeout:g} s" if timeout else "none",
     "overlap": str,
     "secrets": lambda names: ", ".join(names) or "none",
+    "alerts": lambda alerts: Alerts.coerce(alerts).describe() or "the server's defaults",
 }
 
 

@@ -22,7 +22,7 @@ ALLOWED = {
     "scheduling": {"chalkcompute", "common", "scheduling"},
     "runs": {"chalkcompute", "chalk", "common", "scheduling", "runs"},
     "health": {"chalkcompute", "common", "scheduling", "runs", "health"},
-    "alerts": {"chalkcompute", "common", "scheduling", "runs", "alerts"},
+    "alerts": {"chalkcompute", "common", "scheduling", "runs", "health", "alerts"},
     "console": {"chalkcompute", "common", "scheduling", "runs", "health", "alerts", "console"},
     "chalkweb": set(LAYERS),
 }

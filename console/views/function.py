@@ -82,6 +82,7 @@ def function_page(request, name: str):
         missed=selectors.missed_and_skipped(function=function, limit=MISSED_SHOWN),
         events=list(audit_events(function=function.name)[:EVENTS_SHOWN]),
         alerts=list(alert_selectors.function_deliveries(function_id=function.id)[:EVENTS_SHOWN]),
+        alerting=alert_selectors.function_alerting(function),
         missed_scan=selectors.MISSED_SCAN_RUNS,
         versions=selectors.version_history_page(
             function=function,

@@ -5,6 +5,7 @@ import datetime as dt
 import json
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -19,6 +20,7 @@ from tests.console.conftest import (  # noqa: F401 - fixtures of the console's t
     fast_password_hashing,
     finish_run,
     olivia,
+    platform,
 )
 
 
@@ -33,6 +35,7 @@ class Received:
     path: str
     headers: dict
     body: bytes
+    at: float = field(default_factory=time.time)  # when it arrived (Unix seconds)
 
     def json(self):
         return json.loads(self.body)

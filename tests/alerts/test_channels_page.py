@@ -9,6 +9,7 @@ from django.contrib.auth.models import Group
 from django.test import Client
 
 from alerts.models import Channel, Delivery
+from chalkcompute import Alerts
 from tests.runs.conftest import deploy
 
 pytestmark = pytest.mark.django_db
@@ -107,3 +108,14 @@ def test_no_inline_script_or_style():
 
     text = Path(__file__).resolve().parents[2].joinpath("templates/console/channels.html")
     assert not re.search(r"<script|style=|\son[a-z]+=", text.read_text())
+
+
+def test_the_function_page_shows_its_alert_rules_and_a_channel_its_code_names_wrongly(console):
+    deploy("nightly", "pass", schedule="0 3 * * *",
+           alerts=Alerts(on_failure=["ops-slack"], running_after="2h"))  # fmt: skip
+
+    page = console.get("/functions/nightly").content.decode()
+
+    assert "when a run is still running 2 hours after it started" in page
+    assert "when a slot&#x27;s run has not started 5 minutes after it" in page
+    assert "The function's code names ops-slack, which is not a channel here" in page

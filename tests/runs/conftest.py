@@ -70,13 +70,15 @@ class Platform:
                 time.sleep(0.1)
         return process
 
-    def start_workers(self, concurrency: int = 2) -> None:
+    def start_workers(self, concurrency: int = 2, control: bool = True) -> None:
         common = ["worker", "--loglevel", "INFO", "--without-mingle", "--without-gossip"]
         self._start(
             "runs-worker",
             [*common, "-Q", "chalk-runs", "-c", str(concurrency), "-n", f"runs-{os.getpid()}@%h"],
             "ready.",
         )
+        if not control:
+            return
         self._start(
             "control-worker",
             [*common, "-Q", "chalk-control", "-c", "2", "-n", f"control-{os.getpid()}@%h"],
@@ -173,6 +175,7 @@ def deploy(
     gpu=None,
     overlap="skip",
     image: Image | None = None,
+    alerts=None,
     now=None,
 ):
     """Deploys a module whose function `name` (underscored) has `body` as its code."""
@@ -184,7 +187,7 @@ def deploy(
     )
     spec = FunctionSpec(
         schedule=schedule, image=image or Image.debian_slim(), secrets=secrets, memory=memory,
-        gpu=gpu, retries=retries, timeout=timeout, overlap=overlap,
+        gpu=gpu, retries=retries, timeout=timeout, overlap=overlap, alerts=alerts,
     )  # fmt: skip
     result = function_deploy(
         name=name, source=source, source_filename=f"{entrypoint}.py", entrypoint=entrypoint,

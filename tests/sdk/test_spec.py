@@ -28,6 +28,15 @@ A_SPEC = {
     },
     "timeout": 600.0,
     "overlap": "allow",
+    "alerts": {
+        "on_failure": ["ops-slack"],
+        "after_failures": None,
+        "on_recovery": None,
+        "late_after": 300.0,
+        "running_after": None,
+        "on_skip": True,
+        "remind_every": None,
+    },
 }
 
 
@@ -40,6 +49,7 @@ def problems(data: dict) -> list[tuple[str, str]]:
 def test_its_fields_are_the_decorators_options_but_the_name():
     assert FunctionSpec.field_names() == (
         "schedule", "image", "secrets", "cpu", "memory", "gpu", "retries", "timeout", "overlap",
+        "alerts",
     )  # fmt: skip
 
 
@@ -60,6 +70,15 @@ def test_it_has_the_decorators_defaults():
         },
         "timeout": None,
         "overlap": "skip",
+        "alerts": {
+            "on_failure": [],
+            "after_failures": None,
+            "on_recovery": None,
+            "late_after": None,
+            "running_after": None,
+            "on_skip": None,
+            "remind_every": None,
+        },
     }
     assert FunctionSpec.from_dict({}) == spec
 
@@ -95,6 +114,7 @@ def test_it_takes_python_values_and_their_json_alike():
         retries=Retries(max_retries=3),
         timeout=600,
         overlap="allow",
+        alerts=chalkcompute.Alerts(on_failure="ops-slack", late_after="5m", on_skip=True),
     )
     assert typed == FunctionSpec.from_dict(A_SPEC)
 
@@ -186,7 +206,7 @@ def test_it_refuses_unknown_fields_naming_them():
         (
             "shedule",
             "is not a field of a function spec; the fields are schedule, image, secrets, cpu, "
-            "memory, gpu, retries, timeout, overlap",
+            "memory, gpu, retries, timeout, overlap, alerts",
         )
     ]
 
@@ -223,7 +243,7 @@ def test_the_deploy_payload_is_the_code_then_the_spec():
 
     assert list(payload) == [
         "source", "source_filename", "entrypoint", "schedule", "image", "secrets", "cpu",
-        "memory", "gpu", "retries", "timeout", "overlap",
+        "memory", "gpu", "retries", "timeout", "overlap", "alerts",
     ]  # fmt: skip
     assert payload == {
         "source": "x = 1\n",

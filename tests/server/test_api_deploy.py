@@ -196,3 +196,22 @@ def test_it_deploys_old_content_again_as_a_new_version(api):
     first, _, third = FunctionVersion.objects.order_by("number")
     assert first.content_hash == third.content_hash
     assert third.source_sha256 == sha256(RATES_SOURCE)
+
+
+def test_it_stores_and_returns_the_alerts_in_seconds(api):
+    response = api.put(
+        URL,
+        {**deploy_body(), "alerts": {"on_failure": ["ops-slack"], "late_after": "5m"}},
+        format="json",
+    )
+
+    assert response.status_code == 201
+    assert response.json()["alerts"] == {
+        "on_failure": ["ops-slack"],
+        "after_failures": None,
+        "on_recovery": None,
+        "late_after": 300.0,
+        "running_after": None,
+        "on_skip": None,
+        "remind_every": None,
+    }

@@ -132,8 +132,8 @@ def test_it_rejects_an_unknown_field(api):
     assert response.json() == {
         "error": "unknown_field",
         "detail": "unknown field 'shedule'; this endpoint accepts source, source_filename, "
-        "entrypoint, schedule, image, secrets, cpu, memory, gpu, retries, timeout, overlap. "
-        "Check the spelling, or upgrade the server if your SDK is newer",
+        "entrypoint, schedule, image, secrets, cpu, memory, gpu, retries, timeout, overlap, "
+        "alerts. Check the spelling, or upgrade the server if your SDK is newer",
     }
 
 
@@ -217,7 +217,7 @@ def test_it_rejects_a_body_that_is_not_a_json_object(api):
         "error": "invalid_request",
         "detail": "the request body must be a JSON object with the fields source, "
         "source_filename, entrypoint, schedule, image, secrets, cpu, memory, gpu, retries, "
-        "timeout, overlap; it is a list",
+        "timeout, overlap, alerts; it is a list",
     }
 
 
@@ -371,3 +371,22 @@ def test_it_rejects_a_secret_listed_twice(api):
         "error": "invalid_secrets",
         "detail": "secrets: API_KEY is listed twice",
     }
+
+
+@pytest.mark.parametrize(
+    ("alerts", "detail"),
+    [
+        ({"late_after": "soon"}, "alerts: late_after must be a number of seconds or a duration"),
+        ({"late_after": 10**400}, "alerts: late_after must be from 10s to 7d, or 0 for never"),
+        ({"after_failures": "3"}, "alerts: after_failures must be a whole number from 1 to 100"),
+        ({"on_failure": "x" * 101}, "alerts: on_failure holds"),
+        ({"channels": ["ops"]}, "alerts: alerts has no field channels; the fields are on_failure"),
+        (["ops"], "alerts: alerts must be a chalkcompute.Alerts(...)"),
+    ],
+)
+def test_it_rejects_wrong_alerts_saying_what_is_right(api, alerts, detail):
+    response = deploy(api, alerts=alerts)
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_alerts"
+    assert response.json()["detail"].startswith(detail)

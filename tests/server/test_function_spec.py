@@ -88,10 +88,11 @@ def test_the_version_document_shows_every_spec_field(api):
         "timeout:    600 s",
         "overlap:    skip",
         "secrets:    none",
+        "alerts:     the server's defaults",
         "entrypoint: refresh_rates in refresh_rates.py",
         "",
     ]
-    assert lines[11:] == RATES_SOURCE.splitlines()
+    assert lines[12:] == RATES_SOURCE.splitlines()
 
 
 def test_the_deploy_body_schema_is_the_code_and_the_spec(client):
