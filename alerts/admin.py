@@ -1,24 +1,91 @@
-from django.contrib import admin
+"""Channels in the admin: added and deleted through alerts.services (checked and audited as on
+the console and the API), never changed (the URL is write-only). Webhooks are made on the
+console's Channels page, the one place their signing secret can be shown once."""
 
-from alerts.models import Channel, Delivery
+from django import forms
+from django.contrib import admin
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from access.actor import Actor
+from access.admin import RightsAdmin
+from alerts import services
+from alerts.models import Channel, ChannelKind, Delivery
+
+
+class ChannelForm(forms.ModelForm):
+    url = forms.CharField(
+        max_length=2000,
+        help_text="An Apprise URL (slack://…, mailto://…, ntfy://…, json://…). Stored encrypted; "
+        "afterwards only its scheme and host are shown.",
+    )
+
+    class Meta:
+        model = Channel
+        fields = ["name", "url", "is_default", "functions"]
+
+    def clean(self):
+        data = super().clean()
+        if "name" in data and "url" in data:
+            try:
+                services.channel_check(
+                    name=data["name"].strip(), kind=ChannelKind.APPRISE, url=data["url"].strip()
+                )
+            except services.AlertsError as exc:
+                raise ValidationError(exc.message) from None
+        return data
 
 
 @admin.register(Channel)
-class ChannelAdmin(admin.ModelAdmin):
-    """Read-only: channels are made and deleted on the console's Channels page (audited)."""
-
+class ChannelAdmin(RightsAdmin):
     list_display = ["name", "kind", "display", "is_default", "created_at", "created_by"]
-    fields = ["name", "kind", "display", "is_default", "functions", "created_at", "created_by"]
-    readonly_fields = fields
+    readonly_fields = ["name", "kind", "display", "is_default", "functions", "created_at",
+                       "created_by"]  # fmt: skip
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = ChannelForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        return ChannelForm.Meta.fields if obj is None else self.readonly_fields
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else self.readonly_fields
+
+    def save_model(self, request, obj: Channel, form, change: bool) -> None:
+        data = form.cleaned_data
+        channel, _ = services.channel_create(
+            name=data["name"],
+            kind=ChannelKind.APPRISE,
+            url=data["url"],
+            is_default=data["is_default"],
+            functions=list(data["functions"]),
+            actor=Actor.of_request(request),
+            now=timezone.now(),
+        )
+        obj.pk = channel.pk
+        obj.refresh_from_db()
+
+    def save_related(self, request, form, formsets, change: bool) -> None:
+        pass  # channel_create set the functions
 
     def has_add_permission(self, request) -> bool:
-        return False
+        return self.has_run_permission(request)
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
 
     def has_delete_permission(self, request, obj=None) -> bool:
-        return False
+        return self.has_run_permission(request)
+
+    def delete_model(self, request, obj: Channel) -> None:
+        services.channel_delete(channel=obj, actor=Actor.of_request(request), now=timezone.now())
+
+    def delete_queryset(self, request, queryset) -> None:
+        actor, now = Actor.of_request(request), timezone.now()
+        for channel in queryset:
+            services.channel_delete(channel=channel, actor=actor, now=now)
 
 
 @admin.register(Delivery)

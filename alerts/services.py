@@ -69,7 +69,8 @@ def display_of(url: str) -> str:
     return f"{parts.scheme}://…"
 
 
-def _check(name: str, kind: str, url: str) -> None:
+def channel_check(*, name: str, kind: str, url: str) -> None:
+    """The rules of a new channel (AlertsError says which is broken)."""
     if not name.strip() or len(name) > 100:
         raise AlertsError("A channel needs a name of 1 to 100 characters.")
     if kind not in ChannelKind.values:
@@ -98,7 +99,7 @@ def channel_create(
     """(channel, its webhook signing secret: shown once, never again)."""
     authorize(actor, Right.RUN)
     name, url = name.strip(), url.strip()
-    _check(name, kind, url)
+    channel_check(name=name, kind=kind, url=url)
     secret = secrets.token_urlsafe(32)
     try:
         with transaction.atomic():

@@ -8,8 +8,10 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.test import Client
 
+from access.models import AuditEvent
 from alerts.models import Channel, Delivery
 from chalkcompute import Alerts
+from tests.personas import person
 from tests.runs.conftest import deploy
 
 pytestmark = pytest.mark.django_db
@@ -119,3 +121,63 @@ def test_the_function_page_shows_its_alert_rules_and_a_channel_its_code_names_wr
     assert "when a run is still running 2 hours after it started" in page
     assert "when a slot&#x27;s run has not started 5 minutes after it" in page
     assert "The function's code names ops-slack, which is not a channel here" in page
+
+
+@pytest.fixture
+def operator_admin(client):
+    olga = person("olga", "operator")
+    olga.is_staff = True
+    olga.save()
+    client.force_login(olga)
+    return client
+
+
+def test_an_operator_adds_an_apprise_channel_in_the_admin_through_the_service(operator_admin):
+    response = operator_admin.post(
+        "/admin/alerts/channel/add/",
+        {"name": "ops-ntfy", "url": "ntfy://ntfy.example.com/chalk-alerts", "is_default": "on"},
+    )
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    channel = Channel.objects.get(name="ops-ntfy")
+    assert (channel.kind, channel.display, channel.is_default) == (
+        "apprise",
+        "ntfy://ntfy.example.com",
+        True,
+    )
+    assert AuditEvent.objects.get(action="channel_create").actor == "olga"
+    page = operator_admin.get(f"/admin/alerts/channel/{channel.pk}/change/").content.decode()
+    assert "chalk-alerts" not in page  # the URL is never shown again
+
+
+def test_the_admin_refuses_a_url_apprise_does_not_accept(operator_admin):
+    response = operator_admin.post(
+        "/admin/alerts/channel/add/", {"name": "broken", "url": "nonsense://x"}
+    )
+
+    assert response.status_code == 200
+    assert "Apprise does not accept this URL" in response.content.decode()
+    assert not Channel.objects.exists()
+
+
+def test_a_viewer_cannot_add_channels_in_the_admin(client):
+    vera = person("vera", "viewer")
+    vera.is_staff = True
+    vera.save()
+    client.force_login(vera)
+    response = client.post("/admin/alerts/channel/add/", {"name": "x", "url": "json://x.example"})
+
+    assert response.status_code in (302, 403)
+    assert not Channel.objects.exists()
+
+
+def test_an_operator_deletes_a_channel_in_the_admin_audited(operator_admin):
+    operator_admin.post(
+        "/admin/alerts/channel/add/", {"name": "ops-json", "url": "json://hooks.example.com/x"}
+    )
+    channel = Channel.objects.get()
+
+    operator_admin.post(f"/admin/alerts/channel/{channel.pk}/delete/", {"post": "yes"})
+
+    assert not Channel.objects.exists()
+    assert AuditEvent.objects.filter(action="channel_delete").count() == 1
