@@ -292,6 +292,8 @@ def run_ended(*, run_id: int, now: dt.datetime) -> list[Delivery]:
     with transaction.atomic():
         state = _locked_state(run.function_id)
         ended = run.finished_at or now
+        if state.last_run_id == run.id:
+            return []  # told twice (a message delivered again, or the sweep's backstop)
         if state.last_finished_at is not None and ended < state.last_finished_at:
             return []  # an older run ending late (overlapping runs): the state moved on
         kind = _decide(state, run, rules, now)
@@ -348,9 +350,40 @@ SKIPS_LOOKED_AT = dt.timedelta(minutes=10)
 NOT_STARTED = (RunStatus.QUEUED, RunStatus.STARTING)
 
 
+# A run's end the alerts never heard of (its message lost with the broker) is taken up by the
+# sweep once it is this old, and while it is this recent.
+ENDS_MISSED_AFTER = dt.timedelta(seconds=30)
+ENDS_LOOKED_AT = dt.timedelta(minutes=30)
+
+
 def sweep(*, now: dt.datetime) -> list[Delivery]:
-    """Late slots, runs still running and skipped slots; the deliveries it queued."""
-    return [*_sweep_late(now), *_sweep_long_runs(now), *_sweep_skipped(now)]
+    """Late slots, runs still running, skipped slots and run ends never heard of; the
+    deliveries it queued."""
+    return [
+        *_sweep_late(now),
+        *_sweep_long_runs(now),
+        *_sweep_skipped(now),
+        *_sweep_missed_ends(now),
+    ]
+
+
+def _sweep_missed_ends(now: dt.datetime) -> list[Delivery]:
+    """The backstop of alerts.tasks.run_ended: a run that ended without its function's state
+    hearing of it (nor of any later end) gets the rule applied now."""
+    heard = AlertState.objects.filter(
+        function_id=OuterRef("function_id"), last_finished_at__gte=OuterRef("finished_at")
+    )
+    missed = (
+        Run.objects.filter(
+            status__in=(*FAILED, RunStatus.SUCCEEDED),
+            finished_at__gte=now - ENDS_LOOKED_AT,
+            finished_at__lte=now - ENDS_MISSED_AFTER,
+        )
+        .filter(~Exists(heard))
+        .order_by("finished_at")
+        .values_list("id", flat=True)
+    )
+    return [delivery for run_id in missed for delivery in run_ended(run_id=run_id, now=now)]
 
 
 def _late_slots(now: dt.datetime) -> dict[int, dt.datetime]:

@@ -16,6 +16,7 @@ from runs import scheduler
 from runs import services as run_services
 from runs.models import Run, RunStatus
 from scheduling.services import function_pause
+from tests.console.conftest import finish_run
 from tests.personas import acting
 from tests.runs.conftest import deploy
 
@@ -290,3 +291,15 @@ def test_deliveries_are_counted_on_metrics_by_kind_and_outcome(hook, swept, clie
     assert [(s.labels, s.value) for s in family.samples] == [
         ({"kind": "late", "status": "sent"}, 1.0)
     ]
+
+
+def test_a_run_end_whose_message_was_lost_still_alerts_once(hook, swept):
+    function = deploy("rates", "pass", now=DEPLOYED)
+    run = finish_run(function, status="failed", at=SLOT)  # its run_ended task never sent
+
+    assert swept(SLOT + seconds(29)) == []
+    [failed] = swept(SLOT + seconds(31))
+    assert (failed.kind, failed.run_id) == ("failed", run.id)
+    assert swept(SLOT + seconds(60)) == []
+    assert services.run_ended(run_id=run.id, now=SLOT + seconds(61)) == []  # told again
+    assert AlertState.objects.get().consecutive_failures == 1
