@@ -9,7 +9,7 @@ from django.utils import timezone
 from access.actor import Actor
 from access.models import AuditEvent
 from access.rights import ROLES, Right
-from access.services import rights_of, role_of, role_set
+from access.services import rights_of, role_of, role_set, user_access_set
 
 
 class RightsAdmin(admin.ModelAdmin):
@@ -72,12 +72,27 @@ def _role_action(role: str | None):
 
 
 class ChalkwebUserAdmin(UserAdmin, RightsAdmin):
-    """Roles change only through the actions (so each change is checked and audited); the
-    groups field is shown, not edited."""
+    """Roles change only through the actions, and sign-in and admin-site access through
+    access.services.user_access_set, so each change is checked and audited. Groups,
+    permissions and superuser status are shown, not edited: rights come from roles, and a
+    superuser is made on the server (`manage.py createsuperuser`)."""
 
     list_display = ["username", "role", "is_active", "is_staff", "last_login"]
     actions = [_role_action(role) for role in (*ROLES, None)]
-    readonly_fields = ["groups"]
+    readonly_fields = ["groups", "user_permissions", "is_superuser"]
+
+    def save_model(self, request, obj, form, change: bool) -> None:
+        if not change:
+            super().save_model(request, obj, form, change)
+            return
+        stored = type(obj).objects.get(pk=obj.pk)
+        is_active, is_staff = obj.is_active, obj.is_staff
+        obj.is_active, obj.is_staff = stored.is_active, stored.is_staff
+        super().save_model(request, obj, form, change)  # names, email, password link
+        user_access_set(
+            actor=Actor.of_request(request), user=obj, is_active=is_active, is_staff=is_staff,
+            now=timezone.now(),
+        )  # fmt: skip
 
     @admin.display(description="role")
     def role(self, user) -> str:

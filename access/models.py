@@ -30,6 +30,7 @@ class AuditAction(models.TextChoices):
     TOKEN_CREATE = "token_create"
     TOKEN_REVOKE = "token_revoke"
     ROLE_CHANGE = "role_change"
+    USER_CHANGE = "user_change"  # sign-in or admin-site access turned on or off
     SIGN_IN = "sign_in"
     SIGN_IN_FAILED = "sign_in_failed"
     CHANNEL_CREATE = "channel_create"

@@ -136,6 +136,28 @@ def role_set(*, actor: Actor, user: AbstractBaseUser, role: str | None, now: dt.
             )
 
 
+def user_access_set(
+    *, actor: Actor, user: AbstractBaseUser, is_active: bool, is_staff: bool, now: dt.datetime
+) -> None:
+    """Turns `user`'s sign-in (is_active) and admin-site access (is_staff) on or off. Only an
+    admin may; what they may do there still comes from their role."""
+    authorize(actor, Right.ADMIN)
+    before = {"is_active": user.is_active, "is_staff": user.is_staff}
+    after = {"is_active": is_active, "is_staff": is_staff}
+    if before == after:
+        return
+    with transaction.atomic():
+        type(user).objects.filter(pk=user.pk).update(**after)
+        user.is_active, user.is_staff = is_active, is_staff
+        audit(
+            actor=actor,
+            action=AuditAction.USER_CHANGE,
+            now=now,
+            target=f"user {user.get_username()}",
+            detail={"before": before, "after": after},
+        )
+
+
 def ensure_roles() -> None:
     """The four groups, each holding exactly its rights (access/rights.py)."""
     for role in ROLES:

@@ -228,6 +228,38 @@ def test_it_records_role_changes_with_before_and_after(db):
     ]
 
 
+def test_the_admin_changes_sign_in_and_admin_access_audited_and_never_superuser(db):
+    root = get_user_model().objects.create_superuser("root", password="root-pw-7")
+    admin = Client()
+    admin.force_login(root)
+    vic = person("vic", role="viewer")
+
+    response = admin.post(
+        f"/admin/auth/user/{vic.pk}/change/",
+        {
+            "username": "vic",
+            "is_active": "",  # turned off
+            "is_staff": "on",
+            "is_superuser": "on",  # read-only: ignored
+            "date_joined_0": "2026-01-01",
+            "date_joined_1": "00:00:00",
+        },
+    )
+
+    assert response.status_code == 302, response.content.decode()[:3000]
+    vic.refresh_from_db()
+    assert (vic.is_active, vic.is_staff, vic.is_superuser) == (False, True, False)
+    [row] = [(e["actor"], e["target"], e["detail"]) for e in events(action="user_change")]
+    assert row == (
+        "root",
+        "user vic",
+        {
+            "before": {"is_active": True, "is_staff": False},
+            "after": {"is_active": False, "is_staff": True},
+        },
+    )
+
+
 def test_it_records_sign_ins_and_failed_sign_ins_with_the_address(dev):
     dev.set_password("correct horse")
     dev.save()
