@@ -66,6 +66,8 @@ PROBER = (
     PROBE
     + """
 DATA, REPO, SERVER = {data!r}, {repo!r}, os.environ["CHALK_SERVER_URL"].rstrip("/")
+from chalkcompute.client import urlopen  # the runner's way to the server: the socket
+SOCKET = os.environ.get("CHALK_SERVER_SOCKET")
 report("uid", [os.getuid(), os.geteuid(), os.getgid(), os.getegid(), os.getgroups()])
 report("data folder", attempt(lambda: sorted(os.listdir(DATA))))
 report("canary", attempt(lambda: Path(DATA, "sandbox-canary").read_text()))
@@ -107,7 +109,7 @@ for candidate in found:
         SERVER + "/api/runner/v1/attempt", headers={{"Authorization": "Bearer " + candidate}}
     )
     try:
-        urllib.request.urlopen(request, timeout=10)
+        urlopen(request, timeout=10, unix_socket=SOCKET)
         accepted += 1
     except urllib.error.HTTPError as exc:
         accepted += exc.code != 401
@@ -117,11 +119,12 @@ report("secrets", {{name: name in os.environ for name in ("RATES_KEY", "OTHER_KE
 report("own secret", os.environ.get("RATES_KEY") == "rates-secret-value")
 needle = "-".join(["other", "secret", "value"]).encode()  # not in this source as it is
 report("other secret anywhere", any(needle in text for text in texts))
-try:
-    urllib.request.urlopen(SERVER + "/api/v1/secrets", timeout=10)
-    report("secrets api", 200)
-except urllib.error.HTTPError as exc:
-    report("secrets api", exc.code)
+for name, path in (("secrets api", "/api/v1/secrets"), ("admin", "/admin/login/")):
+    try:
+        urlopen(urllib.request.Request(SERVER + path), timeout=10, unix_socket=SOCKET)
+        report(name, 200)
+    except urllib.error.HTTPError as exc:
+        report(name, exc.code)
 import chalkcompute.runtime.runner as runner
 runtime = Path(runner.__file__)
 report("runtime", [str(runtime), any(p.is_symlink() for p in [runtime, *runtime.parents])])
@@ -137,8 +140,9 @@ report("600 MiB", attempt(lambda: len(bytearray(600 * 2**20))))
 report("home", [os.environ["HOME"], os.getcwd(), __import__("tempfile").gettempdir()])
 Path(os.environ["HOME"], "leftover").write_text("x")
 Path("/tmp/leftover").write_text("x")
-archive = SERVER + "/api/runner/v1/runtime.tar.gz"
-report("network", attempt(lambda: urllib.request.urlopen(archive).status))
+archive = urllib.request.Request(SERVER + "/api/runner/v1/runtime.tar.gz")
+report("runner api", attempt(lambda: urlopen(archive, timeout=10, unix_socket=SOCKET).status))
+report("server directly", attempt(lambda: urllib.request.urlopen(archive, timeout=10).status))
 """
 )
 
@@ -212,7 +216,7 @@ def test_a_sandboxed_run_reaches_nothing_of_the_platform_nor_of_other_runs(platf
         "holder",
         f"""
         import socket
-        held = socket.create_connection(("127.0.0.1", {gate.port}))
+        held = socket.create_connection(("{gate.address}", {gate.port}))
         print("holding")
         held.recv(64)
         """,
@@ -287,7 +291,8 @@ def test_a_sandboxed_run_reaches_nothing_of_the_platform_nor_of_other_runs(platf
     assert found["secrets"] == {"RATES_KEY": True, "OTHER_KEY": False}
     assert found["own secret"] is True
     assert found["other secret anywhere"] is False
-    assert found["secrets api"] == 401  # the public API needs a token; the run has none
+    # Through the socket, only the runner API: the rest of the server is not there.
+    assert (found["secrets api"], found["admin"]) == (403, 403)
     runtime, linked = found["runtime"]
     assert runtime.startswith(str(settings.DATA_DIR / "runtime")) and not linked
     for name in ("write runtime", "add to runtime", "write venv", "write venv python"):
@@ -298,7 +303,8 @@ def test_a_sandboxed_run_reaches_nothing_of_the_platform_nor_of_other_runs(platf
     assert found["600 MiB"] == "refused: MemoryError"
     home, cwd, temporary = found["home"]  # the runner's folder for the source is the cwd
     assert (home, temporary) == ("/home/run", "/tmp") and cwd.startswith("/tmp/chalk-run-")
-    assert found["network"] == "ok: 200"
+    assert found["runner api"] == "ok: 200"
+    assert found["server directly"] == "refused: URLError"  # on the worker's loopback
     # Another function's later run: the runtime and the venv as they were, nothing left over.
     after = probe_lines(checked)
     assert (
@@ -311,8 +317,8 @@ def test_a_sandboxed_run_reaches_nothing_of_the_platform_nor_of_other_runs(platf
         pattern = f"attempt-{run.attempts.get().id}-*"
         wait_for(lambda: not list((settings.DATA_DIR / "work").glob(pattern)), timeout=10)  # noqa: B023
     assert not _processes_of("holder")
-    # Sandboxed: no warning anywhere.
-    assert not LogLine.objects.filter(stream="system", text__contains="not isolated").exists()
+    # Sandboxed, with its own network: no warning anywhere.
+    assert not LogLine.objects.filter(stream="system", level="WARNING").exists()
 
 
 # Where there is no sandbox: said at make run's start, on each run's log, on the pages.
@@ -521,7 +527,8 @@ def test_a_heartbeat_carries_at_most_the_samples_the_server_takes():
 # The command line, as built.
 
 
-def test_the_sandbox_mounts_only_what_a_run_needs(settings, tmp_path):
+@pytest.mark.parametrize("own_network", [True, False])
+def test_the_sandbox_mounts_only_what_a_run_needs(own_network, settings, tmp_path):
     venv = tmp_path / "images" / "abc"
     (venv / "bin").mkdir(parents=True)
     (venv / "pyvenv.cfg").write_text(f"home = {Path(sys.base_prefix) / 'bin'}\n")
@@ -530,6 +537,7 @@ def test_the_sandbox_mounts_only_what_a_run_needs(settings, tmp_path):
     command = sandbox.command(
         "/usr/bin/bwrap", ["python", "-m", "chalkcompute.runtime"], venv=venv,
         runtime=tmp_path / "runtime" / "sha", work=work, ids=(65534, 65534),
+        own_network=own_network,
     )  # fmt: skip
 
     mounts = [
@@ -548,7 +556,17 @@ def test_the_sandbox_mounts_only_what_a_run_needs(settings, tmp_path):
     for flag in ("--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent",
                  "--new-session", "--proc", "--dev"):  # fmt: skip
         assert flag in command
-    assert "--unshare-net" not in command and "--share-net" not in command
+    assert "--share-net" not in command
+    read_only = {(source, target) for kind, source, target in mounts if kind == "--ro-bind"}
+    if own_network:  # its own resolver and the runner API's socket folder, nothing writable
+        assert "--unshare-net" in command
+        assert (str(work.resolv_conf), "/etc/resolv.conf") in read_only
+        assert (str(work.api), "/run/chalkweb") in read_only
+        assert ("--ro-bind-try", "/etc/resolv.conf", "/etc/resolv.conf") not in mounts
+    else:
+        assert "--unshare-net" not in command
+        assert ("--ro-bind-try", "/etc/resolv.conf", "/etc/resolv.conf") in mounts
+        assert str(work.api) not in sources
     assert command[command.index("--") + 1 :] == [
         sandbox._setpriv() or "/usr/bin/setpriv", "--reuid=65534", "--regid=65534",
         "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--",

@@ -6,8 +6,10 @@ prefix, the image's virtualenv and the runtime copy, all read-only; the attempt'
 folder as HOME and cwd, and its own /tmp, both deleted when the attempt ends; a /proc of the
 run's own processes (a new PID namespace) and a minimal /dev. The data folder, the server's
 checkout and virtualenv, other runs' work folders and the operator's home are not there. The
-network stays (jobs fetch exchange rates). The attempt token comes on an inherited pipe, read
-and closed by the runner before the function starts (chalkcompute/runtime/runner.py).
+network is the run's own (network.py): the outside world, not the worker's loopback nor the
+cloud metadata address; the runner API through a unix socket. The attempt token comes on an
+inherited pipe, read and closed by the runner before the function starts
+(chalkcompute/runtime/runner.py).
 
 A worker running as root starts bwrap as root, with no user namespace, and `setpriv` turns
 the runner into CHALK_LOCAL_RUN_UID (nobody) with no capabilities before it starts: the uid
@@ -21,6 +23,8 @@ at its memory request, summing the RSS of its processes every 0.1 s.
 CHALK_LOCAL_SANDBOX: `auto` uses bwrap when it works here, else runs unsandboxed and says so
 (at `make run`'s start, on every such run's log, on the console's pages); `bwrap` fails every
 attempt that cannot be sandboxed, with the reason; `off` runs unsandboxed, still warned.
+CHALK_LOCAL_NETWORK does the same for the run's own network: `auto`, `isolated` (required),
+`host` (the worker's network, warned).
 """
 
 import compileall
@@ -38,6 +42,7 @@ from pathlib import Path
 from django.conf import settings
 
 from runs import runtime_bundle
+from runs.executors.local import network
 
 HOME = "/home/run"  # the work folder's home, inside the sandbox
 ETC = (  # what of /etc a run sees: resolving names, TLS, users, the loader, time, alternatives
@@ -52,10 +57,12 @@ NAMESPACES = ("--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgro
 
 @dataclass(frozen=True)
 class Isolation:
-    """How this worker runs attempts: in bwrap (`bwrap` set), unsandboxed with `warning`, or
-    not at all (`refusal`: CHALK_LOCAL_SANDBOX=bwrap and bwrap cannot be had)."""
+    """How this worker runs attempts: in bwrap (`bwrap` set), with a network of their own
+    (`slirp4netns` set), each missing part said in `warning`; or not at all (`refusal`: a
+    required sandbox or network cannot be had)."""
 
     bwrap: str | None = None
+    slirp4netns: str | None = None
     warning: str | None = None
     refusal: str | None = None
 
@@ -71,7 +78,7 @@ def isolation() -> Isolation:
         return Isolation(warning=_not_isolated("CHALK_LOCAL_SANDBOX=off"))
     bwrap, problem = _probe(settings.CHALK_LOCAL_BWRAP, os.geteuid(), *run_ids())
     if problem is None:
-        return Isolation(bwrap=bwrap)
+        return _network_isolation(bwrap)
     if mode == "bwrap":
         return Isolation(
             refusal=f"runs are refused: CHALK_LOCAL_SANDBOX=bwrap, but {problem}. Install "
@@ -79,6 +86,34 @@ def isolation() -> Isolation:
             "them unsandboxed"
         )
     return Isolation(warning=_not_isolated(problem))
+
+
+def _network_isolation(bwrap: str) -> Isolation:
+    mode = settings.CHALK_LOCAL_NETWORK
+    if mode == "host":
+        return Isolation(bwrap=bwrap, warning=_shared_network("CHALK_LOCAL_NETWORK=host"))
+    slirp4netns, problem = _probe_network(
+        bwrap, settings.CHALK_LOCAL_SLIRP4NETNS, os.geteuid(), *run_ids()
+    )
+    if problem is None:
+        return Isolation(bwrap=bwrap, slirp4netns=slirp4netns)
+    if mode == "isolated":
+        return Isolation(
+            refusal=f"runs are refused: CHALK_LOCAL_NETWORK=isolated, but {problem}. Install "
+            "slirp4netns (apt install slirp4netns) or fix it; CHALK_LOCAL_NETWORK=auto would "
+            "run them on this worker's network"
+        )
+    return Isolation(bwrap=bwrap, warning=_shared_network(problem))
+
+
+def _shared_network(why: str) -> str:
+    return (
+        f"Runs share this worker's network ({why}): a run's function reaches every service "
+        "listening on this machine's loopback (127.0.0.1 and ::1: databases, Redis, this "
+        "server) and the cloud metadata address 169.254.169.254. Install slirp4netns (apt "
+        "install slirp4netns) to give each run its own network; CHALK_LOCAL_NETWORK=isolated "
+        "refuses runs without it."
+    )
 
 
 def _not_isolated(why: str) -> str:
@@ -111,7 +146,14 @@ def describe() -> str:
     if found.bwrap:
         ids = run_ids()
         who = f"as uid {ids[0]}" if ids else f"as {_user_name(os.geteuid())} in a user namespace"
-        return f"sandboxed with bubblewrap ({found.bwrap}), {who}"
+        if found.slirp4netns:
+            return (
+                f"sandboxed with bubblewrap ({found.bwrap}), {who}, each with its own network "
+                f"({found.slirp4netns})"
+            )
+        return f"sandboxed with bubblewrap ({found.bwrap}), {who}; NETWORK NOT ISOLATED: " + (
+            found.warning
+        )
     return "NOT ISOLATED: " + found.description
 
 
@@ -135,6 +177,40 @@ def _probe(bwrap_setting: str, euid: int, uid: int | None = None, gid: int | Non
         said = result.stderr.decode("utf-8", "replace").strip()[-300:]
         return bwrap, f"{bwrap} cannot make a sandbox here (exit code {result.returncode}: {said})"
     return bwrap, None
+
+
+@functools.lru_cache(maxsize=16)
+def _probe_network(
+    bwrap: str, slirp4netns_setting: str, euid: int, uid: int | None = None, gid: int | None = None
+):
+    """(slirp4netns's path, None) when a sandbox can have its own network here, else (path or
+    "", why not). Once per process for a setting: it starts a networked sandbox that runs
+    `true`, as attempts do."""
+    slirp4netns = shutil.which(slirp4netns_setting)
+    if not slirp4netns:
+        return "", f"slirp4netns was not found ({slirp4netns_setting!r} is not an executable here)"
+    true = shutil.which("true") or "/bin/true"
+    command = [bwrap, "--die-with-parent", *_namespace_args(euid), "--unshare-net",
+               "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--",
+               *_drop_args(uid, gid), true]  # fmt: skip
+    with tempfile.NamedTemporaryFile(prefix="chalk-slirp4netns-") as log:
+        try:
+            process, attached = network.spawn(
+                command, slirp4netns=slirp4netns, log=Path(log.name), env={},
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            )  # fmt: skip
+        except (OSError, network.NetworkError) as exc:
+            return slirp4netns, f"a sandbox's network cannot be made here: {exc}"
+        _, errors = process.communicate(timeout=30)
+        if attached:
+            attached.close()
+    if attached is None or process.returncode != 0:
+        said = errors.decode("utf-8", "replace").strip()[-300:]
+        return slirp4netns, (
+            f"{bwrap} cannot make a sandbox with its own network here (exit code "
+            f"{process.returncode}: {said})"
+        )
+    return slirp4netns, None
 
 
 def _setpriv() -> str | None:
@@ -172,9 +248,13 @@ def command(
     runtime: Path,
     work: "WorkFolder",
     ids: tuple[int, int] | None,
+    own_network: bool,
 ) -> list[str]:
-    """The bwrap command line that runs `argv` (the runner) in the attempt's sandbox."""
+    """The bwrap command line that runs `argv` (the runner) in the attempt's sandbox; with
+    `own_network`, in a network namespace of its own, for network.spawn to attach."""
     args = [bwrap, "--die-with-parent", "--new-session", *_namespace_args(os.geteuid())]
+    if own_network:
+        args += ["--unshare-net"]
     args += ["--ro-bind", "/usr", "/usr"]
     for name in USR_LINKS:  # merged /usr: links; otherwise the folders, read-only
         path = Path("/", name)
@@ -184,13 +264,20 @@ def command(
             args += ["--ro-bind", str(path), str(path)]
     args += ["--perms", "0755", "--dir", "/etc", "--perms", "0755", "--dir", "/etc/ssl"]
     for name in ETC:
-        args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
+        if own_network and name == "resolv.conf":  # the worker's may name a loopback resolver
+            args += ["--ro-bind", str(work.resolv_conf), "/etc/resolv.conf"]
+        else:
+            args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
     prefix = interpreter_prefix(venv)
     read_only = [] if prefix.is_relative_to("/usr") else [prefix]
     # The folders leading to a mount bwrap would make 0700 (no way through for the run's uid):
     # 0711 instead, a way through that lists nothing. The work folder first, so that a data
     # folder in /tmp still has its venv and runtime mounted over the run's /tmp.
     made = {Path("/"), Path("/usr"), Path("/etc"), Path("/etc/ssl"), Path("/tmp")}
+    if own_network:  # the runner API's socket (network.RunnerApiProxy), read-only
+        args += ["--perms", "0755", "--dir", "/run"]
+        args += ["--ro-bind", str(work.api), network.SOCKET_FOLDER]
+        made.add(Path("/run"))
 
     def parents(path: Path) -> list[str]:
         folders = []
@@ -259,11 +346,20 @@ def runtime_copy() -> Path:
 
 @dataclass(frozen=True)
 class WorkFolder:
-    """An attempt's own folder under DATA_DIR/work: its HOME (and cwd) and its /tmp."""
+    """An attempt's own folder under DATA_DIR/work: its HOME (and cwd) and its /tmp; the
+    folder of the runner API's socket and the resolv.conf of a run with its own network."""
 
     root: Path
     home: Path
     tmp: Path
+
+    @property
+    def api(self) -> Path:
+        return self.root / "api"
+
+    @property
+    def resolv_conf(self) -> Path:
+        return self.root / "resolv.conf"
 
 
 def work_folder(attempt_id: int, owner: tuple[int, int] | None) -> WorkFolder:
@@ -275,6 +371,10 @@ def work_folder(attempt_id: int, owner: tuple[int, int] | None) -> WorkFolder:
         path.mkdir(mode=0o700)
         if owner:
             os.chown(path, *owner)
+    folder.api.mkdir()
+    os.chmod(folder.api, 0o711)  # a way through to the socket for the run's uid
+    folder.resolv_conf.write_text(network.resolv_conf())
+    os.chmod(folder.resolv_conf, 0o644)
     return folder
 
 
