@@ -11,8 +11,10 @@ import hashlib
 import io
 import json
 import os
+import shlex
 import shutil
 import sys
+import uuid
 from pathlib import Path
 
 import psutil
@@ -22,11 +24,13 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.utils import timezone
 
+from chalkcompute.image import Image
 from chalkcompute.runtime import runner as runner_module
 from chalkweb.management.commands import run_platform
 from runs.executors.local import sandbox
 from runs.executors.local.executor import LocalExecutor
-from runs.models import LogLine, Run
+from runs.executors.local.images import ensure_image
+from runs.models import ImageBuild, LogLine, Run
 from runs.services import attempt_claim, run_trigger
 from scheduling.services import secret_set
 from tests.personas import acting
@@ -585,3 +589,65 @@ def test_the_runtime_copy_is_the_bundle_read_only_made_once(settings):
     assert oct(runner.stat().st_mode & 0o777) == "0o444"
     assert oct(runner.parent.stat().st_mode & 0o777) == "0o555"
     assert {p.name for p in first.iterdir()} == {"chalkcompute", "chalk"}
+
+
+# Image builds: `run_commands` is the user's code too.
+
+BUILD_PROBE = """
+import json, os, socket, sys
+from pathlib import Path
+def attempt(action):
+    try:
+        return "ok: " + repr(action())[:100]
+    except Exception as exc:
+        return "refused: " + type(exc).__name__
+def connect(port):
+    with socket.create_connection(("127.0.0.1", port), timeout=5):
+        return "connected"
+found = {
+    "uid": os.getuid(),
+    "canary": attempt(lambda: Path(DATA, "sandbox-canary").read_text()),
+    "data folder": attempt(lambda: os.listdir(DATA)),
+    "write checkout": attempt(lambda: Path(REPO, "evil.py").write_text("x")),
+    "operator home": attempt(lambda: os.listdir("/root")),
+    "postgresql": attempt(lambda: connect(5432)),
+    "home": os.environ["HOME"],
+}
+Path(os.environ["VIRTUAL_ENV"], "probe.json").write_text(json.dumps(found))
+"""
+
+
+@needs_bwrap
+@pytest.mark.django_db
+@pytest.mark.slow
+def test_an_image_build_reaches_nothing_of_the_platform_but_installs_packages(settings):
+    (settings.DATA_DIR / "sandbox-canary").write_text("the data folder")
+    probe = f"DATA, REPO = {str(settings.DATA_DIR)!r}, {str(REPO)!r}\n" + BUILD_PROBE
+    image_spec = (
+        Image.debian_slim()
+        .run_commands(f"python -c {shlex.quote(probe)}")
+        .pip_install("six==1.16.0")  # one small package from the index: the network works
+        .env({"CHALK_TEST_BUILD": uuid.uuid4().hex})  # a new image: built here, not cached
+    )
+    image = deploy("builder", "pass", image=image_spec).current_version.image
+    isolation = sandbox.isolation()
+
+    python = ensure_image(image, lambda: None, isolation)
+
+    build = ImageBuild.objects.get(image=image)
+    assert build.status == "ready", build.log
+    venv = python.parent.parent
+    found = json.loads((venv / "probe.json").read_text())
+    assert found["uid"] == (65534 if os.geteuid() == 0 else os.geteuid())
+    assert found["canary"] == "refused: FileNotFoundError", found
+    # The folders leading to the venv (in the data folder, in the checkout here) list nothing.
+    for name in ("data folder", "write checkout", "operator home"):
+        assert found[name] in ("refused: PermissionError", "refused: FileNotFoundError"), found
+    assert not (REPO / "evil.py").exists()
+    expected = "refused: ConnectionRefusedError" if isolation.slirp4netns else "ok: 'connected'"
+    assert found["postgresql"] == expected  # the worker's loopback: only with a shared network
+    assert found["home"] == "/home/run"
+    assert "Successfully installed six-1.16.0" in build.log
+    assert list(venv.glob("lib/python*/site-packages/six.py"))
+    assert not list((settings.DATA_DIR / "work").glob(f"build-{image.spec_hash}-*"))
+    sandbox.remove_tree(venv)

@@ -65,7 +65,7 @@ class LocalExecutor:
                 attempt_heartbeat(attempt=attempt, now=timezone.now())
 
         try:
-            python = ensure_image(version.image, heartbeat)
+            python = ensure_image(version.image, heartbeat, isolation)
         except ImageBuildError as exc:
             attempt_finish(
                 attempt=attempt,
@@ -81,7 +81,7 @@ class LocalExecutor:
         sandbox.sweep_work_folders(_active)
         runtime = sandbox.runtime_copy()
         ids = sandbox.run_ids() if isolation.bwrap else None
-        work = sandbox.work_folder(attempt.id, ids)
+        work = sandbox.work_folder(f"attempt-{attempt.id}", ids)
         try:
             self._run_runner(attempt, token, python, runtime, work, isolation)
         finally:

@@ -34,6 +34,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import sys
 import tarfile
 import tempfile
 from dataclasses import dataclass
@@ -52,6 +53,7 @@ ETC = (  # what of /etc a run sees: resolving names, TLS, users, the loader, tim
     "localtime", "timezone", "alternatives", "mime.types", "os-release",
 )  # fmt: skip
 USR_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
+PIP_CONFIG = ("pip.conf", "xdg/pip")  # the machine's pip settings, for image builds
 NAMESPACES = ("--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try")
 
 
@@ -233,6 +235,8 @@ def _drop_args(uid: int | None, gid: int | None) -> list[str]:
 def interpreter_prefix(venv: Path) -> Path:
     """The install prefix of the interpreter a virtualenv was made from (its `home` is the
     prefix's bin folder): what the venv's python links to, and its standard library."""
+    if not (venv / "pyvenv.cfg").exists():  # a build's first step makes it, with this one
+        return Path(sys.base_prefix).resolve()
     for line in (venv / "pyvenv.cfg").read_text().splitlines():
         key, _, value = line.partition("=")
         if key.strip() == "home":
@@ -245,13 +249,15 @@ def command(
     argv: list[str],
     *,
     venv: Path,
-    runtime: Path,
+    runtime: Path | None,
     work: "WorkFolder",
     ids: tuple[int, int] | None,
     own_network: bool,
 ) -> list[str]:
     """The bwrap command line that runs `argv` (the runner) in the attempt's sandbox; with
-    `own_network`, in a network namespace of its own, for network.spawn to attach."""
+    `own_network`, in a network namespace of its own, for network.spawn to attach. Without a
+    `runtime` it is an image build's sandbox: the same, but the venv is the one writable mount
+    beside HOME and /tmp, and there is no runner to reach the runner API."""
     args = [bwrap, "--die-with-parent", "--new-session", *_namespace_args(os.geteuid())]
     if own_network:
         args += ["--unshare-net"]
@@ -274,7 +280,7 @@ def command(
     # 0711 instead, a way through that lists nothing. The work folder first, so that a data
     # folder in /tmp still has its venv and runtime mounted over the run's /tmp.
     made = {Path("/"), Path("/usr"), Path("/etc"), Path("/etc/ssl"), Path("/tmp")}
-    if own_network:  # the runner API's socket (network.RunnerApiProxy), read-only
+    if own_network and runtime:  # the runner API's socket (network.RunnerApiProxy), read-only
         args += ["--perms", "0755", "--dir", "/run"]
         args += ["--ro-bind", str(work.api), network.SOCKET_FOLDER]
         made.add(Path("/run"))
@@ -288,8 +294,13 @@ def command(
         return folders
 
     args += [*parents(Path(HOME)), "--bind", str(work.home), HOME, "--bind", str(work.tmp), "/tmp"]
-    for path in (*read_only, venv, runtime):
+    for path in (*read_only, *([venv, runtime] if runtime else [])):
         args += [*parents(path), "--ro-bind", str(path), str(path)]
+    if not runtime:  # building: the venv is written where runs will find it
+        args += [*parents(venv), "--bind", str(venv), str(venv)]
+        args += ["--perms", "0755", "--dir", "/etc/xdg"]
+        for name in PIP_CONFIG:
+            args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
     args += ["--proc", "/proc", "--dev", "/dev", "--chdir", HOME, "--"]
     return [*args, *_drop_args(*(ids or (None, None))), *argv]
 
@@ -362,10 +373,11 @@ class WorkFolder:
         return self.root / "resolv.conf"
 
 
-def work_folder(attempt_id: int, owner: tuple[int, int] | None) -> WorkFolder:
+def work_folder(name: str, owner: tuple[int, int] | None) -> WorkFolder:
+    """A new work folder `name-XXXXXXXX`: `attempt-ID` for a run, `build-HASH` for a build."""
     base = settings.DATA_DIR / "work"
     base.mkdir(mode=0o700, exist_ok=True)
-    root = Path(tempfile.mkdtemp(prefix=f"attempt-{attempt_id}-", dir=base))  # 0700
+    root = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=base))  # 0700
     folder = WorkFolder(root=root, home=root / "home", tmp=root / "tmp")
     for path in (folder.home, folder.tmp):
         path.mkdir(mode=0o700)
