@@ -261,7 +261,10 @@ class RunnerApiProxy:
         # The run's uid must be able to connect; the work folder around it (0700, the
         # worker's) keeps everyone else out.
         os.chmod(path, 0o666)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # Polled often, so that close() at the end of an attempt does not wait half a second.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+        )
         self._thread.start()
 
     def close(self) -> None:
