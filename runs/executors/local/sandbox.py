@@ -42,6 +42,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+from chalkcompute.runtime.parent import die_with_parent
 from runs import runtime_bundle
 from runs.executors.local import network
 
@@ -200,6 +201,7 @@ def _probe_network(
             process, attached = network.spawn(
                 command, slirp4netns=slirp4netns, log=Path(log.name), env={},
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                preexec_fn=die_with_parent,
             )  # fmt: skip
         except (OSError, network.NetworkError) as exc:
             return slirp4netns, f"a sandbox's network cannot be made here: {exc}"
