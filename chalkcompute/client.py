@@ -5,9 +5,11 @@ Settings come from the environment: CHALK_COMPUTE_URL (default http://127.0.0.1:
 CHALK_COMPUTE_TOKEN. Every failure is a ChalkClientError whose message says what to do.
 """
 
+import functools
 import http.client
 import json
 import os
+import socket
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -78,10 +80,44 @@ class SameOriginRedirectHandler(urllib.request.HTTPRedirectHandler):
 _OPENER = urllib.request.build_opener(SameOriginRedirectHandler)
 
 
-def urlopen(request: urllib.request.Request, timeout: float):
+def urlopen(request: urllib.request.Request, timeout: float, unix_socket: str | None = None):
     """urllib.request.urlopen, but a redirect to another origin raises
-    CrossOriginRedirectError. The SDK, the CLI and the runner send every request with it."""
+    CrossOriginRedirectError. The SDK, the CLI and the runner send every request with it.
+    With `unix_socket`, http:// and https:// requests go as plain HTTP to that socket (a
+    sandboxed runner's way to the runner API: the worker's proxy there speaks to the server)."""
+    if unix_socket:
+        opener = urllib.request.build_opener(
+            SameOriginRedirectHandler, _UnixSocketHandler(unix_socket)
+        )
+        return opener.open(request, timeout=timeout)
     return _OPENER.open(request, timeout=timeout)
+
+
+class _UnixSocketConnection(http.client.HTTPConnection):
+    def __init__(self, host: str, *, socket_path: str, **kwargs) -> None:
+        super().__init__(host, **kwargs)
+        self.socket_path = socket_path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.socket_path)
+
+
+class _UnixSocketHandler(urllib.request.AbstractHTTPHandler):
+    handler_order = 100  # before urllib's own http and https handlers
+
+    def __init__(self, socket_path: str) -> None:
+        super().__init__()
+        self.socket_path = socket_path
+
+    def http_open(self, request):
+        return self.do_open(
+            functools.partial(_UnixSocketConnection, socket_path=self.socket_path), request
+        )
+
+    https_open = http_open
+    http_request = https_request = urllib.request.AbstractHTTPHandler.do_request_
 
 
 class RequestRejectedError(ChalkClientError):

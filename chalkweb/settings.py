@@ -304,6 +304,12 @@ CHALK_LOCAL_MAX_RUNS = env_int("CHALK_LOCAL_MAX_RUNS", 4)
 # attempt that cannot be sandboxed fails, saying why); `off` runs unsandboxed, still warned.
 CHALK_LOCAL_SANDBOX = env_choice("CHALK_LOCAL_SANDBOX", ("auto", "bwrap", "off"), "auto")
 CHALK_LOCAL_BWRAP = env_str("CHALK_LOCAL_BWRAP", "bwrap")  # a path, or a name on PATH
+# A sandboxed run's network (runs/executors/local/network.py): `auto` gives each attempt its own
+# network namespace, joined to the outside world by slirp4netns, when it works here, else
+# shares the worker's network and says so on every run; `isolated` requires it (an attempt
+# that cannot have it fails, saying why); `host` shares the worker's network, still warned.
+CHALK_LOCAL_NETWORK = env_choice("CHALK_LOCAL_NETWORK", ("auto", "isolated", "host"), "auto")
+CHALK_LOCAL_SLIRP4NETNS = env_str("CHALK_LOCAL_SLIRP4NETNS", "slirp4netns")  # a path or a name
 # A worker running as root runs each attempt as this uid and gid (nobody/nogroup), never 0.
 CHALK_LOCAL_RUN_UID = env_int("CHALK_LOCAL_RUN_UID", 65534)
 CHALK_LOCAL_RUN_GID = env_int("CHALK_LOCAL_RUN_GID", CHALK_LOCAL_RUN_UID)

@@ -61,11 +61,13 @@ _PR_SET_DUMPABLE = 4
 
 
 class RunnerApi:
-    """The runner's side of the runner API: JSON over HTTP with the attempt's bearer token."""
+    """The runner's side of the runner API: JSON over HTTP with the attempt's bearer token;
+    through `unix_socket` (CHALK_SERVER_SOCKET) when the sandbox has no other way out to it."""
 
-    def __init__(self, server_url: str, token: str) -> None:
+    def __init__(self, server_url: str, token: str, unix_socket: str | None = None) -> None:
         self.base = server_url.rstrip("/") + "/api/runner/v1/"
         self.token = token
+        self.unix_socket = unix_socket
 
     def call(
         self, method: str, path: str, body: dict | None = None, patience: float = 60.0
@@ -85,7 +87,7 @@ class RunnerApi:
                 },
             )
             try:
-                with urlopen(request, timeout=30) as response:
+                with urlopen(request, timeout=30, unix_socket=self.unix_socket) as response:
                     return json.loads(response.read() or b"{}")
             except CrossOriginRedirectError as exc:  # not followed, and not worth retrying
                 raise RunnerError(
@@ -630,7 +632,9 @@ def _not_dumpable() -> None:
 def main() -> int:
     _not_dumpable()
     try:
-        api = RunnerApi(os.environ["CHALK_SERVER_URL"], _token())
+        api = RunnerApi(
+            os.environ["CHALK_SERVER_URL"], _token(), os.environ.get("CHALK_SERVER_SOCKET")
+        )
     except KeyError as exc:
         print(
             f"chalkcompute.runtime: {exc.args[0]} is not set; the runner is started by Chalkweb",

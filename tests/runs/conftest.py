@@ -113,17 +113,31 @@ class Platform:
                 os.killpg(process.pid, signal.SIGKILL)
 
 
-class Gate:
-    """A TCP port on 127.0.0.1 that functions connect to, the one thing a sandboxed run and
-    the test share (the network stays; no folder of the test's is in the sandbox). The n-th
-    connection is answered `answers[n]` (the last one again once they run out) and closed,
-    or, with `hold`, kept open until `release()`."""
+def host_address() -> str:
+    """This machine's own non-loopback IPv4 address: a run's stand-in for the internet (a
+    sandboxed run reaches it as it reaches any other machine, and never the loopback). The
+    address a UDP socket would send from; no packet is sent."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect(("192.0.2.1", 9))  # TEST-NET-1: routed by the default route, if any
+        address = probe.getsockname()[0]
+    assert not address.startswith("127."), f"no non-loopback address here ({address})"
+    return address
 
-    def __init__(self, *answers: bytes, hold: bool = False) -> None:
+
+class Gate:
+    """A TCP port on this machine's non-loopback address (host_address) that functions
+    connect to, the one thing a sandboxed run and the test share (no folder of the test's is
+    in the sandbox, and the loopback is not the run's). The n-th connection is answered
+    `answers[n]` (the last one again once they run out) and closed, or, with `hold`, kept open
+    until `release()`."""
+
+    def __init__(self, *answers: bytes, hold: bool = False, address: str | None = None) -> None:
         self.answers, self.hold = answers, hold
         self.connections = 0
         self.held: list[socket.socket] = []
-        self.server = socket.create_server(("127.0.0.1", 0))
+        self.address = address or host_address()
+        family = socket.AF_INET6 if ":" in self.address else socket.AF_INET
+        self.server = socket.create_server((self.address, 0), family=family)
         self.port = self.server.getsockname()[1]
         threading.Thread(target=self._serve, daemon=True).start()
 
@@ -143,7 +157,8 @@ class Gate:
     def client(self) -> str:
         """A function's code that connects and returns what the gate answered (b"" once
         released)."""
-        return f"__import__('socket').create_connection(('127.0.0.1', {self.port})).recv(64)"
+        address = (self.address, self.port)
+        return f"__import__('socket').create_connection({address!r}).recv(64)"
 
     def release(self) -> None:
         for peer in self.held:

@@ -1,11 +1,14 @@
 """Runs end to end: real celery workers and beat, the runner over HTTP to the live server."""
 
 import datetime as dt
+import functools
 import os
 import subprocess
 import sys
+import threading
 import time
 import zipfile
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.utils import timezone
@@ -17,7 +20,7 @@ from runs.services import run_cancel, run_trigger
 from scheduling.models import Function
 from scheduling.services import function_pause, function_resume, secret_set
 from tests.personas import PLATFORM, acting, make_token
-from tests.runs.conftest import Gate, deploy, wait_for, wait_for_run
+from tests.runs.conftest import Gate, deploy, host_address, wait_for, wait_for_run
 
 pytestmark = pytest.mark.slow
 
@@ -358,9 +361,17 @@ def make_wheel(folder, name: str, source: str):
 
 def test_it_builds_the_image_once_with_its_commands_run_in_the_runs_virtualenv(platform, tmp_path):
     platform.start_workers()
-    wheel = make_wheel(tmp_path, "ratesclient", "SOURCE = 'local rates'\n")
+    make_wheel(tmp_path, "ratesclient", "SOURCE = 'local rates'\n")
+    # The build is sandboxed (no folder of the test's in it): the wheel comes from a package
+    # index on this machine's own address, as one on the internet would.
+    index = ThreadingHTTPServer(
+        (host_address(), 0), functools.partial(SimpleHTTPRequestHandler, directory=tmp_path)
+    )
+    threading.Thread(target=index.serve_forever, daemon=True).start()
+    host, port = index.server_address
+    install = f"pip install --no-index --trusted-host {host} --find-links http://{host}:{port}/"
     # `pip` here must be the venv's: the package is importable in the run only if it is.
-    image = Image.debian_slim().run_commands(f"pip install --no-index {wheel}")
+    image = Image.debian_slim().run_commands(f"{install} ratesclient")
     function = deploy(
         "with-image",
         "import ratesclient\nchalk_logger.info(ratesclient.SOURCE)",
@@ -374,8 +385,9 @@ def test_it_builds_the_image_once_with_its_commands_run_in_the_runs_virtualenv(p
     assert log_texts(first) == log_texts(second) == ["local rates"]
     build = ImageBuild.objects.get()  # one build for both runs
     assert (build.status, build.executor) == ("ready", "local")
-    assert f"$ pip install --no-index {wheel}" in build.log
+    assert f"$ {install} ratesclient" in build.log
     assert "Successfully installed ratesclient-1.0" in build.log
+    index.shutdown()
 
 
 def test_it_fails_a_run_whose_image_does_not_build_and_says_why(platform):

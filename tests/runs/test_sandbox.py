@@ -11,8 +11,10 @@ import hashlib
 import io
 import json
 import os
+import shlex
 import shutil
 import sys
+import uuid
 from pathlib import Path
 
 import psutil
@@ -22,11 +24,13 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.utils import timezone
 
+from chalkcompute.image import Image
 from chalkcompute.runtime import runner as runner_module
 from chalkweb.management.commands import run_platform
 from runs.executors.local import sandbox
 from runs.executors.local.executor import LocalExecutor
-from runs.models import LogLine, Run
+from runs.executors.local.images import ensure_image
+from runs.models import ImageBuild, LogLine, Run
 from runs.services import attempt_claim, run_trigger
 from scheduling.services import secret_set
 from tests.personas import acting
@@ -66,6 +70,8 @@ PROBER = (
     PROBE
     + """
 DATA, REPO, SERVER = {data!r}, {repo!r}, os.environ["CHALK_SERVER_URL"].rstrip("/")
+from chalkcompute.client import urlopen  # the runner's way to the server: the socket
+SOCKET = os.environ.get("CHALK_SERVER_SOCKET")
 report("uid", [os.getuid(), os.geteuid(), os.getgid(), os.getegid(), os.getgroups()])
 report("data folder", attempt(lambda: sorted(os.listdir(DATA))))
 report("canary", attempt(lambda: Path(DATA, "sandbox-canary").read_text()))
@@ -107,7 +113,7 @@ for candidate in found:
         SERVER + "/api/runner/v1/attempt", headers={{"Authorization": "Bearer " + candidate}}
     )
     try:
-        urllib.request.urlopen(request, timeout=10)
+        urlopen(request, timeout=10, unix_socket=SOCKET)
         accepted += 1
     except urllib.error.HTTPError as exc:
         accepted += exc.code != 401
@@ -117,11 +123,12 @@ report("secrets", {{name: name in os.environ for name in ("RATES_KEY", "OTHER_KE
 report("own secret", os.environ.get("RATES_KEY") == "rates-secret-value")
 needle = "-".join(["other", "secret", "value"]).encode()  # not in this source as it is
 report("other secret anywhere", any(needle in text for text in texts))
-try:
-    urllib.request.urlopen(SERVER + "/api/v1/secrets", timeout=10)
-    report("secrets api", 200)
-except urllib.error.HTTPError as exc:
-    report("secrets api", exc.code)
+for name, path in (("secrets api", "/api/v1/secrets"), ("admin", "/admin/login/")):
+    try:
+        urlopen(urllib.request.Request(SERVER + path), timeout=10, unix_socket=SOCKET)
+        report(name, 200)
+    except urllib.error.HTTPError as exc:
+        report(name, exc.code)
 import chalkcompute.runtime.runner as runner
 runtime = Path(runner.__file__)
 report("runtime", [str(runtime), any(p.is_symlink() for p in [runtime, *runtime.parents])])
@@ -137,8 +144,9 @@ report("600 MiB", attempt(lambda: len(bytearray(600 * 2**20))))
 report("home", [os.environ["HOME"], os.getcwd(), __import__("tempfile").gettempdir()])
 Path(os.environ["HOME"], "leftover").write_text("x")
 Path("/tmp/leftover").write_text("x")
-archive = SERVER + "/api/runner/v1/runtime.tar.gz"
-report("network", attempt(lambda: urllib.request.urlopen(archive).status))
+archive = urllib.request.Request(SERVER + "/api/runner/v1/runtime.tar.gz")
+report("runner api", attempt(lambda: urlopen(archive, timeout=10, unix_socket=SOCKET).status))
+report("server directly", attempt(lambda: urllib.request.urlopen(archive, timeout=10).status))
 """
 )
 
@@ -212,7 +220,7 @@ def test_a_sandboxed_run_reaches_nothing_of_the_platform_nor_of_other_runs(platf
         "holder",
         f"""
         import socket
-        held = socket.create_connection(("127.0.0.1", {gate.port}))
+        held = socket.create_connection(("{gate.address}", {gate.port}))
         print("holding")
         held.recv(64)
         """,
@@ -287,7 +295,8 @@ def test_a_sandboxed_run_reaches_nothing_of_the_platform_nor_of_other_runs(platf
     assert found["secrets"] == {"RATES_KEY": True, "OTHER_KEY": False}
     assert found["own secret"] is True
     assert found["other secret anywhere"] is False
-    assert found["secrets api"] == 401  # the public API needs a token; the run has none
+    # Through the socket, only the runner API: the rest of the server is not there.
+    assert (found["secrets api"], found["admin"]) == (403, 403)
     runtime, linked = found["runtime"]
     assert runtime.startswith(str(settings.DATA_DIR / "runtime")) and not linked
     for name in ("write runtime", "add to runtime", "write venv", "write venv python"):
@@ -298,7 +307,8 @@ def test_a_sandboxed_run_reaches_nothing_of_the_platform_nor_of_other_runs(platf
     assert found["600 MiB"] == "refused: MemoryError"
     home, cwd, temporary = found["home"]  # the runner's folder for the source is the cwd
     assert (home, temporary) == ("/home/run", "/tmp") and cwd.startswith("/tmp/chalk-run-")
-    assert found["network"] == "ok: 200"
+    assert found["runner api"] == "ok: 200"
+    assert found["server directly"] == "refused: URLError"  # on the worker's loopback
     # Another function's later run: the runtime and the venv as they were, nothing left over.
     after = probe_lines(checked)
     assert (
@@ -311,8 +321,8 @@ def test_a_sandboxed_run_reaches_nothing_of_the_platform_nor_of_other_runs(platf
         pattern = f"attempt-{run.attempts.get().id}-*"
         wait_for(lambda: not list((settings.DATA_DIR / "work").glob(pattern)), timeout=10)  # noqa: B023
     assert not _processes_of("holder")
-    # Sandboxed: no warning anywhere.
-    assert not LogLine.objects.filter(stream="system", text__contains="not isolated").exists()
+    # Sandboxed, with its own network: no warning anywhere.
+    assert not LogLine.objects.filter(stream="system", level="WARNING").exists()
 
 
 # Where there is no sandbox: said at make run's start, on each run's log, on the pages.
@@ -521,7 +531,8 @@ def test_a_heartbeat_carries_at_most_the_samples_the_server_takes():
 # The command line, as built.
 
 
-def test_the_sandbox_mounts_only_what_a_run_needs(settings, tmp_path):
+@pytest.mark.parametrize("own_network", [True, False])
+def test_the_sandbox_mounts_only_what_a_run_needs(own_network, settings, tmp_path):
     venv = tmp_path / "images" / "abc"
     (venv / "bin").mkdir(parents=True)
     (venv / "pyvenv.cfg").write_text(f"home = {Path(sys.base_prefix) / 'bin'}\n")
@@ -530,6 +541,7 @@ def test_the_sandbox_mounts_only_what_a_run_needs(settings, tmp_path):
     command = sandbox.command(
         "/usr/bin/bwrap", ["python", "-m", "chalkcompute.runtime"], venv=venv,
         runtime=tmp_path / "runtime" / "sha", work=work, ids=(65534, 65534),
+        own_network=own_network,
     )  # fmt: skip
 
     mounts = [
@@ -548,7 +560,17 @@ def test_the_sandbox_mounts_only_what_a_run_needs(settings, tmp_path):
     for flag in ("--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent",
                  "--new-session", "--proc", "--dev"):  # fmt: skip
         assert flag in command
-    assert "--unshare-net" not in command and "--share-net" not in command
+    assert "--share-net" not in command
+    read_only = {(source, target) for kind, source, target in mounts if kind == "--ro-bind"}
+    if own_network:  # its own resolver and the runner API's socket folder, nothing writable
+        assert "--unshare-net" in command
+        assert (str(work.resolv_conf), "/etc/resolv.conf") in read_only
+        assert (str(work.api), "/run/chalkweb") in read_only
+        assert ("--ro-bind-try", "/etc/resolv.conf", "/etc/resolv.conf") not in mounts
+    else:
+        assert "--unshare-net" not in command
+        assert ("--ro-bind-try", "/etc/resolv.conf", "/etc/resolv.conf") in mounts
+        assert str(work.api) not in sources
     assert command[command.index("--") + 1 :] == [
         sandbox._setpriv() or "/usr/bin/setpriv", "--reuid=65534", "--regid=65534",
         "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--",
@@ -567,3 +589,65 @@ def test_the_runtime_copy_is_the_bundle_read_only_made_once(settings):
     assert oct(runner.stat().st_mode & 0o777) == "0o444"
     assert oct(runner.parent.stat().st_mode & 0o777) == "0o555"
     assert {p.name for p in first.iterdir()} == {"chalkcompute", "chalk"}
+
+
+# Image builds: `run_commands` is the user's code too.
+
+BUILD_PROBE = """
+import json, os, socket, sys
+from pathlib import Path
+def attempt(action):
+    try:
+        return "ok: " + repr(action())[:100]
+    except Exception as exc:
+        return "refused: " + type(exc).__name__
+def connect(port):
+    with socket.create_connection(("127.0.0.1", port), timeout=5):
+        return "connected"
+found = {
+    "uid": os.getuid(),
+    "canary": attempt(lambda: Path(DATA, "sandbox-canary").read_text()),
+    "data folder": attempt(lambda: os.listdir(DATA)),
+    "write checkout": attempt(lambda: Path(REPO, "evil.py").write_text("x")),
+    "operator home": attempt(lambda: os.listdir("/root")),
+    "postgresql": attempt(lambda: connect(5432)),
+    "home": os.environ["HOME"],
+}
+Path(os.environ["VIRTUAL_ENV"], "probe.json").write_text(json.dumps(found))
+"""
+
+
+@needs_bwrap
+@pytest.mark.django_db
+@pytest.mark.slow
+def test_an_image_build_reaches_nothing_of_the_platform_but_installs_packages(settings):
+    (settings.DATA_DIR / "sandbox-canary").write_text("the data folder")
+    probe = f"DATA, REPO = {str(settings.DATA_DIR)!r}, {str(REPO)!r}\n" + BUILD_PROBE
+    image_spec = (
+        Image.debian_slim()
+        .run_commands(f"python -c {shlex.quote(probe)}")
+        .pip_install("six==1.16.0")  # one small package from the index: the network works
+        .env({"CHALK_TEST_BUILD": uuid.uuid4().hex})  # a new image: built here, not cached
+    )
+    image = deploy("builder", "pass", image=image_spec).current_version.image
+    isolation = sandbox.isolation()
+
+    python = ensure_image(image, lambda: None, isolation)
+
+    build = ImageBuild.objects.get(image=image)
+    assert build.status == "ready", build.log
+    venv = python.parent.parent
+    found = json.loads((venv / "probe.json").read_text())
+    assert found["uid"] == (65534 if os.geteuid() == 0 else os.geteuid())
+    assert found["canary"] == "refused: FileNotFoundError", found
+    # The folders leading to the venv (in the data folder, in the checkout here) list nothing.
+    for name in ("data folder", "write checkout", "operator home"):
+        assert found[name] in ("refused: PermissionError", "refused: FileNotFoundError"), found
+    assert not (REPO / "evil.py").exists()
+    expected = "refused: ConnectionRefusedError" if isolation.slirp4netns else "ok: 'connected'"
+    assert found["postgresql"] == expected  # the worker's loopback: only with a shared network
+    assert found["home"] == "/home/run"
+    assert "Successfully installed six-1.16.0" in build.log
+    assert list(venv.glob("lib/python*/site-packages/six.py"))
+    assert not list((settings.DATA_DIR / "work").glob(f"build-{image.spec_hash}-*"))
+    sandbox.remove_tree(venv)

@@ -5,7 +5,9 @@ on concurrent local runs (CHALK_LOCAL_MAX_RUNS). The runner dies with the worker
 PDEATHSIG): a killed worker leaves no orphan run, and the reaper then finds it lost.
 
 Each attempt runs in a sandbox (sandbox.py): bubblewrap, as an unprivileged uid when the
-worker is root, seeing only what it needs read-only and its own work folder. Where there is
+worker is root, seeing only what it needs read-only and its own work folder, with a network of
+its own (network.py) that reaches the runner API through a socket this process proxies. Where
+there is
 no sandbox (CHALK_LOCAL_SANDBOX=off, or auto without bwrap) it runs as the worker, and its log
 says so; with CHALK_LOCAL_SANDBOX=bwrap it fails instead.
 """
@@ -21,7 +23,7 @@ from django.utils import timezone
 
 from chalkcompute.quantities import memory_bytes
 from chalkcompute.runtime.parent import die_with_parent
-from runs.executors.local import sandbox
+from runs.executors.local import network, sandbox
 from runs.executors.local.images import ImageBuildError, ensure_image
 from runs.models import ACTIVE_ATTEMPT_STATUSES, Attempt, AttemptStatus
 from runs.services import (
@@ -63,7 +65,7 @@ class LocalExecutor:
                 attempt_heartbeat(attempt=attempt, now=timezone.now())
 
         try:
-            python = ensure_image(version.image, heartbeat)
+            python = ensure_image(version.image, heartbeat, isolation)
         except ImageBuildError as exc:
             attempt_finish(
                 attempt=attempt,
@@ -79,7 +81,7 @@ class LocalExecutor:
         sandbox.sweep_work_folders(_active)
         runtime = sandbox.runtime_copy()
         ids = sandbox.run_ids() if isolation.bwrap else None
-        work = sandbox.work_folder(attempt.id, ids)
+        work = sandbox.work_folder(f"attempt-{attempt.id}", ids)
         try:
             self._run_runner(attempt, token, python, runtime, work, isolation)
         finally:
@@ -98,11 +100,13 @@ class LocalExecutor:
         }
         if not isolation.bwrap:
             env["TMPDIR"] = str(work.tmp)
+        if isolation.slirp4netns:
+            env["CHALK_SERVER_SOCKET"] = f"{network.SOCKET_FOLDER}/{network.SOCKET_NAME}"
         argv = [str(python), "-m", "chalkcompute.runtime"]
         if isolation.bwrap:
             argv = sandbox.command(
                 isolation.bwrap, argv, venv=python.parent.parent, runtime=runtime, work=work,
-                ids=sandbox.run_ids(),
+                ids=sandbox.run_ids(), own_network=bool(isolation.slirp4netns),
             )  # fmt: skip
         data_limit = sandbox.data_limit(memory_bytes(version.memory)) if version.memory else None
 
@@ -111,25 +115,52 @@ class LocalExecutor:
             if data_limit:
                 resource.setrlimit(resource.RLIMIT_DATA, (data_limit, data_limit))
 
+        proxy = own_network = None
+        if isolation.slirp4netns:
+            proxy = network.RunnerApiProxy(
+                work.api / network.SOCKET_NAME, settings.CHALK_RUNNER_SERVER_URL
+            )
+        try:
+            runner, own_network = self._spawn(attempt, argv, env, work, token, prepare, isolation)
+            if runner is None:
+                return
+            self._wait(attempt, runner)
+        finally:
+            if own_network:
+                own_network.close()
+            if proxy:
+                proxy.close()
+
+    def _spawn(self, attempt, argv, env, work, token, prepare, isolation):
+        """The runner's process and its network (None when it shares the worker's), or
+        (None, None) with the attempt failed when its network cannot be made."""
         # The token goes on a pipe the runner reads and closes: never in an environment (the
         # function could read its runner's /proc/PID/environ) nor in a file.
         token_read, token_write = os.pipe()
+        popen = dict(
+            env={**env, "CHALK_ATTEMPT_TOKEN_FD": str(token_read)}, cwd=work.home,
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            pass_fds=(token_read,), preexec_fn=prepare,
+        )  # fmt: skip
         try:
             os.write(token_write, token.encode())
             os.close(token_write)
-            env["CHALK_ATTEMPT_TOKEN_FD"] = str(token_read)
-            runner = subprocess.Popen(
-                argv,
-                env=env,
-                cwd=work.home,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                pass_fds=(token_read,),
-                preexec_fn=prepare,
+            if not isolation.slirp4netns:
+                return subprocess.Popen(argv, **popen), None
+            return network.spawn(
+                argv, slirp4netns=isolation.slirp4netns, log=work.root / "slirp4netns.log", **popen
             )
+        except network.NetworkError as exc:
+            attempt_fail(
+                attempt=attempt, reason=f"the run's network could not be made: {exc}",
+                now=timezone.now(),
+            )  # fmt: skip
+            return None, None
         finally:
             os.close(token_read)
+
+    def _wait(self, attempt, runner) -> None:
+        version = attempt.run.version
         attempt_runner_spawned(
             attempt=attempt, executor_ref=f"pid {runner.pid} on {socket.gethostname()}"
         )

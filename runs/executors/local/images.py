@@ -3,6 +3,14 @@
 A build is locked with a file lock, so two workers asking for one new image build it once;
 the build log is kept on the ImageBuild row and shown like a run's. `run_commands` run with
 the venv first on PATH, so `pip install requests` installs into it.
+
+Where runs are sandboxed, so are builds (`run_commands` is the user's code as much as the
+function is): the same bubblewrap sandbox and uid as a run, the venv being built its one
+writable mount beside a private HOME and /tmp, and the run's own network when runs have one,
+so a build reaches package indexes on the internet but not the worker's loopback. The
+worker's PIP_* settings and /etc/pip.conf (and /etc/xdg/pip) come along; its own
+~/.config/pip, and a package index on its loopback, do not. `apt_install` (root workers only)
+still runs on the worker itself: it installs into the machine.
 """
 
 import datetime as dt
@@ -20,6 +28,7 @@ from django.utils import timezone
 
 from chalkcompute.image import Image as ImageSpec
 from chalkcompute.image import ImageStep
+from runs.executors.local import network, sandbox
 from runs.models import ImageBuild, ImageBuildStatus
 from scheduling.models import Image
 
@@ -51,8 +60,9 @@ def _interpreter(python_version: str) -> str:
     return found
 
 
-def ensure_image(image: Image, heartbeat: Callable[[], None]) -> Path:
-    """Returns the venv's python for `image`, building the venv first if needed."""
+def ensure_image(image: Image, heartbeat: Callable[[], None], isolation: sandbox.Isolation) -> Path:
+    """Returns the venv's python for `image`, building the venv first if needed, in the
+    sandbox `isolation` gives runs."""
     venv = images_dir() / image.spec_hash
     python = venv / "bin" / "python"
     if (venv / ".ready").exists():
@@ -62,11 +72,13 @@ def ensure_image(image: Image, heartbeat: Callable[[], None]) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)  # a concurrent build of this image finishes first
         if (venv / ".ready").exists():
             return python
-        _build(image, venv, heartbeat)
+        _build(image, venv, heartbeat, isolation)
     return python
 
 
-def _build(image: Image, venv: Path, heartbeat: Callable[[], None]) -> None:
+def _build(
+    image: Image, venv: Path, heartbeat: Callable[[], None], isolation: sandbox.Isolation
+) -> None:
     build, _ = ImageBuild.objects.update_or_create(
         image=image,
         executor="local",
@@ -79,25 +91,45 @@ def _build(image: Image, venv: Path, heartbeat: Callable[[], None]) -> None:
         },
     )
     log: list[str] = []
+    ids = sandbox.run_ids() if isolation.bwrap else None
+    work = None
 
-    def step(title: str, command: list[str], env: dict | None = None) -> None:
+    def step(title: str, command: list[str], env: dict | None = None, confined=True) -> None:
         log.append(f"$ {title}\n")
         _save_log(build, log)
-        with subprocess.Popen(
-            command,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            env=env,
-            text=True,
-            errors="replace",
-        ) as process:
+        popen = dict(
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+            cwd=work.home if work else None,
+        )  # fmt: skip
+        own = None
+        if confined and isolation.bwrap:
+            command = sandbox.command(
+                isolation.bwrap, command, venv=venv, runtime=None, work=work, ids=ids,
+                own_network=bool(isolation.slirp4netns),
+            )  # fmt: skip
+            popen["env"] = {**(env or _build_env()), "HOME": sandbox.HOME}
+        try:
+            if confined and isolation.slirp4netns:
+                log_path = work.root / "slirp4netns.log"
+                process, own = network.spawn(
+                    command, slirp4netns=isolation.slirp4netns, log=log_path, **popen
+                )
+            else:
+                process = subprocess.Popen(command, **popen)
+        except network.NetworkError as exc:
+            raise ImageBuildError(f"the build's network could not be made: {exc}") from None
+        try:
             started = time.monotonic()
-            for line in process.stdout:
-                log.append(line)
+            for raw in process.stdout:
+                log.append(raw.decode("utf-8", "replace"))
                 if time.monotonic() - started > STEP_TIMEOUT_SECONDS:
                     process.kill()
                 heartbeat()
             code = process.wait()
+        finally:
+            process.stdout.close()
+            if own:
+                own.close()
         if code != 0:
             raise ImageBuildError(f"image build step failed with exit code {code}: {title}")
 
@@ -105,6 +137,13 @@ def _build(image: Image, venv: Path, heartbeat: Callable[[], None]) -> None:
     try:
         if venv.exists():
             shutil.rmtree(venv)  # a half-built venv from an interrupted build
+        for stale in (settings.DATA_DIR / "work").glob(f"build-{image.spec_hash}-*"):
+            sandbox.remove_tree(stale)  # an interrupted build's folder (this one holds the lock)
+        if isolation.bwrap:
+            venv.mkdir()  # the sandbox's one writable mount, the run's uid its owner
+            if ids:
+                os.chown(venv, *ids)
+            work = sandbox.work_folder(f"build-{image.spec_hash}", ids)
         interpreter = _interpreter(spec.python_version)
         step(
             f"python{spec.python_version} -m venv",
@@ -144,6 +183,7 @@ def _build(image: Image, venv: Path, heartbeat: Callable[[], None]) -> None:
                         "apt-get install " + " ".join(packages),
                         ["apt-get", "install", "-y", "--no-install-recommends", *packages],
                         env,
+                        confined=False,  # it installs into this machine, as root
                     )
                 case ImageStep("env", _):
                     pass  # not built: the runner sets the image's environment for every run
@@ -153,13 +193,18 @@ def _build(image: Image, venv: Path, heartbeat: Callable[[], None]) -> None:
         log.append(f"\nbuild failed: {exc}\n")
         _finish(build, ImageBuildStatus.FAILED, log)
         raise
+    finally:
+        if work:
+            sandbox.remove_tree(work.root)
     (venv / ".ready").write_text(timezone.now().isoformat())
     log.append("\nbuild succeeded\n")
     _finish(build, ImageBuildStatus.READY, log)
 
 
 def _build_env() -> dict[str, str]:
+    """A build's environment: the worker's PIP_* settings (its index, certificates), no more."""
     return {
+        **{name: value for name, value in os.environ.items() if name.startswith("PIP_")},
         "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
         "HOME": os.environ.get("HOME", "/tmp"),
         "LANG": "C.UTF-8",

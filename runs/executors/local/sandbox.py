@@ -6,8 +6,10 @@ prefix, the image's virtualenv and the runtime copy, all read-only; the attempt'
 folder as HOME and cwd, and its own /tmp, both deleted when the attempt ends; a /proc of the
 run's own processes (a new PID namespace) and a minimal /dev. The data folder, the server's
 checkout and virtualenv, other runs' work folders and the operator's home are not there. The
-network stays (jobs fetch exchange rates). The attempt token comes on an inherited pipe, read
-and closed by the runner before the function starts (chalkcompute/runtime/runner.py).
+network is the run's own (network.py): the outside world, not the worker's loopback nor the
+cloud metadata address; the runner API through a unix socket. The attempt token comes on an
+inherited pipe, read and closed by the runner before the function starts
+(chalkcompute/runtime/runner.py).
 
 A worker running as root starts bwrap as root, with no user namespace, and `setpriv` turns
 the runner into CHALK_LOCAL_RUN_UID (nobody) with no capabilities before it starts: the uid
@@ -21,6 +23,8 @@ at its memory request, summing the RSS of its processes every 0.1 s.
 CHALK_LOCAL_SANDBOX: `auto` uses bwrap when it works here, else runs unsandboxed and says so
 (at `make run`'s start, on every such run's log, on the console's pages); `bwrap` fails every
 attempt that cannot be sandboxed, with the reason; `off` runs unsandboxed, still warned.
+CHALK_LOCAL_NETWORK does the same for the run's own network: `auto`, `isolated` (required),
+`host` (the worker's network, warned).
 """
 
 import compileall
@@ -30,6 +34,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import sys
 import tarfile
 import tempfile
 from dataclasses import dataclass
@@ -37,7 +42,9 @@ from pathlib import Path
 
 from django.conf import settings
 
+from chalkcompute.runtime.parent import die_with_parent
 from runs import runtime_bundle
+from runs.executors.local import network
 
 HOME = "/home/run"  # the work folder's home, inside the sandbox
 ETC = (  # what of /etc a run sees: resolving names, TLS, users, the loader, time, alternatives
@@ -47,15 +54,18 @@ ETC = (  # what of /etc a run sees: resolving names, TLS, users, the loader, tim
     "localtime", "timezone", "alternatives", "mime.types", "os-release",
 )  # fmt: skip
 USR_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
+PIP_CONFIG = ("pip.conf", "xdg/pip")  # the machine's pip settings, for image builds
 NAMESPACES = ("--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try")
 
 
 @dataclass(frozen=True)
 class Isolation:
-    """How this worker runs attempts: in bwrap (`bwrap` set), unsandboxed with `warning`, or
-    not at all (`refusal`: CHALK_LOCAL_SANDBOX=bwrap and bwrap cannot be had)."""
+    """How this worker runs attempts: in bwrap (`bwrap` set), with a network of their own
+    (`slirp4netns` set), each missing part said in `warning`; or not at all (`refusal`: a
+    required sandbox or network cannot be had)."""
 
     bwrap: str | None = None
+    slirp4netns: str | None = None
     warning: str | None = None
     refusal: str | None = None
 
@@ -71,7 +81,7 @@ def isolation() -> Isolation:
         return Isolation(warning=_not_isolated("CHALK_LOCAL_SANDBOX=off"))
     bwrap, problem = _probe(settings.CHALK_LOCAL_BWRAP, os.geteuid(), *run_ids())
     if problem is None:
-        return Isolation(bwrap=bwrap)
+        return _network_isolation(bwrap)
     if mode == "bwrap":
         return Isolation(
             refusal=f"runs are refused: CHALK_LOCAL_SANDBOX=bwrap, but {problem}. Install "
@@ -79,6 +89,34 @@ def isolation() -> Isolation:
             "them unsandboxed"
         )
     return Isolation(warning=_not_isolated(problem))
+
+
+def _network_isolation(bwrap: str) -> Isolation:
+    mode = settings.CHALK_LOCAL_NETWORK
+    if mode == "host":
+        return Isolation(bwrap=bwrap, warning=_shared_network("CHALK_LOCAL_NETWORK=host"))
+    slirp4netns, problem = _probe_network(
+        bwrap, settings.CHALK_LOCAL_SLIRP4NETNS, os.geteuid(), *run_ids()
+    )
+    if problem is None:
+        return Isolation(bwrap=bwrap, slirp4netns=slirp4netns)
+    if mode == "isolated":
+        return Isolation(
+            refusal=f"runs are refused: CHALK_LOCAL_NETWORK=isolated, but {problem}. Install "
+            "slirp4netns (apt install slirp4netns) or fix it; CHALK_LOCAL_NETWORK=auto would "
+            "run them on this worker's network"
+        )
+    return Isolation(bwrap=bwrap, warning=_shared_network(problem))
+
+
+def _shared_network(why: str) -> str:
+    return (
+        f"Runs share this worker's network ({why}): a run's function reaches every service "
+        "listening on this machine's loopback (127.0.0.1 and ::1: databases, Redis, this "
+        "server) and the cloud metadata address 169.254.169.254. Install slirp4netns (apt "
+        "install slirp4netns) to give each run its own network; CHALK_LOCAL_NETWORK=isolated "
+        "refuses runs without it."
+    )
 
 
 def _not_isolated(why: str) -> str:
@@ -111,7 +149,14 @@ def describe() -> str:
     if found.bwrap:
         ids = run_ids()
         who = f"as uid {ids[0]}" if ids else f"as {_user_name(os.geteuid())} in a user namespace"
-        return f"sandboxed with bubblewrap ({found.bwrap}), {who}"
+        if found.slirp4netns:
+            return (
+                f"sandboxed with bubblewrap ({found.bwrap}), {who}, each with its own network "
+                f"({found.slirp4netns})"
+            )
+        return f"sandboxed with bubblewrap ({found.bwrap}), {who}; NETWORK NOT ISOLATED: " + (
+            found.warning
+        )
     return "NOT ISOLATED: " + found.description
 
 
@@ -137,6 +182,41 @@ def _probe(bwrap_setting: str, euid: int, uid: int | None = None, gid: int | Non
     return bwrap, None
 
 
+@functools.lru_cache(maxsize=16)
+def _probe_network(
+    bwrap: str, slirp4netns_setting: str, euid: int, uid: int | None = None, gid: int | None = None
+):
+    """(slirp4netns's path, None) when a sandbox can have its own network here, else (path or
+    "", why not). Once per process for a setting: it starts a networked sandbox that runs
+    `true`, as attempts do."""
+    slirp4netns = shutil.which(slirp4netns_setting)
+    if not slirp4netns:
+        return "", f"slirp4netns was not found ({slirp4netns_setting!r} is not an executable here)"
+    true = shutil.which("true") or "/bin/true"
+    command = [bwrap, "--die-with-parent", *_namespace_args(euid), "--unshare-net",
+               "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--",
+               *_drop_args(uid, gid), true]  # fmt: skip
+    with tempfile.NamedTemporaryFile(prefix="chalk-slirp4netns-") as log:
+        try:
+            process, attached = network.spawn(
+                command, slirp4netns=slirp4netns, log=Path(log.name), env={},
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                preexec_fn=die_with_parent,
+            )  # fmt: skip
+        except (OSError, network.NetworkError) as exc:
+            return slirp4netns, f"a sandbox's network cannot be made here: {exc}"
+        _, errors = process.communicate(timeout=30)
+        if attached:
+            attached.close()
+    if attached is None or process.returncode != 0:
+        said = errors.decode("utf-8", "replace").strip()[-300:]
+        return slirp4netns, (
+            f"{bwrap} cannot make a sandbox with its own network here (exit code "
+            f"{process.returncode}: {said})"
+        )
+    return slirp4netns, None
+
+
 def _setpriv() -> str | None:
     return shutil.which("setpriv", path="/usr/bin:/bin:/usr/sbin:/sbin")
 
@@ -157,6 +237,8 @@ def _drop_args(uid: int | None, gid: int | None) -> list[str]:
 def interpreter_prefix(venv: Path) -> Path:
     """The install prefix of the interpreter a virtualenv was made from (its `home` is the
     prefix's bin folder): what the venv's python links to, and its standard library."""
+    if not (venv / "pyvenv.cfg").exists():  # a build's first step makes it, with this one
+        return Path(sys.base_prefix).resolve()
     for line in (venv / "pyvenv.cfg").read_text().splitlines():
         key, _, value = line.partition("=")
         if key.strip() == "home":
@@ -169,12 +251,18 @@ def command(
     argv: list[str],
     *,
     venv: Path,
-    runtime: Path,
+    runtime: Path | None,
     work: "WorkFolder",
     ids: tuple[int, int] | None,
+    own_network: bool,
 ) -> list[str]:
-    """The bwrap command line that runs `argv` (the runner) in the attempt's sandbox."""
+    """The bwrap command line that runs `argv` (the runner) in the attempt's sandbox; with
+    `own_network`, in a network namespace of its own, for network.spawn to attach. Without a
+    `runtime` it is an image build's sandbox: the same, but the venv is the one writable mount
+    beside HOME and /tmp, and there is no runner to reach the runner API."""
     args = [bwrap, "--die-with-parent", "--new-session", *_namespace_args(os.geteuid())]
+    if own_network:
+        args += ["--unshare-net"]
     args += ["--ro-bind", "/usr", "/usr"]
     for name in USR_LINKS:  # merged /usr: links; otherwise the folders, read-only
         path = Path("/", name)
@@ -184,13 +272,20 @@ def command(
             args += ["--ro-bind", str(path), str(path)]
     args += ["--perms", "0755", "--dir", "/etc", "--perms", "0755", "--dir", "/etc/ssl"]
     for name in ETC:
-        args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
+        if own_network and name == "resolv.conf":  # the worker's may name a loopback resolver
+            args += ["--ro-bind", str(work.resolv_conf), "/etc/resolv.conf"]
+        else:
+            args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
     prefix = interpreter_prefix(venv)
     read_only = [] if prefix.is_relative_to("/usr") else [prefix]
     # The folders leading to a mount bwrap would make 0700 (no way through for the run's uid):
     # 0711 instead, a way through that lists nothing. The work folder first, so that a data
     # folder in /tmp still has its venv and runtime mounted over the run's /tmp.
     made = {Path("/"), Path("/usr"), Path("/etc"), Path("/etc/ssl"), Path("/tmp")}
+    if own_network and runtime:  # the runner API's socket (network.RunnerApiProxy), read-only
+        args += ["--perms", "0755", "--dir", "/run"]
+        args += ["--ro-bind", str(work.api), network.SOCKET_FOLDER]
+        made.add(Path("/run"))
 
     def parents(path: Path) -> list[str]:
         folders = []
@@ -201,8 +296,13 @@ def command(
         return folders
 
     args += [*parents(Path(HOME)), "--bind", str(work.home), HOME, "--bind", str(work.tmp), "/tmp"]
-    for path in (*read_only, venv, runtime):
+    for path in (*read_only, *([venv, runtime] if runtime else [])):
         args += [*parents(path), "--ro-bind", str(path), str(path)]
+    if not runtime:  # building: the venv is written where runs will find it
+        args += [*parents(venv), "--bind", str(venv), str(venv)]
+        args += ["--perms", "0755", "--dir", "/etc/xdg"]
+        for name in PIP_CONFIG:
+            args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
     args += ["--proc", "/proc", "--dev", "/dev", "--chdir", HOME, "--"]
     return [*args, *_drop_args(*(ids or (None, None))), *argv]
 
@@ -259,22 +359,36 @@ def runtime_copy() -> Path:
 
 @dataclass(frozen=True)
 class WorkFolder:
-    """An attempt's own folder under DATA_DIR/work: its HOME (and cwd) and its /tmp."""
+    """An attempt's own folder under DATA_DIR/work: its HOME (and cwd) and its /tmp; the
+    folder of the runner API's socket and the resolv.conf of a run with its own network."""
 
     root: Path
     home: Path
     tmp: Path
 
+    @property
+    def api(self) -> Path:
+        return self.root / "api"
 
-def work_folder(attempt_id: int, owner: tuple[int, int] | None) -> WorkFolder:
+    @property
+    def resolv_conf(self) -> Path:
+        return self.root / "resolv.conf"
+
+
+def work_folder(name: str, owner: tuple[int, int] | None) -> WorkFolder:
+    """A new work folder `name-XXXXXXXX`: `attempt-ID` for a run, `build-HASH` for a build."""
     base = settings.DATA_DIR / "work"
     base.mkdir(mode=0o700, exist_ok=True)
-    root = Path(tempfile.mkdtemp(prefix=f"attempt-{attempt_id}-", dir=base))  # 0700
+    root = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=base))  # 0700
     folder = WorkFolder(root=root, home=root / "home", tmp=root / "tmp")
     for path in (folder.home, folder.tmp):
         path.mkdir(mode=0o700)
         if owner:
             os.chown(path, *owner)
+    folder.api.mkdir()
+    os.chmod(folder.api, 0o711)  # a way through to the socket for the run's uid
+    folder.resolv_conf.write_text(network.resolv_conf())
+    os.chmod(folder.resolv_conf, 0o644)
     return folder
 
 
