@@ -7,9 +7,8 @@ PDEATHSIG): a killed worker leaves no orphan run, and the reaper then finds it l
 Each attempt runs in a sandbox (sandbox.py): bubblewrap, as an unprivileged uid when the
 worker is root, seeing only what it needs read-only and its own work folder, with a network of
 its own (network.py) that reaches the runner API through a socket this process proxies. Where
-there is
-no sandbox (CHALK_LOCAL_SANDBOX=off, or auto without bwrap) it runs as the worker, and its log
-says so; with CHALK_LOCAL_SANDBOX=bwrap it fails instead.
+there is no sandbox (CHALK_LOCAL_SANDBOX=off, or auto without bwrap) it runs as the worker, and
+its log says so; with CHALK_LOCAL_SANDBOX=bwrap it fails instead.
 """
 
 import os
