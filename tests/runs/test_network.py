@@ -388,3 +388,20 @@ def test_the_socket_answers_502_while_the_server_is_down(tmp_path):
     assert status == 502  # the runner retries it
     assert answer["detail"].startswith("the runner API cannot be reached: ")
     assert not (tmp_path / "api.sock").exists()
+
+
+def test_the_socket_is_made_in_a_folder_deeper_than_a_socket_path_may_be(tmp_path):
+    """A unix socket's path is at most 107 bytes; a data folder can be deeper than that."""
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    served = network.RunnerApiProxy(deep / "api.sock", "http://127.0.0.1:9/chalk")
+    try:
+        assert len(str(served.path)) > 108 and served.path.is_socket()
+        (tmp_path / "short").symlink_to(deep)  # the sandbox mounts the folder at a short path
+        served.path, served.url = tmp_path / "short" / "api.sock", "http://127.0.0.1:9/chalk"
+        status, answer = ask(served, "GET", "/api/runner/v1/attempt")
+        assert status == 502  # reached the proxy, which found no server upstream
+    finally:
+        served.path = deep / "api.sock"
+        served.close()
+    assert not (deep / "api.sock").exists()

@@ -116,9 +116,16 @@ class LocalExecutor:
 
         proxy = own_network = None
         if isolation.slirp4netns:
-            proxy = network.RunnerApiProxy(
-                work.api / network.SOCKET_NAME, settings.CHALK_RUNNER_SERVER_URL
-            )
+            try:
+                proxy = network.RunnerApiProxy(
+                    work.api / network.SOCKET_NAME, settings.CHALK_RUNNER_SERVER_URL
+                )
+            except OSError as exc:
+                attempt_fail(
+                    attempt=attempt, reason=f"the runner API's socket could not be made: {exc}",
+                    now=timezone.now(),
+                )  # fmt: skip
+                return
         try:
             runner, own_network = self._spawn(attempt, argv, env, work, token, prepare, isolation)
             if runner is None:

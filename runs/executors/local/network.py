@@ -256,7 +256,13 @@ class RunnerApiProxy:
         self._connect = lambda: connection(
             parts.hostname, parts.port, timeout=UPSTREAM_TIMEOUT_SECONDS
         )
-        self._server = _UnixServer(str(path), _ProxyHandler)
+        # A unix socket's path is at most 107 bytes and a data folder can be deep: bind through
+        # the folder's descriptor (/proc/self/fd/N/NAME), short whatever the folder's path.
+        folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            self._server = _UnixServer(f"/proc/self/fd/{folder}/{path.name}", _ProxyHandler)
+        finally:
+            os.close(folder)
         self._server.proxy = self
         # The run's uid must be able to connect; the work folder around it (0700, the
         # worker's) keeps everyone else out.
