@@ -1,21 +1,115 @@
-"""The `chalkcompute` command: `deploy FILE`, `run NAME`, `logs RUN_ID [--follow]` and `ls`."""
+"""The `chalkcompute` command: `deploy FILE`, `ls`, `run NAME`, `logs RUN_ID [--follow]`,
+`pause NAME [--reason]`, `resume NAME`, `runs NAME`, `cancel RUN_ID`, `secrets set NAME` and
+`secrets ls`; `--json` prints the server's documents for machines, and the exit status says
+what happened (EXIT_STATUSES). Everything goes through the REST API, so the server's rights,
+audit and rules apply exactly as they do to the console."""
 
 import argparse
+import getpass
+import json
+import os
 import re
 import runpy
 import sys
 import time
-from collections.abc import Sequence
+import urllib.parse
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from chalkcompute.client import ChalkClientError, Client
+from chalkcompute.client import (
+    ChalkClientError,
+    Client,
+    NotAuthenticatedError,
+    RequestRejectedError,
+)
 from chalkcompute.decorator import ChalkFunction, InvalidFunctionError
 from chalkcompute.deploy import DeployError, deploy_function, format_summary
 
 # The name the deployed file runs under: anything but "__main__", so that the decorator's
 # deploy-on-definition stays quiet and this command deploys what it collects instead.
 DEPLOY_RUN_NAME = "__chalkcompute_deploy__"
+FOLLOW_INTERVAL_SECONDS = 1.0
+RUNS_SHOWN = 20  # `runs NAME` without --limit
+MAX_RUNS_SHOWN = 1000  # the API's largest page
+RUN_STATUSES = (
+    "queued", "starting", "running", "retrying", "succeeded", "failed", "timed_out",
+    "cancelled", "lost", "skipped",
+)  # fmt: skip
+
+# Exit statuses, also listed in --help.
+EXIT_OK = 0
+EXIT_ERROR = 1  # the command could not do its job for another reason (server unreachable, ...)
+EXIT_USAGE = 2  # argparse's own, and an argument the server refused as invalid (HTTP 400)
+EXIT_RUN_UNSUCCESSFUL = 3  # `logs`: the run ended but did not succeed
+EXIT_NOT_FOUND = 4  # no such function or run
+EXIT_NOT_ALLOWED = 5  # no token, a token refused, or a right the token or its owner lacks
+EXIT_CONFLICT = 6  # `cancel`: the run already ended
+EXIT_STATUSES = f"""exit status:
+  {EXIT_OK}  success; for `logs`, the run succeeded (or, without --follow, is still going)
+  {EXIT_ERROR}  the command failed for another reason: the server is unreachable or failing;
+     for `deploy`, any failure (a file that declares no function, a refused upload, ...)
+  {EXIT_USAGE}  the command line is not valid, or the server refused an argument in it
+  {EXIT_RUN_UNSUCCESSFUL}  `logs`: the run ended without succeeding (failed, timed_out, cancelled,
+     lost or skipped); stderr says why
+  {EXIT_NOT_FOUND}  no such function or run
+  {EXIT_NOT_ALLOWED}  no token (CHALK_COMPUTE_TOKEN), a token the server refused, or a right
+     the token or its owner does not have
+  {EXIT_CONFLICT}  `cancel`: the run already ended"""
+
+
+class CommandError(Exception):
+    """The command cannot do its job: str() is the message, `status` the exit status."""
+
+    def __init__(self, message: str, status: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+_STATUS_OF_REFUSAL = {
+    400: EXIT_USAGE,
+    403: EXIT_NOT_ALLOWED,
+    404: EXIT_NOT_FOUND,
+    409: EXIT_CONFLICT,
+}
+
+
+def call(operation: Callable[[], Any]) -> Any:
+    """The API's answer to `operation`; a failure becomes a CommandError whose status says
+    what kind of failure it was."""
+    try:
+        return operation()
+    except NotAuthenticatedError as exc:
+        raise CommandError(str(exc), EXIT_NOT_ALLOWED) from None
+    except RequestRejectedError as exc:
+        raise CommandError(str(exc), _STATUS_OF_REFUSAL.get(exc.status, EXIT_ERROR)) from None
+    except ChalkClientError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def print_json(document: Any) -> None:
+    print(json.dumps(document, indent=2, ensure_ascii=False))
+
+
+def _segment(name: str) -> str:
+    return urllib.parse.quote(name, safe="")
+
+
+def _utc(moment: str | None) -> str:
+    if not moment:
+        return "-"
+    return datetime.fromisoformat(moment.replace("Z", "+00:00")).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _table(rows: list[tuple[str, ...]]) -> None:
+    """Prints rows in columns padded to their widest cell (the last column unpadded)."""
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
+    for row in rows:
+        print("  ".join([*(row[i].ljust(width) for i, width in enumerate(widths)), row[-1]]))
+
+
+# --- deploy, ls, run ---------------------------------------------------------------------------
 
 
 def collect(path: Path) -> list[ChalkFunction]:
@@ -33,38 +127,41 @@ def collect(path: Path) -> list[ChalkFunction]:
     return list(found.values())
 
 
-def deploy(file: str) -> int:
+def deploy(file: str, as_json: bool) -> int:
     path = Path(file).resolve()
     if not path.is_file():
-        raise DeployError(f"{file} is not a file; give the path of a Python script")
+        raise CommandError(f"{file} is not a file; give the path of a Python script")
     try:
         functions = collect(path)
     except InvalidFunctionError as exc:
-        raise DeployError(str(exc)) from None
+        raise CommandError(str(exc)) from None
     if not functions:
-        raise DeployError(
+        raise CommandError(
             f"{file} declares no function with @chalkcompute.function at its top level"
         )
     client = Client.from_env()
+    documents = []
     for declared in functions:
-        print(format_summary(deploy_function(declared, source_path=path, client=client)))
-    return 0
+        try:
+            document = deploy_function(declared, source_path=path, client=client)
+        except DeployError as exc:
+            raise CommandError(str(exc)) from None
+        documents.append(document)
+        if not as_json:
+            print(format_summary(document))
+    if as_json:
+        print_json(documents)
+    return EXIT_OK
 
 
-def _utc(moment: str | None) -> str:
-    if not moment:
-        return "-"
-    return datetime.fromisoformat(moment.replace("Z", "+00:00")).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def ls() -> int:
-    try:
-        functions = Client.from_env().list_functions()
-    except ChalkClientError as exc:
-        raise DeployError(str(exc)) from None
+def ls(as_json: bool) -> int:
+    functions = call(Client.from_env().list_functions)
+    if as_json:
+        print_json(functions)
+        return EXIT_OK
     if not functions:
         print("No functions deployed. Deploy one with `python my_job.py`.")
-        return 0
+        return EXIT_OK
     rows = [("NAME", "SCHEDULE", "NEXT RUN", "PAUSED")]
     for function in functions:
         schedule = function["schedule_description"]
@@ -72,37 +169,159 @@ def ls() -> int:
             schedule += f" ({function['cron']})"
         paused = "yes" if function["paused"] else "no"
         rows.append((function["name"], schedule, _utc(function["next_fire_at"]), paused))
-    widths = [max(len(row[column]) for row in rows) for column in range(3)]
-    for row in rows:
-        padded = [row[column].ljust(widths[column]) for column in range(3)]
-        print("  ".join([*padded, row[3]]))
-    return 0
+    _table(rows)
+    return EXIT_OK
 
 
-def run(name: str) -> int:
-    try:
-        run = Client.from_env().trigger(name)
-    except ChalkClientError as exc:
-        raise DeployError(str(exc)) from None
+def run(name: str, as_json: bool) -> int:
+    run = call(lambda: Client.from_env().trigger(name))
+    if as_json:
+        print_json(run)
+        return EXIT_OK
     print(f"Started run {run['id']} of {run['function']} (version {run['version']})")
     print(f"  logs     chalkcompute logs {run['id']} --follow")
-    return 0
+    return EXIT_OK
 
 
-FOLLOW_INTERVAL_SECONDS = 1.0
+# --- pause, resume, runs, cancel ---------------------------------------------------------------
 
-# Exit statuses, also listed in --help.
-EXIT_OK = 0
-EXIT_ERROR = 1  # the command could not do its job: no server, a refused token, no such run
-EXIT_USAGE = 2  # argparse's own, for a mistyped command line
-EXIT_RUN_UNSUCCESSFUL = 3  # `logs`: the run ended but did not succeed
-EXIT_STATUSES = f"""exit status:
-  {EXIT_OK}  success; for `logs`, the run succeeded (or, without --follow, is still going)
-  {EXIT_ERROR}  the command failed: server unreachable, token refused, no such run or function,
-     a file that declares no function
-  {EXIT_USAGE}  the command line is not valid
-  {EXIT_RUN_UNSUCCESSFUL}  `logs`: the run ended without succeeding (failed, timed_out, cancelled,
-     lost or skipped); stderr says why"""
+
+def pause(name: str, reason: str, as_json: bool) -> int:
+    client = Client.from_env()
+    function = call(
+        lambda: client.request(
+            "POST", f"/api/v1/functions/{_segment(name)}/pause", {"reason": reason}
+        )[1]
+    )
+    if as_json:
+        print_json(function)
+        return EXIT_OK
+    why = f": {function['paused_reason']}" if function.get("paused_reason") else ""
+    print(f"Paused {function['name']}{why}")
+    print(f"  resume   chalkcompute resume {function['name']}")
+    return EXIT_OK
+
+
+def resume(name: str, as_json: bool) -> int:
+    client = Client.from_env()
+    function = call(lambda: client.request("POST", f"/api/v1/functions/{_segment(name)}/resume")[1])
+    if as_json:
+        print_json(function)
+        return EXIT_OK
+    print(f"Resumed {function['name']}")
+    print(f"  next run {_utc(function['next_fire_at'])}")
+    return EXIT_OK
+
+
+def _duration(run: dict) -> str:
+    if not run["started_at"]:
+        return "-"
+    started = datetime.fromisoformat(run["started_at"].replace("Z", "+00:00"))
+    if not run["finished_at"]:
+        return "running"
+    seconds = (
+        datetime.fromisoformat(run["finished_at"].replace("Z", "+00:00")) - started
+    ).total_seconds()
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, seconds = divmod(round(seconds), 60)
+    return f"{minutes} min {seconds} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
+
+
+def runs(name: str, status: str | None, limit: int, as_json: bool) -> int:
+    query = {"function": name, "limit": limit, **({"status": status} if status else {})}
+    client = Client.from_env()
+    page = call(lambda: client.request("GET", f"/api/v1/runs?{urllib.parse.urlencode(query)}")[1])
+    if as_json:
+        print_json(page["results"])
+        return EXIT_OK
+    if not page["results"]:
+        print(f"No runs of {name}{f' with status {status}' if status else ''} yet.")
+        return EXIT_OK
+    rows = [("RUN", "STATUS", "TRIGGER", "SLOT OR START", "DURATION")]
+    for run in page["results"]:
+        moment = run["scheduled_for"] or run["created_at"]
+        rows.append((str(run["id"]), run["status"], run["trigger"], _utc(moment), _duration(run)))
+    _table(rows)
+    return EXIT_OK
+
+
+def cancel(run_id: int, as_json: bool) -> int:
+    client = Client.from_env()
+    run = call(lambda: client.request("POST", f"/api/v1/runs/{run_id}/cancel")[1])
+    if as_json:
+        print_json(run)
+        return EXIT_OK
+    if run["status"] == "cancelled":
+        print(f"Cancelled run {run['id']} of {run['function']}")
+    else:
+        print(
+            f"Cancelling run {run['id']} of {run['function']} (it is {run['status']}; "
+            "the executor stops it now)"
+        )
+    return EXIT_OK
+
+
+# --- secrets -----------------------------------------------------------------------------------
+
+
+def _secret_value(name: str, from_env: str | None) -> str:
+    """The value from the environment variable `from_env`, else stdin: typed without echo at a
+    terminal, or piped (one trailing newline dropped, as `echo` adds it). Never an argument:
+    arguments show in `ps` and in shell history."""
+    if from_env:
+        if from_env not in os.environ:
+            raise CommandError(
+                f"the environment variable {from_env} is not set; export it, or pipe the "
+                f'value in: `printf %s "$VALUE" | chalkcompute secrets set {name}`',
+                EXIT_USAGE,
+            )
+        value = os.environ[from_env]
+    elif sys.stdin.isatty():
+        value = getpass.getpass(f"Value for {name} (not shown): ")
+    else:
+        value = sys.stdin.read().removesuffix("\n")
+    if not value:
+        raise CommandError(
+            f"the value for {name} is empty; give it on stdin or with --from-env VARIABLE",
+            EXIT_USAGE,
+        )
+    return value
+
+
+def secrets_set(name: str, from_env: str | None, as_json: bool) -> int:
+    value = _secret_value(name, from_env)
+    client = Client.from_env()
+    status, secret = call(
+        lambda: client.request("PUT", f"/api/v1/secrets/{_segment(name)}", {"value": value})
+    )
+    if as_json:
+        print_json(secret)
+        return EXIT_OK
+    print(f"{'Created' if status == 201 else 'Replaced'} secret {secret['name']}")
+    return EXIT_OK
+
+
+def secrets_ls(as_json: bool) -> int:
+    client = Client.from_env()
+    secrets: list[dict] = []
+    path: str | None = "/api/v1/secrets?limit=1000"
+    while path:
+        page = call(lambda path=path: client.request("GET", path)[1])
+        secrets += page["results"]
+        following = urllib.parse.urlsplit(page.get("next") or "")
+        path = following.path + (f"?{following.query}" if following.query else "") or None
+    if as_json:
+        print_json(secrets)
+        return EXIT_OK
+    if not secrets:
+        print("No secrets. Set one with `chalkcompute secrets set NAME` (the value on stdin).")
+        return EXIT_OK
+    _table([("NAME", "UPDATED")] + [(s["name"], _utc(s["updated_at"])) for s in secrets])
+    return EXIT_OK
+
+
+# --- logs --------------------------------------------------------------------------------------
 
 
 # What a log may hold that a terminal would act on rather than show: ANSI/VT escape sequences
@@ -134,18 +353,19 @@ class _HelpFormatter(argparse.HelpFormatter):
         return super()._fill_text(text, width, indent)
 
 
-def logs(run_id: int, follow: bool) -> int:
-    """Prints a run's log; with --follow, keeps printing new lines until the run ends. Once the
-    run has ended, says how on stderr, with the reason and the last traceback when it did not
-    succeed, and exits by its outcome (EXIT_STATUSES)."""
+def logs(run_id: int, follow: bool, as_json: bool) -> int:
+    """Prints a run's log (with --json, one JSON object per line); with --follow, keeps
+    printing new lines until the run ends. Once the run has ended, says how on stderr, with
+    the reason and the last traceback when it did not succeed, and exits by its outcome
+    (EXIT_STATUSES)."""
     client = Client.from_env()
     after = 0
     while True:
-        try:
-            page = client.run_logs(run_id, after)
-        except ChalkClientError as exc:
-            raise DeployError(str(exc)) from None
+        page = call(lambda after=after: client.run_logs(run_id, after))
         for line in page["results"]:
+            if as_json:
+                print(json.dumps(line, ensure_ascii=False), flush=True)
+                continue
             level = f" {line['level']}" if line["level"] else ""
             stream = "" if line["stream"] == "stdout" else f" [{line['stream']}]"
             print(printable(f"{line['ts'][11:19]}{stream}{level} {line['text']}"), flush=True)
@@ -156,10 +376,7 @@ def logs(run_id: int, follow: bool) -> int:
             if page["status"] == "succeeded":
                 print(f"run {run_id} succeeded", file=sys.stderr)
                 return EXIT_OK
-            try:
-                run = client.get_run(run_id)
-            except ChalkClientError as exc:
-                raise DeployError(str(exc)) from None
+            run = call(lambda: client.get_run(run_id))
             print(printable(_outcome(run)), file=sys.stderr)
             return EXIT_RUN_UNSUCCESSFUL
         if not follow:
@@ -184,45 +401,123 @@ def _outcome(run: dict) -> str:
     return f"{traceback}\n{summary}" if traceback else summary
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+# --- the command line --------------------------------------------------------------------------
+
+
+def _run_id(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a run id; give the number `chalkcompute runs NAME` lists, e.g. 12"
+        )
+    return int(text)
+
+
+def _limit(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= MAX_RUNS_SHOWN:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number from 1 to {MAX_RUNS_SHOWN}")
+    return int(text)
+
+
+def parser() -> argparse.ArgumentParser:
+    machine = argparse.ArgumentParser(add_help=False)
+    machine.add_argument(
+        "--json", action="store_true", help="print the server's JSON documents instead of text"
+    )
+    top = argparse.ArgumentParser(
         prog="chalkcompute",
-        description="Deploy, list and run Chalkweb functions and read their logs. "
-        "The server is CHALK_COMPUTE_URL "
+        description="Deploy, list, run, pause and resume Chalkweb functions, read their runs "
+        "and logs, and set secrets. The server is CHALK_COMPUTE_URL "
         "(default http://127.0.0.1:8000); the API token is CHALK_COMPUTE_TOKEN.",
         epilog=EXIT_STATUSES,
         formatter_class=_HelpFormatter,
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    deploy_parser = commands.add_parser("deploy", help="deploy the functions a file declares")
-    deploy_parser.add_argument("file", metavar="FILE", help="a Python script, e.g. my_job.py")
-    commands.add_parser("ls", help="list the deployed functions")
-    run_parser = commands.add_parser("run", help="run a deployed function now")
-    run_parser.add_argument("name", metavar="NAME", help="the function's name")
-    logs_parser = commands.add_parser(
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help: str, **options) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name, help=help, parents=[machine], epilog=EXIT_STATUSES,
+            formatter_class=_HelpFormatter, **options,
+        )  # fmt: skip
+
+    command("deploy", "deploy the functions a file declares").add_argument(
+        "file", metavar="FILE", help="a Python script, e.g. my_job.py"
+    )
+    command("ls", "list the deployed functions")
+    command("run", "run a deployed function now").add_argument(
+        "name", metavar="NAME", help="the function's name"
+    )
+    logs_parser = command(
         "logs",
-        help="print a run's log",
+        "print a run's log",
         description="Print a run's log. Once the run has ended, stderr says how it ended and, "
         "when it did not succeed, why (with the last attempt's traceback).",
-        epilog=EXIT_STATUSES,
-        formatter_class=_HelpFormatter,
     )
-    logs_parser.add_argument("run_id", metavar="RUN_ID", type=int, help="the run's id")
+    logs_parser.add_argument("run_id", metavar="RUN_ID", type=_run_id, help="the run's id")
     logs_parser.add_argument(
         "--follow", "-f", action="store_true", help="keep printing until the run ends"
     )
-    args = parser.parse_args(argv)
+    pause_parser = command("pause", "stop scheduling a function (runs already started finish)")
+    pause_parser.add_argument("name", metavar="NAME", help="the function's name")
+    pause_parser.add_argument("--reason", default="", help="why, shown to everyone (audited)")
+    command("resume", "schedule a paused function again").add_argument(
+        "name", metavar="NAME", help="the function's name"
+    )
+    runs_parser = command("runs", "list a function's recent runs, newest first")
+    runs_parser.add_argument("name", metavar="NAME", help="the function's name")
+    runs_parser.add_argument("--status", choices=RUN_STATUSES, help="only runs in this status")
+    runs_parser.add_argument(
+        "--limit", type=_limit, default=RUNS_SHOWN, help=f"at most this many (default {RUNS_SHOWN})"
+    )
+    command("cancel", "cancel a run that has not ended").add_argument(
+        "run_id", metavar="RUN_ID", type=_run_id, help="the run's id"
+    )
+    secrets_parser = command("secrets", "set and list secrets (values are never shown)")
+    secret_commands = secrets_parser.add_subparsers(
+        dest="secrets_command", required=True, metavar="COMMAND"
+    )
+    set_parser = secret_commands.add_parser(
+        "set",
+        parents=[machine],
+        help="create or replace a secret",
+        description="Create or replace a secret. The value comes from stdin (typed without "
+        'echo at a terminal, or piped: `printf %s "$KEY" | chalkcompute secrets set NAME`) '
+        "or from an environment variable with --from-env; never from an argument, which "
+        "`ps` and shell history would show.",
+    )
+    set_parser.add_argument("name", metavar="NAME", help="the secret's name, e.g. EXCHANGE_API_KEY")
+    set_parser.add_argument(
+        "--from-env", metavar="VARIABLE", help="read the value from this environment variable"
+    )
+    secret_commands.add_parser("ls", parents=[machine], help="list the secrets' names")
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    as_json = args.json
     try:
         if args.command == "deploy":
-            return deploy(args.file)
+            return deploy(args.file, as_json)
+        if args.command == "ls":
+            return ls(as_json)
         if args.command == "run":
-            return run(args.name)
+            return run(args.name, as_json)
         if args.command == "logs":
-            return logs(args.run_id, args.follow)
-        return ls()
-    except DeployError as exc:
+            return logs(args.run_id, args.follow, as_json)
+        if args.command == "pause":
+            return pause(args.name, args.reason, as_json)
+        if args.command == "resume":
+            return resume(args.name, as_json)
+        if args.command == "runs":
+            return runs(args.name, args.status, args.limit, as_json)
+        if args.command == "cancel":
+            return cancel(args.run_id, as_json)
+        if args.secrets_command == "set":
+            return secrets_set(args.name, args.from_env, as_json)
+        return secrets_ls(as_json)
+    except CommandError as exc:
         print(printable(f"chalkcompute: {exc}"), file=sys.stderr)
-        return EXIT_ERROR
+        return exc.status
 
 
 if __name__ == "__main__":

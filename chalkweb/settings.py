@@ -36,8 +36,11 @@ _KEY_RECIPES = {
     "CHALK_SECRETS_KEY": "python -c 'from cryptography.fernet import Fernet; "
     "print(Fernet.generate_key().decode())'",
 }
+# The embedded default (no DATABASE_URL): SQLite, keys in the data folder, runserver. Anything
+# else is production: given keys, and gunicorn for the web (chalkweb/gunicorn_conf.py).
+CHALK_EMBEDDED = not env_str("DATABASE_URL").strip()
 _MISSING_KEYS = [name for name in _KEY_RECIPES if not env_str(name).strip()]
-if _MISSING_KEYS and env_str("DATABASE_URL").strip():
+if _MISSING_KEYS and not CHALK_EMBEDDED:
     raise ImproperlyConfigured(
         f"DATABASE_URL is set, so {' and '.join(_MISSING_KEYS)} must be set too, the same on "
         f"every process (or {' / '.join(f'{name}_FILE' for name in _MISSING_KEYS)} naming a "

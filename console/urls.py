@@ -2,7 +2,18 @@
 
 from django.urls import path
 
-from console.views import audit, channels, function, functions, platform, run, runs, secrets, tokens
+from console.views import (
+    audit,
+    channels,
+    deploy,
+    function,
+    functions,
+    platform,
+    run,
+    runs,
+    secrets,
+    tokens,
+)
 
 urlpatterns = [
     path("", functions.functions_page, name="functions"),
@@ -14,4 +25,5 @@ urlpatterns = [
     path("channels", channels.channels_page, name="channels"),
     path("audit", audit.audit_page, name="audit"),
     path("platform", platform.platform_page, name="platform"),
+    path("deploy", deploy.deploy_page, name="deploy"),
 ]

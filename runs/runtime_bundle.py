@@ -1,6 +1,7 @@
 """The runner as run images get it: the `.py` files of `chalkcompute` and `chalk`, exactly as
-this server has them, in a gzip'd tar. Both are stdlib-only, so the archive is all a pod needs
-to run `python -m chalkcompute.runtime`, and the runner always speaks this server's protocol.
+this server has them and exactly those the SDK's wheel ships (sdk_distribution.sdk_files), in a
+gzip'd tar. Both are stdlib-only, so the archive is all a pod needs to run
+`python -m chalkcompute.runtime`, and the runner always speaks this server's protocol.
 
 Builds carry it in their ConfigMap (`dockerfile.build_configmap`); pods that install at start
 download it from the runner API (`manifests.install_at_start_script`).
@@ -18,12 +19,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import chalk
-import chalkcompute
+from runs.sdk_distribution import sdk_files
 
 ARCHIVE_NAME = "chalkweb-runtime.tar.gz"
 PTH_NAME = "chalkweb-runtime.pth"  # what puts the extracted archive on a python's sys.path
-PACKAGES = (chalkcompute, chalk)
 
 
 @dataclass(frozen=True)
@@ -43,15 +42,11 @@ def _entry(name: str, *, directory: bool, size: int = 0) -> tarfile.TarInfo:
     return info
 
 
-def build_archive(package_dirs: Iterable[Path]) -> bytes:
-    """A tar.gz of every `.py` file under each package directory, each under the package's
-    name, with its directories; nothing from the filesystem but names and contents."""
-    files: dict[str, bytes] = {}
-    for package_dir in package_dirs:
-        for path in package_dir.rglob("*.py"):
-            relative = path.relative_to(package_dir.parent)
-            if "__pycache__" not in relative.parts:
-                files[relative.as_posix()] = path.read_bytes()
+def build_archive(package_dirs: Iterable[Path] | None = None) -> bytes:
+    """A tar.gz of every `.py` file under each package directory (the SDK's by default), each
+    under the package's name, with its directories; nothing from the filesystem but names and
+    contents."""
+    files = sdk_files(package_dirs)
     directories = {parent.as_posix() for name in files for parent in Path(name).parents}
     directories.discard(".")
     buffer = io.BytesIO()
@@ -72,5 +67,5 @@ def build_archive(package_dirs: Iterable[Path]) -> bytes:
 @functools.cache
 def bundle() -> RuntimeBundle:
     """This server's runtime, read once per process."""
-    archive = build_archive(Path(package.__file__).parent for package in PACKAGES)
+    archive = build_archive()
     return RuntimeBundle(archive=archive, sha256=hashlib.sha256(archive).hexdigest())

@@ -85,7 +85,9 @@ def console_as(name: str) -> Client:
 
 # --- the console -----------------------------------------------------------------------------
 
-PAGES = ["/", "/functions/refresh-rates", "/runs", "/runs/{run}", "/secrets", "/tokens"]
+PAGES = [
+    "/", "/functions/refresh-rates", "/runs", "/runs/{run}", "/secrets", "/tokens", "/deploy",
+]  # fmt: skip
 CONSOLE_ACTIONS = {  # name: (right, page, form)
     "pause": ("run", "/", {"action": "pause", "name": "refresh-rates", "reason": "x"}),
     "pause-selected": ("run", "/", {"action": "pause-selected", "names": "refresh-rates"}),

@@ -8,6 +8,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from common.paging import pager_query, text_cursor
 from console.access import console_view, see_other
 from console.inputs import ConsoleInputError, filter_text
+from console.views.deploy import deploy_lines
 from console.views.function_actions import function_action
 from runs import selectors
 from scheduling import selectors as scheduling_selectors
@@ -74,6 +75,7 @@ def functions_page(request):
         "max_reason": MAX_PAUSE_REASON,
         "any_function": bool(rows) or Function.objects.exists(),
         "pager_query": pager_query(request.GET),
+        "deploy": deploy_lines(),
     }
     template = "console/functions.html"
     if request.htmx and (request.method == "POST" or request.htmx.target == "function-list"):

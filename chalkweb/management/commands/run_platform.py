@@ -17,6 +17,18 @@ from chalkweb.env import env_int, env_str
 from runs.beat import ensure_periodic_tasks
 
 
+def web_command(python: str, host: str, port: int) -> list[str]:
+    """The web process: Django's runserver for the embedded default only; with DATABASE_URL
+    set (production), gunicorn with chalkweb/gunicorn_conf.py, as systemd and Kubernetes run
+    it."""
+    if settings.CHALK_EMBEDDED:
+        return [python, "manage.py", "runserver", f"{host}:{port}", "--noreload", "--skip-checks"]
+    return [
+        python, "-m", "gunicorn", "--config", "python:chalkweb.gunicorn_conf",
+        "--bind", f"{host}:{port}", "chalkweb.wsgi",
+    ]  # fmt: skip
+
+
 def runs_line() -> str:
     """How local runs are isolated, or the warning that they are not (said once, here)."""
     from runs.executors.local import sandbox
@@ -107,8 +119,7 @@ class Command(BaseCommand):
         # Runs hold a worker slot while they last; the tick and the reaper get their own
         # worker so a busy machine never delays a slot.
         processes = {
-            "web": [python, "manage.py", "runserver", f"{host}:{port}", "--noreload",
-                    "--skip-checks"],
+            "web": web_command(python, host, port),
             "control-worker": [*worker, "-Q", "chalk-control", "-c", "2",
                                "-n", f"control-{port}@%h"],
             "runs-worker": [*worker, "-Q", "chalk-runs", "-c", str(settings.CHALK_LOCAL_MAX_RUNS),

@@ -1,0 +1,315 @@
+"""`chalkcompute pause | resume | runs | cancel | secrets set | secrets ls` against the live
+server, as real processes: what they print, their --json documents, what they change on the
+server, and the exit status a script can act on for each kind of failure."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from runs.models import Run, RunStatus
+from scheduling import crypto
+from scheduling.models import Function, Secret
+from tests.personas import make_token
+from tests.server.support import ChalkServer
+
+JOB = """
+import chalkcompute
+
+
+@chalkcompute.function(name="refresh-rates", schedule="0 * * * *")
+def refresh_rates() -> None:
+    pass
+"""
+SECRET_VALUE = "s3cr3t-exchange-key"
+
+
+@pytest.fixture
+def chalk(live_server, settings) -> ChalkServer:
+    settings.CHALK_PUBLIC_URL = live_server.url
+    _, token = make_token("cli-tests", role="deployer")
+    return ChalkServer(live_server.url, token)
+
+
+@pytest.fixture
+def rates(chalk, tmp_path) -> Function:
+    (tmp_path / "rates.py").write_text(JOB)
+    deployed = chalk.chalkcompute("deploy", str(tmp_path / "rates.py"))
+    assert deployed.returncode == 0, deployed.stderr
+    return Function.objects.get(name="refresh-rates")
+
+
+def cli(chalk: ChalkServer, *args: str, stdin: str = "", **env: str | None):
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("chalkcompute")), *args],
+        input=stdin, env=chalk.env(**env), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+def started(chalk: ChalkServer) -> int:
+    result = cli(chalk, "run", "refresh-rates", "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)["id"]
+
+
+# --- pause and resume ------------------------------------------------------------------------
+
+
+def test_it_pauses_a_function_with_a_reason(chalk, rates):
+    result = cli(chalk, "pause", "refresh-rates", "--reason", "feed migration")
+
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.splitlines() == [
+        "Paused refresh-rates: feed migration",
+        "  resume   chalkcompute resume refresh-rates",
+    ]
+    rates.refresh_from_db()
+    assert (rates.paused, rates.paused_reason, rates.paused_by) == (
+        True,
+        "feed migration",
+        "cli-tests",
+    )
+    assert rates.next_fire_at is None
+
+
+def test_it_resumes_a_function(chalk, rates):
+    cli(chalk, "pause", "refresh-rates")
+
+    result = cli(chalk, "resume", "refresh-rates", "--json")
+
+    assert (result.returncode, result.stderr) == (0, "")
+    document = json.loads(result.stdout)
+    assert (document["name"], document["paused"]) == ("refresh-rates", False)
+    rates.refresh_from_db()
+    assert rates.paused is False and rates.next_fire_at is not None
+
+
+def test_it_exits_4_for_an_unknown_function(chalk, rates):
+    for command in (["pause", "nope"], ["resume", "nope"], ["runs", "nope"], ["run", "nope"]):
+        result = cli(chalk, *command)
+
+        assert (result.returncode, result.stdout) == (4, ""), command
+        assert result.stderr.startswith("chalkcompute: "), command
+        assert "nope" in result.stderr, command
+
+
+def test_it_exits_5_without_a_token(chalk, rates):
+    result = cli(chalk, "pause", "refresh-rates", CHALK_COMPUTE_TOKEN=None)
+
+    assert result.returncode == 5
+    assert result.stderr.startswith("chalkcompute: CHALK_COMPUTE_TOKEN is not set")
+    rates.refresh_from_db()
+    assert rates.paused is False
+
+
+def test_it_exits_5_when_the_token_may_not(chalk, rates):
+    _, viewer = make_token("viewer-laptop", username="vera", role="viewer")
+
+    result = cli(chalk, "pause", "refresh-rates", CHALK_COMPUTE_TOKEN=viewer)
+
+    assert result.returncode == 5
+    assert "operator" in result.stderr  # the role it needs
+    rates.refresh_from_db()
+    assert rates.paused is False
+
+
+def test_it_exits_5_for_a_refused_token(chalk, rates):
+    result = cli(chalk, "resume", "refresh-rates", CHALK_COMPUTE_TOKEN="chalk_not-a-token")
+
+    assert result.returncode == 5
+    assert "refused CHALK_COMPUTE_TOKEN" in result.stderr
+
+
+def test_it_exits_2_for_a_reason_the_server_refuses(chalk, rates):
+    result = cli(chalk, "pause", "refresh-rates", "--reason", "x" * 501)
+
+    assert result.returncode == 2
+    assert "500" in result.stderr
+    rates.refresh_from_db()
+    assert rates.paused is False
+
+
+def test_it_exits_1_when_the_server_is_unreachable(chalk):
+    result = cli(chalk, "runs", "refresh-rates", CHALK_COMPUTE_URL="http://127.0.0.1:9")
+
+    assert result.returncode == 1
+    assert result.stderr.startswith("chalkcompute: Cannot reach the Chalkweb server")
+
+
+# --- runs and cancel -------------------------------------------------------------------------
+
+
+def test_it_lists_a_functions_runs_newest_first(chalk, rates):
+    first, second = started(chalk), started(chalk)
+    Run.objects.filter(id=first).update(status=RunStatus.CANCELLED)
+
+    result = cli(chalk, "runs", "refresh-rates")
+
+    assert (result.returncode, result.stderr) == (0, "")
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["RUN", "STATUS", "TRIGGER", "SLOT", "OR", "START", "DURATION"]
+    assert [line.split()[:3] for line in lines[1:]] == [
+        [str(second), "queued", "api"],
+        [str(first), "cancelled", "api"],
+    ]
+    assert all(line.endswith(" -") for line in lines[1:])  # neither started
+
+
+def test_it_filters_runs_by_status_and_prints_json(chalk, rates):
+    first, _ = started(chalk), started(chalk)
+    Run.objects.filter(id=first).update(status=RunStatus.CANCELLED)
+
+    result = cli(chalk, "runs", "refresh-rates", "--status", "cancelled", "--json")
+
+    assert result.returncode == 0
+    assert [(run["id"], run["status"]) for run in json.loads(result.stdout)] == [
+        (first, "cancelled")
+    ]
+
+
+def test_it_says_when_a_function_has_no_runs(chalk, rates):
+    result = cli(chalk, "runs", "refresh-rates")
+
+    assert (result.returncode, result.stdout) == (0, "No runs of refresh-rates yet.\n")
+
+
+@pytest.mark.parametrize(
+    "arguments", [["--limit", "0"], ["--limit", "1001"], ["--limit", "x"], ["--status", "done"]]
+)
+def test_it_exits_2_for_a_bad_runs_option(chalk, arguments):
+    result = cli(chalk, "runs", "refresh-rates", *arguments)
+
+    assert (result.returncode, result.stdout) == (2, "")
+
+
+def test_it_cancels_a_run(chalk, rates):
+    run_id = started(chalk)
+
+    result = cli(chalk, "cancel", str(run_id))
+
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.startswith("Cancel")
+    assert f"run {run_id} of refresh-rates" in result.stdout
+    assert Run.objects.get(id=run_id).cancel_requested_at is not None
+
+
+def test_it_exits_6_when_the_run_already_ended(chalk, rates):
+    run_id = started(chalk)
+    Run.objects.filter(id=run_id).update(status=RunStatus.SUCCEEDED)
+
+    result = cli(chalk, "cancel", str(run_id))
+
+    assert result.returncode == 6
+    assert "already ended (succeeded)" in result.stderr
+
+
+def test_it_exits_4_for_an_unknown_run(chalk):
+    result = cli(chalk, "cancel", "999999")
+
+    assert result.returncode == 4
+    assert "no run 999999" in result.stderr
+
+
+@pytest.mark.parametrize("run_id", ["abc", "0", "-3", "1.5"])
+def test_it_exits_2_for_a_bad_run_id(chalk, run_id):
+    for command in ("cancel", "logs"):
+        result = cli(chalk, command, run_id)
+
+        assert result.returncode == 2, command
+        assert "is not a run id" in result.stderr, command
+
+
+# --- secrets ---------------------------------------------------------------------------------
+
+
+def test_it_sets_a_secret_from_stdin(chalk):
+    result = cli(chalk, "secrets", "set", "EXCHANGE_API_KEY", stdin=SECRET_VALUE + "\n")
+
+    assert (result.returncode, result.stdout, result.stderr) == (
+        0,
+        "Created secret EXCHANGE_API_KEY\n",
+        "",
+    )
+    assert crypto.decrypt(Secret.objects.get(name="EXCHANGE_API_KEY").ciphertext) == SECRET_VALUE
+
+
+def test_it_replaces_a_secret_from_an_environment_variable(chalk):
+    cli(chalk, "secrets", "set", "EXCHANGE_API_KEY", stdin="old")
+
+    result = cli(
+        chalk, "secrets", "set", "EXCHANGE_API_KEY", "--from-env", "RATES_KEY",
+        RATES_KEY=SECRET_VALUE,
+    )  # fmt: skip
+
+    assert (result.returncode, result.stdout) == (0, "Replaced secret EXCHANGE_API_KEY\n")
+    assert crypto.decrypt(Secret.objects.get(name="EXCHANGE_API_KEY").ciphertext) == SECRET_VALUE
+    assert SECRET_VALUE not in result.stdout + result.stderr
+
+
+def test_it_takes_no_secret_value_as_an_argument(chalk, db):
+    result = cli(chalk, "secrets", "set", "EXCHANGE_API_KEY", SECRET_VALUE)
+
+    assert result.returncode == 2
+    assert not Secret.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "arguments, stdin, message",
+    [
+        ([], "", "the value for EXCHANGE_API_KEY is empty"),
+        ([], "\n", "the value for EXCHANGE_API_KEY is empty"),
+        (["--from-env", "UNSET_VARIABLE"], "", "UNSET_VARIABLE is not set"),
+    ],
+)
+def test_it_exits_2_without_a_value(chalk, db, arguments, stdin, message):
+    result = cli(chalk, "secrets", "set", "EXCHANGE_API_KEY", *arguments, stdin=stdin)
+
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert not Secret.objects.exists()
+
+
+def test_it_exits_2_for_a_secret_name_the_server_refuses(chalk, db):
+    result = cli(chalk, "secrets", "set", "not a name", stdin=SECRET_VALUE)
+
+    assert result.returncode == 2
+    assert result.stderr.startswith("chalkcompute: ")
+    assert not Secret.objects.exists()
+
+
+def test_it_lists_secret_names_never_values(chalk):
+    cli(chalk, "secrets", "set", "EXCHANGE_API_KEY", stdin=SECRET_VALUE)
+    cli(chalk, "secrets", "set", "WAREHOUSE_DSN", stdin="postgres://x")
+
+    table = cli(chalk, "secrets", "ls")
+    document = cli(chalk, "secrets", "ls", "--json")
+
+    assert table.returncode == 0
+    assert [line.split()[0] for line in table.stdout.splitlines()] == [
+        "NAME",
+        "EXCHANGE_API_KEY",
+        "WAREHOUSE_DSN",
+    ]
+    names = [secret["name"] for secret in json.loads(document.stdout)]
+    assert names == ["EXCHANGE_API_KEY", "WAREHOUSE_DSN"]
+    assert SECRET_VALUE not in table.stdout + document.stdout
+
+
+def test_it_says_when_there_are_no_secrets(chalk, db):
+    result = cli(chalk, "secrets", "ls")
+
+    assert result.returncode == 0
+    assert result.stdout.startswith("No secrets.")
+
+
+def test_ls_and_deploy_print_json_too(chalk, rates, tmp_path):
+    listed = cli(chalk, "ls", "--json")
+    (tmp_path / "rates.py").write_text(JOB)
+    deployed = cli(chalk, "deploy", str(tmp_path / "rates.py"), "--json")
+
+    assert [function["name"] for function in json.loads(listed.stdout)] == ["refresh-rates"]
+    assert [(d["name"], d["deploy"]) for d in json.loads(deployed.stdout)] == [
+        ("refresh-rates", "unchanged")
+    ]
