@@ -92,7 +92,7 @@ def test_it_uploads_a_from_env_secret_without_printing_it(chalk, tmp_path):
     assert Function.objects.get(name="rates").current_version.secret_names == ["EXCHANGE_API_KEY"]
 
 
-def test_it_explains_an_unset_from_env_secret(chalk, tmp_path):
+def test_it_explains_a_from_env_secret_neither_set_here_nor_stored(chalk, tmp_path):
     job = write(
         tmp_path,
         "rates.py",
@@ -112,7 +112,8 @@ def test_it_explains_an_unset_from_env_secret(chalk, tmp_path):
     assert (result.returncode, result.stdout) == (1, "")
     assert result.stderr == (
         "chalkcompute: cannot deploy rates: Secret.from_env('EXCHANGE_API_KEY'): "
-        "$EXCHANGE_API_KEY is not set here; export EXCHANGE_API_KEY=... before deploying\n"
+        "$EXCHANGE_API_KEY is not set here and no secret EXCHANGE_API_KEY is stored on the "
+        "server; export EXCHANGE_API_KEY=... before deploying\n"
     )
     assert not Function.objects.exists()
     assert not Secret.objects.exists()
