@@ -88,17 +88,19 @@ def test_the_version_document_shows_every_spec_field(api):
         "timeout:    600 s",
         "overlap:    skip",
         "secrets:    none",
+        "env:        none",
+        "tags:       none",
         "entrypoint: refresh_rates in refresh_rates.py",
         "",
     ]
-    assert lines[11:] == RATES_SOURCE.splitlines()
+    assert lines[13:] == RATES_SOURCE.splitlines()
 
 
 def test_the_deploy_body_schema_is_the_code_and_the_spec(client):
     schema = client.get("/api/schema/?format=json").json()["components"]["schemas"]
     body = schema["DeployInput"]
 
-    assert list(body["properties"]) == [*CODE, *FunctionSpec.field_names()]
+    assert list(body["properties"]) == [*CODE, "files", *FunctionSpec.field_names()]
     assert body["additionalProperties"] is False
     assert body["required"] == ["entrypoint", "source"]
     retries = body["properties"]["retries"]["oneOf"][1]["properties"]
