@@ -131,20 +131,20 @@ def check_env(value: object) -> dict[str, str | dict[str, str]]:
             check_secret_name(name)
         except InvalidNameError:
             raise ValueError(
-                f"name {name!r:.100} is not an environment variable name (letters, digits and "
-                "'_', not starting with a digit)"
+                f"variable name {name!r:.100} is not an environment variable name (letters, "
+                "digits and '_', not starting with a digit)"
             ) from None
         if isinstance(item, Mapping) and set(item) == {"secret"}:
             try:
                 env[name] = {"secret": check_secret_name(item["secret"])}
             except InvalidNameError as exc:
-                raise ValueError(f"{name}: {exc}") from None
+                raise ValueError(f"variable {name}: {exc}") from None
         elif isinstance(item, str) and "\x00" not in item and len(item) <= MAX_ENV_VALUE_CHARS:
             env[name] = item
         else:
             raise ValueError(
-                f"{name} must be a string of at most {MAX_ENV_VALUE_CHARS} characters without "
-                f'NUL, or {{"secret": NAME}} (chalkcompute.Secret), not {item!r:.100}'
+                f"variable {name} must be a string of at most {MAX_ENV_VALUE_CHARS} characters "
+                f'without NUL, or {{"secret": NAME}} (chalkcompute.Secret), not {item!r:.100}'
             )
     return dict(sorted(env.items()))
 
@@ -160,12 +160,12 @@ def check_tags(value: object) -> dict[str, str]:
     for key, item in value.items():
         if not isinstance(key, str) or not _TAG_KEY.fullmatch(key):
             raise ValueError(
-                f"name {key!r:.100} must be 1 to 63 letters, digits, '-', '_', '.' or '/', "
+                f"tag name {key!r:.100} must be 1 to 63 letters, digits, '-', '_', '.' or '/', "
                 'starting and ending with a letter or digit, e.g. "team"'
             )
         if not isinstance(item, str) or len(item) > MAX_TAG_VALUE_CHARS or "\x00" in item:
             raise ValueError(
-                f"{key} must be a string of at most {MAX_TAG_VALUE_CHARS} characters, not "
+                f"tag {key} must be a string of at most {MAX_TAG_VALUE_CHARS} characters, not "
                 f"{item!r:.100}"
             )
     return dict(sorted(value.items()))
