@@ -33,7 +33,7 @@ MAX_ENV_VALUE_CHARS = 4096
 MAX_TAGS = 50
 MAX_TAG_VALUE_CHARS = 255
 # Tag keys as Kubernetes label keys read them: letters, digits, "-", "_", ".", "/".
-_TAG_KEY = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$")
+TAG_KEY = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$")
 MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
 MAX_SECRETS = 100
 TOO_LARGE = "holds a number too large to use"
@@ -158,7 +158,7 @@ def check_tags(value: object) -> dict[str, str]:
     if len(value) > MAX_TAGS:
         raise ValueError(f"has {len(value)} tags; a function has at most {MAX_TAGS}")
     for key, item in value.items():
-        if not isinstance(key, str) or not _TAG_KEY.fullmatch(key):
+        if not isinstance(key, str) or not TAG_KEY.fullmatch(key):
             raise ValueError(
                 f"tag name {key!r:.100} must be 1 to 63 letters, digits, '-', '_', '.' or '/', "
                 'starting and ending with a letter or digit, e.g. "team"'

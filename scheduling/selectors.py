@@ -1,6 +1,7 @@
 """Reads of what a function is, shared by the REST API, the console and the admin."""
 
 import itertools
+from collections.abc import Iterable
 from datetime import datetime
 
 from django.db.models import Prefetch, QuerySet
@@ -13,11 +14,11 @@ from scheduling.models import Function, FunctionVersion, VersionFile
 ON_DEMAND = "on demand"
 
 
-def function_list(*, tags: dict[str, str | None] | None = None) -> QuerySet[Function]:
-    """Functions by name; with `tags`, those whose current version has each tag (a value of
-    None: any value)."""
+def function_list(*, tags: Iterable[tuple[str, str | None]] = ()) -> QuerySet[Function]:
+    """Functions by name; with `tags`, those whose current version has each (key, value) tag
+    (a value of None: any value)."""
     functions = Function.objects.select_related("current_version__image")
-    for number, (key, value) in enumerate(sorted((tags or {}).items())):
+    for number, (key, value) in enumerate(tags):
         if value is None:
             functions = functions.filter(current_version__tags__has_key=key)
         else:

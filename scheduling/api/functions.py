@@ -8,6 +8,7 @@ import base64
 import binascii
 import functools
 import keyword
+import re
 
 from django.conf import settings
 from django.utils import timezone
@@ -26,7 +27,7 @@ from rest_framework.views import APIView
 from access.actor import Actor
 from chalkcompute.image import BLANK_CHARS
 from chalkcompute.names import InvalidNameError, check_function_name
-from chalkcompute.spec import FunctionSpec, InvalidSpecError, Problem
+from chalkcompute.spec import TAG_KEY, FunctionSpec, InvalidSpecError, Problem
 from common.api import (
     BODY_ERRORS,
     COMMON_ERRORS,
@@ -46,7 +47,8 @@ from scheduling.models import Function
 from scheduling.services import MAX_PAUSE_REASON
 
 NEXT_RUNS_SHOWN = 3
-MAX_LOOKUP_NAME = 255  # a Python name too may find a function (function_or_404)
+# A Python name too may find a function (function_or_404).
+PYTHON_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
 ERRORS = {
     400: ErrorSerializer,
     401: ErrorSerializer,
@@ -63,11 +65,10 @@ def function_name_or_400(name: str) -> str:
 
 def function_or_404(name: str) -> Function:
     """The function `name` names: its name, or its Python name (selectors.function_find)."""
-    if len(name) > MAX_LOOKUP_NAME:
+    if not PYTHON_NAME.fullmatch(name):
         function_name_or_400(name)
     function = selectors.function_find(name=name)
     if function is None:
-        function_name_or_400(name)
         raise NotFound(
             f"no function named {name!r} is deployed here; list them with GET /api/v1/functions",
             code="not_found",
@@ -350,7 +351,13 @@ class DeployInputSerializer(StrictInputSerializer):
 
 TAG = OpenApiParameter(
     "tag",
-    {"type": "array", "items": {"type": "string", "maxLength": 320}},
+    {
+        "type": "array",
+        "items": {
+            "type": "string",
+            "pattern": rf"^{TAG_KEY.pattern[1:-1]}(?::[^\u0000]{{0,255}})?$",
+        },
+    },
     OpenApiParameter.QUERY,
     explode=True,
     description='Only functions with this tag: "team:data" (that value) or "team" (any value); '
@@ -358,9 +365,10 @@ TAG = OpenApiParameter(
 )
 
 
-def tags_or_400(wanted: list[str]) -> dict[str, str | None]:
-    """`?tag=team:data&tag=owner` as {"team": "data", "owner": None}, checked by the tags' rule."""
-    tags: dict[str, str | None] = {}
+def tags_or_400(wanted: list[str]) -> list[tuple[str, str | None]]:
+    """`?tag=team:data&tag=owner` as [("team", "data"), ("owner", None)], each checked by the
+    tags' rule."""
+    tags: list[tuple[str, str | None]] = []
     for text in wanted:
         key, sep, value = text.partition(":")
         try:
@@ -369,15 +377,27 @@ def tags_or_400(wanted: list[str]) -> dict[str, str | None]:
             raise ApiError(
                 400, "invalid_tag", f"tag {text[:100]!r}: {exc.problems[0].sentence}"
             ) from None
-        tags[key] = value if sep else None
+        tags.append((key, value if sep else None))
     return tags
 
 
-NAME = OpenApiParameter(
+DEPLOY_NAME = OpenApiParameter(
     "name",
     {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "maxLength": 63},
     OpenApiParameter.PATH,
     description='The function\'s name, a DNS label such as "refresh-exchange-rates"',
+)
+NAME = OpenApiParameter(
+    "name",
+    {
+        "type": "string",
+        "pattern": rf"^(?:[a-z0-9](?:[-a-z0-9]{{0,61}}[a-z0-9])?|{PYTHON_NAME.pattern[1:-1]})$",
+        "maxLength": 255,
+    },
+    OpenApiParameter.PATH,
+    description='The function\'s name, a DNS label such as "refresh-exchange-rates"; reading, '
+    "pausing, resuming, triggering and deleting also take its Python name "
+    '("refresh_exchange_rates"). A deploy takes its name only.',
 )
 HELLO = OpenApiExample(
     "hello",
@@ -442,7 +462,7 @@ class FunctionApi(APIView):
         description="Creates the function (201) or a new version of it (200, deploy "
         '"updated"); the same content again changes nothing (200, deploy "unchanged").',
         tags=["functions"],
-        parameters=[NAME],
+        parameters=[DEPLOY_NAME],
         request=DeployInputSerializer,
         examples=[HELLO],
         responses={
