@@ -9,15 +9,35 @@ from django.db.models.fields.json import KeyTextTransform
 
 from chalkcompute.names import function_name_from
 from chalkcompute.schedule import parse
+from chalkcompute.spec import FunctionSpec, InvalidSpecError
 from scheduling.models import Function, FunctionVersion, VersionFile
 
 ON_DEMAND = "on demand"
 
 
+def parse_tag(text: str) -> tuple[str, str | None]:
+    """A tag filter as people write it: "team:data" (that value) or "team" (any value);
+    ValueError with the tags' rule's message when it cannot be a tag."""
+    key, sep, value = text.partition(":")
+    try:
+        FunctionSpec.check_field("tags", {key: value})
+    except InvalidSpecError as exc:
+        raise ValueError(f"tag {text[:100]!r}: {exc.problems[0].sentence}") from None
+    return key, value if sep else None
+
+
 def function_list(*, tags: Iterable[tuple[str, str | None]] = ()) -> QuerySet[Function]:
     """Functions by name; with `tags`, those whose current version has each (key, value) tag
     (a value of None: any value)."""
-    functions = Function.objects.select_related("current_version__image")
+    return with_tags(Function.objects.select_related("current_version__image"), tags).order_by(
+        "name"
+    )
+
+
+def with_tags(
+    functions: QuerySet[Function], tags: Iterable[tuple[str, str | None]]
+) -> QuerySet[Function]:
+    """`functions` whose current version has each (key, value) tag (None: any value)."""
     for number, (key, value) in enumerate(tags):
         if value is None:
             functions = functions.filter(current_version__tags__has_key=key)
@@ -27,7 +47,7 @@ def function_list(*, tags: Iterable[tuple[str, str | None]] = ()) -> QuerySet[Fu
             functions = functions.annotate(
                 **{tag: KeyTextTransform(key, "current_version__tags")}
             ).filter(**{tag: value})
-    return functions.order_by("name")
+    return functions
 
 
 def with_files(functions: QuerySet[Function]) -> QuerySet[Function]:

@@ -368,17 +368,10 @@ TAG = OpenApiParameter(
 def tags_or_400(wanted: list[str]) -> list[tuple[str, str | None]]:
     """`?tag=team:data&tag=owner` as [("team", "data"), ("owner", None)], each checked by the
     tags' rule."""
-    tags: list[tuple[str, str | None]] = []
-    for text in wanted:
-        key, sep, value = text.partition(":")
-        try:
-            FunctionSpec.check_field("tags", {key: value})
-        except InvalidSpecError as exc:
-            raise ApiError(
-                400, "invalid_tag", f"tag {text[:100]!r}: {exc.problems[0].sentence}"
-            ) from None
-        tags.append((key, value if sep else None))
-    return tags
+    try:
+        return [selectors.parse_tag(text) for text in wanted]
+    except ValueError as exc:
+        raise ApiError(400, "invalid_tag", str(exc)) from None
 
 
 DEPLOY_NAME = OpenApiParameter(
