@@ -43,21 +43,31 @@ class Declared(Protocol):
 _NOT_DEPLOYED: dict[int, Declared] = {}
 
 
+def _run_as_script() -> bool:
+    """`python FILE.py`: not `python -m tool`, a REPL, `-c` or `chalkcompute deploy` (which
+    says what it deploys). Asked while the script runs: Python removes `__main__.__file__`
+    before the interpreter exits."""
+    main = sys.modules.get("__main__")
+    return (
+        getattr(main, "__spec__", None) is None
+        and bool(getattr(main, "__file__", None))
+        and "chalkcompute.cli" not in sys.modules
+    )
+
+
 def note_declared(declared: Declared) -> None:
-    """Remembers a function declared in an imported module, for the notice at exit."""
-    if declared.fn.__module__ != "__main__" and not os.environ.get("CHALK_IN_RUN"):
-        if not _NOT_DEPLOYED:
-            atexit.register(_say_what_was_not_deployed)
-        _NOT_DEPLOYED[id(declared)] = declared
+    """Remembers a function declared in a module a script imported, for the notice at exit."""
+    if declared.fn.__module__ == "__main__" or os.environ.get("CHALK_IN_RUN"):
+        return
+    if not _run_as_script():
+        return
+    if not _NOT_DEPLOYED:
+        atexit.register(_say_what_was_not_deployed)
+    _NOT_DEPLOYED[id(declared)] = declared
 
 
 def _say_what_was_not_deployed() -> None:
-    main = sys.modules.get("__main__")
-    # Only a script run as `python FILE.py`: not `python -m tool`, a REPL or `chalkcompute
-    # deploy` (which says what it deploys).
-    if not _NOT_DEPLOYED or getattr(main, "__spec__", None) is not None:
-        return
-    if not getattr(main, "__file__", None) or "chalkcompute.cli" in sys.modules:
+    if not _NOT_DEPLOYED:
         return
     names = [f"{d.name} ({Path(_source_path(d) or '?').name})" for d in _NOT_DEPLOYED.values()]
     count = len(names)
