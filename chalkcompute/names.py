@@ -6,14 +6,25 @@ trailing newline, and "leak\n" would pass as a twin of "leak".
 
 import re
 
+from chalkcompute.errors import FunctionError
+
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_FUNCTION_NAME = 63  # a DNS label: it names Kubernetes Jobs and labels
 MAX_SECRET_NAME = 128
 
 
-class InvalidNameError(ValueError):
+class InvalidNameError(FunctionError, ValueError):
     pass
+
+
+def function_name_from(python_name: str) -> str:
+    """The name a function gets from its Python name, as Chalk's SDK makes a DNS label of it:
+    lowercase, `_` and `.` become `-`, other characters go, runs of `-` become one, no `-` at
+    either end, at most 63 characters. "" when nothing is left (e.g. a name of only `_`)."""
+    name = python_name.lower().replace("_", "-").replace(".", "-")
+    name = re.sub(r"-{2,}", "-", re.sub(r"[^a-z0-9-]", "", name)).strip("-")
+    return name[:MAX_FUNCTION_NAME].rstrip("-")
 
 
 def check_function_name(name: object) -> str:

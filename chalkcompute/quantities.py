@@ -110,10 +110,13 @@ def memory_bytes(text: str) -> int:
 
 
 def parse_gpu(value: object) -> tuple[str, int]:
-    """Validates "type" or "type:count" and returns (type, count)."""
+    """Validates "type", "type:count" or Chalk's count-first "count:type" and returns
+    (type, count)."""
     if not isinstance(value, str):
         raise InvalidQuantityError(f'gpu must be a string such as "nvidia-l4", not {value!r}')
     kind, sep, count_text = value.strip().partition(":")
+    if sep and kind.isascii() and kind.isdigit():
+        kind, count_text = count_text, kind  # "2:nvidia-a100", as Chalk's docs write it
     if kind not in GPU_TYPES:
         raise InvalidQuantityError(
             f"gpu {value!r} is not a known type; known types: {', '.join(GPU_TYPES)} "

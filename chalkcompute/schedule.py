@@ -45,6 +45,8 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from itertools import pairwise
 
+from chalkcompute.errors import FunctionError
+
 UTC = timezone.utc  # noqa: UP017 - datetime.UTC is 3.11+, and run images may have 3.10
 
 __all__ = ["MAX_LENGTH", "InvalidScheduleError", "Schedule", "parse"]
@@ -88,7 +90,7 @@ _SHORTHAND_LIKE = re.compile(rf"(?:{_NUMBER}[ \t]*[A-Za-z]+[ \t]*)+|{_NUMBER}|[A
 _SHORTHAND = re.compile(r"([0-9]+)([mhd])", re.ASCII)
 
 
-class InvalidScheduleError(ValueError):
+class InvalidScheduleError(FunctionError, ValueError):
     """A schedule Chalkweb will not run. The message says what is wrong and how to fix it."""
 
 

@@ -14,19 +14,27 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, Field, dataclass, field, fields
 from typing import Any, NamedTuple
 
 from chalkcompute import schedule as schedule_engine
 from chalkcompute.alerts import DURATION_BOUNDS, MAX_AFTER_FAILURES, MAX_CHANNELS, Alerts
+from chalkcompute.errors import FunctionError
 from chalkcompute.image import SPEC_SCHEMA as IMAGE_SCHEMA
 from chalkcompute.image import Image
-from chalkcompute.names import check_secret_name
+from chalkcompute.names import InvalidNameError, check_secret_name
 from chalkcompute.quantities import GPU_TYPES, MAX_GPU_COUNT, parse_cpu, parse_gpu, parse_memory
 from chalkcompute.retries import MAX_DELAY_SECONDS, MAX_RETRIES, Retries
 
 OVERLAP_POLICIES = ("skip", "allow")
+MAX_ENV = 100
+MAX_ENV_VALUE_CHARS = 4096
+MAX_TAGS = 50
+MAX_TAG_VALUE_CHARS = 255
+# Tag keys as Kubernetes label keys read them: letters, digits, "-", "_", ".", "/".
+TAG_KEY = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$")
 MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
 MAX_SECRETS = 100
 TOO_LARGE = "holds a number too large to use"
@@ -51,7 +59,7 @@ class Problem(NamedTuple):
         return f"{self.field} {self.message}" if self.message.startswith("must ") else self.message
 
 
-class InvalidSpecError(ValueError):
+class InvalidSpecError(FunctionError, ValueError):
     """A function spec breaks a rule; `problems` lists every broken one, in field order."""
 
     def __init__(self, problems: Iterable[Problem]) -> None:
@@ -108,6 +116,62 @@ def check_secrets(value: object) -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
+def check_env(value: object) -> dict[str, str | dict[str, str]]:
+    """Environment variables of every run: a name to a string, or to {"secret": NAME} for the
+    value of a stored secret (the secret's name need not be the variable's)."""
+    if not isinstance(value, Mapping):
+        raise ValueError(
+            'must be an object of variable names to strings or {"secret": NAME}, e.g. '
+            f'{{"MODE": "prod"}}, not {value!r:.100}'
+        )
+    if len(value) > MAX_ENV:
+        raise ValueError(f"sets {len(value)} variables; a function sets at most {MAX_ENV}")
+    env: dict[str, str | dict[str, str]] = {}
+    for name, item in value.items():
+        try:
+            check_secret_name(name)
+        except InvalidNameError:
+            raise ValueError(
+                f"variable name {name!r:.100} is not an environment variable name (letters, "
+                "digits and '_', not starting with a digit)"
+            ) from None
+        if isinstance(item, Mapping) and set(item) == {"secret"}:
+            try:
+                env[name] = {"secret": check_secret_name(item["secret"])}
+            except InvalidNameError as exc:
+                raise ValueError(f"variable {name}: {exc}") from None
+        elif isinstance(item, str) and "\x00" not in item and len(item) <= MAX_ENV_VALUE_CHARS:
+            env[name] = item
+        else:
+            raise ValueError(
+                f"variable {name} must be a string of at most {MAX_ENV_VALUE_CHARS} characters "
+                f'without NUL, or {{"secret": NAME}} (chalkcompute.Secret), not {item!r:.100}'
+            )
+    return dict(sorted(env.items()))
+
+
+def check_tags(value: object) -> dict[str, str]:
+    """Labels of the function, for finding it (GET /api/v1/functions?tag=KEY:VALUE)."""
+    if not isinstance(value, Mapping):
+        raise ValueError(
+            f'must be an object of names to strings, e.g. {{"team": "data"}}, not {value!r:.100}'
+        )
+    if len(value) > MAX_TAGS:
+        raise ValueError(f"has {len(value)} tags; a function has at most {MAX_TAGS}")
+    for key, item in value.items():
+        if not isinstance(key, str) or not TAG_KEY.fullmatch(key):
+            raise ValueError(
+                f"tag name {key!r:.100} must be 1 to 63 letters, digits, '-', '_', '.' or '/', "
+                'starting and ending with a letter or digit, e.g. "team"'
+            )
+        if not isinstance(item, str) or len(item) > MAX_TAG_VALUE_CHARS or "\x00" in item:
+            raise ValueError(
+                f"tag {key} must be a string of at most {MAX_TAG_VALUE_CHARS} characters, not "
+                f"{item!r:.100}"
+            )
+    return dict(sorted(value.items()))
+
+
 def check_cpu(value: object) -> str | None:
     return None if value is None else parse_cpu(value)
 
@@ -119,8 +183,10 @@ def check_memory(value: object) -> str | None:
 def check_gpu(value: object) -> str | None:
     if value is None:
         return None
-    parse_gpu(value)
-    return value.strip()
+    kind, count = parse_gpu(value)
+    text = value.strip()
+    # Chalk's count-first "2:nvidia-a100" is kept as "nvidia-a100:2": one spelling per GPU.
+    return f"{kind}:{count}" if text[:1].isdigit() else text
 
 
 def check_retries(value: object) -> Retries:
@@ -204,11 +270,14 @@ MEMORY_SCHEMA = {
     "pattern": r"^[1-9][0-9]{0,5}(?:\.[0-9]{1,3})?(?:Mi|Gi|G)$",
     "description": f'Bytes, {_QUANTITY}: "512Mi", "1Gi" (from 1Mi to 1Pi).',
 }
+_GPU_TYPE = "|".join(GPU_TYPES)
+_GPU_COUNT = f"[1-{MAX_GPU_COUNT}]"
 GPU_SCHEMA = {
     "type": "string",
     "nullable": True,
-    "pattern": rf"^(?:{'|'.join(GPU_TYPES)})(?::[1-{MAX_GPU_COUNT}])?$",
-    "description": 'A GPU type, with a count after a colon: "nvidia-l4", "nvidia-l4:2".',
+    "pattern": rf"^(?:(?:{_GPU_TYPE})(?::{_GPU_COUNT})?|{_GPU_COUNT}:(?:{_GPU_TYPE}))$",
+    "description": 'A GPU type, with a count after a colon: "nvidia-l4", "nvidia-l4:2", or '
+    'count first as Chalk writes it, "2:nvidia-l4" (kept as "nvidia-l4:2").',
 }
 _DELAY = {"type": "number", "minimum": 0, "maximum": MAX_DELAY_SECONDS}
 RETRIES_SCHEMA = {
@@ -230,6 +299,36 @@ RETRIES_SCHEMA = {
     ],
     "description": "More attempts after a failed one: a count, or a policy whose max_delay is "
     "not shorter than its initial_delay (both at most a day).",
+}
+ENV_SCHEMA = {
+    "type": "object",
+    "maxProperties": MAX_ENV,
+    # OpenAPI 3.0 has no propertyNames: the names' rule is only written here.
+    "additionalProperties": {
+        "oneOf": [
+            {"type": "string", "maxLength": MAX_ENV_VALUE_CHARS, "pattern": _NO_NUL},
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["secret"],
+                "properties": {"secret": SECRETS_SCHEMA["items"]},
+            },
+        ]
+    },
+    "description": "Environment variables of every run, named with letters, digits and '_' "
+    '(not starting with a digit): a string, or {"secret": NAME} for a stored secret\'s value. '
+    "A name is set here or in secrets, not both.",
+}
+TAGS_SCHEMA = {
+    "type": "object",
+    "maxProperties": MAX_TAGS,
+    "additionalProperties": {
+        "type": "string",
+        "maxLength": MAX_TAG_VALUE_CHARS,
+        "pattern": _NO_NUL,
+    },
+    "description": "Labels for finding the function: names of 1 to 63 letters, digits, '-', "
+    "'_', '.' or '/' to strings.",
 }
 TIMEOUT_SCHEMA = {
     "type": "number",
@@ -291,10 +390,10 @@ def _option(
         document = {key: schema[key] for key in ("type", "nullable", "enum") if key in schema}
         if "items" in schema:
             document["items"] = {"type": schema["items"]["type"]}
-    return field(
-        default=default,
-        metadata={"check": check, "schema": schema, "to_json": to_json, "document": document},
-    )
+    metadata = {"check": check, "schema": schema, "to_json": to_json, "document": document}
+    if isinstance(default, dict):  # a field holds its own dict: dataclasses share no default
+        return field(default_factory=dict, metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 _RETRIES_DOCUMENT = {
@@ -335,6 +434,10 @@ class FunctionSpec:
     )
     timeout: float | None = _option(None, check_timeout, TIMEOUT_SCHEMA)
     overlap: str = _option("skip", check_overlap, OVERLAP_SCHEMA)
+    env: dict = _option(
+        {}, check_env, ENV_SCHEMA, to_json=dict, document={"type": "object"}
+    )  # fmt: skip
+    tags: dict = _option({}, check_tags, TAGS_SCHEMA, to_json=dict, document={"type": "object"})
     alerts: Alerts = _option(
         Alerts(),
         check_alerts,
@@ -352,8 +455,17 @@ class FunctionSpec:
                 problems += exc.problems
             else:
                 object.__setattr__(self, spec_field.name, value)
+        both = sorted(set(self.secrets).intersection(self.env)) if not problems else []
+        if both:
+            problems.append(Problem("env", f"{', '.join(both)} is set in env and in secrets"))
         if problems:
             raise InvalidSpecError(problems)
+
+    @property
+    def secrets_read(self) -> tuple[str, ...]:
+        """Every stored secret a run gets: by its name, and under an env variable."""
+        refs = (item["secret"] for item in self.env.values() if isinstance(item, dict))
+        return tuple(sorted({*self.secrets, *refs}))
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
@@ -408,7 +520,7 @@ class FunctionSpec:
     def schema(cls, name: str) -> dict[str, Any]:
         """The field's schema as the deploy body takes it (with its default)."""
         spec_field = _FIELDS[name]
-        default = spec_field.metadata["to_json"](spec_field.default)
+        default = spec_field.metadata["to_json"](_default(spec_field))
         return {**spec_field.metadata["schema"], "default": default}
 
     @classmethod
@@ -423,6 +535,12 @@ class FunctionSpec:
 
     def __hash__(self) -> int:
         return hash(self.canonical_json)
+
+
+def _default(spec_field: Field) -> Any:
+    if spec_field.default_factory is not MISSING:
+        return spec_field.default_factory()
+    return spec_field.default
 
 
 _FIELDS = {spec_field.name: spec_field for spec_field in fields(FunctionSpec)}

@@ -248,6 +248,8 @@ REST_FRAMEWORK = {
 }
 # The largest module source a deploy may carry, in bytes (UTF-8).
 CHALK_MAX_SOURCE_BYTES = env_int("CHALK_MAX_SOURCE_BYTES", 1024 * 1024)
+# The most bytes of files a deploy may ship with its code (Image.add_local_*), all together.
+CHALK_MAX_FILES_BYTES = env_int("CHALK_MAX_FILES_BYTES", 4 * 1024 * 1024)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Chalkweb API",
     "DESCRIPTION": "Deploy, schedule and inspect scheduled Python functions.",

@@ -30,8 +30,9 @@ class ApiError(APIException):
 
 def max_request_bytes() -> int:
     # JSON escaping makes the body of a source a little larger than the source (quotes,
-    # backslashes, newlines: 2 bytes each); the source's own bound is checked after parsing.
-    return 4 * settings.CHALK_MAX_SOURCE_BYTES + 64 * 1024
+    # backslashes, newlines: 2 bytes each); files go as base64 (4 bytes for 3, and their
+    # paths). Each bound is checked after parsing.
+    return 4 * settings.CHALK_MAX_SOURCE_BYTES + 2 * settings.CHALK_MAX_FILES_BYTES + 64 * 1024
 
 
 def request_too_large() -> ApiError:
@@ -39,7 +40,7 @@ def request_too_large() -> ApiError:
         413,
         "request_too_large",
         f"the request body is larger than {max_request_bytes()} bytes, the most this server "
-        "accepts (4 x CHALK_MAX_SOURCE_BYTES + 64 KiB)",
+        "accepts (4 x CHALK_MAX_SOURCE_BYTES + 2 x CHALK_MAX_FILES_BYTES + 64 KiB)",
     )
 
 

@@ -12,6 +12,7 @@ a heartbeat at most MAX_HEARTBEAT_ITEMS lines and samples, and log lines follow 
 services.log_append (no system line, per-line and per-attempt caps, resends told from forgery).
 """
 
+import base64
 import functools
 import json
 import math
@@ -182,10 +183,10 @@ def attempt_detail(request, attempt: Attempt, body: dict) -> JsonResponse:
     if not services.attempt_begin(attempt=attempt, now=now):
         return _error(409, "already_started", "this attempt was already fetched by a runner")
     version = attempt.run.version
-    secrets = {
-        s.name: decrypt(s.ciphertext) for s in Secret.objects.filter(name__in=version.secret_names)
+    stored = {
+        s.name: decrypt(s.ciphertext) for s in Secret.objects.filter(name__in=version.secrets_read)
     }
-    missing = sorted(set(version.secret_names) - set(secrets))
+    missing = sorted(set(version.secrets_read) - set(stored))
     if missing:
         reason = (
             f"secret {', '.join(missing)} no longer exists; set it again with "
@@ -195,7 +196,18 @@ def attempt_detail(request, attempt: Attempt, body: dict) -> JsonResponse:
             attempt=attempt, status=AttemptStatus.FAILED, reason=reason, now=now
         )
         return _error(409, "missing_secret", reason)
+    # Secrets go by the variable the run gets them as, so the runner masks every one of them.
+    secrets = {name: stored[name] for name in version.secret_names}
     env = ImageSpec.from_spec(version.image.spec).environment
+    for variable, value in version.env.items():
+        if isinstance(value, dict):
+            secrets[variable] = stored[value["secret"]]
+        else:
+            env[variable] = value
+    files = [
+        {"path": file.path, "content_base64": base64.b64encode(bytes(file.content)).decode()}
+        for file in version.files.all()
+    ]
     return JsonResponse(
         {
             "attempt_id": attempt.id,
@@ -208,6 +220,7 @@ def attempt_detail(request, attempt: Attempt, body: dict) -> JsonResponse:
             "source_filename": version.source_filename,
             "secrets": secrets,
             "env": env,
+            "files": files,
             "start_at": attempt.not_before.timestamp(),
             "timeout": version.timeout,
             "memory": version.memory,

@@ -9,6 +9,7 @@ from django.db.models.functions import RowNumber, TruncHour, TruncMinute
 
 from common.paging import KeysetPage, keyset_page
 from runs.models import Attempt, ImageBuild, LogLine, Run, RunStatus, UsageSample
+from scheduling import selectors as scheduling_selectors
 from scheduling.models import Function, FunctionVersion
 
 
@@ -68,9 +69,16 @@ RUN_ROW_FIELDS = (
 
 
 def function_list_page(
-    *, name_contains: str = "", state: str = "", after=None, before=None, size: int
+    *,
+    name_contains: str = "",
+    state: str = "",
+    tag: tuple[str, str | None] | None = None,
+    after=None,
+    before=None,
+    size: int,
 ) -> KeysetPage:
-    """Functions by name, filtered by part of the name and by state (active / paused)."""
+    """Functions by name, filtered by part of the name, by state (active / paused) and by a
+    tag (scheduling.selectors.parse_tag)."""
     functions = Function.objects.select_related("current_version").defer(
         # A version's source can be a megabyte: the list needs none of it.
         "current_version__source"
@@ -81,6 +89,8 @@ def function_list_page(
         functions = functions.filter(paused=True)
     elif state == "active":
         functions = functions.filter(paused=False)
+    if tag is not None:
+        functions = scheduling_selectors.with_tags(functions, [tag])
     return keyset_page(functions, key="name", size=size, after=after, before=before)
 
 

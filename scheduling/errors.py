@@ -13,6 +13,10 @@ class SourceTooLargeError(SchedulingError):
     status = 413
 
 
+class InvalidFilesError(SchedulingError):
+    code = "invalid_files"
+
+
 class UnknownSecretError(SchedulingError):
     code = "unknown_secret"
 

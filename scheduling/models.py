@@ -118,6 +118,9 @@ class FunctionVersion(models.Model):
     timeout = models.FloatField(null=True, blank=True)  # seconds
     overlap = models.CharField(max_length=8, choices=OVERLAP_CHOICES, default="skip")
     secret_names = models.JSONField(default=list)  # sorted; names, never values
+    # Variables of every run: a name to its value, or to {"secret": NAME} (never a value).
+    env = models.JSONField(default=dict)
+    tags = models.JSONField(default=dict)  # labels for finding functions
     alerts = models.JSONField(default=default_alerts)  # chalkcompute.Alerts.as_dict()
     # SHA-256 of the canonical JSON of everything above except `number`: a redeploy with the
     # current version's hash is "unchanged". Not unique: a rollback deploys old content again.
@@ -188,6 +191,34 @@ class FunctionVersion(models.Model):
     def spec(self) -> FunctionSpec:
         """The FunctionSpec this version was deployed with, checked as a deploy checks it."""
         return FunctionSpec.from_dict(self.spec_document)
+
+    @property
+    def secrets_read(self) -> list[str]:
+        """Every stored secret a run of this version gets, by name or under an env variable."""
+        refs = (item["secret"] for item in self.env.values() if isinstance(item, dict))
+        return sorted({*self.secret_names, *refs})
+
+
+class VersionFile(models.Model):
+    """A file shipped with a version's code (Image.add_local_python_source, add_local_file,
+    add_local_dir): written at `path` in the run's working directory before it starts."""
+
+    version = models.ForeignKey(FunctionVersion, on_delete=models.CASCADE, related_name="files")
+    path = models.CharField(max_length=1024)  # relative, "/"-separated, checked at deploy
+    content = models.BinaryField()
+    size = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["version", "path"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["version", "path"], name="scheduling_one_file_per_path"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.path
 
 
 class ApiToken(models.Model):

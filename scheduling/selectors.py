@@ -1,22 +1,78 @@
 """Reads of what a function is, shared by the REST API, the console and the admin."""
 
 import itertools
+from collections.abc import Iterable
 from datetime import datetime
 
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
+from django.db.models.fields.json import KeyTextTransform
 
+from chalkcompute.names import function_name_from
 from chalkcompute.schedule import parse
-from scheduling.models import Function, FunctionVersion
+from chalkcompute.spec import FunctionSpec, InvalidSpecError
+from scheduling.models import Function, FunctionVersion, VersionFile
 
 ON_DEMAND = "on demand"
 
 
-def function_list() -> QuerySet[Function]:
-    return Function.objects.select_related("current_version__image").order_by("name")
+def parse_tag(text: str) -> tuple[str, str | None]:
+    """A tag filter as people write it: "team:data" (that value) or "team" (any value);
+    ValueError with the tags' rule's message when it cannot be a tag."""
+    key, sep, value = text.partition(":")
+    try:
+        FunctionSpec.check_field("tags", {key: value})
+    except InvalidSpecError as exc:
+        raise ValueError(f"tag {text[:100]!r}: {exc.problems[0].sentence}") from None
+    return key, value if sep else None
+
+
+def function_list(*, tags: Iterable[tuple[str, str | None]] = ()) -> QuerySet[Function]:
+    """Functions by name; with `tags`, those whose current version has each (key, value) tag
+    (a value of None: any value)."""
+    return with_tags(Function.objects.select_related("current_version__image"), tags).order_by(
+        "name"
+    )
+
+
+def with_tags(
+    functions: QuerySet[Function], tags: Iterable[tuple[str, str | None]]
+) -> QuerySet[Function]:
+    """`functions` whose current version has each (key, value) tag (None: any value)."""
+    for number, (key, value) in enumerate(tags):
+        if value is None:
+            functions = functions.filter(current_version__tags__has_key=key)
+        else:
+            # A key transform, not a `tags__<key>` lookup: a key may hold "__".
+            tag = f"tag_{number}"
+            functions = functions.annotate(
+                **{tag: KeyTextTransform(key, "current_version__tags")}
+            ).filter(**{tag: value})
+    return functions
+
+
+def with_files(functions: QuerySet[Function]) -> QuerySet[Function]:
+    """`functions` with their current version's shipped files, without their content."""
+    return functions.prefetch_related(
+        Prefetch("current_version__files", queryset=VersionFile.objects.defer("content"))
+    )
 
 
 def function_get(*, name: str) -> Function | None:
     return function_list().filter(name=name).first()
+
+
+def function_find(*, name: str) -> Function | None:
+    """The function called `name`, else the one whose name Chalk's SDK makes of the Python
+    name `name` (refresh_exchange_rates: refresh-exchange-rates), else the only function whose
+    current entrypoint is `name`: users of Chalk know a function by its Python name."""
+    function = function_get(name=name)
+    derived = function_name_from(name)
+    if function is None and derived and derived != name:
+        function = function_get(name=derived)
+    if function is None and name.isidentifier():
+        matches = list(function_list().filter(current_version__entrypoint=name)[:2])
+        function = matches[0] if len(matches) == 1 else None
+    return function
 
 
 def schedule_description(version: FunctionVersion | None) -> str:

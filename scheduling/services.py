@@ -26,6 +26,7 @@ from chalkcompute.schedule import parse
 from chalkcompute.spec import FunctionSpec
 from scheduling import crypto
 from scheduling.errors import (
+    InvalidFilesError,
     InvalidSecretNameError,
     InvalidSecretValueError,
     InvalidTokenNameError,
@@ -35,7 +36,7 @@ from scheduling.errors import (
     UnknownSecretError,
     UnknownVersionError,
 )
-from scheduling.models import ApiToken, Function, FunctionVersion, Image, Secret
+from scheduling.models import ApiToken, Function, FunctionVersion, Image, Secret, VersionFile
 
 MAX_SECRET_VALUE_BYTES = 64 * 1024
 MAX_PAUSE_REASON = 500
@@ -66,12 +67,25 @@ _FIRST_SPEC_FIELDS = frozenset(
 )
 
 
-def content_hash(*, source: str, source_filename: str, entrypoint: str, spec: FunctionSpec) -> str:
+def files_digest(files: dict[str, bytes]) -> list[list[str]]:
+    """Shipped files as [path, sha256] pairs, sorted: what a version's hash holds of them."""
+    return [[path, hashlib.sha256(content).hexdigest()] for path, content in sorted(files.items())]
+
+
+def content_hash(
+    *,
+    source: str,
+    source_filename: str,
+    entrypoint: str,
+    spec: FunctionSpec,
+    files: dict[str, bytes] | None = None,
+) -> str:
     """SHA-256 of the canonical JSON of the code and spec.as_dict(): a redeploy with the
     current version's hash is "unchanged". Hashed as it always was, so versions stored before
     FunctionSpec stay "unchanged": the image by its hash, the secrets as `secret_names`, and
     the canonical cron beside the schedule (an engine that reads a schedule differently makes
-    a new version, with the cron the scheduler then reads)."""
+    a new version, with the cron the scheduler then reads). Shipped files count by path and
+    content hash, when there are any."""
     defaults = FunctionSpec().as_dict()
     content = {
         name: value
@@ -82,8 +96,50 @@ def content_hash(*, source: str, source_filename: str, entrypoint: str, spec: Fu
     content["secret_names"] = content.pop("secrets")
     content["cron"] = spec.schedule.cron if spec.schedule is not None else None
     content.update(source=source, source_filename=source_filename, entrypoint=entrypoint)
+    if files:
+        content["files"] = files_digest(files)
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(canonical.encode("ascii")).hexdigest()
+
+
+MAX_FILES = 1000
+MAX_FILE_PATH = 1024
+
+
+def check_files(files: dict[str, bytes], *, source_filename: str) -> dict[str, bytes]:
+    """Files shipped with the code: relative "/"-separated paths with no "." or ".." part,
+    not the module itself, at most MAX_FILES of them and CHALK_MAX_FILES_BYTES together."""
+    if len(files) > MAX_FILES:
+        raise InvalidFilesError(
+            f"{len(files)} files are shipped; the limit is {MAX_FILES}. Ship a folder's "
+            "code only (add_local_dir exclude=[...]) and read data from your store"
+        )
+    for path in files:
+        parts = path.split("/")
+        if (
+            not path
+            or len(path) > MAX_FILE_PATH
+            or path.startswith("/")
+            or "\\" in path
+            or "\x00" in path
+            or any(part in ("", ".", "..") for part in parts)
+        ):
+            raise InvalidFilesError(
+                f"file path {path[:100]!r} must be relative, with no '.', '..' or empty part "
+                '(e.g. "helpers/rates.py"), and at most 1024 characters'
+            )
+        if path == source_filename:
+            raise InvalidFilesError(
+                f"file {path} is the module itself ({source_filename}); do not ship it again"
+            )
+    total = sum(len(content) for content in files.values())
+    if total > settings.CHALK_MAX_FILES_BYTES:
+        raise InvalidFilesError(
+            f"the shipped files are {total} bytes; the limit is {settings.CHALK_MAX_FILES_BYTES} "
+            "bytes (CHALK_MAX_FILES_BYTES on the server). Ship code, not data: leave large "
+            "files out (add_local_dir exclude=[...]) and read them from your store at run time"
+        )
+    return files
 
 
 def function_deploy(
@@ -95,11 +151,13 @@ def function_deploy(
     spec: FunctionSpec,
     actor: Actor,
     now: datetime,
+    files: dict[str, bytes] | None = None,
     rollback_of: int | None = None,
 ) -> DeployResult:
     """Deploys `name`: creates the function, adds a version, or reports "unchanged".
 
-    1. Check what needs no database: the name and the size of the source.
+    1. Check what needs no database: the name, the size of the source and of the files
+       shipped with it (each at a path the run can write).
     2. In one transaction, lock the Function row, creating it if this is the first deploy.
     3. If the content hash equals the current version's, stop: nothing changes.
     4. Check that every secret exists, locking those rows so none is deleted meanwhile.
@@ -112,9 +170,10 @@ def function_deploy(
     secret is reading it.
     """
     authorize(actor, Right.DEPLOY)
-    if spec.secrets:
+    if spec.secrets_read:
         authorize(actor, Right.SECRETS)
     check_function_name(name)
+    files = check_files(files or {}, source_filename=source_filename)
     source_bytes = len(source.encode("utf-8"))
     if source_bytes > settings.CHALK_MAX_SOURCE_BYTES:
         raise SourceTooLargeError(
@@ -123,7 +182,7 @@ def function_deploy(
             "read it at run time from your store, or raise the limit"
         )
     code = {"source": source, "source_filename": source_filename, "entrypoint": entrypoint}
-    version_hash = content_hash(**code, spec=spec)
+    version_hash = content_hash(**code, spec=spec, files=files)
 
     with transaction.atomic():
         # Two deploys of one name at once must not both create version n+1: the second waits
@@ -138,10 +197,10 @@ def function_deploy(
 
         found = set(
             Secret.objects.select_for_update()
-            .filter(name__in=spec.secrets)
+            .filter(name__in=spec.secrets_read)
             .values_list("name", flat=True)
         )
-        missing = [n for n in spec.secrets if n not in found]
+        missing = [n for n in spec.secrets_read if n not in found]
         if missing:
             listed = ", ".join(missing)
             raise UnknownSecretError(
@@ -165,6 +224,16 @@ def function_deploy(
             created_by_user=actor.user,
             created_by_token=actor.token,
             created_at=now,
+        )
+        VersionFile.objects.bulk_create(
+            VersionFile(
+                version=version,
+                path=path,
+                content=content,
+                size=len(content),
+                sha256=hashlib.sha256(content).hexdigest(),
+            )
+            for path, content in sorted(files.items())
         )
 
         same_cron = current is not None and current.cron == version.cron
@@ -211,6 +280,7 @@ def function_rollback(
         source_filename=version.source_filename,
         entrypoint=version.entrypoint,
         spec=version.spec,
+        files={file.path: bytes(file.content) for file in version.files.all()},
         actor=actor,
         now=now,
         rollback_of=number,
@@ -343,8 +413,9 @@ def check_secret_value(name: str, value: object) -> str:
 
 
 def secret_set(*, name: str, value: str, actor: Actor, now: datetime) -> tuple[Secret, bool]:
-    """Stores `value` encrypted under `name`, replacing any value there. Returns (secret,
-    created). The audit trail gets the name, never the value."""
+    """Stores `value` encrypted under `name`, replacing any other value there. Returns (secret,
+    created); storing the value already stored changes nothing (its `updated_at` stays). The
+    audit trail gets the name, never the value."""
     authorize(actor, Right.SECRETS)
     try:
         check_secret_name(name)
@@ -356,6 +427,8 @@ def secret_set(*, name: str, value: str, actor: Actor, now: datetime) -> tuple[S
             name=name,
             defaults={"ciphertext": ciphertext, "created_at": now, "updated_at": now},
         )
+        if not created and crypto.decrypt(secret.ciphertext) == value:
+            return secret, False  # the value it has: nothing changes, and updated_at stays
         if not created:
             secret.ciphertext = ciphertext
             secret.updated_at = now
@@ -378,19 +451,20 @@ def secret_users(*, names: list[str]) -> dict[str, list[str]]:
     """For each of `names`, the functions whose current version reads it, in one query."""
     if not names:
         return {}
-    # secret_names is a JSON list: matched here because SQLite has no JSON containment.
-    rows = (
+    # secret_names and env are JSON: matched here because SQLite has no JSON containment.
+    versions = (
         FunctionVersion.objects.filter(
             pk__in=Function.objects.filter(current_version__isnull=False).values("current_version")
         )
-        .exclude(secret_names=[])
-        .values_list("function__name", "secret_names")
+        .exclude(secret_names=[], env={})
+        .select_related("function")
+        .only("function__name", "secret_names", "env")
     )
     wanted = set(names)
     users: dict[str, list[str]] = {}
-    for function_name, secret_names in rows:
-        for name in wanted.intersection(secret_names):
-            users.setdefault(name, []).append(function_name)
+    for version in versions:
+        for name in wanted.intersection(version.secrets_read):
+            users.setdefault(name, []).append(version.function.name)
     return {name: sorted(functions) for name, functions in users.items()}
 
 

@@ -26,6 +26,15 @@ _SHOWN: dict[str, Callable[[Any], str]] = {
     "timeout": lambda timeout: f"{timeout:g} s" if timeout else "none",
     "overlap": str,
     "secrets": lambda names: ", ".join(names) or "none",
+    # A secret's value is never shown: only the name of the secret a variable reads.
+    "env": lambda env: (
+        ", ".join(
+            f"{name}=secret {value['secret']}" if isinstance(value, dict) else f"{name}={value}"
+            for name, value in env.items()
+        )
+        or "none"
+    ),
+    "tags": lambda tags: ", ".join(f"{key}={value}" for key, value in tags.items()) or "none",
     "alerts": lambda alerts: Alerts.coerce(alerts).describe() or "the server's defaults",
 }
 
@@ -38,8 +47,12 @@ def version_document(version: FunctionVersion) -> list[str]:
         shown["schedule"] += f"  (cron {version.cron})"
     names = [*(name for name in _SHOWN if name in shown), *(n for n in shown if n not in _SHOWN)]
     lines = [f"{name + ':':<11} {shown[name]}" for name in names]
-    lines += [f"entrypoint: {version.entrypoint} in {version.source_filename}", ""]
-    return lines + version.source.splitlines()
+    lines.append(f"entrypoint: {version.entrypoint} in {version.source_filename}")
+    lines += [
+        f"file:       {file.path} ({file.size} bytes, sha256 {file.sha256[:12]})"
+        for file in version.files.all()
+    ]
+    return [*lines, "", *version.source.splitlines()]
 
 
 @dataclass(frozen=True)
@@ -85,9 +98,9 @@ def versions_to_diff(
         return diff_from, diff_to, None, ""
     versions = {
         v.number: v
-        for v in FunctionVersion.objects.select_related("image").filter(
-            function=function, number__in=[diff_from, diff_to]
-        )
+        for v in FunctionVersion.objects.select_related("image")
+        .prefetch_related("files")
+        .filter(function=function, number__in=[diff_from, diff_to])
     }
     missing = [n for n in (diff_from, diff_to) if n not in versions]
     if missing:

@@ -10,8 +10,10 @@ subprocess, say) still reaches the runner through the stdout and stderr pipes.
 The events (the runner masks secrets in every text of them):
 - {"kind": "line", "stream": "stdout"|"stderr", "ts", "text"}: printed text, a line with its
   "\n", or a part of one (on a flush, or every PIECE_CHARS of a long line);
-- {"kind": "log", "level", "levelno", "ts", "text", "more"}: a chalk_logger record, a long
-  one in parts of PIECE_CHARS, "more" on every part but its last;
+- {"kind": "log", "level", "levelno", "ts", "text", "more"}: a logging record (chalk_logger's
+  from DEBUG, every other logger's from INFO, as Chalk's runtime logs them; a record of
+  another logger than chalk_logger starts with its logger's name), a long one in parts of
+  PIECE_CHARS, "more" on every part but its last;
 - {"kind": "result", "ok": true, "return", "return_cut"} or {"kind": "result", "ok": false,
   "error_type", "error_message", "error_message_cut", "traceback", "traceback_cut"}: the
   texts cut to their limits ("_cut" true), the traceback keeping its end.
@@ -98,16 +100,19 @@ class _LinesToEvents:
 
 
 class _RunLogHandler(logging.Handler):
-    """Sends chalk_logger records to the runner, which puts them in the run's log."""
+    """Sends logging records to the runner, which puts them in the run's log with their level:
+    chalk_logger's as their message, any other logger's after its name ("helpers.rates: …")."""
 
     def __init__(self, events: _EventWriter) -> None:
-        super().__init__(logging.DEBUG)
+        super().__init__(logging.NOTSET)
         self.events = events
         self.setFormatter(logging.Formatter("%(message)s"))
+        self.named = logging.Formatter("%(name)s: %(message)s")
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            text = self.format(record)
+            chalk = record.name == "chalk" or record.name.startswith("chalk.")
+            text = (self.format if chalk else self.named.format)(record)
             starts = range(0, len(text), PIECE_CHARS) if text else [0]
             self.events.send(
                 *(
@@ -143,10 +148,12 @@ def main() -> int:
     events = _EventWriter(int(os.environ["CHALK_EVENTS_FD"]))
     sys.stdout = _LinesToEvents(events, "stdout", sys.stdout)
     sys.stderr = _LinesToEvents(events, "stderr", sys.stderr)
-    chalk_logger = logging.getLogger("chalk")
-    chalk_logger.handlers[:] = [_RunLogHandler(events)]
-    chalk_logger.setLevel(logging.DEBUG)
-    chalk_logger.propagate = False
+    # One handler, on the root logger: every logger's records reach it (INFO and up, the
+    # root's level, unless a logger sets its own), chalk_logger's from DEBUG.
+    root = logging.getLogger()
+    root.handlers[:] = [_RunLogHandler(events)]
+    root.setLevel(logging.INFO)
+    logging.getLogger("chalk").setLevel(logging.DEBUG)
     events.send({"kind": "started", "ts": time.time()})
     try:
         function = _load(path, entrypoint)

@@ -22,6 +22,7 @@ records (through the events pipe), the exception's message and traceback and the
 Each stream of text is masked as a stream, so a secret split across two writes is masked too.
 """
 
+import base64
 import codecs
 import json
 import os
@@ -420,6 +421,7 @@ class Attempt:
     def run(self) -> dict:
         spec = self.spec
         workdir = Path(tempfile.mkdtemp(prefix="chalk-run-"))
+        _write_files(workdir, spec.get("files") or [])
         source_path = workdir / spec["source_filename"]
         source_path.write_text(spec["source"])
         read_fd, write_fd = os.pipe()
@@ -580,6 +582,19 @@ def _signal_session(session_id: int, sig: int) -> None:
         os.killpg(session_id, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def _write_files(workdir: Path, files: list) -> None:
+    """Writes the files shipped with the code (Image.add_local_*) in the working directory,
+    which is the function's cwd and on its sys.path. The server checked the paths; a path
+    that would still leave the folder is skipped."""
+    root = workdir.resolve()
+    for item in files:
+        target = (root / item["path"]).resolve()
+        if root not in target.parents:
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(base64.b64decode(item["content_base64"]))
 
 
 def _level(name: object, number: object) -> str:

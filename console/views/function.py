@@ -84,6 +84,7 @@ def function_page(request, name: str):
         alerts=list(alert_selectors.function_deliveries(function_id=function.id)[:EVENTS_SHOWN]),
         alerting=alert_selectors.function_alerting(function),
         missed_scan=selectors.MISSED_SCAN_RUNS,
+        version_files=list(version.files.defer("content")) if version else [],
         versions=selectors.version_history_page(
             function=function,
             after=int_cursor(request.GET, "versions_after"),

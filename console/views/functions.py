@@ -45,9 +45,16 @@ def functions_page(request):
     state = request.GET.get("state", "")
     if state not in STATES:
         state = ""
+    tag_text, tag = request.GET.get("tag", "").strip(), None
+    if tag_text:
+        try:
+            tag = scheduling_selectors.parse_tag(tag_text)
+        except ValueError as exc:
+            tag_text, error, status = "", str(exc), 400
     page = selectors.function_list_page(
         name_contains=name_contains,
         state=state,
+        tag=tag,
         after=text_cursor(request.GET, "after"),
         before=text_cursor(request.GET, "before"),
         size=PAGE_SIZE,
@@ -66,7 +73,7 @@ def functions_page(request):
     context = {
         "page": page,
         "rows": rows,
-        "filters": {"q": name_contains, "state": state},
+        "filters": {"q": name_contains, "state": state, "tag": tag_text},
         "states": STATES,
         "flash": flash,
         "error": error,

@@ -4,8 +4,11 @@ The deploy body is the code and a chalkcompute.FunctionSpec, each spec field che
 SDK's own rule for it, so what the decorator accepts the server accepts, with the same messages.
 """
 
+import base64
+import binascii
 import functools
 import keyword
+import re
 
 from django.conf import settings
 from django.utils import timezone
@@ -24,7 +27,7 @@ from rest_framework.views import APIView
 from access.actor import Actor
 from chalkcompute.image import BLANK_CHARS
 from chalkcompute.names import InvalidNameError, check_function_name
-from chalkcompute.spec import FunctionSpec, InvalidSpecError, Problem
+from chalkcompute.spec import TAG_KEY, FunctionSpec, InvalidSpecError, Problem
 from common.api import (
     BODY_ERRORS,
     COMMON_ERRORS,
@@ -44,6 +47,8 @@ from scheduling.models import Function
 from scheduling.services import MAX_PAUSE_REASON
 
 NEXT_RUNS_SHOWN = 3
+# A Python name too may find a function (function_or_404).
+PYTHON_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
 ERRORS = {
     400: ErrorSerializer,
     401: ErrorSerializer,
@@ -59,7 +64,10 @@ def function_name_or_400(name: str) -> str:
 
 
 def function_or_404(name: str) -> Function:
-    function = selectors.function_get(name=function_name_or_400(name))
+    """The function `name` names: its name, or its Python name (selectors.function_find)."""
+    if not PYTHON_NAME.fullmatch(name):
+        function_name_or_400(name)
+    function = selectors.function_find(name=name)
     if function is None:
         raise NotFound(
             f"no function named {name!r} is deployed here; list them with GET /api/v1/functions",
@@ -78,6 +86,40 @@ def _entrypoint(value: str) -> str:
             "the top level of the source, e.g. refresh_exchange_rates"
         )
     return value
+
+
+def _files(value: object) -> dict[str, bytes]:
+    """[{"path", "content_base64"}] to {path: content}; the paths' rules are the service's."""
+    if not isinstance(value, list):
+        raise serializers.ValidationError(
+            'must be a list of {"path": "helpers/rates.py", "content_base64": "..."}'
+        )
+    files: dict[str, bytes] = {}
+    for index, item in enumerate(value):
+        if (
+            not isinstance(item, dict)
+            or set(item) != {"path", "content_base64"}
+            or not isinstance(item["path"], str)
+            or not isinstance(item["content_base64"], str)
+        ):
+            raise serializers.ValidationError(
+                f'item {index} must be {{"path": "...", "content_base64": "..."}}, two strings'
+            )
+        try:
+            content = base64.b64decode(item["content_base64"], validate=True)
+        except binascii.Error:
+            raise serializers.ValidationError(
+                f"item {index} ({item['path'][:100]!r}): content_base64 is not base64"
+            ) from None
+        if item["path"] in files:
+            raise serializers.ValidationError(f"{item['path'][:100]!r} is listed twice")
+        files[item["path"]] = content
+    return files
+
+
+class FilesField(serializers.Field):
+    def to_internal_value(self, data: object) -> dict[str, bytes]:
+        return _files(data)
 
 
 def _source_filename(value: str) -> str:
@@ -114,6 +156,22 @@ CODE_SCHEMAS = {
         "maxLength": 255,
         "pattern": rf"^(?!(?:{'|'.join(keyword.kwlist)})$)[A-Za-z_][A-Za-z0-9_]*$",
         "description": "The name of the function, defined at the top level of the source.",
+    },
+    "files": {
+        "type": "array",
+        "default": [],
+        "items": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["path", "content_base64"],
+            "properties": {
+                "path": {"type": "string", "minLength": 1, "maxLength": 1024},
+                "content_base64": {"type": "string", "format": "byte"},
+            },
+        },
+        "description": "Files shipped with the code, written at `path` (relative, no '.' or "
+        "'..' part) in the run's working directory: at most 1000, and CHALK_MAX_FILES_BYTES "
+        f"({settings.CHALK_MAX_FILES_BYTES}) bytes together, else 400.",
     },
 }
 
@@ -171,6 +229,7 @@ class FunctionOutputSerializer(serializers.Serializer):
     entrypoint = serializers.CharField(source="current_version.entrypoint")
     source_filename = serializers.CharField(source="current_version.source_filename")
     source_sha256 = serializers.CharField(source="current_version.source_sha256")
+    files = serializers.SerializerMethodField()
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
     console_url = serializers.SerializerMethodField()
@@ -184,6 +243,23 @@ class FunctionOutputSerializer(serializers.Serializer):
         field = serializers.DateTimeField()
         times = selectors.next_fire_times(function, NEXT_RUNS_SHOWN)
         return [field.to_representation(moment) for moment in times]
+
+    @extend_schema_field(
+        {
+            "type": "array",
+            "description": "The files shipped with the code, by path (never their content).",
+            "items": {
+                "type": "object",
+                "properties": {"path": STRING, "size": {"type": "integer"}, "sha256": STRING},
+                "required": ["path", "size", "sha256"],
+            },
+        }
+    )
+    def get_files(self, function: Function) -> list[dict]:
+        return [
+            {"path": file.path, "size": file.size, "sha256": file.sha256}
+            for file in function.current_version.files.all()
+        ]
 
     @extend_schema_field(NULLABLE_STRING)
     def get_paused_by(self, function: Function) -> str | None:
@@ -257,6 +333,7 @@ class DeployInputSerializer(StrictInputSerializer):
         validators=[_entrypoint],
         error_messages={"required": "is required: the name of the function in the source"},
     )
+    files = FilesField(required=False, default=dict)
 
     def get_fields(self) -> dict[str, serializers.Field]:
         fields = super().get_fields()
@@ -272,11 +349,48 @@ class DeployInputSerializer(StrictInputSerializer):
         return attrs
 
 
-NAME = OpenApiParameter(
+TAG = OpenApiParameter(
+    "tag",
+    {
+        "type": "array",
+        "items": {
+            "type": "string",
+            "pattern": rf"^{TAG_KEY.pattern[1:-1]}(?::[^\u0000]{{0,255}})?$",
+        },
+    },
+    OpenApiParameter.QUERY,
+    explode=True,
+    description='Only functions with this tag: "team:data" (that value) or "team" (any value); '
+    "repeat it for several.",
+)
+
+
+def tags_or_400(wanted: list[str]) -> list[tuple[str, str | None]]:
+    """`?tag=team:data&tag=owner` as [("team", "data"), ("owner", None)], each checked by the
+    tags' rule."""
+    try:
+        return [selectors.parse_tag(text) for text in wanted]
+    except ValueError as exc:
+        raise ApiError(400, "invalid_tag", str(exc)) from None
+
+
+DEPLOY_NAME = OpenApiParameter(
     "name",
     {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "maxLength": 63},
     OpenApiParameter.PATH,
     description='The function\'s name, a DNS label such as "refresh-exchange-rates"',
+)
+NAME = OpenApiParameter(
+    "name",
+    {
+        "type": "string",
+        "pattern": rf"^(?:[a-z0-9](?:[-a-z0-9]{{0,61}}[a-z0-9])?|{PYTHON_NAME.pattern[1:-1]})$",
+        "maxLength": 255,
+    },
+    OpenApiParameter.PATH,
+    description='The function\'s name, a DNS label such as "refresh-exchange-rates"; reading, '
+    "pausing, resuming, triggering and deleting also take its Python name "
+    '("refresh_exchange_rates"). A deploy takes its name only.',
 )
 HELLO = OpenApiExample(
     "hello",
@@ -308,15 +422,19 @@ class FunctionListApi(APIView):
         operation_id="functions_list",
         summary="List functions",
         tags=["functions"],
-        parameters=PAGE_PARAMETERS,
+        parameters=[*PAGE_PARAMETERS, TAG],
         responses={
             200: paginated(FunctionOutputSerializer, "FunctionPage"),
             **error_responses(*COMMON_ERRORS),
         },
     )
     def get(self, request):
+        tags = tags_or_400(request.query_params.getlist("tag"))
         return Pagination.respond(
-            request, self, selectors.function_list(), FunctionOutputSerializer
+            request,
+            self,
+            selectors.with_files(selectors.function_list(tags=tags)),
+            FunctionOutputSerializer,
         )
 
 
@@ -337,7 +455,7 @@ class FunctionApi(APIView):
         description="Creates the function (201) or a new version of it (200, deploy "
         '"updated"); the same content again changes nothing (200, deploy "unchanged").',
         tags=["functions"],
-        parameters=[NAME],
+        parameters=[DEPLOY_NAME],
         request=DeployInputSerializer,
         examples=[HELLO],
         responses={
@@ -409,7 +527,7 @@ class FunctionPauseApi(APIView):
             reason=serializer.validated_data["reason"],
             now=timezone.now(),
         )
-        return Response(FunctionOutputSerializer(selectors.function_get(name=name)).data)
+        return Response(FunctionOutputSerializer(selectors.function_get(name=function.name)).data)
 
 
 class FunctionResumeApi(APIView):
@@ -432,4 +550,4 @@ class FunctionResumeApi(APIView):
         services.function_resume(
             function=function, actor=Actor.of_request(request), now=timezone.now()
         )
-        return Response(FunctionOutputSerializer(selectors.function_get(name=name)).data)
+        return Response(FunctionOutputSerializer(selectors.function_get(name=function.name)).data)

@@ -38,6 +38,13 @@ class SecretOutputSerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
+class SecretPutOutputSerializer(SecretOutputSerializer):
+    change = serializers.ChoiceField(
+        choices=["created", "replaced", "unchanged"],
+        help_text="unchanged: the value stored was this one already (nothing was written)",
+    )
+
+
 def secret_name_or_400(name: str) -> str:
     try:
         return check_secret_name(name)
@@ -125,13 +132,13 @@ class SecretApi(APIView):
 
     @extend_schema(
         operation_id="secrets_put",
-        summary="Store a secret's value (201 created, 200 replaced)",
+        summary="Store a secret's value (201 created, 200 replaced or unchanged)",
         tags=["secrets"],
         parameters=[NAME],
         request=PutInputSerializer,
         responses={
-            200: SecretOutputSerializer,
-            201: SecretOutputSerializer,
+            200: SecretPutOutputSerializer,
+            201: SecretPutOutputSerializer,
             **error_responses(*COMMON_ERRORS, *BODY_ERRORS),
         },
     )
@@ -141,14 +148,18 @@ class SecretApi(APIView):
             data=request_object(request, self.PutInputSerializer().fields)
         )
         serializer.is_valid(raise_exception=True)
+        now = timezone.now()
         secret, created = services.secret_set(
             name=name,
             value=serializer.validated_data["value"],
             actor=Actor.of_request(request),
-            now=timezone.now(),
+            now=now,
         )
+        # The deploy of a from_env secret says which of these it was, so a different stored
+        # value is never replaced without a word.
+        change = "created" if created else "replaced" if secret.updated_at == now else "unchanged"
         return Response(
-            SecretOutputSerializer(secret).data,
+            {**SecretOutputSerializer(secret).data, "change": change},
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
 

@@ -6,9 +6,10 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
+from chalkcompute.spec import FunctionSpec
 from runs.models import ImageBuild, Run
 from scheduling.models import Secret
-from scheduling.services import function_pause, secret_delete, secret_set
+from scheduling.services import function_deploy, function_pause, secret_delete, secret_set
 from tests.console.conftest import deploy, finish_run
 from tests.personas import PLATFORM, acting
 
@@ -355,7 +356,7 @@ def test_it_reads_the_same_number_of_queries_for_few_or_many_runs_and_versions(
     console, rates, django_assert_max_num_queries
 ):
     finish_run(rates)
-    with django_assert_max_num_queries(13) as few:
+    with django_assert_max_num_queries(15) as few:  # shipped files shown and compared; alerts
         console.get("/functions/refresh-rates?from=1&to=1")
     for number in range(30):
         finish_run(rates)
@@ -363,3 +364,33 @@ def test_it_reads_the_same_number_of_queries_for_few_or_many_runs_and_versions(
 
     with django_assert_max_num_queries(len(few.captured_queries)):
         console.get("/functions/refresh-rates?from=1&to=20")
+
+
+def test_it_shows_env_tags_and_shipped_files_but_no_secret_value(console):
+    secret_set(actor=PLATFORM, name="API_TOKEN", value="never-on-a-page", now=timezone.now())
+    function_deploy(
+        name="refresh-rates",
+        source="def refresh_rates():\n    pass\n",
+        source_filename="refresh_rates.py",
+        entrypoint="refresh_rates",
+        spec=FunctionSpec(
+            env={"MODE": "prod", "TOKEN": {"secret": "API_TOKEN"}}, tags={"team": "data"}
+        ),
+        files={"helpers/rates.py": b"RATE = 1\n"},
+        actor=PLATFORM,
+        now=timezone.now(),
+    )
+
+    page = html(console.get("/functions/refresh-rates"))
+
+    assert "<code>MODE</code>=<code>prod</code>" in page
+    assert "<code>TOKEN</code>=secret <code>API_TOKEN</code>" in page
+    assert '<a class="tag" href="/?tag=team:data">team=data</a>' in page
+    assert '<code>helpers/rates.py</code> <span class="muted">9 bytes' in page
+    assert "never-on-a-page" not in page
+    listed = html(console.get("/?tag=team:data"))
+    assert 'href="/functions/refresh-rates"' in listed
+    assert 'href="/functions/refresh-rates"' not in html(console.get("/?tag=team:web"))
+    refused = console.get("/?tag=has space")
+    assert refused.status_code == 400
+    assert "tag &#x27;has space&#x27;: tag name" in html(refused)

@@ -219,12 +219,12 @@ def test_it_derives_the_name_from_the_function_with_dashes():
     assert declare(refresh_exchange_rates).name == "refresh-exchange-rates"
 
 
-def test_it_suggests_passing_a_name_when_the_derived_one_is_invalid():
-    def RefreshRates():
+def test_it_suggests_passing_a_name_when_nothing_is_left_to_derive_one_from():
+    def _():
         pass
 
     with pytest.raises(InvalidFunctionError, match='pass name="..."'):
-        declare(RefreshRates)
+        declare(_)
 
 
 def test_it_rejects_a_bad_overlap_policy():

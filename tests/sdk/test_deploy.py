@@ -92,7 +92,7 @@ def test_it_uploads_a_from_env_secret_without_printing_it(chalk, tmp_path):
     assert Function.objects.get(name="rates").current_version.secret_names == ["EXCHANGE_API_KEY"]
 
 
-def test_it_explains_an_unset_from_env_secret(chalk, tmp_path):
+def test_it_explains_a_from_env_secret_neither_set_here_nor_stored(chalk, tmp_path):
     job = write(
         tmp_path,
         "rates.py",
@@ -112,7 +112,8 @@ def test_it_explains_an_unset_from_env_secret(chalk, tmp_path):
     assert (result.returncode, result.stdout) == (1, "")
     assert result.stderr == (
         "chalkcompute: cannot deploy rates: Secret.from_env('EXCHANGE_API_KEY'): "
-        "$EXCHANGE_API_KEY is not set here; export EXCHANGE_API_KEY=... before deploying\n"
+        "$EXCHANGE_API_KEY is not set here and no secret EXCHANGE_API_KEY is stored on the "
+        "server; export EXCHANGE_API_KEY=... before deploying\n"
     )
     assert not Function.objects.exists()
     assert not Secret.objects.exists()
@@ -244,4 +245,86 @@ def test_it_refuses_to_deploy_code_that_has_no_file(chalk):
         "chalkcompute.deploy.DeployError: cannot deploy typed: it is defined in an interactive "
         "session or `python -c`, which has no source file to ship. Save it in a file and run "
         "`python FILE.py` (or `chalkcompute deploy FILE.py`)"
+    )
+
+
+FROM_ENV_JOB = """
+import chalkcompute
+
+@chalkcompute.function(name="rates", secrets=[chalkcompute.Secret.from_env("EXCHANGE_API_KEY")])
+def rates() -> None:
+    pass
+"""
+
+
+def test_a_from_env_secret_not_set_here_is_the_stored_one_and_the_summary_says_so(chalk, tmp_path):
+    job = write(tmp_path, "rates.py", FROM_ENV_JOB)
+    chalk.python(str(job), EXCHANGE_API_KEY="stored-by-a-teammate")
+
+    result = chalk.python(str(job), EXCHANGE_API_KEY=None)
+
+    assert result.returncode == 0, result.stderr
+    assert (
+        "  stored     EXCHANGE_API_KEY: not set here, so the value stored on the server"
+        in result.stdout.splitlines()
+    )
+    secret = Secret.objects.get(name="EXCHANGE_API_KEY")
+    assert crypto.decrypt(secret.ciphertext) == "stored-by-a-teammate"
+
+
+def test_a_different_local_value_is_uploaded_and_the_summary_says_it_replaced_one(chalk, tmp_path):
+    job = write(tmp_path, "rates.py", FROM_ENV_JOB)
+    first = chalk.python(str(job), EXCHANGE_API_KEY="first")
+    same = chalk.python(str(job), EXCHANGE_API_KEY="first")
+    other = chalk.python(str(job), EXCHANGE_API_KEY="second")
+
+    line = "  uploaded   EXCHANGE_API_KEY from your environment: "
+    assert line + "new on the server" in first.stdout.splitlines()
+    assert line + "the same as the value stored on the server" in same.stdout.splitlines()
+    assert line + "REPLACED the different value stored on the server" in other.stdout.splitlines()
+    secret = Secret.objects.get(name="EXCHANGE_API_KEY")
+    assert crypto.decrypt(secret.ciphertext) == "second"
+
+
+def test_a_script_that_imports_jobs_says_they_were_not_deployed(chalk, tmp_path):
+    write(tmp_path, "jobs.py", FROM_ENV_JOB)
+    main = write(tmp_path, "main.py", "import jobs\n")
+
+    result = chalk.python(str(main), cwd=tmp_path)
+
+    assert (result.returncode, result.stdout) == (0, "")
+    assert result.stderr == (
+        "chalkcompute: 1 function declared in imported modules was not deployed: rates "
+        "(jobs.py). Only the script you run deploys its own functions; run `python FILE.py` "
+        "or `chalkcompute deploy FILE.py` for each module, or call fn.deploy()\n"
+    )
+    assert not Function.objects.exists()
+
+
+def test_deploy_on_a_function_of_an_imported_module_deploys_it_with_its_files(chalk, tmp_path):
+    write(tmp_path, "helpers.py", "RATE = 1\n")
+    write(
+        tmp_path,
+        "jobs.py",
+        """
+        import chalkcompute
+
+        image = chalkcompute.Image.debian_slim().add_local_python_source("helpers")
+
+        @chalkcompute.function(image=image)
+        def refresh_rates() -> None:
+            pass
+        """,
+    )
+    main = write(tmp_path, "main.py", "import jobs\njobs.refresh_rates.deploy()\n")
+
+    result = chalk.python(str(main), cwd=tmp_path)
+
+    assert (result.returncode, result.stderr) == (0, "")
+    assert "Deployed refresh-rates: version 1" in result.stdout
+    assert "  files      1 (9 bytes) shipped with the code" in result.stdout.splitlines()
+    version = Function.objects.get(name="refresh-rates").current_version
+    assert (version.source_filename, [f.path for f in version.files.all()]) == (
+        "jobs.py",
+        ["helpers.py"],
     )

@@ -28,6 +28,8 @@ A_SPEC = {
     },
     "timeout": 600.0,
     "overlap": "allow",
+    "env": {"MODE": "prod", "TOKEN": {"secret": "API_TOKEN"}},
+    "tags": {"team": "data"},
     "alerts": {
         "on_failure": ["ops-slack"],
         "after_failures": None,
@@ -49,7 +51,7 @@ def problems(data: dict) -> list[tuple[str, str]]:
 def test_its_fields_are_the_decorators_options_but_the_name():
     assert FunctionSpec.field_names() == (
         "schedule", "image", "secrets", "cpu", "memory", "gpu", "retries", "timeout", "overlap",
-        "alerts",
+        "env", "tags", "alerts",
     )  # fmt: skip
 
 
@@ -70,6 +72,8 @@ def test_it_has_the_decorators_defaults():
         },
         "timeout": None,
         "overlap": "skip",
+        "env": {},
+        "tags": {},
         "alerts": {
             "on_failure": [],
             "after_failures": None,
@@ -114,6 +118,8 @@ def test_it_takes_python_values_and_their_json_alike():
         retries=Retries(max_retries=3),
         timeout=600,
         overlap="allow",
+        env={"TOKEN": {"secret": "API_TOKEN"}, "MODE": "prod"},
+        tags={"team": "data"},
         alerts=chalkcompute.Alerts(on_failure="ops-slack", late_after="5m", on_skip=True),
     )
     assert typed == FunctionSpec.from_dict(A_SPEC)
@@ -206,7 +212,7 @@ def test_it_refuses_unknown_fields_naming_them():
         (
             "shedule",
             "is not a field of a function spec; the fields are schedule, image, secrets, cpu, "
-            "memory, gpu, retries, timeout, overlap, alerts",
+            "memory, gpu, retries, timeout, overlap, env, tags, alerts",
         )
     ]
 
@@ -243,7 +249,7 @@ def test_the_deploy_payload_is_the_code_then_the_spec():
 
     assert list(payload) == [
         "source", "source_filename", "entrypoint", "schedule", "image", "secrets", "cpu",
-        "memory", "gpu", "retries", "timeout", "overlap", "alerts",
+        "memory", "gpu", "retries", "timeout", "overlap", "env", "tags", "alerts",
     ]  # fmt: skip
     assert payload == {
         "source": "x = 1\n",

@@ -97,6 +97,8 @@ def rates_document(**overrides) -> dict:
         },
         "timeout": 600.0,
         "overlap": "skip",
+        "env": {},
+        "tags": {},
         "alerts": {
             "on_failure": [],
             "after_failures": None,
@@ -109,6 +111,7 @@ def rates_document(**overrides) -> dict:
         "entrypoint": "refresh_rates",
         "source_filename": "refresh_rates.py",
         "source_sha256": sha256(RATES_SOURCE),
+        "files": [],
         "created_at": "2026-11-28T23:30:00Z",
         "updated_at": "2026-11-28T23:30:00Z",
         "console_url": f"{PUBLIC_URL}/functions/refresh-rates",

@@ -132,8 +132,9 @@ def test_it_rejects_an_unknown_field(api):
     assert response.json() == {
         "error": "unknown_field",
         "detail": "unknown field 'shedule'; this endpoint accepts source, source_filename, "
-        "entrypoint, schedule, image, secrets, cpu, memory, gpu, retries, timeout, overlap, "
-        "alerts. Check the spelling, or upgrade the server if your SDK is newer",
+        "entrypoint, files, schedule, image, secrets, cpu, memory, gpu, retries, timeout, "
+        "overlap, env, tags, alerts. Check the spelling, or upgrade the server if your SDK is "
+        "newer",
     }
 
 
@@ -175,15 +176,16 @@ def test_it_rejects_an_oversized_source_with_413(api, settings):
 
 
 def test_it_rejects_a_request_body_over_the_bound_with_413(api, settings):
-    settings.CHALK_MAX_SOURCE_BYTES = 1000  # bounds the body at 4 x 1000 + 64 KiB
+    settings.CHALK_MAX_SOURCE_BYTES = 1000  # bounds the body at 4 x 1000 + 2 x 2000 + 64 KiB
+    settings.CHALK_MAX_FILES_BYTES = 2000
 
-    response = deploy(api, source="#" * 70_000)
+    response = deploy(api, source="#" * 74_000)
 
     assert response.status_code == 413
     assert response.json() == {
         "error": "request_too_large",
-        "detail": "the request body is larger than 69536 bytes, the most this server accepts "
-        "(4 x CHALK_MAX_SOURCE_BYTES + 64 KiB)",
+        "detail": "the request body is larger than 73536 bytes, the most this server accepts "
+        "(4 x CHALK_MAX_SOURCE_BYTES + 2 x CHALK_MAX_FILES_BYTES + 64 KiB)",
     }
 
 
@@ -216,8 +218,8 @@ def test_it_rejects_a_body_that_is_not_a_json_object(api):
     assert response.json() == {
         "error": "invalid_request",
         "detail": "the request body must be a JSON object with the fields source, "
-        "source_filename, entrypoint, schedule, image, secrets, cpu, memory, gpu, retries, "
-        "timeout, overlap, alerts; it is a list",
+        "source_filename, entrypoint, files, schedule, image, secrets, cpu, memory, gpu, "
+        "retries, timeout, overlap, env, tags, alerts; it is a list",
     }
 
 
@@ -316,7 +318,8 @@ def test_it_rejects_a_bad_image_spec(api):
     assert response.status_code == 400
     assert response.json() == {
         "error": "invalid_image",
-        "detail": "image: python_version '2.7' is not supported; use one of 3.10, 3.11, 3.12, 3.13",
+        "detail": "image: python_version '2.7' is not supported; use one of 3.10, 3.11, 3.12, "
+        "3.13, 3.14",
     }
 
 

@@ -181,8 +181,8 @@ def test_the_schema_declares_the_bounds_of_every_query_parameter(client):
     assert parameter(runs, "function") == {
         "type": "string",
         "minLength": 1,
-        "maxLength": 63,
-        "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        "maxLength": 255,  # its name, or its Python name
+        "pattern": "^(?:[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?|[A-Za-z_][A-Za-z0-9_]{0,254})$",
     }
     assert parameter(runs, "status")["enum"] == sorted(RunStatus.values)
     logs = paths["/api/v1/runs/{run_id}/logs"]["get"]
@@ -193,7 +193,9 @@ def test_the_schema_declares_the_bounds_of_every_query_parameter(client):
         "default": 5000,
     }
     trigger = paths["/api/v1/functions/{name}/trigger"]["post"]
-    assert parameter(trigger, "name")["pattern"] == "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+    assert parameter(trigger, "name")["pattern"] == parameter(runs, "function")["pattern"]
+    deploy = paths["/api/v1/functions/{name}"]["put"]  # a deploy takes the name only
+    assert parameter(deploy, "name")["pattern"] == "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
 
 def test_the_schema_declares_the_bodies_the_server_reads(client):

@@ -4,6 +4,7 @@ from datetime import timedelta
 
 import pytest
 
+from access.models import AuditAction, AuditEvent
 from scheduling import crypto
 from scheduling.models import Secret
 from tests.server.support import deploy_body, row_counts
@@ -27,6 +28,7 @@ def test_it_creates_a_secret(api):
         "name": "EXCHANGE_API_KEY",
         "created_at": "2026-11-28T23:30:00Z",
         "updated_at": "2026-11-28T23:30:00Z",
+        "change": "created",
     }
     secret = Secret.objects.get()
     assert crypto.decrypt(secret.ciphertext) == VALUE
@@ -42,9 +44,28 @@ def test_it_replaces_a_secrets_value(api, exchange_key, clock):
         "name": "EXCHANGE_API_KEY",
         "created_at": "2026-11-28T23:30:00Z",
         "updated_at": "2026-11-29T23:30:00Z",
+        "change": "replaced",
     }
     exchange_key.refresh_from_db()
     assert crypto.decrypt(exchange_key.ciphertext) == "rotated-key"
+
+
+def test_it_changes_nothing_when_the_value_is_the_one_stored(api, exchange_key, clock):
+    ciphertext = exchange_key.ciphertext
+    clock.shift(timedelta(days=1))
+
+    response = api.put(URL, {"value": VALUE}, format="json")
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "name": "EXCHANGE_API_KEY",
+        "created_at": "2026-11-28T23:30:00Z",
+        "updated_at": "2026-11-28T23:30:00Z",
+        "change": "unchanged",
+    }
+    exchange_key.refresh_from_db()
+    assert exchange_key.ciphertext == ciphertext
+    assert AuditEvent.objects.filter(action=AuditAction.SECRET_REPLACE).count() == 0
 
 
 def test_it_returns_a_secret_without_its_value(api, exchange_key):

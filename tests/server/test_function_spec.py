@@ -88,18 +88,20 @@ def test_the_version_document_shows_every_spec_field(api):
         "timeout:    600 s",
         "overlap:    skip",
         "secrets:    none",
+        "env:        none",
+        "tags:       none",
         "alerts:     the server's defaults",
         "entrypoint: refresh_rates in refresh_rates.py",
         "",
     ]
-    assert lines[12:] == RATES_SOURCE.splitlines()
+    assert lines[14:] == RATES_SOURCE.splitlines()
 
 
 def test_the_deploy_body_schema_is_the_code_and_the_spec(client):
     schema = client.get("/api/schema/?format=json").json()["components"]["schemas"]
     body = schema["DeployInput"]
 
-    assert list(body["properties"]) == [*CODE, *FunctionSpec.field_names()]
+    assert list(body["properties"]) == [*CODE, "files", *FunctionSpec.field_names()]
     assert body["additionalProperties"] is False
     assert body["required"] == ["entrypoint", "source"]
     retries = body["properties"]["retries"]["oneOf"][1]["properties"]

@@ -51,6 +51,8 @@ def _interpreter(python_version: str) -> str:
     if python_version == _RUNNING:
         return getattr(sys, "_base_executable", sys.executable)
     found = shutil.which(f"python{python_version}")
+    if found and _version_of(found) != python_version:
+        found = None  # a shim (pyenv's) that names a version it cannot run
     if not found:
         raise ImageBuildError(
             f"Python {python_version} is not installed on this worker; use "
@@ -58,6 +60,19 @@ def _interpreter(python_version: str) -> str:
             "or run on the kubernetes executor"
         )
     return found
+
+
+def _version_of(python: str) -> str | None:
+    try:
+        answer = subprocess.run(
+            [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return answer.stdout.strip() if answer.returncode == 0 else None
 
 
 def ensure_image(image: Image, heartbeat: Callable[[], None], isolation: sandbox.Isolation) -> Path:

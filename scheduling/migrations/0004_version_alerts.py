@@ -7,7 +7,7 @@ import scheduling.models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("scheduling", "0002_token_owners_scopes_and_who_deployed"),
+        ("scheduling", "0003_chalk_parity"),
     ]
 
     operations = [

@@ -1,0 +1,5 @@
+"""`from chalk.clogging import chalk_logger`, as Chalk's own chalk package spells it."""
+
+from chalk import chalk_logger
+
+__all__ = ["chalk_logger"]
