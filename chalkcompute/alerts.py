@@ -159,6 +159,12 @@ class Alerts:
                 f"alerts has no field {', '.join(map(str, unknown))}; the fields are "
                 f"{', '.join(f.name for f in fields(cls))}"
             )
+        # The JSON form is as as_dict() writes it: a list of names, durations in seconds.
+        if not isinstance(value.get("on_failure", []), list):
+            raise InvalidAlertsError('on_failure must be a list of channel names, e.g. ["ops"]')
+        for name in DURATION_BOUNDS:
+            if isinstance(value.get(name), str):
+                raise InvalidAlertsError(f"{name} must be a number of seconds in JSON")
         return cls(**value)
 
     def as_dict(self) -> dict[str, Any]:

@@ -20,7 +20,13 @@ from dataclasses import MISSING, Field, dataclass, field, fields
 from typing import Any, NamedTuple
 
 from chalkcompute import schedule as schedule_engine
-from chalkcompute.alerts import DURATION_BOUNDS, MAX_AFTER_FAILURES, MAX_CHANNELS, Alerts
+from chalkcompute.alerts import (
+    CAN_BE_OFF,
+    DURATION_BOUNDS,
+    MAX_AFTER_FAILURES,
+    MAX_CHANNELS,
+    Alerts,
+)
 from chalkcompute.errors import FunctionError
 from chalkcompute.image import SPEC_SCHEMA as IMAGE_SCHEMA
 from chalkcompute.image import Image
@@ -343,7 +349,18 @@ OVERLAP_SCHEMA = {
     "enum": list(OVERLAP_POLICIES),
     "description": "skip: a slot is skipped while the previous run still runs; allow: it runs.",
 }
-_SECONDS = {"type": "number", "nullable": True}
+
+
+def _seconds_schema(name: str) -> dict[str, Any]:
+    """Seconds within the field's bounds, null for the server's default, and 0 for never
+    where the rule can be turned off."""
+    low, high = DURATION_BOUNDS[name]
+    within = {"type": "number", "minimum": low, "maximum": high}
+    if name not in CAN_BE_OFF:
+        return {**within, "nullable": True}
+    return {"nullable": True, "anyOf": [within, {"type": "number", "enum": [0]}]}
+
+
 ALERTS_SCHEMA = {
     "type": "object",
     "additionalProperties": False,
@@ -362,10 +379,7 @@ ALERTS_SCHEMA = {
         },
         "on_recovery": {"type": "boolean", "nullable": True},
         "on_skip": {"type": "boolean", "nullable": True},
-        **{
-            name: {**_SECONDS, "minimum": low, "maximum": high}
-            for name, (low, high) in DURATION_BOUNDS.items()
-        },
+        **{name: _seconds_schema(name) for name in DURATION_BOUNDS},
     },
     "description": "Who hears when the function goes wrong: channel names (beside those chosen "
     "on the Channels page), failures in a row before alerting, whether to say recovered, "

@@ -337,7 +337,7 @@ def test_it_explains_a_log_request_for_an_unknown_run(live_server):
         text=True,
         timeout=30,
     )
-    assert result.returncode == 1
+    assert result.returncode == 4  # not found (chalkcompute --help lists the exit statuses)
     assert "no run 999999 here; list runs with GET /api/v1/runs" in result.stderr
 
 

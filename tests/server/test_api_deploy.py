@@ -201,7 +201,7 @@ def test_it_deploys_old_content_again_as_a_new_version(api):
 def test_it_stores_and_returns_the_alerts_in_seconds(api):
     response = api.put(
         URL,
-        {**deploy_body(), "alerts": {"on_failure": ["ops-slack"], "late_after": "5m"}},
+        {**deploy_body(), "alerts": {"on_failure": ["ops-slack"], "late_after": 300}},
         format="json",
     )
 

@@ -379,10 +379,11 @@ def test_it_rejects_a_secret_listed_twice(api):
 @pytest.mark.parametrize(
     ("alerts", "detail"),
     [
-        ({"late_after": "soon"}, "alerts: late_after must be a number of seconds or a duration"),
+        ({"late_after": "5m"}, "alerts: late_after must be a number of seconds in JSON"),
+        ({"on_failure": "ops"}, "alerts: on_failure must be a list of channel names"),
         ({"late_after": 10**400}, "alerts: late_after must be from 10s to 7d, or 0 for never"),
         ({"after_failures": "3"}, "alerts: after_failures must be a whole number from 1 to 100"),
-        ({"on_failure": "x" * 101}, "alerts: on_failure holds"),
+        ({"on_failure": ["x" * 101]}, "alerts: on_failure holds"),
         ({"channels": ["ops"]}, "alerts: alerts has no field channels; the fields are on_failure"),
         (["ops"], "alerts: alerts must be a chalkcompute.Alerts(...)"),
     ],
