@@ -518,6 +518,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandError as exc:
         print(printable(f"chalkcompute: {exc}"), file=sys.stderr)
         return exc.status
+    except BrokenPipeError:  # `chalkcompute ls | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ server, as real processes: what they print, their --json documents, what they ch
 server, and the exit status a script can act on for each kind of failure."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -313,3 +314,18 @@ def test_ls_and_deploy_print_json_too(chalk, rates, tmp_path):
     assert [(d["name"], d["deploy"]) for d in json.loads(deployed.stdout)] == [
         ("refresh-rates", "unchanged")
     ]
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(chalk, rates):
+    """`chalkcompute ls --json | head -c 10`: the reader has gone before the listing is
+    written (its end of the pipe is closed first, so the write always finds it closed)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    writer = subprocess.run(
+        [str(Path(sys.executable).with_name("chalkcompute")), "ls", "--json"],
+        env=chalk.env(), stdout=write_end, stderr=subprocess.PIPE, timeout=60,
+    )  # fmt: skip
+    os.close(write_end)
+
+    assert writer.returncode == 0
+    assert writer.stderr == b""
