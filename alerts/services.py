@@ -29,6 +29,7 @@ from alerts import senders
 from alerts.models import AlertKind, AlertState, Channel, ChannelKind, Delivery
 from alerts.rules import Rules, rules_of
 from common.errors import ServiceError
+from health.state import ago
 from runs.models import Attempt, LogLine, Run, RunStatus, Trigger
 from scheduling.crypto import decrypt, encrypt
 from scheduling.models import Function
@@ -449,7 +450,7 @@ def _sweep_late(now: dt.datetime) -> list[Delivery]:
                 )
                 reason = (
                     f"the run of the {slot:%Y-%m-%d %H:%M:%S} UTC slot has not started "
-                    f"{_ago(now - slot)} after it: {why}"
+                    f"{ago(now - slot)} after it: {why}"
                 )
                 payload = _function_payload(
                     kind=AlertKind.LATE, function=function, reason=reason, now=now
@@ -497,8 +498,8 @@ def _sweep_long_runs(now: dt.datetime) -> list[Delivery]:
             state.long_run_id = run.id
             state.save(update_fields=["long_run_id"])
             reason = (
-                f"still running {_ago(now - run.started_at)} after it started "
-                f"(the rule: {_ago(rules.running_after)})"
+                f"still running {ago(now - run.started_at)} after it started "
+                f"(the rule: {ago(rules.running_after)})"
             )
             payload = _payload(
                 kind=AlertKind.STILL_RUNNING, run=run, failures=0, now=now, reason=reason
@@ -559,15 +560,6 @@ def _sweep_skipped(now: dt.datetime) -> list[Delivery]:
                 )
             state.save(update_fields=["skipped_run_id", "skip_alerted_at"])
     return deliveries
-
-
-def _ago(delta: dt.timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    if seconds < 120:
-        return f"{seconds} s"
-    if seconds < 7200:
-        return f"{seconds // 60} min"
-    return f"{seconds // 3600} h"
 
 
 def deliveries_prune(*, before: dt.datetime) -> int:

@@ -64,7 +64,7 @@ class PlatformState:
                 (
                     "no tick ever recorded"
                     if self.tick is None
-                    else f"no tick for {_ago(self.tick_age())}"
+                    else f"no tick for {ago(self.tick_age())}"
                 )
                 + ": scheduled runs are not being created (is beat running?)"
             )
@@ -74,7 +74,7 @@ class PlatformState:
                 (
                     "no runs worker ever seen"
                     if age is None
-                    else f"no runs worker seen for {_ago(age)}"
+                    else f"no runs worker seen for {ago(age)}"
                 )
                 + ": runs are waiting"
             )
@@ -89,7 +89,8 @@ class PlatformState:
         return "the tick has not claimed it yet"
 
 
-def _ago(delta: dt.timedelta) -> str:
+def ago(delta: dt.timedelta) -> str:
+    """A duration as people say it: "45 s", "3 minutes", "5 hours", "2 days"."""
     seconds = int(delta.total_seconds())
     if seconds < 120:
         return f"{seconds} s"

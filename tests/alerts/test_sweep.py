@@ -86,7 +86,7 @@ def test_a_slot_whose_run_waits_for_a_worker_is_late_once(hook, swept):
     [late] = swept(SLOT + seconds(300))
     assert late.kind == "late" and late.run is None
     assert late.payload["reason"] == (
-        "the run of the 2026-06-01 03:00:00 UTC slot has not started 5 min after it: it waits "
+        "the run of the 2026-06-01 03:00:00 UTC slot has not started 5 minutes after it: it waits "
         "for a runs worker (are the workers running? see the Platform page)"
     )
     assert late.payload["console_url"].endswith("/functions/nightly-rollup")
@@ -160,7 +160,9 @@ def test_a_run_still_running_alerts_once(hook, swept):
     assert swept(SLOT + dt.timedelta(minutes=9, seconds=59)) == []
     [long] = swept(SLOT + dt.timedelta(minutes=10))
     assert long.kind == "still_running" and long.run_id == run.id
-    assert long.payload["reason"] == "still running 10 min after it started (the rule: 10 min)"
+    assert (
+        long.payload["reason"] == "still running 10 minutes after it started (the rule: 10 minutes)"
+    )
     assert swept(SLOT + dt.timedelta(hours=3)) == []
     assert hook() == ["Chalkweb: batch is still running"]
 
