@@ -4,8 +4,9 @@ import itertools
 from collections.abc import Iterable
 from datetime import datetime
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, QuerySet, TextField
 from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast
 
 from chalkcompute.names import function_name_from
 from chalkcompute.schedule import parse
@@ -44,9 +45,9 @@ def with_tags(
         else:
             # A key transform, not a `tags__<key>` lookup: a key may hold "__".
             tag = f"tag_{number}"
-            functions = functions.annotate(
-                **{tag: KeyTextTransform(key, "current_version__tags")}
-            ).filter(**{tag: value})
+            # Cast: compared as text on every database (SQLite would read `value` as JSON).
+            text = Cast(KeyTextTransform(key, "current_version__tags"), TextField())
+            functions = functions.alias(**{tag: text}).filter(**{tag: value})
     return functions
 
 
