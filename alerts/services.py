@@ -351,7 +351,7 @@ SKIPS_LOOKED_AT = dt.timedelta(minutes=10)
 NOT_STARTED = (RunStatus.QUEUED, RunStatus.STARTING)
 
 
-# A run's end the alerts never heard of (its message lost with the broker) is taken up by the
+# A failure the alerts never heard of (its message lost with the broker) is taken up by the
 # sweep once it is this old, and while it is this recent.
 ENDS_MISSED_AFTER = dt.timedelta(seconds=30)
 ENDS_LOOKED_AT = dt.timedelta(minutes=30)
@@ -369,14 +369,16 @@ def sweep(*, now: dt.datetime) -> list[Delivery]:
 
 
 def _sweep_missed_ends(now: dt.datetime) -> list[Delivery]:
-    """The backstop of alerts.tasks.run_ended: a run that ended without its function's state
-    hearing of it (nor of any later end) gets the rule applied now."""
+    """The backstop of alerts.tasks.run_ended: a failed run that ended without its function's
+    state hearing of it (nor of any later end) gets the rule applied now. Failures only: they
+    are few (the status index finds them), and a success whose message was lost only delays
+    "recovered" to the next success."""
     heard = AlertState.objects.filter(
         function_id=OuterRef("function_id"), last_finished_at__gte=OuterRef("finished_at")
     )
     missed = (
         Run.objects.filter(
-            status__in=(*FAILED, RunStatus.SUCCEEDED),
+            status__in=FAILED,
             finished_at__gte=now - ENDS_LOOKED_AT,
             finished_at__lte=now - ENDS_MISSED_AFTER,
         )
