@@ -70,6 +70,13 @@ class ChannelAdmin(RightsAdmin):
     def save_related(self, request, form, formsets, change: bool) -> None:
         pass  # channel_create set the functions
 
+    # Operators and above, as on the console's Channels page.
+    def has_module_permission(self, request) -> bool:
+        return self.has_run_permission(request)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return self.has_run_permission(request)
+
     def has_add_permission(self, request) -> bool:
         return self.has_run_permission(request)
 
@@ -89,10 +96,16 @@ class ChannelAdmin(RightsAdmin):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(admin.ModelAdmin):
+class DeliveryAdmin(RightsAdmin):
     list_display = ["at", "channel_name", "function", "run", "kind", "status", "tries"]
     list_filter = ["kind", "status"]
     search_fields = ["channel_name", "function__name"]
+
+    def has_module_permission(self, request) -> bool:
+        return self.has_run_permission(request)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return self.has_run_permission(request)
 
     def has_add_permission(self, request) -> bool:
         return False
