@@ -45,6 +45,20 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name}={raw!r} is not a whole number") from None
 
 
+def env_float(name: str, default: float) -> float:
+    """A finite number of at least 0."""
+    raw = env_str(name, "").strip()
+    if raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a number") from None
+    if not 0 <= value < float("inf"):
+        raise ImproperlyConfigured(f"{name}={raw!r}: use a finite number of at least 0")
+    return value
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     raw = env_str(name, "")
     if not raw.strip():

@@ -15,7 +15,15 @@ from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
 from chalkweb.datafolder import private_empty_file, private_file, private_folder
-from chalkweb.env import env_bool, env_choice, env_int, env_json_object, env_list, env_str
+from chalkweb.env import (
+    env_bool,
+    env_choice,
+    env_float,
+    env_int,
+    env_json_object,
+    env_list,
+    env_str,
+)
 from runs.executors.kubernetes.config import KubernetesConfig
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -303,7 +311,25 @@ LOGGING = {
 CHALK_EXECUTOR = env_choice("CHALK_EXECUTOR", ("local", "kubernetes"), "local")
 # Where runners reach this server's runner API (pods may need an in-cluster address).
 CHALK_RUNNER_SERVER_URL = env_str("CHALK_RUNNER_SERVER_URL", CHALK_PUBLIC_URL)
-CHALK_LOCAL_MAX_RUNS = env_int("CHALK_LOCAL_MAX_RUNS", 4)
+# Local runs start when their cpu and memory requests fit what is free on the machine
+# (runs/executors/local/admission.py): its capacity, overridable here, less what runs already
+# hold. A function without requests holds the small defaults. MAX_RUNS is a hard ceiling on
+# runs at once per runs worker (its threads).
+CHALK_LOCAL_MAX_RUNS = env_int("CHALK_LOCAL_MAX_RUNS", 256)
+CHALK_LOCAL_CPU = env_str("CHALK_LOCAL_CPU")  # e.g. "8" or "7500m"; empty: the machine's cores
+CHALK_LOCAL_MEMORY = env_str("CHALK_LOCAL_MEMORY")  # e.g. "16Gi"; empty: the machine's memory
+CHALK_LOCAL_DEFAULT_CPU = env_str("CHALK_LOCAL_DEFAULT_CPU", "10m")
+CHALK_LOCAL_DEFAULT_MEMORY = env_str("CHALK_LOCAL_DEFAULT_MEMORY", "64Mi")
+# Seconds of the whole machine one local run's preparation takes (sandbox, network, runner,
+# import; bench/burst.py measures it): a slot of N runs is prepared 1 + N x this ahead.
+CHALK_LOCAL_PREPARE_SECONDS = env_float("CHALK_LOCAL_PREPARE_SECONDS", 0.25)
+# How long before its slot a Kubernetes attempt's Job is made: its pod has this long to be
+# scheduled, pull its image and start its runner, which then waits for the slot.
+CHALK_K8S_LOOKAHEAD_SECONDS = env_int("CHALK_K8S_LOOKAHEAD_SECONDS", 30)
+# The most any attempt is prepared ahead of its start time (and the tick looks ahead).
+CHALK_MAX_PREPARE_SECONDS = env_int("CHALK_MAX_PREPARE_SECONDS", 120)
+# Database connections one runs worker's threads hold at once, at most.
+CHALK_WORKER_DB_CONNECTIONS = env_int("CHALK_WORKER_DB_CONNECTIONS", 8)
 # Local runs' sandbox (runs/executors/local/sandbox.py): `auto` uses bubblewrap when it works
 # on this machine, else runs unsandboxed and says so on every run; `bwrap` requires it (an
 # attempt that cannot be sandboxed fails, saying why); `off` runs unsandboxed, still warned.

@@ -14,9 +14,12 @@ CANCEL_ATTEMPTS = "runs.tasks.cancel_attempts"
 ALERTS_RUN_ENDED = "alerts.tasks.run_ended"
 
 
-def wake_runs_worker(*, eta: dt.datetime) -> None:
-    """A runs worker claims due attempts from `eta` on (runs.tasks.run_due_attempts)."""
-    current_app.signature(RUN_DUE_ATTEMPTS).apply_async(eta=eta)
+def wake_runs_worker(*, eta: dt.datetime, ahead: dt.timedelta) -> None:
+    """A runs worker claims, from `eta` on, the attempts due within `ahead` of its clock
+    (runs.tasks.run_due_attempts)."""
+    current_app.signature(RUN_DUE_ATTEMPTS).apply_async(
+        eta=eta, kwargs={"ahead_seconds": ahead.total_seconds()}
+    )
 
 
 def tell_executors_of_cancel(attempt_ids: list[int]) -> None:

@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 
 class RunStatus(models.TextChoices):
@@ -99,6 +100,18 @@ class Run(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in ACTIVE_RUN_STATUSES
+
+    @property
+    def shown_status(self) -> str:
+        """The status the console shows: "scheduled" for a scheduled run prepared ahead of its
+        slot (taken by a worker, even its runner waiting), so no page suggests it is late."""
+        if (
+            self.trigger == Trigger.SCHEDULE
+            and self.status in ACTIVE_RUN_STATUSES
+            and self.scheduled_for > timezone.now()
+        ):
+            return "scheduled"
+        return self.status
 
 
 class Attempt(models.Model):

@@ -180,6 +180,9 @@ def runner_endpoint(view):
 @runner_endpoint
 def attempt_detail(request, attempt: Attempt, body: dict) -> JsonResponse:
     now = timezone.now()
+    skipped = services.prepared_attempt_skip(attempt=attempt, now=now)
+    if skipped:
+        return _error(409, "slot_skipped", f"this run's slot was skipped: {skipped}")
     if not services.attempt_begin(attempt=attempt, now=now):
         return _error(409, "already_started", "this attempt was already fetched by a runner")
     version = attempt.run.version
@@ -255,7 +258,9 @@ def heartbeat(request, attempt: Attempt, body: dict) -> JsonResponse:
     # Lines are checked by log_append, which refuses the batch before storing any of it.
     truncated = services.log_append(attempt=attempt, first_seq=first_seq, lines=lines, now=now)
     services.usage_append(attempt=attempt, samples=samples, now=now)
-    answer = {"cancel": services.cancel_requested(attempt)}
+    # Before its slot, a pause or a deploy that took the slot away stops it as a cancel does.
+    skipped = services.prepared_attempt_skip(attempt=attempt, now=now)
+    answer = {"cancel": bool(skipped) or services.cancel_requested(attempt)}
     if truncated:  # the server drops the runner's lines from here on: it may stop sending them
         answer["log_truncated"] = True
     return JsonResponse(answer)

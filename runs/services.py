@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Max, Sum
+from django.db.models import F, Max, Q, Sum
 
 from access.actor import Actor
 from access.models import AuditAction
@@ -78,22 +78,42 @@ def attempt_new(*, run: Run, number: int, now: dt.datetime, not_before: dt.datet
 PREPARE_AHEAD = dt.timedelta(seconds=1)
 
 
+def prepare_lead(count: int) -> dt.timedelta:
+    """How long before their start time workers take `count` attempts that start together.
+
+    Preparing one costs the executor about a second; many prepare one after another, the
+    local executor's by the machine's cores (CHALK_LOCAL_PREPARE_SECONDS each, measured by
+    bench/burst.py), a Kubernetes Job by its pod's start (CHALK_K8S_LOOKAHEAD_SECONDS). So a
+    slot of 200 functions is prepared early enough that every one of them waits for the slot,
+    ready. Bounded by CHALK_MAX_PREPARE_SECONDS."""
+    if settings.CHALK_EXECUTOR == "kubernetes":
+        seconds = settings.CHALK_K8S_LOOKAHEAD_SECONDS + count * K8S_CREATE_SECONDS
+    else:
+        seconds = PREPARE_AHEAD.total_seconds() + count * settings.CHALK_LOCAL_PREPARE_SECONDS
+    return dt.timedelta(seconds=min(seconds, settings.CHALK_MAX_PREPARE_SECONDS))
+
+
+K8S_CREATE_SECONDS = 0.05  # a Job and its token Secret, created by one worker
+
+
 def attempts_dispatch(starts: list[tuple[int, dt.datetime]]) -> None:
     """Wakes runs workers for attempts starting at the given times, once the surrounding
     transaction commits.
 
     Workers pull: each wake-up message runs `runs.tasks.run_due_attempts`, which claims due
     attempts from the database one after another. So a tick of 10,000 functions sends a few
-    messages per start time, not one per attempt (a message costs about a millisecond), and
-    the start time as ETA brings a scheduled run to its worker before its slot.
+    messages per start time, not one per attempt (a message costs about a millisecond). The
+    message arrives `prepare_lead` before the start time, so every run of a slot, however many
+    share it, is ready at a worker when its slot comes.
     """
     per_start = Counter(start for _, start in starts)
     parallel = settings.CHALK_DISPATCH_PARALLELISM
 
     def send() -> None:
         for start, count in sorted(per_start.items()):
+            lead = prepare_lead(count)
             for _ in range(min(count, parallel)):
-                dispatch.wake_runs_worker(eta=start - PREPARE_AHEAD)
+                dispatch.wake_runs_worker(eta=start - lead, ahead=lead)
 
     if starts:
         transaction.on_commit(send)
@@ -168,16 +188,25 @@ def attempt_claim(
 
 
 def _slot_no_longer_due(run: Run) -> str | None:
-    """The tick creates runs a few seconds ahead of their slot: a pause or a deploy in between
-    still wins. A slot runs the version current when it starts; returns why it must not run
-    when the function was paused, or redeployed with a schedule that no longer has the slot."""
+    """The tick creates runs ahead of their slot: a pause or a deploy in between still wins. A
+    slot runs the version current when it is claimed; returns why it must not run when the
+    function was paused, or redeployed with a schedule that no longer has the slot."""
+    reason, current = _slot_verdict(run)
+    if reason is None and current is not None:
+        Run.objects.filter(id=run.id).update(version=current)
+        run.version = current
+    return reason
+
+
+def _slot_verdict(run: Run) -> tuple[str | None, FunctionVersion | None]:
+    """(why the run's slot must not run, or None; the version now current if it changed)."""
     function = run.function
     if run.trigger != Trigger.SCHEDULE:
-        return None
+        return None, None
     if function.paused:
-        return f"the function was paused before this slot ({function.paused_reason})"
+        return f"the function was paused before this slot ({function.paused_reason})", None
     if function.current_version_id == run.version_id:
-        return None
+        return None, None
     current = FunctionVersion.objects.select_related("image").get(id=function.current_version_id)
     slot = run.scheduled_for
     if current.cron is None or (
@@ -186,23 +215,62 @@ def _slot_no_longer_due(run: Run) -> str | None:
         return (
             f"version {current.number} was deployed before this slot, and its schedule "
             f"({current.cron or 'none'}) does not include it"
+        ), None
+    return None, current
+
+
+def prepared_attempt_skip(*, attempt: Attempt, now: dt.datetime) -> str | None:
+    """A scheduled run's first attempt, taken by a worker ahead of its slot (its runner, or
+    its Kubernetes Job, waits for it), whose slot a pause or a deploy has taken away since:
+    skips the run, as the claim would have, and tells the executor (a Job made ahead is
+    deleted). Returns why, when skipped. Asked on the runner's fetch and heartbeats before the slot,
+    and by the reaper for attempts whose runner has not started yet."""
+    if attempt.number != 1 or attempt.not_before <= now:
+        return None
+    with transaction.atomic():
+        run = Run.objects.select_for_update().select_related("function").get(id=attempt.run_id)
+        reason, _ = _slot_verdict(run)
+        if reason is None:
+            return None
+        ended = Attempt.objects.filter(id=attempt.id, status__in=ACTIVE_ATTEMPT_STATUSES).update(
+            status=AttemptStatus.CANCELLED, finished_at=now, reason=reason
         )
-    Run.objects.filter(id=run.id).update(version=current)
-    run.version = current
-    return None
+        if not ended:
+            return None
+        Run.objects.filter(id=run.id, status__in=ACTIVE_RUN_STATUSES).update(
+            status=RunStatus.SKIPPED, status_reason=reason, finished_at=now
+        )
+        attempt_id = attempt.id
+        transaction.on_commit(lambda: _tell_executors([attempt_id]))
+    return reason
+
+
+def prepared_attempts_recheck(*, now: dt.datetime) -> int:
+    """Skips the prepared attempts (see prepared_attempt_skip) whose function was paused or
+    redeployed; returns how many. The reaper's pass: a pod still starting has no runner to ask."""
+    changed = Attempt.objects.filter(
+        Q(run__function__paused=True) | ~Q(run__function__current_version=F("run__version")),
+        status__in=(AttemptStatus.STARTING, AttemptStatus.RUNNING),
+        number=1,
+        not_before__gt=now,
+        run__trigger=Trigger.SCHEDULE,
+    )
+    return sum(
+        prepared_attempt_skip(attempt=attempt, now=now) is not None for attempt in changed[:1000]
+    )
 
 
 def attempt_claim_next(
-    *, executor: str, executor_ref: str, now: dt.datetime
+    *, executor: str, executor_ref: str, now: dt.datetime, ahead: dt.timedelta = PREPARE_AHEAD
 ) -> tuple[Attempt, str] | None:
-    """Claims the queued attempt that is due first (its start time is at most PREPARE_AHEAD
-    away), if any."""
+    """Claims the queued attempt that is due first (its start time is at most `ahead` away),
+    if any."""
     while True:
         with transaction.atomic():
             # SKIP LOCKED: workers pulling at once take different attempts without waiting.
             attempt_id = (
                 Attempt.objects.select_for_update(skip_locked=True)
-                .filter(status=AttemptStatus.QUEUED, not_before__lte=now + PREPARE_AHEAD)
+                .filter(status=AttemptStatus.QUEUED, not_before__lte=now + ahead)
                 .order_by("not_before", "id")
                 .values_list("id", flat=True)
                 .first()
@@ -772,7 +840,8 @@ def _tell_executors(attempt_ids: list[int]) -> None:
 
 def reap(*, now: dt.datetime) -> dict[str, int]:
     """1. Marks attempts whose heartbeat stopped as lost and applies the retry policy.
-    2. Re-sends queued attempts whose start time passed long ago (a lost broker message)."""
+    2. Re-sends queued attempts whose start time passed long ago (a lost broker message).
+    3. Skips attempts prepared ahead whose slot a pause or a deploy took away."""
     silence = dt.timedelta(seconds=settings.CHALK_HEARTBEAT_TIMEOUT_SECONDS)
     stale = Attempt.objects.filter(
         status__in=(AttemptStatus.STARTING, AttemptStatus.RUNNING),
@@ -797,7 +866,8 @@ def reap(*, now: dt.datetime) -> dict[str, int]:
     )
     Attempt.objects.filter(id__in=overdue, status=AttemptStatus.QUEUED).update(dispatched_at=now)
     attempts_dispatch([(attempt_id, now) for attempt_id in overdue])
-    return {"lost": lost, "resent": len(overdue)}
+    skipped = prepared_attempts_recheck(now=now)
+    return {"lost": lost, "resent": len(overdue), "skipped_ahead": skipped}
 
 
 def runs_prune(*, before: dt.datetime, batch: int = 10_000) -> int:

@@ -16,7 +16,7 @@ from django.utils import timezone
 from access.services import audit_prune
 from chalkcompute.runtime.parent import die_with_parent
 from runs import heartbeats, scheduler, services
-from runs.executors import executor_for
+from runs.executors import database_slot, executor_for
 from runs.models import Attempt
 
 WAIT_FOR_DUE = dt.timedelta(seconds=10)
@@ -96,27 +96,33 @@ def reap() -> dict[str, int]:
 # Acknowledged on receipt: a run can last hours, and a redelivered message after a worker's
 # death must not start anything twice. The reaper finds a killed attempt lost and retries it.
 @shared_task(ignore_result=True, acks_late=False)
-def run_due_attempts() -> int:
-    """Claims and runs due attempts one after another until none is left; returns how many.
+def run_due_attempts(ahead_seconds: float = services.PREPARE_AHEAD.total_seconds()) -> int:
+    """Claims and runs attempts due within `ahead_seconds` one after another until none is
+    left; returns how many. The wake-up's `ahead` is its slot's preparation lead
+    (services.prepare_lead), so a large slot is taken early enough to be ready on time.
 
     A wake-up that arrives a little before its attempts are due (clocks of two machines
     differ) waits for them rather than leaving them to the reaper.
     """
     executor = executor_for()
+    ahead = dt.timedelta(seconds=min(max(ahead_seconds, 0.0), settings.CHALK_MAX_PREPARE_SECONDS))
     ran = 0
     while True:
-        now = timezone.now()
-        claimed = services.attempt_claim_next(
-            executor=executor.name,
-            executor_ref=f"pid {os.getpid()} on {socket.gethostname()}",
-            now=now,
-        )
+        with database_slot():
+            now = timezone.now()
+            claimed = services.attempt_claim_next(
+                executor=executor.name,
+                executor_ref=f"pid {os.getpid()} on {socket.gethostname()}",
+                now=now,
+                ahead=ahead,
+            )
+            soon = None
+            if claimed is None:
+                soon = services.next_queued_start(before=now + ahead + WAIT_FOR_DUE)
         if claimed is None:
-            soon = services.next_queued_start(before=now + WAIT_FOR_DUE)
             if soon is None:
                 return ran
-            wait = soon - services.PREPARE_AHEAD - now
-            time.sleep(max(0.0, wait.total_seconds()))
+            time.sleep(max(0.0, (soon - ahead - now).total_seconds()))
             continue
         attempt, token = claimed
         executor.run(attempt, token)

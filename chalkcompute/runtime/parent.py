@@ -7,9 +7,18 @@ import sys
 _PR_SET_PDEATHSIG = 1
 
 
-def die_with_parent() -> None:
-    """Asks Linux to SIGKILL this process when its parent dies (a no-op elsewhere)."""
-    if sys.platform == "linux":
-        import ctypes
+if sys.platform == "linux":
+    import ctypes
 
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    # Looked up once, here: die_with_parent runs between fork and exec in a worker of many
+    # threads, where loading a library could wait forever on a lock another thread held.
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl
+else:
+    _prctl = None
+
+
+def die_with_parent() -> None:
+    """Asks Linux to SIGKILL this process when its parent (the thread that started it) dies;
+    a no-op elsewhere."""
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)

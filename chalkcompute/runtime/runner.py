@@ -26,6 +26,7 @@ import base64
 import codecs
 import json
 import os
+import random
 import select
 import signal
 import subprocess
@@ -43,6 +44,11 @@ from chalkcompute.runtime.parent import die_with_parent
 from chalkcompute.runtime.usage import Usage, session_usage
 
 HEARTBEAT_SECONDS = 1.0
+# A runner prepared ahead of its slot beats this often while it waits (the server's silence
+# limit is 30 s), then once in the LAST_CALL window before the slot: a pause or a deploy that
+# takes the slot away is heard then, and hundreds of waiting runners do not call at once.
+WAITING_HEARTBEAT_SECONDS = 5.0
+LAST_CALL_SECONDS = (1.5, 1.0)
 CHECK_SECONDS = 0.1
 KILL_GRACE_SECONDS = 5.0
 DRAIN_SECONDS = 10.0  # after the function's end, for the pipes to be read to their end
@@ -503,7 +509,7 @@ class Attempt:
             if now >= next_heartbeat or self.logs.full():
                 if now >= next_heartbeat:
                     self._sample(usage)
-                    next_heartbeat = now + HEARTBEAT_SECONDS
+                    next_heartbeat = _next_heartbeat(now, started)
                 self._heartbeat(usage)
             if not self.logs.full():
                 time.sleep(CHECK_SECONDS)
@@ -566,6 +572,16 @@ class Attempt:
         if key == "traceback":
             return "…" + self.masker.mask(text, cut_start=True)
         return self.masker.mask(text, cut_end=True) + "…"
+
+
+def _next_heartbeat(now: float, start: float) -> float:
+    """When to beat next (monotonic): every HEARTBEAT_SECONDS once the start time is near;
+    before it, every WAITING_HEARTBEAT_SECONDS and once at a moment of the LAST_CALL window."""
+    earliest, latest = LAST_CALL_SECONDS
+    last_call = start - earliest
+    if now >= last_call:
+        return now + HEARTBEAT_SECONDS
+    return min(now + WAITING_HEARTBEAT_SECONDS, last_call + random.uniform(0, earliest - latest))
 
 
 def _timestamp(value: object) -> float | None:

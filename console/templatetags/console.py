@@ -13,6 +13,7 @@ register = template.Library()
 
 # Each status has a symbol as well as a colour, so it reads without colour too.
 STATUS_SYMBOLS = {
+    "scheduled": "◷",
     "queued": "◷",
     "starting": "◔",
     "running": "▶",

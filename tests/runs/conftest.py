@@ -74,7 +74,17 @@ class Platform:
         common = ["worker", "--loglevel", "INFO", "--without-mingle", "--without-gossip"]
         self._start(
             "runs-worker",
-            [*common, "-Q", "chalk-runs", "-c", str(concurrency), "-n", f"runs-{os.getpid()}@%h"],
+            [
+                *common,
+                "-Q",
+                "chalk-runs",
+                "--pool",
+                "threads",
+                "-c",
+                str(concurrency),
+                "-n",
+                f"runs-{os.getpid()}@%h",
+            ],  # fmt: skip
             "ready.",
         )
         if not control:

@@ -15,6 +15,7 @@ from django.core.management.base import BaseCommand
 from chalkweb.datafolder import replace_private_file, tighten
 from chalkweb.env import env_int, env_str
 from runs.beat import ensure_periodic_tasks
+from runs.executors import runs_worker_pool
 
 
 def web_command(python: str, host: str, port: int) -> list[str]:
@@ -116,13 +117,13 @@ class Command(BaseCommand):
         # tasks (the tick every second, the reaper, ...) out of the INFO lines after that.
         celery = [python, "-m", "celery", "-A", "chalkweb", "--quiet"]
         worker = [*celery, "worker", "--loglevel", "INFO"]
-        # Runs hold a worker slot while they last; the tick and the reaper get their own
-        # worker so a busy machine never delays a slot.
+        # Runs hold a thread of the runs worker while they last; the tick and the reaper get
+        # their own worker so a busy machine never delays a slot.
         processes = {
             "web": web_command(python, host, port),
             "control-worker": [*worker, "-Q", "chalk-control", "-c", "2",
                                "-n", f"control-{port}@%h"],
-            "runs-worker": [*worker, "-Q", "chalk-runs", "-c", str(settings.CHALK_LOCAL_MAX_RUNS),
+            "runs-worker": [*worker, "-Q", "chalk-runs", *runs_worker_pool(),
                             "-n", f"runs-{port}@%h"],
             "beat": [*celery, "beat", "--loglevel", "INFO",
                      "--pidfile", str(settings.DATA_DIR / "beat.pid")],

@@ -1,8 +1,10 @@
 """The local executor: runs the runner as a subprocess of the celery worker.
 
-The worker slot stays busy while the run lasts, so the runs worker's concurrency is the bound
-on concurrent local runs (CHALK_LOCAL_MAX_RUNS). The runner dies with the worker (Linux
-PDEATHSIG): a killed worker leaves no orphan run, and the reaper then finds it lost.
+The runs worker runs celery's threads pool: a thread per run, which waits for its runner's
+end. A run starts when its cpu and memory requests fit what the machine has free
+(admission.py); CHALK_LOCAL_MAX_RUNS, the pool's size, bounds runs at once. The runner dies
+with the worker (Linux PDEATHSIG): a killed worker leaves no orphan run, and the reaper then
+finds it lost.
 
 Each attempt runs in a sandbox (sandbox.py): bubblewrap, as an unprivileged uid when the
 worker is root, seeing only what it needs read-only and its own work folder, with a network of
@@ -22,7 +24,9 @@ from django.utils import timezone
 
 from chalkcompute.quantities import memory_bytes
 from chalkcompute.runtime.parent import die_with_parent
+from runs.executors import database_slot
 from runs.executors.local import network, sandbox
+from runs.executors.local.admission import admission, requests_of
 from runs.executors.local.images import ImageBuildError, ensure_image
 from runs.models import ACTIVE_ATTEMPT_STATUSES, Attempt, AttemptStatus
 from runs.services import (
@@ -41,21 +45,55 @@ class LocalExecutor:
     name = "local"
 
     def run(self, attempt: Attempt, token: str) -> None:
+        """Prepares the attempt (its image, its sandbox's folders), waits for its requests to
+        fit (admission.py), starts its runner and waits for its end. The database is used in
+        short stretches (database_slot): a thread waiting for its runner holds no connection."""
+        with database_slot():
+            prepared = self._prepare(attempt)
+        if prepared is None:
+            return
+        python, isolation, wanted = prepared
+        machine = admission()
+        if not machine.hold(attempt.id, wanted, _Waiting(attempt)):
+            return
+        try:
+            with database_slot():
+                if isolation.warning:
+                    log_system(
+                        attempt=attempt, text=isolation.warning, now=timezone.now(),
+                        level="WARNING",
+                    )  # fmt: skip
+                sandbox.sweep_work_folders(_active)
+            runtime = sandbox.runtime_copy()
+            ids = sandbox.run_ids() if isolation.bwrap else None
+            work = sandbox.work_folder(f"attempt-{attempt.id}", ids)
+            try:
+                self._run_runner(attempt, token, python, runtime, work, isolation)
+            finally:
+                sandbox.remove_tree(work.root)
+        finally:
+            machine.release(attempt.id)
+
+    def _prepare(self, attempt: Attempt):
+        """(python, isolation, requests) for an attempt that may run here; None with the
+        attempt ended when it may not."""
         version = attempt.run.version
+        refusal = None
         if version.gpu:
-            attempt_finish(
-                attempt=attempt, status=AttemptStatus.FAILED, now=timezone.now(),
-                reason=f"the local executor has no GPU (the function asks for {version.gpu}); "
-                "run it on the kubernetes executor", retryable=False,
-            )  # fmt: skip
-            return
+            refusal = (
+                f"the local executor has no GPU (the function asks for {version.gpu}); "
+                "run it on the kubernetes executor"
+            )
+        wanted = requests_of(version.cpu, version.memory)
+        refusal = refusal or admission().never_fits(wanted)
         isolation = sandbox.isolation()
-        if isolation.refusal:
+        refusal = refusal or isolation.refusal
+        if refusal:
             attempt_finish(
                 attempt=attempt, status=AttemptStatus.FAILED, now=timezone.now(),
-                reason=isolation.refusal, retryable=False,
+                reason=refusal, retryable=False,
             )  # fmt: skip
-            return
+            return None
         last_beat = [0.0]
 
         def heartbeat() -> None:
@@ -72,19 +110,10 @@ class LocalExecutor:
                 now=timezone.now(),
                 reason=f"image build failed: {exc}",
             )
-            return
+            return None
         if attempt_cancel_if_requested(attempt=attempt, now=timezone.now()):
-            return
-        if isolation.warning:
-            log_system(attempt=attempt, text=isolation.warning, now=timezone.now(), level="WARNING")
-        sandbox.sweep_work_folders(_active)
-        runtime = sandbox.runtime_copy()
-        ids = sandbox.run_ids() if isolation.bwrap else None
-        work = sandbox.work_folder(f"attempt-{attempt.id}", ids)
-        try:
-            self._run_runner(attempt, token, python, runtime, work, isolation)
-        finally:
-            sandbox.remove_tree(work.root)
+            return None
+        return python, isolation, wanted
 
     def _run_runner(self, attempt, token, python, runtime, work, isolation) -> None:
         version = attempt.run.version
@@ -121,10 +150,11 @@ class LocalExecutor:
                     work.api / network.SOCKET_NAME, settings.CHALK_RUNNER_SERVER_URL
                 )
             except OSError as exc:
-                attempt_fail(
-                    attempt=attempt, reason=f"the runner API's socket could not be made: {exc}",
-                    now=timezone.now(),
-                )  # fmt: skip
+                with database_slot():
+                    attempt_fail(
+                        attempt=attempt, now=timezone.now(),
+                        reason=f"the runner API's socket could not be made: {exc}",
+                    )  # fmt: skip
                 return
         try:
             runner, own_network = self._spawn(attempt, argv, env, work, token, prepare, isolation)
@@ -157,36 +187,37 @@ class LocalExecutor:
                 argv, slirp4netns=isolation.slirp4netns, log=work.root / "slirp4netns.log", **popen
             )
         except network.NetworkError as exc:
-            attempt_fail(
-                attempt=attempt, reason=f"the run's network could not be made: {exc}",
-                now=timezone.now(),
-            )  # fmt: skip
+            with database_slot():
+                attempt_fail(
+                    attempt=attempt, reason=f"the run's network could not be made: {exc}",
+                    now=timezone.now(),
+                )  # fmt: skip
             return None, None
         finally:
             os.close(token_read)
 
     def _wait(self, attempt, runner) -> None:
         version = attempt.run.version
-        attempt_runner_spawned(
-            attempt=attempt, executor_ref=f"pid {runner.pid} on {socket.gethostname()}"
-        )
+        with database_slot():
+            attempt_runner_spawned(
+                attempt=attempt, executor_ref=f"pid {runner.pid} on {socket.gethostname()}"
+            )
         limit = version.timeout + RUNNER_GRACE_SECONDS if version.timeout else None
         try:
             _, errors = runner.communicate(timeout=limit)
         except subprocess.TimeoutExpired:
             runner.kill()
             _, errors = runner.communicate()
-        if (
-            runner.returncode != 0
-            or Attempt.objects.filter(
+        with database_slot():
+            unreported = Attempt.objects.filter(
                 id=attempt.id, status__in=(AttemptStatus.STARTING, AttemptStatus.RUNNING)
             ).exists()
-        ):
-            tail = errors.decode("utf-8", "replace").strip()[-2000:]
-            reason = f"the runner exited with code {runner.returncode} before reporting" + (
-                f": {tail}" if tail else ""
-            )
-            attempt_fail(attempt=attempt, reason=reason, now=timezone.now())
+            if runner.returncode != 0 or unreported:
+                tail = errors.decode("utf-8", "replace").strip()[-2000:]
+                reason = f"the runner exited with code {runner.returncode} before reporting" + (
+                    f": {tail}" if tail else ""
+                )
+                attempt_fail(attempt=attempt, reason=reason, now=timezone.now())
 
     def isolation(self) -> str | None:
         """None when runs are sandboxed; else what the console and `make run` say."""
@@ -206,3 +237,23 @@ def _active(attempt_ids: list[int]) -> list[int]:
             "id", flat=True
         )
     )
+
+
+class _Waiting:
+    """What an attempt does while its requests do not fit: says why in its log (again when
+    the reason changes), keeps its heartbeat, and gives up when its run is cancelled."""
+
+    def __init__(self, attempt: Attempt) -> None:
+        self.attempt = attempt
+        self.said = ""
+
+    def __call__(self, why: str) -> bool:
+        with database_slot():
+            now = timezone.now()
+            if attempt_cancel_if_requested(attempt=self.attempt, now=now):
+                return False
+            attempt_heartbeat(attempt=self.attempt, now=now)
+            if why.split(":")[0] != self.said:
+                self.said = why.split(":")[0]
+                log_system(attempt=self.attempt, text=why, now=now)
+        return True
