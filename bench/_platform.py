@@ -47,6 +47,49 @@ def setup_django(data_dir: Path) -> None:
     call_command("migrate", interactive=False, verbosity=0)
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_platform(data_dir: Path, extra_env: dict[str, str] | None = None) -> list:
+    """The platform as on a production machine (after setup_django): gunicorn, a control
+    worker, the runs worker with its threads pool, beat; logs in `data_dir`."""
+    import subprocess
+
+    from chalkweb.management.commands.run_platform import web_command
+    from runs.executors import runs_worker_pool
+
+    port = free_port()
+    env = {
+        **os.environ,
+        "CHALK_DATA_DIR": str(data_dir),
+        "CHALK_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "PORT": str(port),
+        **(extra_env or {}),
+    }
+    celery = [sys.executable, "-m", "celery", "-A", "chalkweb"]
+    commands = {
+        "web": web_command(sys.executable, "127.0.0.1", port),
+        "control": [*celery, "worker", "-Q", "chalk-control", "-c", "2", "-n", "control@%h"],
+        "runs": [*celery, "worker", "-Q", "chalk-runs", *runs_worker_pool(), "-n", "runs@%h"],
+        "beat": [*celery, "beat", "--pidfile", str(data_dir / "beat.pid")],
+    }
+    return [
+        subprocess.Popen(
+            cmd,
+            cwd=REPO,
+            env=env,
+            stdout=open(data_dir / f"{name}.log", "w"),
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        for name, cmd in commands.items()
+    ]
+
+
 def purge_broker() -> None:
     """Empties Chalkweb's queues, so no message of an earlier run reaches this one's workers."""
     from chalkweb.celery import purge_queues

@@ -1,6 +1,6 @@
 """From slot to the first line of user code, on the local executor with a warm image.
 
-The whole platform runs as `make run` starts it (web, control and runs workers, beat) on a
+The whole platform runs as on a production machine (gunicorn, control and runs workers, beat) on a
 database and broker of the benchmark's own. A function whose first line logs is given a slot
 a few seconds ahead, again and again; the lag is the log record's time minus the slot (the
 platform starts the runner a second ahead and calls the function on the slot). Beside it:
@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,14 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _platform import (
-    BENCH_BROKER_URL,
-    BENCH_DATABASE_URL,
-    REPO,
-    percentile,
-    purge_broker,
-    setup_django,
-)  # noqa: E402
+from _platform import percentile, purge_broker, setup_django, start_platform  # noqa: E402
 
 FUNCTION_SOURCE = """from chalk import chalk_logger
 
@@ -38,39 +29,6 @@ FUNCTION_SOURCE = """from chalk import chalk_logger
 def overhead():
     chalk_logger.info("first line")
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_platform(data_dir: Path, port: int) -> list[subprocess.Popen]:
-    env = {
-        **os.environ,
-        "DATABASE_URL": BENCH_DATABASE_URL,
-        "CELERY_BROKER_URL": BENCH_BROKER_URL,
-        "CHALK_DATA_DIR": str(data_dir),
-        "CHALK_PUBLIC_URL": f"http://127.0.0.1:{port}",
-    }
-    celery = [sys.executable, "-m", "celery", "-A", "chalkweb"]
-    commands = {
-        "web": [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
-        "control": [*celery, "worker", "-Q", "chalk-control", "-c", "2", "-n", "control@%h"],
-        "runs": [*celery, "worker", "-Q", "chalk-runs", "-c", "2", "-n", "runs@%h"],
-        "beat": [*celery, "beat", "--pidfile", str(data_dir / "beat.pid")],
-    }
-    return [
-        subprocess.Popen(
-            cmd,
-            cwd=REPO,
-            env=env,
-            stdout=open(data_dir / f"{name}.log", "w"),
-            stderr=subprocess.STDOUT,
-        )
-        for name, cmd in commands.items()
-    ]
 
 
 def wait_for(predicate, timeout: float, what: str):
@@ -108,8 +66,7 @@ def main() -> None:
         spec=FunctionSpec(schedule="0 0 1 1 *", overlap="allow"), actor=Actor.platform(),
         now=timezone.now(),
     ).function  # fmt: skip
-    port = free_port()
-    processes = start_platform(data_dir, port)
+    processes = start_platform(data_dir)
     try:
         warm = run_trigger(
             function=function, trigger="manual", actor=Actor.platform(), now=timezone.now()

@@ -125,7 +125,15 @@ def run_due_attempts(ahead_seconds: float = services.PREPARE_AHEAD.total_seconds
             time.sleep(max(0.0, (soon - ahead - now).total_seconds()))
             continue
         attempt, token = claimed
-        executor.run(attempt, token)
+        try:
+            executor.run(attempt, token)
+        except Exception as exc:  # a bug or the machine: the attempt fails now, saying so
+            logger.exception("attempt %s could not be run", attempt.id)
+            with database_slot():
+                services.attempt_fail(
+                    attempt=attempt, now=timezone.now(),
+                    reason=f"the worker could not run it: {type(exc).__name__}: {exc}",
+                )  # fmt: skip
         ran += 1
 
 

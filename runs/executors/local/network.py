@@ -116,7 +116,13 @@ def spawn(
             process.kill()
             process.wait()
             raise
-        os.write(block_write, b"1")
+        except FileNotFoundError:  # the sandbox ended before its network was made: bwrap says why
+            return process, None
+        try:
+            os.write(block_write, b"1")
+        except BrokenPipeError:  # the sandbox ended meanwhile: bwrap's exit says why
+            network.close()
+            return process, None
         return process, network
     finally:
         os.close(block_write)
