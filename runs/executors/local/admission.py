@@ -36,8 +36,10 @@ class Resources:
 def requests_of(cpu: str | None, memory: str | None) -> Resources:
     """What a run of a version holds: its requests, or the defaults where it has none."""
     return Resources(
-        cpu=parse_quantity(cpu or settings.CHALK_LOCAL_DEFAULT_CPU, "cpu"),
-        memory=int(parse_quantity(memory or settings.CHALK_LOCAL_DEFAULT_MEMORY, "memory")),
+        cpu=parse_quantity(parse_cpu(cpu or settings.CHALK_LOCAL_DEFAULT_CPU), "cpu"),
+        memory=int(
+            parse_quantity(parse_memory(memory or settings.CHALK_LOCAL_DEFAULT_MEMORY), "memory")
+        ),
     )
 
 
@@ -139,21 +141,18 @@ class Admission:
         return None
 
     def hold(self, key: int, wanted: Resources, waiting: Callable[[str], bool]) -> bool:
-        """Holds `wanted` for `key` once it fits. Meanwhile calls `waiting(why)` every few
-        seconds, and gives up (False) when it answers False (the run was cancelled)."""
+        """Holds `wanted` for `key` once it fits. Until then calls `waiting(why)` at once and
+        every few seconds, and gives up (False) when it answers False (the run was cancelled)."""
         while True:
             with self._changed:
                 why = self._shortfall(wanted)
                 if why is None:
                     self._held[key] = wanted
                     return True
-                self._changed.wait(WAIT_CHECK_SECONDS)
-                why = self._shortfall(wanted)
-                if why is None:
-                    self._held[key] = wanted
-                    return True
             if not waiting(why):
                 return False
+            with self._changed:
+                self._changed.wait_for(lambda: self._shortfall(wanted) is None, WAIT_CHECK_SECONDS)
 
     def release(self, key: int) -> None:
         with self._changed:
