@@ -5,6 +5,7 @@ CHALK_DATA_DIR, the local executor. Production sets DATABASE_URL, CELERY_BROKER_
 CHALK_SECRETS_KEY and DJANGO_SECRET_KEY (see README); with DATABASE_URL set, the keys must be.
 """
 
+import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -323,6 +324,8 @@ CHALK_LOCAL_DEFAULT_MEMORY = env_str("CHALK_LOCAL_DEFAULT_MEMORY", "64Mi")
 # Seconds of the whole machine one local run's preparation takes (sandbox, network, runner,
 # import; bench/burst.py measures it): a slot of N runs is prepared 1 + N x this ahead.
 CHALK_LOCAL_PREPARE_SECONDS = env_float("CHALK_LOCAL_PREPARE_SECONDS", 0.25)
+# Local runs prepared at once (each from its sandbox's making to its module imported).
+CHALK_LOCAL_PREPARE_PARALLEL = env_int("CHALK_LOCAL_PREPARE_PARALLEL", 2 * (os.cpu_count() or 1))
 # How long before its slot a Kubernetes attempt's Job is made: its pod has this long to be
 # scheduled, pull its image and start its runner, which then waits for the slot.
 CHALK_K8S_LOOKAHEAD_SECONDS = env_int("CHALK_K8S_LOOKAHEAD_SECONDS", 30)

@@ -8,6 +8,8 @@ or the exception with its traceback). Output written to the file descriptors dir
 subprocess, say) still reaches the runner through the stdout and stderr pipes.
 
 The events (the runner masks secrets in every text of them):
+- {"kind": "started", "ts"} as the process starts, {"kind": "ready", "ts"} once the module is
+  loaded, before the wait for the start time;
 - {"kind": "line", "stream": "stdout"|"stderr", "ts", "text"}: printed text, a line with its
   "\n", or a part of one (on a flush, or every PIECE_CHARS of a long line);
 - {"kind": "log", "level", "levelno", "ts", "text", "more"}: a logging record (chalk_logger's
@@ -157,6 +159,7 @@ def main() -> int:
     events.send({"kind": "started", "ts": time.time()})
     try:
         function = _load(path, entrypoint)
+        events.send({"kind": "ready", "ts": time.time()})
         time.sleep(max(0.0, float(os.environ.get("CHALK_START_AT", "0")) - time.time()))
         result = function()
         if inspect.isawaitable(result):

@@ -332,9 +332,10 @@ def _read_event_lines(fd: int, on_event, on_quiet) -> None:
 
 
 class Attempt:
-    def __init__(self, api: RunnerApi, spec: dict) -> None:
+    def __init__(self, api: RunnerApi, spec: dict, ready_fd: int | None = None) -> None:
         self.api = api
         self.spec = spec
+        self.ready_fd = ready_fd  # told once the module is loaded (the local executor's)
         self.masker = Masker((spec.get("secrets") or {}).values())
         self.logs = LogBuffer(int(spec.get("max_log_bytes", 10_000_000)))
         # What Python code prints and chalk_logger records come in order on the events pipe;
@@ -373,6 +374,17 @@ class Attempt:
         elif kind == "result":
             self._switch(None)
             self.result = event
+        elif kind == "ready":
+            self._tell_ready()
+
+    def _tell_ready(self) -> None:
+        if self.ready_fd is not None:
+            fd, self.ready_fd = self.ready_fd, None
+            try:
+                os.write(fd, b"1")
+            except OSError:
+                pass
+            os.close(fd)
 
     def _switch(self, channel: _Channel | None) -> _Channel | None:
         if self._active is not None and self._active is not channel:
@@ -660,8 +672,16 @@ def _not_dumpable() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
 
 
+def _ready_fd() -> int | None:
+    """CHALK_READY_FD, taken out of the environment: the pipe on which the local executor
+    learns that the function's module is loaded (the runner closes it when it ends)."""
+    value = os.environ.pop("CHALK_READY_FD", "")
+    return int(value) if value.isdigit() else None
+
+
 def main() -> int:
     _not_dumpable()
+    ready_fd = _ready_fd()
     try:
         api = RunnerApi(
             os.environ["CHALK_SERVER_URL"], _token(), os.environ.get("CHALK_SERVER_SOCKET")
@@ -677,7 +697,7 @@ def main() -> int:
     except RunnerError as exc:
         print(f"chalkcompute.runtime: cannot fetch the attempt: {exc}", file=sys.stderr)
         return 3
-    attempt = Attempt(api, spec)
+    attempt = Attempt(api, spec, ready_fd)
     try:
         outcome = attempt.run()
     except Exception as exc:  # the runner's own failure still gets reported

@@ -15,8 +15,10 @@ its log says so; with CHALK_LOCAL_SANDBOX=bwrap it fails instead.
 
 import os
 import resource
+import select
 import socket
 import subprocess
+import threading
 import time
 
 from django.conf import settings
@@ -39,6 +41,7 @@ from runs.services import (
 )
 
 RUNNER_GRACE_SECONDS = 60  # past the timeout, for the runner to stop the function and report
+READY_SECONDS = 10.0  # the most a run holds its preparation slot (an import may take longer)
 
 
 class LocalExecutor:
@@ -56,6 +59,7 @@ class LocalExecutor:
         machine = admission()
         if not machine.hold(attempt.id, wanted, _Waiting(attempt)):
             return
+        preparing = _Preparing()
         try:
             with database_slot():
                 if isolation.warning:
@@ -68,10 +72,11 @@ class LocalExecutor:
             ids = sandbox.run_ids() if isolation.bwrap else None
             work = sandbox.work_folder(f"attempt-{attempt.id}", ids)
             try:
-                self._run_runner(attempt, token, python, runtime, work, isolation)
+                self._run_runner(attempt, token, python, runtime, work, isolation, preparing)
             finally:
                 sandbox.remove_tree(work.root)
         finally:
+            preparing.done()
             machine.release(attempt.id)
 
     def _prepare(self, attempt: Attempt):
@@ -115,7 +120,7 @@ class LocalExecutor:
             return None
         return python, isolation, wanted
 
-    def _run_runner(self, attempt, token, python, runtime, work, isolation) -> None:
+    def _run_runner(self, attempt, token, python, runtime, work, isolation, preparing) -> None:
         version = attempt.run.version
         env = {
             "PATH": f"{python.parent}:/usr/local/bin:/usr/bin:/bin",
@@ -156,18 +161,28 @@ class LocalExecutor:
                         reason=f"the runner API's socket could not be made: {exc}",
                     )  # fmt: skip
                 return
+        ready_read, ready_write = os.pipe()
         try:
-            runner, own_network = self._spawn(attempt, argv, env, work, token, prepare, isolation)
+            env["CHALK_READY_FD"] = str(ready_write)
+            try:
+                runner, own_network = self._spawn(
+                    attempt, argv, env, work, token, prepare, isolation, ready_write
+                )
+            finally:
+                os.close(ready_write)
             if runner is None:
                 return
+            select.select([ready_read], [], [], READY_SECONDS)  # a byte, or the runner's end
+            preparing.done()
             self._wait(attempt, runner)
         finally:
+            os.close(ready_read)
             if own_network:
                 own_network.close()
             if proxy:
                 proxy.close()
 
-    def _spawn(self, attempt, argv, env, work, token, prepare, isolation):
+    def _spawn(self, attempt, argv, env, work, token, prepare, isolation, ready_write):
         """The runner's process and its network (None when it shares the worker's), or
         (None, None) with the attempt failed when its network cannot be made."""
         # The token goes on a pipe the runner reads and closes: never in an environment (the
@@ -176,7 +191,7 @@ class LocalExecutor:
         popen = dict(
             env={**env, "CHALK_ATTEMPT_TOKEN_FD": str(token_read)}, cwd=work.home,
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            pass_fds=(token_read,), preexec_fn=prepare,
+            pass_fds=(token_read, ready_write), preexec_fn=prepare,
         )  # fmt: skip
         try:
             os.write(token_write, token.encode())
@@ -257,3 +272,30 @@ class _Waiting:
                 self.said = why.split(":")[0]
                 log_system(attempt=self.attempt, text=why, now=now)
         return True
+
+
+_preparation_slots: threading.BoundedSemaphore | None = None
+_preparation_lock = threading.Lock()
+
+
+class _Preparing:
+    """One of CHALK_LOCAL_PREPARE_PARALLEL preparations at once, held from the sandbox's
+    making until the runner says its function's module is imported (CHALK_READY_FD). Runs
+    taken together for a slot get ready one after another, in the order they were taken,
+    rather than all slowly at once: most are ready early, and the machine is not thrashed by
+    hundreds of interpreters starting together."""
+
+    def __init__(self) -> None:
+        global _preparation_slots
+        with _preparation_lock:
+            if _preparation_slots is None:
+                _preparation_slots = threading.BoundedSemaphore(
+                    settings.CHALK_LOCAL_PREPARE_PARALLEL
+                )
+        _preparation_slots.acquire()
+        self._held = True
+
+    def done(self) -> None:
+        if self._held:
+            self._held = False
+            _preparation_slots.release()
