@@ -3,12 +3,13 @@
 import datetime as dt
 import logging
 import os
+import resource
 import socket
 import threading
 import time
 
 from celery import shared_task
-from celery.signals import worker_process_init, worker_ready, worker_shutdown
+from celery.signals import worker_init, worker_process_init, worker_ready, worker_shutdown
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
@@ -24,6 +25,15 @@ WORKER_HEARTBEAT_SECONDS = 10  # /readyz wants a runs worker seen in the last 30
 QUEUE_COMPONENTS = {"chalk-runs": "runs-worker", "chalk-control": "control-worker"}
 logger = logging.getLogger(__name__)
 _stop_heartbeat = threading.Event()
+
+
+@worker_init.connect
+def _open_files_enough_for_hundreds_of_runs(**_) -> None:
+    """A local run holds a dozen descriptors in its worker (pipes, its network's, its runner
+    API socket): 1024, a common soft limit, is 80 runs. Raised to the hard limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 @worker_process_init.connect

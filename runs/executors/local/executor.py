@@ -28,7 +28,7 @@ from chalkcompute.quantities import memory_bytes
 from chalkcompute.runtime.parent import die_with_parent
 from runs.executors import database_slot
 from runs.executors.local import network, sandbox
-from runs.executors.local.admission import admission, requests_of
+from runs.executors.local.admission import WAIT_CHECK_SECONDS, admission, requests_of
 from runs.executors.local.images import ImageBuildError, ensure_image
 from runs.models import ACTIVE_ATTEMPT_STATUSES, Attempt, AttemptStatus
 from runs.services import (
@@ -59,7 +59,7 @@ class LocalExecutor:
         machine = admission()
         if not machine.hold(attempt.id, wanted, _Waiting(attempt)):
             return
-        preparing = _Preparing()
+        preparing = _Preparing(attempt)
         try:
             with database_slot():
                 if isolation.warning:
@@ -172,7 +172,9 @@ class LocalExecutor:
                 os.close(ready_write)
             if runner is None:
                 return
-            select.select([ready_read], [], [], READY_SECONDS)  # a byte, or the runner's end
+            ready = select.poll()  # not select(): a worker of hundreds of runs has fds past 1024
+            ready.register(ready_read, select.POLLIN)
+            ready.poll(READY_SECONDS * 1000)  # a byte, or the runner's end
             preparing.done()
             self._wait(attempt, runner)
         finally:
@@ -283,16 +285,19 @@ class _Preparing:
     making until the runner says its function's module is imported (CHALK_READY_FD). Runs
     taken together for a slot get ready one after another, in the order they were taken,
     rather than all slowly at once: most are ready early, and the machine is not thrashed by
-    hundreds of interpreters starting together."""
+    hundreds of interpreters starting together. A run waiting for its turn keeps its
+    heartbeat."""
 
-    def __init__(self) -> None:
+    def __init__(self, attempt: Attempt) -> None:
         global _preparation_slots
         with _preparation_lock:
             if _preparation_slots is None:
                 _preparation_slots = threading.BoundedSemaphore(
                     settings.CHALK_LOCAL_PREPARE_PARALLEL
                 )
-        _preparation_slots.acquire()
+        while not _preparation_slots.acquire(timeout=WAIT_CHECK_SECONDS):
+            with database_slot():
+                attempt_heartbeat(attempt=attempt, now=timezone.now())
         self._held = True
 
     def done(self) -> None:
