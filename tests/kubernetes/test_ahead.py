@@ -243,6 +243,46 @@ def test_a_runner_waiting_in_its_pod_hears_of_the_pause_and_its_job_is_deleted(
     assert ended(attempt)[1].status == "skipped"
 
 
+def test_a_pause_just_before_the_slot_still_wins_when_the_pod_starts_after_it(
+    kubernetes, prepare, clock, client, on_commit
+):
+    """Paused 2 s before the slot, between two reaper passes; the pod starts 3 s late."""
+    function = nightly()
+    attempt = prepare(function)
+    function_pause(function=function, actor=acting("alice"), reason="vendor outage", now=at(-2))
+    clock.move_to(at(3))
+    kubernetes.container_running(attempt.executor_ref, NAMESPACE)
+
+    with on_commit():
+        fetched = runner(client, kubernetes, attempt).fetch()
+
+    assert (fetched.status_code, fetched.json()["error"]) == (409, "slot_skipped")
+    assert deletes(kubernetes) == [f"{JOBS}/{attempt.executor_ref}"]
+    run = ended(attempt)[1]
+    assert (run.status, run.status_reason) == (
+        "skipped",
+        "the function was paused before this slot (vendor outage)",
+    )
+
+
+def test_a_pause_after_the_slot_leaves_a_late_pod_to_run_the_slot(
+    kubernetes, prepare, clock, client, on_commit
+):
+    function = nightly()
+    attempt = prepare(function)
+    function_pause(function=function, actor=acting("alice"), reason="done for today", now=at(2))
+    clock.move_to(at(3))
+    reconcile(now=at(3))  # beat's pass: the pod still waits to start
+    kubernetes.container_running(attempt.executor_ref, NAMESPACE)
+
+    with on_commit():
+        assert reap(now=at(3)) == {"lost": 0, "resent": 0, "skipped_ahead": 0}
+        assert runner(client, kubernetes, attempt).fetch().status_code == 200
+
+    assert deletes(kubernetes) == []
+    assert ended(attempt)[1].status == "running"
+
+
 def test_a_deploy_whose_schedule_drops_the_slot_deletes_the_job_made_ahead(
     kubernetes, prepare, clock, on_commit
 ):
