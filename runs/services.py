@@ -232,6 +232,11 @@ def prepared_attempt_skip(*, attempt: Attempt, now: dt.datetime) -> str | None:
     before_slot = now < attempt.not_before
     if attempt.number != 1 or not (before_slot or attempt.status == AttemptStatus.STARTING):
         return None
+    run, function = attempt.run, attempt.run.function
+    if run.trigger != Trigger.SCHEDULE or not (
+        function.paused or function.current_version_id != run.version_id
+    ):
+        return None  # nothing took the slot away: most calls end here, with no lock taken
     with transaction.atomic():
         run = Run.objects.select_for_update().select_related("function").get(id=attempt.run_id)
         reason, _ = _slot_verdict(run)
@@ -275,7 +280,7 @@ def prepared_attempts_recheck(*, now: dt.datetime) -> int:
         status__in=(AttemptStatus.STARTING, AttemptStatus.RUNNING),
         number=1,
         run__trigger=Trigger.SCHEDULE,
-    )
+    ).select_related("run__function")
     return sum(
         prepared_attempt_skip(attempt=attempt, now=now) is not None for attempt in changed[:1000]
     )
