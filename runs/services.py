@@ -223,16 +223,27 @@ def prepared_attempt_skip(*, attempt: Attempt, now: dt.datetime) -> str | None:
     """A scheduled run's first attempt, taken by a worker ahead of its slot (its runner, or
     its Kubernetes Job, waits for it), whose slot a pause or a deploy has taken away since:
     skips the run, as the claim would have, and tells the executor (a Job made ahead is
-    deleted). Returns why, when skipped. Asked on the runner's fetch and heartbeats before the slot,
-    and by the reaper for attempts whose runner has not started yet."""
-    if attempt.number != 1 or attempt.not_before <= now:
+    deleted). Returns why, when skipped. Asked on the runner's fetch and heartbeats before the
+    slot, and by the reaper for attempts whose runner has not started yet.
+
+    After the slot, only an attempt whose function has not begun (its runner has not fetched
+    it: a pod still starting at the slot) is skipped, and only for a pause or a deploy made
+    before the slot; a function already running is never stopped by one."""
+    before_slot = now < attempt.not_before
+    if attempt.number != 1 or not (before_slot or attempt.status == AttemptStatus.STARTING):
         return None
+    run, function = attempt.run, attempt.run.function
+    if run.trigger != Trigger.SCHEDULE or not (
+        function.paused or function.current_version_id != run.version_id
+    ):
+        return None  # nothing took the slot away: most calls end here, with no lock taken
     with transaction.atomic():
         run = Run.objects.select_for_update().select_related("function").get(id=attempt.run_id)
         reason, _ = _slot_verdict(run)
-        if reason is None:
+        if reason is None or not (before_slot or _decided_before_slot(run)):
             return None
-        ended = Attempt.objects.filter(id=attempt.id, status__in=ACTIVE_ATTEMPT_STATUSES).update(
+        still = ACTIVE_ATTEMPT_STATUSES if before_slot else (AttemptStatus.STARTING,)
+        ended = Attempt.objects.filter(id=attempt.id, status__in=still).update(
             status=AttemptStatus.CANCELLED, finished_at=now, reason=reason
         )
         if not ended:
@@ -245,16 +256,31 @@ def prepared_attempt_skip(*, attempt: Attempt, now: dt.datetime) -> str | None:
     return reason
 
 
+def _decided_before_slot(run: Run) -> bool:
+    """Whether the pause, or the deploy of the current version, that took the run's slot away
+    was made before the slot."""
+    function, slot = run.function, run.scheduled_for
+    if function.paused:
+        return function.paused_at is not None and function.paused_at < slot
+    deployed = (
+        FunctionVersion.objects.filter(id=function.current_version_id)
+        .values_list("created_at", flat=True)
+        .first()
+    )
+    return deployed is not None and deployed < slot
+
+
 def prepared_attempts_recheck(*, now: dt.datetime) -> int:
     """Skips the prepared attempts (see prepared_attempt_skip) whose function was paused or
-    redeployed; returns how many. The reaper's pass: a pod still starting has no runner to ask."""
+    redeployed; returns how many. The reaper's pass: a pod still starting has no runner to ask,
+    and one still starting after its slot has none either."""
     changed = Attempt.objects.filter(
         Q(run__function__paused=True) | ~Q(run__function__current_version=F("run__version")),
+        Q(not_before__gt=now) | Q(status=AttemptStatus.STARTING),
         status__in=(AttemptStatus.STARTING, AttemptStatus.RUNNING),
         number=1,
-        not_before__gt=now,
         run__trigger=Trigger.SCHEDULE,
-    )
+    ).select_related("run__function")
     return sum(
         prepared_attempt_skip(attempt=attempt, now=now) is not None for attempt in changed[:1000]
     )

@@ -9,7 +9,8 @@ collection), and pod logs.
 It also plays the two controllers the tests need, as Python methods rather than HTTP: the Job
 controller (a pod per Job, Job conditions from pod outcomes and the pod failure policy) and
 the kubelet (moving a pod through pending, waiting reasons, running, terminated, evicted, or
-running the container's command as a local process).
+running the container's command as a local process). With `start_pods`, the kubelet runs
+every new attempt pod by itself after a pod start delay, as a cluster does.
 """
 
 import base64
@@ -110,6 +111,9 @@ class FakeKubernetes:
         self.stall_watches = False  # open watches drop their events, as a dead connection would
         self.requests: list[Request] = []
         self.logs: dict[str, str] = {}  # pod name -> log text
+        self._kubelet: dict | None = None  # set by start_pods
+        self._timers: list[threading.Timer] = []
+        self._processes: dict[str, subprocess.Popen] = {}  # pod name -> its container
         handler = type("Handler", (_Handler,), {"fake": self})
         self._server = _Server(("127.0.0.1", 0), handler)
         self._thread = threading.Thread(
@@ -132,6 +136,15 @@ class FakeKubernetes:
         return self
 
     def stop(self) -> None:
+        with self._cond:
+            self._kubelet = None
+            timers, self._timers = self._timers, []
+            processes = list(self._processes.values())
+        for timer in timers:
+            timer.cancel()
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
         self._server.shutdown()
         self._server.server_close()
 
@@ -156,6 +169,9 @@ class FakeKubernetes:
         obj = self._objects.pop((resource, namespace, name))
         obj["metadata"]["resourceVersion"] = self._next_rv()
         self._record(resource, namespace, "DELETED", obj)
+        process = self._processes.get(name) if resource == "pods" else None
+        if process is not None and process.poll() is None:
+            process.terminate()  # a deleted pod's container gets SIGTERM, as from a kubelet
         return obj
 
     def get(self, resource: str, namespace: str, name: str) -> dict | None:
@@ -239,9 +255,10 @@ class FakeKubernetes:
                 obj["status"] = {}
                 self._put(resource, obj, "ADDED")
                 if not self.refuse_pods:
-                    self._start_pod(obj)
+                    pod = self._start_pod(obj)
                     obj["status"] = {"startTime": _now(), "active": 1}
                     self._put(resource, obj, "MODIFIED")
+                    self._kubelet_takes(obj, pod)
             else:
                 self._put(resource, obj, "ADDED")
             return copy.deepcopy(obj)
@@ -408,7 +425,38 @@ class FakeKubernetes:
             "spec": copy.deepcopy(template["spec"]),
             "status": {"phase": "Pending", "conditions": []},
         }
-        self._put("pods", pod, "ADDED")
+        return self._put("pods", pod, "ADDED")
+
+    # -- the kubelet on its own (start_pods) ---------------------------------------------
+
+    def start_pods(self, *, python: str, env: dict[str, str], delay: float = 0.0) -> None:
+        """From now on the kubelet starts every attempt pod by itself, as a cluster does: the
+        pod is scheduled at once and stays Pending, its container waiting in
+        ContainerCreating (a node to bring up, an image to pull), for `delay` seconds; then
+        its command runs as `run_container` runs it (`python` and `env` as there). Build
+        pods are left to the test, as are pods of Jobs made before this call."""
+        with self._cond:
+            self._kubelet = {"python": python, "env": dict(env), "delay": delay}
+
+    def _kubelet_takes(self, job: dict, pod: dict) -> None:
+        kubelet = self._kubelet
+        labels = job["metadata"].get("labels") or {}
+        if kubelet is None or labels.get("app.kubernetes.io/component") != "run":
+            return
+        name, namespace = job["metadata"]["name"], job["metadata"]["namespace"]
+        self.container_waiting(name, namespace, "ContainerCreating")
+        pod_name = pod["metadata"]["name"]
+
+        def start() -> None:
+            with self._cond:
+                if self._kubelet is None or ("pods", namespace, pod_name) not in self._objects:
+                    return  # deleted while it waited (a cancel, a skipped slot)
+                self.run_container(name, namespace, python=kubelet["python"], env=kubelet["env"])
+
+        timer = threading.Timer(kubelet["delay"], start)
+        timer.daemon = True
+        self._timers.append(timer)
+        timer.start()
 
     def _job_finished(self, job: dict, conditions: list[tuple[str, str, str]], **counts) -> None:
         now = _now()
@@ -702,6 +750,8 @@ class FakeKubernetes:
             stderr=subprocess.STDOUT,
         )
         pod_name = pod["metadata"]["name"]
+        with self._cond:
+            self._processes[pod_name] = process
 
         def exited() -> None:
             output, _ = process.communicate()

@@ -1,13 +1,14 @@
-"""Helpers for the executor tests that use the database: start a run as a worker would, and
-reconcile as beat would."""
+"""Helpers for the executor tests that use the database: start a run as a worker would, make
+a scheduled run ahead of its slot as the tick does, and reconcile as beat would."""
 
 import datetime as dt
 
+from django.db import transaction
 from django.utils import timezone
 
 from runs.executors.kubernetes.reconcile import reconcile
-from runs.models import Attempt, LogLine, Run
-from runs.services import run_trigger
+from runs.models import Attempt, LogLine, Run, Trigger
+from runs.services import attempt_new, attempts_dispatch, run_trigger
 from runs.tasks import run_due_attempts
 from scheduling.models import Function
 from tests.personas import acting
@@ -25,6 +26,26 @@ def start(function: Function) -> Attempt:
     attempt = trigger(function)
     run_due_attempts()
     attempt.refresh_from_db()
+    return attempt
+
+
+def schedule_slot(function: Function, slot: dt.datetime, *, now: dt.datetime) -> Attempt:
+    """The run of `function` for `slot`, made at `now` as the tick makes it, with its first
+    attempt queued for the slot and its wake-up sent once the transaction commits. Under
+    `django_capture_on_commit_callbacks(execute=True)` with eager tasks, the worker's task
+    (runs.tasks.run_due_attempts, with the slot's preparation lead) runs then: as a runs worker
+    runs it when the wake-up's ETA, the slot less that lead, comes."""
+    with transaction.atomic():
+        run = Run.objects.create(
+            function=function,
+            version=function.current_version,
+            trigger=Trigger.SCHEDULE,
+            scheduled_for=slot,
+            created_at=now,
+        )
+        attempt = attempt_new(run=run, number=1, now=now, not_before=slot)
+        attempt.save()
+        attempts_dispatch([(attempt.id, slot)])
     return attempt
 
 

@@ -68,7 +68,9 @@ def test_it_creates_the_attempts_job_with_its_token_secret_and_records_the_job_n
 
 def test_it_adopts_the_attempts_own_job_when_the_create_answers_409(kubernetes):
     attempt = trigger(deploy("nightly-rollup", "pass"))
-    earlier = attempt_job(job_spec(attempt, build_plan(attempt)), kubernetes_config())
+    earlier = attempt_job(
+        job_spec(attempt, build_plan(attempt), now=timezone.now()), kubernetes_config()
+    )
     kubernetes.put_job(earlier, NAMESPACE)  # made by a create whose answer was lost
 
     run_due_attempts()

@@ -56,6 +56,9 @@ def produced_manifests() -> dict[str, dict]:
             make_spec(cpu=None, memory=None, timeout_seconds=None), config
         ),
         "job with a fractional timeout": attempt_job(make_spec(timeout_seconds=0.5), config),
+        "job made ahead of its slot": attempt_job(
+            make_spec(starts_at="2026-03-01T12:01:00Z", wait_seconds=29.6), config
+        ),
         "job with a long function name": attempt_job(
             make_spec(function_name="f" * 63, run_id=2**63 - 1, attempt_number=999), config
         ),
@@ -152,6 +155,17 @@ def test_it_sets_the_retry_and_cleanup_policy_on_the_job():
     assert spec["activeDeadlineSeconds"] == 600 + make_config().deadline_margin_seconds
     assert spec["ttlSecondsAfterFinished"] == 3600
     assert spec["template"]["spec"]["restartPolicy"] == "Never"
+
+
+def test_a_job_made_ahead_of_its_slot_has_a_deadline_that_covers_its_wait():
+    job = attempt_job(
+        make_spec(timeout_seconds=600, starts_at="2026-03-01T12:01:00Z", wait_seconds=29.6),
+        make_config(),
+    )
+    assert job["spec"]["activeDeadlineSeconds"] == 30 + 600 + make_config().deadline_margin_seconds
+    assert job["metadata"]["annotations"]["chalkweb.dev/starts-at"] == "2026-03-01T12:01:00Z"
+    no_timeout = attempt_job(make_spec(timeout_seconds=None, wait_seconds=29.6), make_config())
+    assert "activeDeadlineSeconds" not in no_timeout["spec"]
 
 
 def test_it_labels_the_job_and_its_pods_with_function_run_and_attempt():

@@ -53,9 +53,10 @@ class KubernetesConfig:
     # A service account with no RoleBinding and no mounted token: user code gets no API rights.
     run_service_account: str = "chalkweb-run"
     ttl_seconds_after_finished: int = 3600
-    # Added to the run's timeout for the Job's activeDeadlineSeconds: the runner enforces the
-    # exact timeout and reports it with a traceback; the deadline is the backstop for a runner
-    # that hangs, and must also cover scheduling and the image pull, which count toward it.
+    # Added to the run's timeout (and to the wait for the slot of a Job made ahead) for the
+    # Job's activeDeadlineSeconds: the runner enforces the exact timeout and reports it with a
+    # traceback; the deadline is the backstop for a runner that hangs, and must also cover
+    # scheduling and the image pull, which count toward it.
     deadline_margin_seconds: int = 300
     gpu_node_selectors: Mapping[str, Mapping] = field(
         default_factory=lambda: dict(DEFAULT_GPU_NODE_SELECTORS)
@@ -76,7 +77,8 @@ class KubernetesConfig:
     build_timeout_seconds: int = 1800
     build_cpu: str = "1"
     build_memory: str = "2Gi"
-    # Outcome rules: how long a state may last before it is a failure.
+    # Outcome rules: how long a state may last before it is a failure. For a Job made ahead
+    # of its slot they count from the slot: the wait before it never shortens them.
     pending_timeout_seconds: int = 300
     image_pull_grace_seconds: int = 120
     config_error_grace_seconds: int = 60

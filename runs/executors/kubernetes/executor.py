@@ -8,6 +8,7 @@ runner cannot report, creates the Jobs of attempts whose image was being built, 
 attempts whose pod waits for a node or an image from looking lost to the reaper.
 """
 
+import datetime as dt
 import json
 import logging
 import os
@@ -34,7 +35,7 @@ from runs.executors.kubernetes.manifests import (
     attempt_job,
     job_name,
 )
-from runs.models import Attempt, ImageBuildStatus
+from runs.models import Attempt, ImageBuildStatus, Trigger
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +112,9 @@ def cluster_error_words(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def job_spec(attempt: Attempt, plan: ImagePlan) -> AttemptJobSpec:
+def job_spec(attempt: Attempt, plan: ImagePlan, *, now: dt.datetime) -> AttemptJobSpec:
+    """The attempt's Job as made at `now`: one made before the attempt's start time (a slot's
+    Job made ahead) has a runner that waits for it, and a deadline that covers the wait."""
     version = attempt.run.version
     return AttemptJobSpec(
         run_id=attempt.run_id,
@@ -126,6 +129,8 @@ def job_spec(attempt: Attempt, plan: ImagePlan) -> AttemptJobSpec:
         timeout_seconds=version.timeout,
         install_spec_at_start=plan.install_at_start,
         image_spec=version.image.spec,
+        starts_at=attempt.not_before.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        wait_seconds=max(0.0, (attempt.not_before - now).total_seconds()),
     )
 
 
@@ -133,13 +138,28 @@ def attempt_job_name(attempt: Attempt) -> str:
     return job_name(attempt.run_id, attempt.number, attempt.run.function.name)
 
 
-def job_create(attempt: Attempt, plan: ImagePlan, *, token: str, cluster: JobCluster, now) -> str:
+def job_create(
+    attempt: Attempt, plan: ImagePlan, *, token: str, cluster: JobCluster, now: dt.datetime
+) -> str:
     """Creates the attempt's Job and token Secret and records the Job's name on the attempt,
     with the time it was made in `dispatched_at` (handed to the cluster): pending timeouts
-    count from there."""
-    name = cluster.create_attempt(job_spec(attempt, plan), token=token)
+    count from there, or from the attempt's start time when that is later.
+
+    A scheduled attempt is claimed CHALK_K8S_LOOKAHEAD_SECONDS before its slot
+    (services.prepare_lead), so its Job is made then: the pod is scheduled, pulls its image
+    and starts its runner meanwhile, and the runner calls the function on the slot. The run's
+    log says so."""
+    name = cluster.create_attempt(job_spec(attempt, plan, now=now), token=token)
     if not services.attempt_dispatched(attempt=attempt, executor_ref=name, now=now):
         cluster.delete(name)  # the attempt ended while its Job was being made: a cancel
+        return name
+    ahead = round((attempt.not_before - now).total_seconds())
+    if ahead >= 1 and attempt.number == 1 and attempt.run.trigger == Trigger.SCHEDULE:
+        services.log_system(
+            attempt=attempt,
+            text=f"Job {name} created {ahead} s before the slot; the function starts on it",
+            now=now,
+        )
     return name
 
 
@@ -162,7 +182,7 @@ class KubernetesExecutor:
         image = attempt.run.version.image
         try:
             plan = plan_image(image.spec, config)
-            attempt_job(job_spec(attempt, plan), config)
+            attempt_job(job_spec(attempt, plan, now=now), config)
         except UnsupportedSpecError as exc:
             services.attempt_fail(attempt=attempt, reason=str(exc), now=now, retryable=False)
             return

@@ -28,6 +28,9 @@ LABEL_IMAGE = "chalkweb.dev/image"
 # Set by the Job controller on every pod it creates (Kubernetes 1.27+).
 LABEL_JOB_NAME = "batch.kubernetes.io/job-name"
 ANNOTATION_IMAGE_MODE = "chalkweb.dev/image-mode"
+# When the runner calls the function (RFC 3339, UTC): a Job made ahead of its slot has a pod
+# that waits for it, and `kubectl get job -o yaml` says what for.
+ANNOTATION_STARTS_AT = "chalkweb.dev/starts-at"
 MANAGED_BY = "chalkweb"
 COMPONENT_RUN = "run"
 COMPONENT_BUILD = "image-build"
@@ -69,6 +72,11 @@ class AttemptJobSpec:
     timeout_seconds: float | None = None
     install_spec_at_start: bool = False
     image_spec: dict[str, Any] = field(default_factory=dict)
+    # When the runner calls the function, and how long after the Job's creation that is: a
+    # scheduled attempt's Job is made ahead of its slot (CHALK_K8S_LOOKAHEAD_SECONDS), and its
+    # runner waits for it in the pod. The wait counts toward the Job's deadline.
+    starts_at: str | None = None  # RFC 3339, UTC
+    wait_seconds: float = 0.0
 
 
 def job_name(run_id: int, attempt_number: int, function_name: str) -> str:
@@ -226,6 +234,19 @@ def install_at_start_script(image_spec: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def job_deadline_seconds(spec: AttemptJobSpec, config: KubernetesConfig) -> int:
+    """The Job's activeDeadlineSeconds, which Kubernetes counts from the Job's start: the wait
+    for the slot of a Job made ahead, then the function's timeout (the runner counts that one
+    from the slot, and enforces it exactly), then the margin for scheduling and the image pull,
+    so the deadline is only ever the backstop for a runner that hangs."""
+    assert spec.timeout_seconds is not None
+    return (
+        math.ceil(max(0.0, spec.wait_seconds))
+        + math.ceil(spec.timeout_seconds)
+        + config.deadline_margin_seconds
+    )
+
+
 def attempt_job(spec: AttemptJobSpec, config: KubernetesConfig) -> dict[str, Any]:
     name = job_name(spec.run_id, spec.attempt_number, spec.function_name)
     labels = attempt_labels(spec, config)
@@ -245,6 +266,8 @@ def attempt_job(spec: AttemptJobSpec, config: KubernetesConfig) -> dict[str, Any
     ]
     command = RUNNER_COMMAND
     annotations = {ANNOTATION_IMAGE_MODE: "built"}
+    if spec.starts_at is not None:
+        annotations[ANNOTATION_STARTS_AT] = spec.starts_at
     if spec.install_spec_at_start:
         script = install_at_start_script(spec.image_spec)
         command = ["/bin/sh", "-c", script]
@@ -306,9 +329,7 @@ def attempt_job(spec: AttemptJobSpec, config: KubernetesConfig) -> dict[str, Any
         },
     }
     if spec.timeout_seconds is not None:
-        job_spec["activeDeadlineSeconds"] = (
-            math.ceil(spec.timeout_seconds) + config.deadline_margin_seconds
-        )
+        job_spec["activeDeadlineSeconds"] = job_deadline_seconds(spec, config)
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",

@@ -6,6 +6,7 @@ eviction, the Job's deadline, a Job deleted under us. Pure: the caller fetches t
 (`cluster.JobCluster.observe`) in the API's JSON shape and records the Outcome.
 """
 
+import math
 import signal
 from dataclasses import dataclass
 from datetime import datetime
@@ -186,15 +187,22 @@ def _exit_code(pods: list[dict[str, Any]]) -> Outcome | None:
 
 
 def _not_started(
-    pods: list[dict[str, Any]], now: datetime, created_at: datetime, config: KubernetesConfig
+    pods: list[dict[str, Any]],
+    now: datetime,
+    created_at: datetime,
+    starts_at: datetime,
+    config: KubernetesConfig,
 ) -> Outcome | None:
+    # Grace periods never end before the attempt's start time: a Job made ahead of its slot
+    # gets its wait on top of them, never less than a Job made at the slot would get.
     for pod in pods:
         scheduled = _true_condition(pod, "PodScheduled")
         # The kubelet only pulls and creates containers once the pod has a node: grace periods
         # start there, so a slow autoscaler does not eat the image pull's grace.
         scheduled_at = _time((scheduled or {}).get("lastTransitionTime")) or created_at
         started_at = max(created_at, scheduled_at)
-        waited = (now - started_at).total_seconds()
+        waited = (now - started_at).total_seconds()  # for the words: how long it really was
+        over = (now - max(started_at, starts_at)).total_seconds()
         for container, waiting in _waiting(pod):
             reason, message = waiting.get("reason"), _short(waiting.get("message"))
             image = container.get("image") or "(unknown)"
@@ -204,19 +212,20 @@ def _not_started(
                     f"image_pull: image {image} cannot be pulled ({reason}): {message}",
                     retry=False,
                 )
-            if reason in IMAGE_PULL_RETRYING and waited > config.image_pull_grace_seconds:
+            if reason in IMAGE_PULL_RETRYING and over > config.image_pull_grace_seconds:
                 return _failed(
                     "image_pull",
                     f"image_pull: image {image} could not be pulled for {int(waited)}s: {message}",
                     retry=False,
                 )
-            if reason in CONFIG_ERRORS and waited > config.config_error_grace_seconds:
+            if reason in CONFIG_ERRORS and over > config.config_error_grace_seconds:
                 return _failed(
                     "config",
                     f"config: the container could not be created for {int(waited)}s: {message}",
                     retry=False,
                 )
     pending_for = (now - created_at).total_seconds()
+    pending_over = (now - max(created_at, starts_at)).total_seconds()
     for pod in pods:
         for condition in (pod.get("status") or {}).get("conditions") or []:
             unschedulable = (
@@ -224,7 +233,7 @@ def _not_started(
                 and condition.get("status") == "False"
                 and condition.get("reason") == "Unschedulable"
             )
-            if unschedulable and pending_for > config.pending_timeout_seconds:
+            if unschedulable and pending_over > config.pending_timeout_seconds:
                 return _failed(
                     "unschedulable",
                     f"unschedulable: no node could take the pod for {int(pending_for)}s: "
@@ -241,13 +250,15 @@ def classify(
     now: datetime,
     created_at: datetime,
     config: KubernetesConfig,
+    starts_at: datetime | None = None,
 ) -> Outcome | None:
     """The attempt's outcome as Kubernetes sees it, or None while it is pending or running.
 
-    `created_at` is when the executor created the Job and `now` the time of this reading, both
-    on the server's clock. A cancelled attempt is not classified: its caller records the
-    cancel, which the pod's dying moments (SIGTERM, exit 143) and the Job's disappearance
-    must not overwrite. Rules, first match wins:
+    `created_at` is when the executor created the Job, `starts_at` when its runner calls the
+    function (a Job made ahead of its slot waits for it; None: at once) and `now` the time of
+    this reading, all on the server's clock. A cancelled attempt is not classified: its caller
+    records the cancel, which the pod's dying moments (SIGTERM, exit 143) and the Job's
+    disappearance must not overwrite. Rules, first match wins:
 
     1. No Job: lost (Chalkweb did not delete it).
     2. A container OOMKilled, even if it exited 0: failed, out of memory.
@@ -259,8 +270,10 @@ def classify(
     7. The Job failed and none of the above explains it: lost.
     8. Not started: a bad image reference fails at once; image pull errors past the pull grace,
        container config errors past the config grace, unschedulable past the pending timeout,
-       or no pod at all past the pending timeout, fail without a retry.
+       or no pod at all past the pending timeout, fail without a retry. For a Job made ahead,
+       these periods end no sooner than they would for a Job made at `starts_at`.
     """
+    starts_at = max(created_at, starts_at or created_at)
     if job is None:
         return Outcome(
             LOST,
@@ -274,9 +287,11 @@ def classify(
     failed = _true_condition(job, "Failed")
     if failed and failed.get("reason") == "DeadlineExceeded":
         deadline = (job.get("spec") or {}).get("activeDeadlineSeconds")
+        waited = math.ceil((starts_at - created_at).total_seconds())
+        wait = f"{waited}s waiting for its start time, then " if waited > 0 else ""
         return Outcome(
             TIMED_OUT,
-            f"timed out: the Job passed its deadline of {deadline}s (the timeout plus "
+            f"timed out: the Job passed its deadline of {deadline}s ({wait}the timeout plus "
             f"{config.deadline_margin_seconds}s for scheduling and the image pull) and "
             "Kubernetes stopped it",
             "deadline",
@@ -301,9 +316,9 @@ def classify(
             "and its pod is gone, so nothing says why",
             "lost",
         )
-    if outcome := _not_started(pods, now, created_at, config):
+    if outcome := _not_started(pods, now, created_at, starts_at, config):
         return outcome
-    if not pods and (now - created_at).total_seconds() > config.pending_timeout_seconds:
+    if not pods and (now - starts_at).total_seconds() > config.pending_timeout_seconds:
         name = job["metadata"]["name"]
         return _failed(
             "unschedulable",

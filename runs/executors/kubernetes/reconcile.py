@@ -227,7 +227,14 @@ def _follow_job(
     # Cancels were handled above: a cancelled pod's dying moments (SIGTERM, exit 143) never
     # reach `classify`, nor does the disappearance of a Job deleted for a cancel.
     created_at = attempt.dispatched_at or attempt.created_at
-    outcome = classify(job, pods, now=now, created_at=created_at, config=cluster.config)
+    outcome = classify(
+        job,
+        pods,
+        now=now,
+        created_at=created_at,
+        starts_at=attempt.not_before,
+        config=cluster.config,
+    )
     if outcome is None:
         if attempt.status != AttemptStatus.STARTING:
             return "unchanged"  # a running attempt's runner beats for itself
