@@ -47,6 +47,35 @@ def setup_django(data_dir: Path) -> None:
     call_command("migrate", interactive=False, verbosity=0)
 
 
+def wait_for(predicate, timeout: float, what: str):
+    """predicate()'s first value that is not None or False, polled every 50 ms."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while (value := predicate()) is None or value is False:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out waiting for {what}")
+        time.sleep(0.05)
+    return value
+
+
+def in_thread(target, *args):
+    """Runs target(*args) in a daemon thread that closes its database connection at the end."""
+    import threading
+
+    from django.db import connection
+
+    def body():
+        try:
+            target(*args)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=body, daemon=True)
+    thread.start()
+    return thread
+
+
 def free_port() -> int:
     import socket
 

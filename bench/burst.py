@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _platform import percentile, purge_broker, setup_django, start_platform  # noqa: E402
+from _platform import percentile, purge_broker, setup_django, start_platform, wait_for  # noqa: E402
 
 FUNCTION_SOURCE = """import random
 import time
@@ -40,15 +40,6 @@ def burst():
 """
 NAMES = ("web", "control", "runs worker and its runs", "beat")  # start_platform's order
 BASELINE_SCRIPT = "import time\nprint(time.time(), flush=True)\n"
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out waiting for {what}")
-        time.sleep(0.05)
-    return value
 
 
 class MemoryPeak:
@@ -73,10 +64,10 @@ class MemoryPeak:
         self._thread.join()
 
 
-def tree_rss(roots: list[int]) -> int:
-    """Summed RSS in bytes of `roots` and all their descendants."""
-    children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
+def _processes() -> dict[int, tuple[int, int, float]]:
+    """Every process: pid -> (parent pid, RSS bytes, CPU seconds with its waited-for children)."""
+    page, ticks = os.sysconf("SC_PAGE_SIZE"), os.sysconf("SC_CLK_TCK")
+    found = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -85,41 +76,34 @@ def tree_rss(roots: list[int]) -> int:
                 fields = stat.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        pid = int(entry.name)
-        children.setdefault(int(fields[1]), []).append(pid)
-        rss[pid] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
-    total, stack = 0, list(roots)
+        cpu = sum(int(f) for f in fields[11:15]) / ticks  # utime stime cutime cstime
+        found[int(entry.name)] = (int(fields[1]), int(fields[21]) * page, cpu)
+    return found
+
+
+def _tree(roots: list[int], processes) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _, _) in processes.items():
+        children.setdefault(parent, []).append(pid)
+    tree, stack = [], list(roots)
     while stack:
         pid = stack.pop()
-        total += rss.get(pid, 0)
+        tree.append(pid)
         stack.extend(children.get(pid, []))
-    return total
+    return tree
+
+
+def tree_rss(roots: list[int]) -> int:
+    """Summed RSS in bytes of `roots` and all their descendants."""
+    processes = _processes()
+    return sum(processes[pid][1] for pid in _tree(roots, processes) if pid in processes)
 
 
 def cpu_seconds(root: int) -> float:
     """CPU time of `root` and its descendants: those alive, and those that ended and were
     waited for (counted in their parents' cutime)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    parents: dict[int, int] = {}
-    used: dict[int, float] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(entry.name)] = int(fields[1])
-        used[int(entry.name)] = sum(int(f) for f in fields[11:15]) / ticks
-    total = 0.0
-    for pid, seconds in used.items():
-        ancestor = pid
-        while ancestor not in (root, 0, 1) and ancestor in parents:
-            ancestor = parents[ancestor]
-        if ancestor == root:
-            total += seconds
-    return total
+    processes = _processes()
+    return sum(processes[pid][2] for pid in _tree([root], processes) if pid in processes)
 
 
 def baseline(python: Path, count: int, folder: Path) -> list[float]:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,26 +32,11 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _platform import REPO, percentile, purge_broker, setup_django  # noqa: E402
+from _platform import REPO, free_port, in_thread, percentile, purge_broker, setup_django, wait_for  # noqa: E402
 
 PASS_SECONDS = 5  # beat's period for runs.tasks.reconcile_kubernetes
 REGISTRY = "registry.bench/chalkweb"
 BODY = 'chalk_logger.info("first line")'
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out waiting for {what}")
-        time.sleep(0.05)
-    return value
 
 
 def start_server(data_dir: Path) -> tuple[subprocess.Popen, str]:
@@ -76,20 +60,6 @@ def start_server(data_dir: Path) -> tuple[subprocess.Popen, str]:
 
     wait_for(up, 60, "the server")
     return server, url
-
-
-def in_thread(target, *args) -> threading.Thread:
-    from django.db import connection
-
-    def body():
-        try:
-            target(*args)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=body, daemon=True)
-    thread.start()
-    return thread
 
 
 def ended(run_ids: list[int]) -> bool:

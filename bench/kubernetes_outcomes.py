@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _platform import REPO, percentile, setup_django  # noqa: E402
+from _platform import REPO, in_thread, percentile, setup_django  # noqa: E402
 
 PASS_SECONDS = 5  # beat's period for runs.tasks.reconcile_kubernetes
 
@@ -31,7 +31,6 @@ def every(period: float, stop: threading.Event, call) -> None:
 
 
 def measure(fake, attempts: int, with_watcher: bool) -> list[float]:
-    from django.db import connection
     from django.utils import timezone
 
     from access.actor import Actor
@@ -43,17 +42,6 @@ def measure(fake, attempts: int, with_watcher: bool) -> list[float]:
     from tests.runs.conftest import deploy
 
     stop = threading.Event()
-
-    def in_thread(target, *args):
-        def body():
-            try:
-                target(*args)
-            finally:
-                connection.close()
-
-        thread = threading.Thread(target=body, daemon=True)
-        thread.start()
-        return thread
 
     threads = [in_thread(every, PASS_SECONDS, stop, reconcile_kubernetes)]
     if with_watcher:

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _platform import percentile, purge_broker, setup_django, start_platform  # noqa: E402
+from _platform import percentile, purge_broker, setup_django, start_platform, wait_for  # noqa: E402
 
 FUNCTION_SOURCE = """from chalk import chalk_logger
 
@@ -29,15 +29,6 @@ FUNCTION_SOURCE = """from chalk import chalk_logger
 def overhead():
     chalk_logger.info("first line")
 """
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while (value := predicate()) is None or value is False:
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out waiting for {what}")
-        time.sleep(0.05)
-    return value
 
 
 def main() -> None:
