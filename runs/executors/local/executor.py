@@ -267,7 +267,9 @@ class _Waiting:
     def __call__(self, why: str) -> bool:
         with database_slot():
             now = timezone.now()
-            if attempt_cancel_if_requested(attempt=self.attempt, now=now):
+            if attempt_cancel_if_requested(attempt=self.attempt, now=now) or not _active(
+                [self.attempt.id]
+            ):  # cancelled, or its slot skipped by a pause meanwhile
                 return False
             attempt_heartbeat(attempt=self.attempt, now=now)
             if why.split(":")[0] != self.said:
