@@ -50,6 +50,7 @@ HEARTBEAT_SECONDS = 1.0
 WAITING_HEARTBEAT_SECONDS = 5.0
 LAST_CALL_SECONDS = (1.5, 1.0)
 CHECK_SECONDS = 0.1
+WAITING_CHECK_SECONDS = 1.0
 KILL_GRACE_SECONDS = 5.0
 DRAIN_SECONDS = 10.0  # after the function's end, for the pipes to be read to their end
 READ_BYTES = 65_536  # the most read from a pipe at once
@@ -524,7 +525,10 @@ class Attempt:
                     next_heartbeat = _next_heartbeat(now, started)
                 self._heartbeat(usage)
             if not self.logs.full():
-                time.sleep(CHECK_SECONDS)
+                # Waiting for its slot (the module imported, its memory checked), a runner
+                # looks once a second: hundreds wait together at the top of the hour.
+                wait = WAITING_CHECK_SECONDS if now < started - WAITING_CHECK_SECONDS else 0
+                time.sleep(max(CHECK_SECONDS, min(wait, next_heartbeat - now)))
         _signal_session(child.pid, signal.SIGKILL)  # no grandchild outlives the attempt
         # The pipes end once no process holds them; meanwhile full batches go out.
         drain_until = time.monotonic() + DRAIN_SECONDS
