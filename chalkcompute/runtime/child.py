@@ -21,7 +21,6 @@ The events (the runner masks secrets in every text of them):
   texts cut to their limits ("_cut" true), the traceback keeping its end.
 """
 
-import asyncio
 import importlib.util
 import inspect
 import json
@@ -163,6 +162,8 @@ def main() -> int:
         time.sleep(max(0.0, float(os.environ.get("CHALK_START_AT", "0")) - time.time()))
         result = function()
         if inspect.isawaitable(result):
+            import asyncio  # here: most functions are not async, and it costs each run 10 ms
+
             result = asyncio.run(_await(result))
     except BaseException as exc:  # noqa: BLE001 - every failure is reported, SystemExit too
         if isinstance(exc, SystemExit) and exc.code in (None, 0):

@@ -47,8 +47,8 @@ HEARTBEAT_SECONDS = 1.0
 # A runner prepared ahead of its slot beats this often while it waits (the server's silence
 # limit is 30 s), then once in the LAST_CALL window before the slot: a pause or a deploy that
 # takes the slot away is heard then, and hundreds of waiting runners do not call at once.
-WAITING_HEARTBEAT_SECONDS = 5.0
-LAST_CALL_SECONDS = (1.5, 1.0)
+WAITING_HEARTBEAT_SECONDS = 10.0
+LAST_CALL_SECONDS = (2.0, 1.0)
 CHECK_SECONDS = 0.1
 WAITING_CHECK_SECONDS = 1.0
 KILL_GRACE_SECONDS = 5.0

@@ -131,9 +131,9 @@ def test_a_pause_after_the_slot_leaves_the_running_run_alone(prepared):
 @pytest.mark.parametrize(
     ("now", "start", "earliest", "latest"),
     [
-        (0.0, 60.0, 5.0, 5.0),  # far from the slot: every 5 s
-        (57.0, 60.0, 58.5, 59.0),  # the last call, 1.0–1.5 s before the slot
-        (58.8, 60.0, 59.8, 59.8),  # from then on, every second
+        (0.0, 60.0, 10.0, 10.0),  # far from the slot: every 10 s
+        (52.0, 60.0, 58.0, 59.0),  # the last call, 1–2 s before the slot
+        (58.3, 60.0, 59.3, 59.3),  # from then on, every second
         (70.0, 60.0, 71.0, 71.0),  # the function runs: every second
         (0.0, 0.0, 1.0, 1.0),  # run now: no wait
     ],
