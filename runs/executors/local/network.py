@@ -153,8 +153,9 @@ def attach(slirp4netns: str, pid: int, log: Path) -> RunNetwork:
         os.close(exit_read)
     network = RunNetwork(process, exit_write)
     try:
-        ready, _, _ = select.select([ready_read], [], [], READY_SECONDS)
-        if not ready or os.read(ready_read, 1) != b"1":
+        poll = select.poll()  # not select(): a worker of hundreds of runs has fds past 1024
+        poll.register(ready_read, select.POLLIN)
+        if not poll.poll(READY_SECONDS * 1000) or os.read(ready_read, 1) != b"1":
             try:
                 code = process.wait(timeout=1)
             except subprocess.TimeoutExpired:
