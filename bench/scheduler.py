@@ -43,15 +43,23 @@ def next_minute(moment: dt.datetime) -> dt.datetime:
     return moment.replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
 
 
-def create_functions(count: int, first_slot: dt.datetime) -> None:
+def create_functions(count: int) -> dt.datetime:
+    """N every-minute functions, due at the first minute at least 65 s after they exist (made
+    first, then given their slot: at 100,000 making them takes a minute), so that even the
+    first slot leaves the tick a whole minute of lookahead, as every later one does. Returns
+    the slot."""
     from django.db import connection
 
-    from runs.models import Run
+    from scheduling.models import Function
 
-    Run.objects.all().delete()
     with connection.cursor() as cursor:
+        # The runs and attempts of an earlier measurement go too: a delete of 200,000 runs
+        # would take minutes, and this measurement starts on the tables the first one had.
         cursor.execute("TRUNCATE scheduling_function, scheduling_functionversion CASCADE")
-    every_minute_functions(count, first_slot)
+    every_minute_functions(count, None)
+    first_slot = next_minute(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=65))
+    Function.objects.update(next_fire_at=first_slot)
+    return first_slot
 
 
 # The two lookaheads compared: the environment of the control worker (which runs the tick).
@@ -71,16 +79,24 @@ def mode_env(mode: str) -> dict:
     return env | MODES[mode]
 
 
+_END_QUEUED_RUNS = """
+WITH ended AS (
+    UPDATE runs_run SET status = 'succeeded', finished_at = now() WHERE status = 'queued'
+    RETURNING scheduled_for
+)
+SELECT scheduled_for, count(*) FROM ended GROUP BY scheduled_for
+"""
+
+
 def measure_chalkweb(count: int, minutes: int, data_dir: Path, mode: str) -> dict:
     """Beat and the control worker (two processes) as `make run` starts them; the bench
     watches the runs table every 50 ms and takes first sight of a row as its commit time."""
-    from django.db.models import Count, Max
+    from django.db import connection
 
     from runs.beat import ensure_periodic_tasks
     from runs.models import Run
 
-    first_slot = next_minute(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=20))
-    create_functions(count, first_slot)
+    first_slot = create_functions(count)
     ensure_periodic_tasks()
     slots = [first_slot + dt.timedelta(minutes=m) for m in range(minutes)]
     print(
@@ -101,25 +117,20 @@ def measure_chalkweb(count: int, minutes: int, data_dir: Path, mode: str) -> dic
             data_dir,
         ),
     ]
-    lags: list[float] = []
-    last_id = 0
+    lags: dict[dt.datetime, list[float]] = {slot: [] for slot in slots}
     try:
         while dt.datetime.now(dt.UTC) < slots[-1] + dt.timedelta(seconds=55):
-            # Counted per slot in the database: the watcher must not steal the tick's CPU.
-            fresh = list(
-                Run.objects.filter(id__gt=last_id).values("scheduled_for")
-                .annotate(n=Count("id"), last=Max("id")).values_list("scheduled_for", "n", "last")
-            )  # fmt: skip
+            # The no-op executor: each run ends as it is first seen, so the next slot is not
+            # skipped as overlapping a run still active; one statement, counted per slot in
+            # the database, so the watcher does not steal the tick's CPU, and a run committed
+            # after a later one (two ticks at once) is still seen.
+            with connection.cursor() as cursor:
+                cursor.execute(_END_QUEUED_RUNS)
+                fresh = cursor.fetchall()
             seen = time.time()
-            for slot, n, last in fresh:
-                lags.extend([seen - slot.timestamp()] * n)
-                last_id = max(last_id, last)
-            if fresh:
-                # The no-op executor: each run ends at once, so the next slot is not skipped
-                # as overlapping a run still active.
-                Run.objects.filter(id__lte=last_id, status="queued").update(
-                    status="succeeded", finished_at=dt.datetime.now(dt.UTC)
-                )
+            for slot, n in fresh:
+                if slot in lags:  # not the slot after the last, which a tick may start on
+                    lags[slot].extend([seen - slot.timestamp()] * n)
             time.sleep(0.05)
     finally:
         for process in processes:
@@ -129,11 +140,14 @@ def measure_chalkweb(count: int, minutes: int, data_dir: Path, mode: str) -> dic
     per_slot = Counter(
         Run.objects.filter(scheduled_for__in=slots).values_list("function_id", "scheduled_for")
     )
+    skipped = Run.objects.filter(scheduled_for__in=slots, status="skipped").count()
     purge_broker()
     return {
-        "lags": lags,
+        "lags": [lag for slot in slots for lag in lags[slot]],
+        "per_slot": lags,
         "missed": count * minutes - len(per_slot),
         "duplicates": sum(n - 1 for n in per_slot.values()),
+        "skipped": skipped,
     }
 
 
@@ -217,11 +231,14 @@ def idle_tick_ms(mode: str, repeat: int = 200) -> float:
 
 def compare(before: float, after: float) -> str:
     """How `after` compares with `before`, both seconds from the slot (negative: ahead)."""
+    if before > 0 and after > 0:
+        ratio = before / after
+        return f"{ratio:.1f}x less late" if ratio >= 1 else f"{1 / ratio:.1f}x later"
     if after <= 0 < before:
         return f"{before - after:.1f} s earlier (ready before the slot instead of late)"
-    if after <= 0 and before <= 0:
-        return f"{before - after:+.1f} s earlier"
-    return f"{before / after:.1f}x less late"
+    if before <= 0 < after:
+        return f"{after - before:.1f} s later (late instead of ready before the slot)"
+    return f"{before - after:.1f} s earlier" if after <= before else f"{after - before:.1f} s later"
 
 
 def main() -> None:
@@ -232,13 +249,19 @@ def main() -> None:
         "--no-beat", "--no-baseline", dest="no_beat", action="store_true",
         help="leave out django-celery-beat with one task per function (slow at scale)",
     )  # fmt: skip
+    parser.add_argument(
+        "--modes", default="fixed,growing",
+        help="the lookaheads measured, in this order (repeat the run reversed to see drift)",
+    )  # fmt: skip
     args = parser.parse_args()
+    modes = args.modes.split(",")
+    assert sorted(modes) == sorted(MODES), f"--modes: both of {', '.join(MODES)}"
     data_dir = Path(tempfile.mkdtemp(prefix="chalkweb-bench-"))
     setup_django(data_dir)
     purge_broker()
 
     rows, idle = {}, {}
-    for mode in MODES:
+    for mode in modes:
         rows[mode] = measure_chalkweb(args.functions, args.minutes, data_dir, mode)
         idle[mode] = idle_tick_ms(mode)
 
@@ -246,12 +269,21 @@ def main() -> None:
         return percentile(lags, 0.5), percentile(lags, 0.99), max(lags, default=float("nan"))
 
     print(f"\n{'':28}{'p50 s':>10}{'p99 s':>10}{'max s':>10}{'missed':>10}{'dup':>6}")
-    for mode, ours in rows.items():
+    for mode in MODES:
+        ours = rows[mode]
         p50, p99, worst = figures(ours["lags"])
         print(
             f"{'chalkweb, ' + mode + ' lookahead':28}{p50:>10.3f}{p99:>10.3f}{worst:>10.3f}"
             f"{ours['missed']:>10}{ours['duplicates']:>6}"
+            + (f"  ({ours['skipped']} skipped)" if ours["skipped"] else "")
         )
+        for index, slot_lags in enumerate(ours["per_slot"].values()):
+            first = min(slot_lags, default=float("nan"))
+            p50, p99, worst = figures(slot_lags)
+            print(
+                f"{'  slot ' + str(index + 1) + ' (first seen ' + f'{first:+.1f} s)':28}"
+                f"{p50:>10.3f}{p99:>10.3f}{worst:>10.3f}"
+            )
     (f50, f99, _), (g50, g99, _) = figures(rows["fixed"]["lags"]), figures(rows["growing"]["lags"])
     result = (
         f"RESULT functions={args.functions} fixed_p50_s={f50:.3f} fixed_p99_s={f99:.3f} "
