@@ -5,6 +5,7 @@ import threading
 
 import pytest
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from runs.models import Attempt, Run, RunStatus
 from runs.scheduler import tick
@@ -386,3 +387,16 @@ def test_the_catch_up_after_downtime_is_unchanged_under_the_longer_lookahead(set
     }
     function.refresh_from_db()
     assert function.next_fire_at == at(25)
+
+
+def test_busy_functions_are_passed_over_by_the_claim(settings):
+    settings.CHALK_LOCAL_PREPARE_SECONDS = 100.0
+    deploy_many(5, "long", "* * * * *")
+    tick(now=at(1))  # five runs, all still active a whole lookahead later
+
+    with CaptureQueriesContext(connection) as queries:
+        assert tick(now=at(1, 30), batch_size=2).runs == 0
+    # One claim that finds nothing: no batch of busy functions is locked, read and let go,
+    # one batch after another, however many there are.
+    assert len([q for q in queries if "FOR UPDATE" in q["sql"]]) == 1
+    assert Run.objects.filter(scheduled_for=at(2)).count() == 0
