@@ -135,7 +135,8 @@ def percentile(values: list[float], fraction: float) -> float:
 
 def every_minute_functions(count: int, first_slot):
     """`count` functions bench-0… on `* * * * *`, each with a deployed version, due at
-    `first_slot`: made in bulk, as no deploy would (a deploy per function costs seconds)."""
+    `first_slot` (None: not due until given a slot): made in bulk, as no deploy would (a
+    deploy per function costs seconds)."""
     import datetime as dt
 
     from chalkcompute.image import Image as ImageSpec

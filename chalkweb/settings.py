@@ -331,6 +331,16 @@ CHALK_LOCAL_PREPARE_PARALLEL = env_int("CHALK_LOCAL_PREPARE_PARALLEL", 2 * (os.c
 CHALK_K8S_LOOKAHEAD_SECONDS = env_int("CHALK_K8S_LOOKAHEAD_SECONDS", 30)
 # The most any attempt is prepared ahead of its start time (and the tick looks ahead).
 CHALK_MAX_PREPARE_SECONDS = env_int("CHALK_MAX_PREPARE_SECONDS", 120)
+# The most the tick creates a slot's runs ahead of it (runs/scheduler.py): 5 s for a small
+# slot, more for a large one, up to this. At most 60, a schedule's shortest interval, so no
+# function ever has two runs waiting for their slots; 5 keeps the fixed five seconds.
+CHALK_TICK_MAX_LOOKAHEAD_SECONDS = env_int("CHALK_TICK_MAX_LOOKAHEAD_SECONDS", 60)
+if not 5 <= CHALK_TICK_MAX_LOOKAHEAD_SECONDS <= 60:
+    raise ImproperlyConfigured(
+        f"CHALK_TICK_MAX_LOOKAHEAD_SECONDS={CHALK_TICK_MAX_LOOKAHEAD_SECONDS}: use 5 to 60 (5"
+        " keeps the fixed five-second lookahead; more than 60 would let a function that runs"
+        " every minute have two runs waiting for their slots)"
+    )
 # Database connections one runs worker's threads hold at once, at most.
 CHALK_WORKER_DB_CONNECTIONS = env_int("CHALK_WORKER_DB_CONNECTIONS", 8)
 # Local runs' sandbox (runs/executors/local/sandbox.py): `auto` uses bubblewrap when it works

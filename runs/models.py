@@ -92,6 +92,14 @@ class Run(models.Model):
             models.Index(fields=["function", "-id"], name="runs_run_function_newest"),
             # Runs filtered by status across functions (console, overlap and reaper checks).
             models.Index(fields=["status", "-id"], name="runs_run_status_newest"),
+            # Whether a function has an active run: the tick asks it of every function it
+            # could claim ahead (overlap="skip" waits), which must not read a function's
+            # finished runs.
+            models.Index(
+                fields=["function"],
+                condition=Q(status__in=ACTIVE_RUN_STATUSES),
+                name="runs_run_active_by_function",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -86,6 +86,7 @@ def tick() -> int:
         "claimed": result.runs + result.skipped,
         "runs": result.runs,
         "skipped": result.skipped,
+        "lookahead_seconds": round(result.lookahead.total_seconds(), 3),
     }
     heartbeats.record([("beat", "", detail, 1)], now=now)
     return result.runs

@@ -5,9 +5,11 @@ import threading
 
 import pytest
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from runs.models import Attempt, Run, RunStatus
 from runs.scheduler import tick
+from runs.services import attempt_claim, prepared_attempt_skip
 from scheduling.models import Function
 from scheduling.services import function_pause, function_resume
 from tests.personas import PLATFORM, acting
@@ -194,3 +196,207 @@ def test_it_handles_more_due_functions_than_one_batch_in_one_tick():
         deploy(f"batch-{index}", "pass", schedule="* * * * *", now=T0)
     result = tick(now=at(1), batch_size=2)
     assert (result.runs, Run.objects.count()) == (5, 5)
+
+
+# The lookahead grows with a slot's size. On the local executor a slot of N runs is prepared
+# 1 s + N x CHALK_LOCAL_PREPARE_SECONDS ahead (services.prepare_lead); the tick claims it one
+# tick (1 s) plus its commit (N x 0.5 ms) earlier still, and never less than 5 s ahead.
+
+
+def at_ms(minute: int, second: int, ms: int) -> dt.datetime:
+    return at(minute, second) + dt.timedelta(milliseconds=ms)
+
+
+def deploy_many(count: int, prefix: str, schedule: str, overlap: str = "skip") -> list[Function]:
+    return [
+        deploy(f"{prefix}-{index}", "pass", schedule=schedule, overlap=overlap, now=T0)
+        for index in range(count)
+    ]
+
+
+def runs_waiting_for_their_slot(now: dt.datetime) -> dict[int, int]:
+    """Per function, how many of its runs were created ahead and wait for their slot."""
+    waiting: dict[int, int] = {}
+    for function_id in Run.objects.filter(scheduled_for__gt=now).values_list(
+        "function_id", flat=True
+    ):
+        waiting[function_id] = waiting.get(function_id, 0) + 1
+    return waiting
+
+
+def test_a_large_slot_is_claimed_earlier_than_a_small_one(settings):
+    settings.CHALK_LOCAL_PREPARE_SECONDS = 2.0
+    deploy_many(1, "small", "* * * * *")  # one run at 12:01: prepared 3 s ahead, so 5 s
+    assert tick(now=at(0, 40)).runs == 0  # 20 s before 12:01
+    assert tick(now=at(0, 54)).runs == 0
+    Run.objects.all().delete()
+
+    deploy_many(10, "large", "* * * * *")  # now 11 runs: 1 + 11 x 2 s + 1 s + 5.5 ms = 24.0055 s
+    result = tick(now=at(0, 35))  # 25 s before 12:01
+    assert (result.runs, Run.objects.count()) == (0, 0)
+    result = tick(now=at(0, 36))  # 24 s before
+    assert (result.runs, Run.objects.filter(scheduled_for=at(1)).count()) == (11, 11)
+    assert result.lookahead == dt.timedelta(seconds=24)
+    assert set(Attempt.objects.values_list("not_before", flat=True)) == {at(1)}
+    assert set(Function.objects.values_list("next_fire_at", flat=True)) == {at(2)}
+
+
+@pytest.mark.parametrize(
+    ("max_lookahead", "max_prepare", "cap"),
+    [
+        (60, 120, 60),  # the defaults: a minute
+        (120, 600, 60),  # never more than a minute, whatever the settings say
+        (60, 30, 30),  # CHALK_MAX_PREPARE_SECONDS bounds it too
+        (20, 120, 20),
+        (5, 120, 5),  # the fixed five seconds
+    ],
+)
+def test_the_lookahead_is_capped(settings, max_lookahead, max_prepare, cap):
+    settings.CHALK_LOCAL_PREPARE_SECONDS = 100.0  # 10 runs want 1,000 s
+    settings.CHALK_TICK_MAX_LOOKAHEAD_SECONDS = max_lookahead
+    settings.CHALK_MAX_PREPARE_SECONDS = max_prepare
+    deploy_many(10, "big", "*/5 * * * *")  # the next slot is 12:05
+    slot = at(5)
+
+    assert tick(now=slot - dt.timedelta(seconds=cap + 1)).runs == 0
+    assert Run.objects.count() == 0
+    result = tick(now=slot - dt.timedelta(seconds=cap))
+    assert (result.runs, result.lookahead) == (10, dt.timedelta(seconds=cap))
+    assert set(Run.objects.values_list("scheduled_for", flat=True)) == {slot}
+
+
+def test_a_function_never_has_two_runs_waiting_for_their_slots(settings):
+    settings.CHALK_LOCAL_PREPARE_SECONDS = 100.0  # every slot wants 1,000 s and more
+    settings.CHALK_MAX_PREPARE_SECONDS = settings.CHALK_TICK_MAX_LOOKAHEAD_SECONDS = 600
+    functions = deploy_many(10, "often", "* * * * *", overlap="allow")
+
+    moments = [at(0, 30), at(0, 59), at(1), at_ms(1, 0, 500), at(1, 30), at(1, 59), at(2), at(2, 1)]
+    for now in moments:
+        tick(now=now)
+        tick(now=now)  # a second beat, or a tick sent twice, changes nothing
+        assert set(runs_waiting_for_their_slot(now).values()) <= {1}, now
+
+    # 12:01 was claimed 30 s ahead, 12:02 and 12:03 a minute ahead, once each: 12:02 only
+    # when 12:01 had come, 12:03 only when 12:02 had.
+    slots = Run.objects.values_list("scheduled_for", flat=True)
+    assert sorted(set(slots)) == [at(1), at(2), at(3)]
+    assert len(slots) == 3 * len(functions)
+    assert Run.objects.filter(scheduled_for=at(2), created_at__lt=at(1)).count() == 0
+    assert Run.objects.filter(scheduled_for=at(3), created_at__lt=at(2)).count() == 0
+
+
+def test_a_run_created_a_minute_ahead_is_still_created_once(settings):
+    settings.CHALK_LOCAL_PREPARE_SECONDS = 100.0
+    deploy_many(3, "early", "*/5 * * * *")
+    tick(now=at(4))  # 12:05 claimed a minute ahead
+    assert Run.objects.count() == 3
+
+    # A redeploy with a new schedule puts next_fire_at back on 12:05, whose run already
+    # exists: still one run each.
+    deploy("early-0", "print('v2')", schedule="5 * * * *", now=at(4, 10))
+    assert Function.objects.get(name="early-0").next_fire_at == at(5)
+    tick(now=at(4, 11))  # its 12:05 run is active: the function waits for the slot
+    tick(now=at(4, 50))
+    tick(now=at(5))  # on the slot the tick's run for 12:05 conflicts with the one made ahead
+    assert Run.objects.filter(scheduled_for=at(5)).count() == 3
+    assert set(Run.objects.values_list("status", flat=True)) == {"queued"}
+    assert Attempt.objects.count() == 3
+    assert Function.objects.get(name="early-0").next_fire_at == at(5) + dt.timedelta(hours=1)
+
+
+def test_a_pause_or_a_deploy_before_the_slot_still_wins_over_a_run_created_early(settings):
+    settings.CHALK_LOCAL_PREPARE_SECONDS = 100.0
+    paused, redeployed, taken_ahead, untouched = deploy_many(4, "ahead", "*/5 * * * *")
+    assert tick(now=at(4)).runs == 4  # a minute before 12:05
+    attempt = {a.run.function_id: a for a in Attempt.objects.select_related("run")}
+
+    # A worker takes one attempt ahead (its runner then waits for the slot), the others wait.
+    claimed, _ = attempt_claim(
+        attempt_id=attempt[taken_ahead.id].id, executor="local", executor_ref="t", now=at(4, 1)
+    )
+    assert claimed is not None
+    function_pause(function=paused, actor=acting("alice"), reason="vendor outage", now=at(4, 5))
+    function_pause(function=taken_ahead, actor=acting("alice"), reason="maintenance", now=at(4, 5))
+    deploy("ahead-1", "pass", schedule="*/10 * * * *", now=at(4, 6))  # 12:05 is not in it
+
+    assert attempt_claim(
+        attempt_id=attempt[paused.id].id, executor="local", executor_ref="t", now=at(4, 59)
+    ) is None  # fmt: skip
+    assert attempt_claim(
+        attempt_id=attempt[redeployed.id].id, executor="local", executor_ref="t", now=at(4, 59)
+    ) is None  # fmt: skip
+    assert prepared_attempt_skip(attempt=claimed, now=at(4, 30)) == (
+        "the function was paused before this slot (maintenance)"
+    )
+    assert attempt_claim(
+        attempt_id=attempt[untouched.id].id, executor="local", executor_ref="t", now=at(4, 59)
+    ) is not None  # fmt: skip
+
+    reasons = dict(Run.objects.values_list("function__name", "status_reason"))
+    statuses = dict(Run.objects.values_list("function__name", "status"))
+    assert statuses == {
+        "ahead-0": "skipped", "ahead-1": "skipped", "ahead-2": "skipped", "ahead-3": "starting",
+    }  # fmt: skip
+    assert reasons["ahead-0"] == "the function was paused before this slot (vendor outage)"
+    assert reasons["ahead-1"] == (
+        "version 2 was deployed before this slot, and its schedule (*/10 * * * *) does not "
+        "include it"
+    )
+
+
+def test_a_busy_function_waits_for_its_slot_under_the_longer_lookahead(settings):
+    settings.CHALK_LOCAL_PREPARE_SECONDS = 100.0
+    slow, quick = deploy_many(2, "busy", "* * * * *")
+    tick(now=at(1))
+    first = {run.function_id: run for run in Run.objects.all()}
+
+    for second in (0, 1, 20, 40):  # 12:02 is within the lookahead, but 12:01's runs are active
+        tick(now=at(1, second))
+    assert Run.objects.filter(scheduled_for=at(2)).count() == 0
+
+    Run.objects.filter(id=first[quick.id].id).update(status=RunStatus.SUCCEEDED)
+    tick(now=at(1, 41))  # quick's 12:01 run ended: its 12:02 run is created ahead, queued
+    run = Run.objects.get(scheduled_for=at(2))
+    assert (run.function_id, run.status, run.created_at) == (quick.id, "queued", at(1, 41))
+
+    tick(now=at(2))  # slow's 12:01 run is still active on its slot: 12:02 is skipped
+    skipped = Run.objects.get(scheduled_for=at(2), function=slow)
+    assert (skipped.status, skipped.status_reason) == (
+        "skipped", 'the previous run was still active (overlap="skip")',
+    )  # fmt: skip
+
+
+def test_an_idle_tick_makes_one_query(django_assert_num_queries):
+    deploy_many(3, "idle", "*/5 * * * *")  # 12:05, beyond reach at 12:00:30
+    with django_assert_num_queries(1):
+        assert tick(now=T0).runs == 0
+    with django_assert_num_queries(1):
+        assert tick(now=at(4, 54)).runs == 0  # three small runs are claimed 5 s ahead
+    assert tick(now=at(4, 55)).runs == 3
+
+
+def test_the_catch_up_after_downtime_is_unchanged_under_the_longer_lookahead(settings):
+    settings.CHALK_LOCAL_PREPARE_SECONDS = 100.0
+    function = deploy("every-five-too", "pass", schedule="*/5 * * * *", now=T0)
+    deploy_many(3, "neighbour", "*/5 * * * *")
+
+    tick(now=at(21, 10))  # down over 12:05..12:20; 12:25 is 3 m 50 s away
+
+    assert set(Run.objects.values_list("scheduled_for", "status", "missed_slots")) == {
+        (at(20), RunStatus.QUEUED, 3)
+    }
+    function.refresh_from_db()
+    assert function.next_fire_at == at(25)
+
+
+def test_busy_functions_are_passed_over_by_the_claim(settings):
+    settings.CHALK_LOCAL_PREPARE_SECONDS = 100.0
+    deploy_many(5, "long", "* * * * *")
+    tick(now=at(1))  # five runs, all still active a whole lookahead later
+
+    with CaptureQueriesContext(connection) as queries:
+        assert tick(now=at(1, 30), batch_size=2).runs == 0
+    # One claim that finds nothing: no batch of busy functions is locked, read and let go,
+    # one batch after another, however many there are.
+    assert len([q for q in queries if "FOR UPDATE" in q["sql"]]) == 1
+    assert Run.objects.filter(scheduled_for=at(2)).count() == 0
