@@ -330,7 +330,7 @@ CHALK_LOCAL_PREPARE_PARALLEL = env_int("CHALK_LOCAL_PREPARE_PARALLEL", 2 * (os.c
 # scheduled, pull its image and start its runner, which then waits for the slot.
 CHALK_K8S_LOOKAHEAD_SECONDS = env_int("CHALK_K8S_LOOKAHEAD_SECONDS", 30)
 # The most any attempt is prepared ahead of its start time (and the tick looks ahead).
-CHALK_MAX_PREPARE_SECONDS = env_int("CHALK_MAX_PREPARE_SECONDS", 120)
+CHALK_MAX_PREPARE_SECONDS = env_int("CHALK_MAX_PREPARE_SECONDS", 60)
 # The most the tick creates a slot's runs ahead of it (runs/scheduler.py): 5 s for a small
 # slot, more for a large one, up to this. At most 60, a schedule's shortest interval, so no
 # function ever has two runs waiting for their slots; 5 keeps the fixed five seconds.
