@@ -232,9 +232,11 @@ def prepared_attempt_skip(*, attempt: Attempt, now: dt.datetime) -> str | None:
     before_slot = now < attempt.not_before
     if attempt.number != 1 or not (before_slot or attempt.status == AttemptStatus.STARTING):
         return None
-    run, function = attempt.run, attempt.run.function
+    run = attempt.run
     if run.trigger != Trigger.SCHEDULE or not (
-        function.paused or function.current_version_id != run.version_id
+        Function.objects.filter(id=run.function_id)
+        .filter(Q(paused=True) | ~Q(current_version_id=run.version_id))
+        .exists()
     ):
         return None  # nothing took the slot away: most calls end here, with no lock taken
     with transaction.atomic():
