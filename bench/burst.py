@@ -119,17 +119,17 @@ def baseline(python: Path, count: int, folder: Path) -> list[float]:
     return [(float(p.communicate()[0]) - slot) * 1000 for p in processes]
 
 
-def burst(count: int, functions, data_dir: Path) -> dict:
+def burst(count: int, functions) -> dict:
     from django.utils import timezone
 
-    from runs.models import Attempt, LogLine, Run
+    from runs.models import ACTIVE_RUN_STATUSES, Attempt, LogLine, Run
     from runs.services import prepare_lead
     from scheduling.models import Function
 
     lead = prepare_lead(count).total_seconds()
     slot = (timezone.now() + dt.timedelta(seconds=lead + 8)).replace(microsecond=0)
     Function.objects.filter(id__in=[f.id for f in functions]).update(next_fire_at=slot)
-    runs = wait_for(
+    wait_for(
         lambda: Run.objects.filter(scheduled_for=slot).count() == count,
         lead + 30,
         "the tick to create the runs",
@@ -155,8 +155,9 @@ def burst(count: int, functions, data_dir: Path) -> dict:
 
     lines = wait_for(first_lines, 120, "every first line")
     wait_for(
-        lambda: not Run.objects.filter(id__in=[r.id for r in runs], status__in=(
-            "queued", "starting", "running", "retrying")).exists(),
+        lambda: not Run.objects.filter(
+            id__in=[r.id for r in runs], status__in=ACTIVE_RUN_STATUSES
+        ).exists(),
         120,
         "the runs to end",
     )  # fmt: skip
@@ -221,7 +222,7 @@ def main() -> None:
                 name: cpu_seconds(p.pid) for name, p in zip(NAMES, processes, strict=True)
             }
             with MemoryPeak([p.pid for p in processes]) as memory:
-                measured = burst(count, functions[:count], data_dir)
+                measured = burst(count, functions[:count])
             measured["cpu"] = {
                 name: cpu_seconds(p.pid) - cpu_before[name]
                 for name, p in zip(NAMES, processes, strict=True)

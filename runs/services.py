@@ -76,6 +76,7 @@ def attempt_new(*, run: Run, number: int, now: dt.datetime, not_before: dt.datet
 # A worker takes an attempt this long before its start time: the runner and the function's
 # process start and load the module meanwhile, and the function is called on its slot.
 PREPARE_AHEAD = dt.timedelta(seconds=1)
+K8S_CREATE_SECONDS = 0.05  # a Job and its token Secret, created by one worker
 
 
 def prepare_lead(count: int) -> dt.timedelta:
@@ -91,9 +92,6 @@ def prepare_lead(count: int) -> dt.timedelta:
     else:
         seconds = PREPARE_AHEAD.total_seconds() + count * settings.CHALK_LOCAL_PREPARE_SECONDS
     return dt.timedelta(seconds=min(seconds, settings.CHALK_MAX_PREPARE_SECONDS))
-
-
-K8S_CREATE_SECONDS = 0.05  # a Job and its token Secret, created by one worker
 
 
 def attempts_dispatch(starts: list[tuple[int, dt.datetime]]) -> None:

@@ -1,10 +1,12 @@
 """A process that dies with its parent: workers with the platform, runners with their worker,
-functions with their runner. No run outlives what started it."""
+functions with their runner. No run outlives what started it. And a runner that no process
+of its uid may look into."""
 
 import signal
 import sys
 
 _PR_SET_PDEATHSIG = 1
+_PR_SET_DUMPABLE = 4
 
 
 if sys.platform == "linux":
@@ -22,3 +24,10 @@ def die_with_parent() -> None:
     a no-op elsewhere."""
     if _prctl is not None:
         _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def not_dumpable() -> None:
+    """Linux: no process of the same uid may read this one's memory or /proc files (environ,
+    mem, fd): the function cannot take the token from its runner. A no-op elsewhere."""
+    if _prctl is not None:
+        _prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)

@@ -40,7 +40,7 @@ from pathlib import Path
 
 from chalkcompute.client import CrossOriginRedirectError, urlopen
 from chalkcompute.runtime.masking import Masker, MaskingStream
-from chalkcompute.runtime.parent import die_with_parent
+from chalkcompute.runtime.parent import die_with_parent, not_dumpable
 from chalkcompute.runtime.usage import Usage, session_usage
 
 HEARTBEAT_SECONDS = 1.0
@@ -65,7 +65,6 @@ MAX_HEARTBEAT_SAMPLES = 5_000  # the server takes at most this many usage sample
 # The levels the server takes; a record of another level goes as the one at or below it.
 LEVELS = ((50, "CRITICAL"), (40, "ERROR"), (30, "WARNING"), (20, "INFO"), (10, "DEBUG"))
 LEVEL_NUMBERS = {name: number for number, name in LEVELS} | {"WARN": 30, "FATAL": 50}
-_PR_SET_DUMPABLE = 4
 
 
 class RunnerApi:
@@ -667,15 +666,6 @@ def _token() -> str:
     return given["CHALK_ATTEMPT_TOKEN"]
 
 
-def _not_dumpable() -> None:
-    """Linux: no process of the same uid may read this one's memory or /proc files (environ,
-    mem, fd): the function cannot take the token from its runner. A no-op elsewhere."""
-    if sys.platform == "linux":
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
-
-
 def _ready_fd() -> int | None:
     """CHALK_READY_FD, taken out of the environment: the pipe on which the local executor
     learns that the function's module is loaded (the runner closes it when it ends)."""
@@ -684,7 +674,7 @@ def _ready_fd() -> int | None:
 
 
 def main() -> int:
-    _not_dumpable()
+    not_dumpable()
     ready_fd = _ready_fd()
     try:
         api = RunnerApi(
