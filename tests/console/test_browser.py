@@ -427,6 +427,9 @@ def test_no_page_breaks_the_content_security_policy(page, chromium, live_server,
     visit(page, "/tokens")
     page.get_by_label("Name: who or what uses it").fill("ci")
     page.get_by_role("button", name="Create token").click()
+    # The new page's deferred console.js must have run before the field is focused.
+    expect(page.get_by_role("heading", name="Token ci created")).to_be_visible()
+    page.wait_for_load_state("load")
     page.get_by_label("Token", exact=True).focus()
     assert page.evaluate(
         "(() => { const field = document.getElementById('new-token');"
