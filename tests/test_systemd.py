@@ -253,11 +253,18 @@ def test_the_units_serve_deploys_and_runs_and_restart_without_losing_a_run(machi
     texts = [line.text for line in attempt.log_lines_set.filter(stream="stdout").order_by("id")]
     assert texts == [f"step {step}" for step in range(8)]
 
+    every_minute = Run.objects.filter(function__name="every-minute", trigger=Trigger.SCHEDULE)
+
+    def what_ran() -> str:
+        runs = [
+            (f"{run.scheduled_for:%H:%M}", run.status, run.status_reason)
+            for run in every_minute.order_by("scheduled_for")
+        ]
+        return f"a scheduled run of every-minute to succeed; its runs: {runs}"
+
     scheduled = wait_for(
-        lambda: Run.objects.filter(function__name="every-minute", trigger=Trigger.SCHEDULE,
-                                   status="succeeded").first(),
-        130, message="a scheduled run of every-minute",
-    )  # fmt: skip
+        lambda: every_minute.filter(status="succeeded").first(), 130, message=what_ran
+    )
     assert logged("on the minute", scheduled.id)
     for name in SERVICES:
         assert machine.stop(name) == 0, machine.log(name)

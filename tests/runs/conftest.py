@@ -221,14 +221,17 @@ def deploy(
     return result.function
 
 
-def wait_for(predicate, timeout: float = 60, interval: float = 0.2, message: str = ""):
+def wait_for(predicate, timeout: float = 60, interval: float = 0.2, message=""):
+    """`predicate()`'s first true value within `timeout` s. `message` says what was awaited; a
+    callable one is asked at the timeout, to say what there was instead."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {message or predicate}")
+            said = message() if callable(message) else message
+            raise AssertionError(f"timed out after {timeout} s waiting for {said or predicate}")
         time.sleep(interval)
 
 
