@@ -213,8 +213,14 @@ def resume(name: str, as_json: bool) -> int:
     return EXIT_OK
 
 
+def _status(run: dict) -> str:
+    """The run's status as the console shows it ("scheduled" while it waits for its slot); a
+    server without `shown_status` has only `status`."""
+    return run.get("shown_status") or run["status"]
+
+
 def _duration(run: dict) -> str:
-    if not run["started_at"]:
+    if not run["started_at"] or _status(run) == "scheduled":
         return "-"
     started = datetime.fromisoformat(run["started_at"].replace("Z", "+00:00"))
     if not run["finished_at"]:
@@ -241,7 +247,7 @@ def runs(name: str, status: str | None, limit: int, as_json: bool) -> int:
     rows = [("RUN", "STATUS", "TRIGGER", "SLOT OR START", "DURATION")]
     for run in page["results"]:
         moment = run["scheduled_for"] or run["created_at"]
-        rows.append((str(run["id"]), run["status"], run["trigger"], _utc(moment), _duration(run)))
+        rows.append((str(run["id"]), _status(run), run["trigger"], _utc(moment), _duration(run)))
     _table(rows)
     return EXIT_OK
 
@@ -256,7 +262,7 @@ def cancel(run_id: int, as_json: bool) -> int:
         print(f"Cancelled run {run['id']} of {run['function']}")
     else:
         print(
-            f"Cancelling run {run['id']} of {run['function']} (it is {run['status']}; "
+            f"Cancelling run {run['id']} of {run['function']} (it is {_status(run)}; "
             "the executor stops it now)"
         )
     return EXIT_OK

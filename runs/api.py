@@ -41,13 +41,17 @@ class AttemptOutputSerializer(serializers.ModelSerializer):
 class RunOutputSerializer(serializers.ModelSerializer):
     function = serializers.CharField(source="function.name")
     version = serializers.IntegerField(source="version.number")
+    shown_status = serializers.CharField(
+        help_text='The status as the console shows it: "scheduled" for a scheduled run taken'
+        " ahead of its slot (its runner may already wait), else `status`"
+    )
 
     class Meta:
         model = Run
         fields = [
             "id", "function", "version", "trigger", "triggered_by", "scheduled_for", "status",
-            "status_reason", "missed_slots", "created_at", "started_at", "finished_at",
-            "cancel_requested_at", "peak_memory_bytes", "cpu_seconds",
+            "shown_status", "status_reason", "missed_slots", "created_at", "started_at",
+            "finished_at", "cancel_requested_at", "peak_memory_bytes", "cpu_seconds",
         ]  # fmt: skip
 
 

@@ -8,6 +8,7 @@ import datetime as dt
 
 import pytest
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from chalkcompute.runtime import runner
 from runs import scheduler
@@ -15,7 +16,7 @@ from runs.models import Attempt, Run
 from runs.services import attempt_claim_next, prepare_lead, reap
 from scheduling.models import Function
 from scheduling.services import function_pause
-from tests.personas import acting
+from tests.personas import acting, make_token
 from tests.runs.conftest import deploy
 
 ATTEMPT, HEARTBEAT = "/api/runner/v1/attempt", "/api/runner/v1/heartbeat"
@@ -61,8 +62,15 @@ def test_a_prepared_run_shows_as_scheduled_until_its_slot(prepared):
 
     run = Run.objects.get(id=run.id)
     assert (run.status, run.shown_status) == ("running", "scheduled")
+    _, token = make_token("reader", role="viewer")
+    api = APIClient(HTTP_AUTHORIZATION=f"Bearer {token}")
+    shown = api.get(f"/api/v1/runs/{run.id}").json()
+    assert (shown["status"], shown["shown_status"]) == ("running", "scheduled")
     Run.objects.filter(id=run.id).update(scheduled_for=timezone.now() - dt.timedelta(seconds=1))
     assert Run.objects.get(id=run.id).shown_status == "running"
+    assert api.get("/api/v1/runs?function=warm-cache").json()["results"][0]["shown_status"] == (
+        "running"
+    )
 
 
 def test_a_pause_before_the_slot_stops_the_waiting_runner_and_skips_the_run(prepared):

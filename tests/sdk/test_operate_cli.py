@@ -2,6 +2,7 @@
 server, as real processes: what they print, their --json documents, what they change on the
 server, and the exit status a script can act on for each kind of failure."""
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -9,8 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 
-from runs.models import Run, RunStatus
+from runs.models import Attempt, AttemptStatus, Run, RunStatus, Trigger
 from scheduling import crypto
 from scheduling.models import Function, Secret
 from tests.personas import make_token
@@ -156,6 +158,24 @@ def test_it_lists_a_functions_runs_newest_first(chalk, rates):
         [str(first), "cancelled", "api"],
     ]
     assert all(line.endswith(" -") for line in lines[1:])  # neither started
+
+
+def test_it_lists_a_run_waiting_for_its_slot_as_scheduled(chalk, rates):
+    slot = timezone.now() + dt.timedelta(seconds=30)
+    run_id = started(chalk)
+    # A worker took it ahead: its runner waits to call the function on the slot.
+    Run.objects.filter(id=run_id).update(
+        trigger=Trigger.SCHEDULE, scheduled_for=slot, status=RunStatus.RUNNING, started_at=slot
+    )
+    Attempt.objects.filter(run_id=run_id).update(status=AttemptStatus.RUNNING, started_at=slot)
+
+    result = cli(chalk, "runs", "refresh-rates")
+
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.splitlines()[1].split()[:3] == [str(run_id), "scheduled", "schedule"]
+    assert result.stdout.splitlines()[1].endswith(" -")
+    cancelling = cli(chalk, "cancel", str(run_id))
+    assert "(it is scheduled;" in cancelling.stdout, cancelling.stderr
 
 
 def test_it_filters_runs_by_status_and_prints_json(chalk, rates):
