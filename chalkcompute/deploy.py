@@ -16,14 +16,15 @@ import os
 import sys
 from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 from chalkcompute.alerts import Alerts
 from chalkcompute.client import ChalkClientError, Client, RequestRejectedError
 from chalkcompute.errors import FunctionError
-from chalkcompute.image import InvalidImageError
+from chalkcompute.image import InvalidImageError, read_sources
 from chalkcompute.secret import LOCAL, LOCAL_OR_STORED, MissingSecretError, Secret
+from chalkcompute.siblings import sibling_sources
 from chalkcompute.spec import FunctionSpec
 
 
@@ -177,6 +178,9 @@ def deploy_function(declared: Declared, *, source_path: Path, client: Client) ->
     try:
         source = source_path.read_text(encoding="utf-8")
         files = declared.spec.image.local_files()
+        shipped = {PurePosixPath(path).parts[0].removesuffix(".py") for path in files}
+        siblings = sibling_sources(source_path, shipped)
+        files = {**read_sources(siblings), **files}  # the image's own files win
     except (OSError, UnicodeDecodeError, InvalidImageError) as exc:
         raise DeployError(
             f"cannot deploy {declared.name}: cannot read {source_path}: {exc}"
@@ -211,7 +215,12 @@ def deploy_function(declared: Declared, *, source_path: Path, client: Client) ->
     except ChalkClientError as exc:
         raise DeployError(f"cannot deploy {declared.name}: {exc}") from None
     _NOT_DEPLOYED.pop(id(declared), None)
-    return {**document, "uploaded": uploaded, "taken_as_stored": stored}
+    return {
+        **document,
+        "uploaded": uploaded,
+        "taken_as_stored": stored,
+        "shipped_imports": [s.dest + ("/" if s.path.is_dir() else "") for s in siblings],
+    }
 
 
 def _utc(moment: str) -> str:
@@ -251,6 +260,9 @@ def format_summary(document: dict) -> str:
         lines.append(f"  uploaded   {secret} from your environment: {UPLOADED[change]}")
     for secret in document.get("taken_as_stored", []):
         lines.append(f"  stored     {secret}: not set here, so the value stored on the server")
+    if document.get("shipped_imports"):
+        imports = ", ".join(document["shipped_imports"])
+        lines.append(f"  imports    {imports}: imported from the script's folder, shipped with it")
     if document.get("files"):
         size = sum(item["size"] for item in document["files"])
         lines.append(f"  files      {len(document['files'])} ({size} bytes) shipped with the code")

@@ -338,20 +338,7 @@ class Image:
     def local_files(self) -> dict[str, bytes]:
         """Every shipped file, read now: its path in the run, and its content. A later source
         of the same path wins."""
-        files: dict[str, bytes] = {}
-        for source in self._local_sources:
-            try:
-                if source.path.is_dir():
-                    for path in sorted(source.path.rglob("*")):
-                        relative = path.relative_to(source.path).as_posix()
-                        if path.is_file() and not _skipped(relative, source.exclude):
-                            dest = PurePosixPath(source.dest, relative).as_posix()
-                            files[dest.removeprefix("./")] = path.read_bytes()
-                else:
-                    files[source.dest] = source.path.read_bytes()
-            except OSError as exc:
-                raise InvalidImageError(f"cannot read {source.path}: {exc}") from None
-        return files
+        return read_sources(self._local_sources)
 
     def env(self, values: Mapping[str, str]) -> "Image":
         return self._with("env", _env(values))
@@ -434,6 +421,25 @@ class Image:
         return f"Image({self.canonical_json})"
 
 
+def read_sources(sources: Iterable[LocalSource]) -> dict[str, bytes]:
+    """The files of `sources`, read now: {path in the run: content}. A later source of the
+    same path wins."""
+    files: dict[str, bytes] = {}
+    for source in sources:
+        try:
+            if source.path.is_dir():
+                for path in sorted(source.path.rglob("*")):
+                    relative = path.relative_to(source.path).as_posix()
+                    if path.is_file() and not skipped(relative, source.exclude):
+                        dest = PurePosixPath(source.dest, relative).as_posix()
+                        files[dest.removeprefix("./")] = path.read_bytes()
+            else:
+                files[source.dest] = source.path.read_bytes()
+        except OSError as exc:
+            raise InvalidImageError(f"cannot read {source.path}: {exc}") from None
+    return files
+
+
 def _module_path(name: str) -> Path:
     try:
         spec = importlib.util.find_spec(name)
@@ -454,7 +460,7 @@ def _module_path(name: str) -> Path:
     return Path(spec.origin)
 
 
-def _skipped(relative: str, exclude: tuple[str, ...]) -> bool:
+def skipped(relative: str, exclude: tuple[str, ...] = ()) -> bool:
     parts = PurePosixPath(relative).parts
     if SKIPPED_PARTS.intersection(parts) or relative.endswith(".pyc"):
         return True

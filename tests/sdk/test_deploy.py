@@ -328,3 +328,40 @@ def test_deploy_on_a_function_of_an_imported_module_deploys_it_with_its_files(ch
         "jobs.py",
         ["helpers.py"],
     )
+
+
+def test_the_modules_a_script_imports_from_its_folder_ship_with_it(chalk, tmp_path):
+    write(tmp_path, "units.py", "EUR = 'EUR'\n")
+    write(tmp_path, "helpers.py", "from units import EUR\n")
+    write(tmp_path, "unused.py", "")
+    script = write(
+        tmp_path,
+        "jobs.py",
+        """
+        import chalkcompute
+        import helpers
+
+        @chalkcompute.function()
+        def refresh_rates() -> None:
+            print(helpers.EUR)
+        """,
+    )
+
+    # From another folder, as a user may: the script's folder is what counts.
+    result = chalk.python(str(script), cwd=tmp_path.parent)
+
+    assert (result.returncode, result.stderr) == (0, "")
+    lines = result.stdout.splitlines()
+    assert (
+        "  imports    helpers.py, units.py: imported from the script's folder, shipped with it"
+        in lines
+    )
+    assert "  files      2 (34 bytes) shipped with the code" in lines
+    version = Function.objects.get(name="refresh-rates").current_version
+    assert sorted(f.path for f in version.files.all()) == ["helpers.py", "units.py"]
+
+    again = chalk.chalkcompute("deploy", str(script), cwd=tmp_path.parent)
+    assert again.stdout.splitlines()[0] == "refresh-rates: unchanged (version 1)", again.stderr
+    write(tmp_path, "units.py", "EUR = 'euro'\n")
+    changed = chalk.python(str(script))
+    assert changed.stdout.splitlines()[0] == "Deployed refresh-rates: version 2", changed.stderr
