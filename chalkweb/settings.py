@@ -384,6 +384,7 @@ CHALK_METRICS_TOKEN = env_str("CHALK_METRICS_TOKEN")
 CELERY_TASK_DEFAULT_QUEUE = "chalk-control"
 CELERY_TASK_ROUTES = {
     "runs.tasks.run_due_attempts": {"queue": "chalk-runs"},
+    "runs.tasks.build_image": {"queue": "chalk-runs"},  # a local image is a runs worker's venv
     "alerts.tasks.*": {"queue": "chalk-control"},  # alerts never wait behind runs
 }
 # Alerts (alerts/rules.py): the rules of every function whose code does not set its own

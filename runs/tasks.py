@@ -19,6 +19,7 @@ from chalkcompute.runtime.parent import die_with_parent
 from runs import heartbeats, scheduler, services
 from runs.executors import database_slot, executor_for
 from runs.models import Attempt
+from scheduling.models import Image
 
 WAIT_FOR_DUE = dt.timedelta(seconds=10)
 WORKER_HEARTBEAT_SECONDS = 10  # /readyz wants a runs worker seen in the last 30 s
@@ -146,6 +147,16 @@ def run_due_attempts(ahead_seconds: float = services.PREPARE_AHEAD.total_seconds
                     reason=f"the worker could not run it: {type(exc).__name__}: {exc}",
                 )  # fmt: skip
         ran += 1
+
+
+@shared_task(ignore_result=True)
+def build_image(image_id: int) -> None:
+    """Builds a just-deployed version's image ahead of its first run (Executor.build_ahead):
+    sent by scheduling.services.function_deploy, to a runs worker, where local images live."""
+    with database_slot():
+        image = Image.objects.filter(id=image_id).first()
+    if image is not None:
+        executor_for().build_ahead(image)
 
 
 @shared_task(ignore_result=True)

@@ -7,11 +7,13 @@ records what it changed in the audit trail, so no entry point can forget either.
 
 import hashlib
 import json
+import logging
 import secrets as token_generator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from celery import current_app
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
@@ -38,6 +40,9 @@ from scheduling.errors import (
 )
 from scheduling.models import ApiToken, Function, FunctionVersion, Image, Secret, VersionFile
 
+logger = logging.getLogger(__name__)
+
+BUILD_IMAGE = "runs.tasks.build_image"
 MAX_SECRET_VALUE_BYTES = 64 * 1024
 MAX_PAUSE_REASON = 500
 REASON_TOO_LONG = "A reason is at most {limit} characters; this one is {length}. Shorten it."
@@ -142,6 +147,16 @@ def check_files(files: dict[str, bytes], *, source_filename: str) -> dict[str, b
     return files
 
 
+def _build_image_ahead(image_id: int) -> None:
+    """Asks a runs worker to build a new version's image now, so that its first run does not
+    start late by the build (runs.tasks.build_image, sent by name: scheduling does not import
+    runs). A broker that cannot take it loses nothing: the first run builds the image."""
+    try:
+        current_app.signature(BUILD_IMAGE).apply_async(args=[image_id])
+    except Exception:
+        logger.exception("could not ask a runs worker to build image %s ahead", image_id)
+
+
 def function_deploy(
     *,
     name: str,
@@ -244,6 +259,7 @@ def function_deploy(
         function.current_version = version
         function.updated_at = now
         function.save(update_fields=["current_version", "next_fire_at", "updated_at"])
+        transaction.on_commit(lambda: _build_image_ahead(image_row.id))
         audit(
             actor=actor,
             action=AuditAction.DEPLOY if rollback_of is None else AuditAction.ROLLBACK,

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from runs.models import Attempt
+    from scheduling.models import Image
 
 
 class Executor(Protocol):
@@ -20,6 +21,11 @@ class Executor(Protocol):
 
     def cancel(self, attempt: "Attempt") -> None:
         """Stops an attempt whose run was cancelled; best effort, never raises."""
+
+    def build_ahead(self, image: "Image") -> None:
+        """Builds the image of a version just deployed, so that its first run starts on its
+        slot rather than after the build. A failed build is recorded on its ImageBuild (the
+        console shows its log) and tried again by the first run; never raises."""
 
     def installs_at_start(self, image_spec: dict[str, Any]) -> bool:
         """Whether a run of this image installs its packages when it starts (the console

@@ -324,3 +324,33 @@ def test_it_cancels_an_attempt_waiting_for_its_image(
         "cancelled while its image was being built",
     )
     assert Run.objects.get(id=attempt.run_id).status == "cancelled"
+
+
+def test_a_deploy_starts_its_images_build_before_any_run(
+    kubernetes, settings, eager_tasks, django_capture_on_commit_callbacks
+):
+    settings.CHALK_K8S_REGISTRY = REGISTRY
+    with django_capture_on_commit_callbacks(execute=True):
+        function = deploy("fx-rates", "pass", image=WITH_REQUESTS)
+
+    plan = plan_image(function.current_version.image.spec, kubernetes_config())
+    assert ImageBuild.objects.get(executor="kubernetes").status == "building"
+    assert not Run.objects.exists()
+    assert [j["metadata"]["name"] for j in kubernetes.objects("jobs")] == [plan.build_name]
+    kubernetes.container_terminated(plan.build_name, NAMESPACE, 0)
+    reconcile_at()
+
+    # The first run's Job is made at once, from the image built ahead.
+    attempt = start(function)
+    assert attempt.executor_ref == f"chalk-fx-rates-r{attempt.run_id}-a1"
+    job = kubernetes.get("jobs", NAMESPACE, attempt.executor_ref)
+    assert job["spec"]["template"]["spec"]["containers"][0]["image"] == plan.image_ref
+
+
+def test_a_deploy_starts_no_build_when_runs_install_their_image_as_they_start(
+    kubernetes, eager_tasks, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        deploy("fx-rates", "pass", image=WITH_REQUESTS)  # no registry to push a build to
+
+    assert (ImageBuild.objects.count(), kubernetes.objects("jobs")) == (0, [])

@@ -359,6 +359,38 @@ def make_wheel(folder, name: str, source: str):
     return wheel
 
 
+def test_a_deploy_builds_its_image_before_the_first_run(platform):
+    platform.start_workers()
+    image = Image.debian_slim().run_commands("echo preparing rates")
+    function = deploy("prebuilt", "chalk_logger.info('ran')", image=image)
+
+    build = wait_for(
+        lambda: ImageBuild.objects.filter(status="ready").first(), 120, message="the build ahead"
+    )
+    assert not Run.objects.exists()
+    assert "preparing rates" in build.log
+    run = wait_for_run(trigger(function).id)
+
+    assert run.status == "succeeded", run.status_reason
+    assert log_texts(run) == ["ran"]
+    assert ImageBuild.objects.get().finished_at == build.finished_at  # not built again
+
+
+def test_a_build_that_fails_on_deploy_shows_why_and_its_run_says_so_too(platform):
+    platform.start_workers()
+    image = Image.debian_slim().run_commands("echo no such index >&2; exit 3")
+    function = deploy("broken-image", "pass", image=image)
+
+    build = wait_for(
+        lambda: ImageBuild.objects.filter(status="failed").first(), 120, message="the failed build"
+    )
+    assert "no such index" in build.log
+    run = wait_for_run(trigger(function).id, timeout=120)
+
+    assert run.status == "failed"
+    assert "image build failed" in run.status_reason, run.status_reason
+
+
 def test_it_builds_the_image_once_with_its_commands_run_in_the_runs_virtualenv(platform, tmp_path):
     platform.start_workers()
     make_wheel(tmp_path, "ratesclient", "SOURCE = 'local rates'\n")

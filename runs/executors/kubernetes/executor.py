@@ -24,6 +24,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from runs import services
+from runs.executors import database_slot
 from runs.executors.kubernetes import builds
 from runs.executors.kubernetes.builds import EXECUTOR
 from runs.executors.kubernetes.cluster import JobCluster, KubernetesExecutorError
@@ -36,6 +37,7 @@ from runs.executors.kubernetes.manifests import (
     job_name,
 )
 from runs.models import Attempt, ImageBuildStatus, Trigger
+from scheduling.models import Image
 
 logger = logging.getLogger(__name__)
 
@@ -211,6 +213,21 @@ class KubernetesExecutor:
             return plan_image(image_spec, kubernetes_config()).install_at_start
         except UnsupportedSpecError:
             return False  # no run of it starts at all; its runs say why
+
+    def build_ahead(self, image: Image) -> None:
+        config = kubernetes_config()
+        try:
+            plan = plan_image(image.spec, config)
+        except UnsupportedSpecError:
+            return  # no run of it starts at all; its runs say why
+        if plan.dockerfile is None:
+            return  # a public image, or one installed when each pod starts
+        try:
+            with connect(config) as cluster, database_slot():
+                builds.build_start(plan=plan, image=image, cluster=cluster, now=timezone.now())
+        except CLUSTER_ERRORS as exc:
+            logger.info("image %s: the first run starts its build (%s)",
+                        image.spec_hash[:12], cluster_error_words(exc))  # fmt: skip
 
     def isolation(self) -> str | None:
         return None  # each attempt is its own pod

@@ -13,6 +13,7 @@ there is no sandbox (CHALK_LOCAL_SANDBOX=off, or auto without bwrap) it runs as 
 its log says so; with CHALK_LOCAL_SANDBOX=bwrap it fails instead.
 """
 
+import logging
 import os
 import resource
 import select
@@ -39,6 +40,9 @@ from runs.services import (
     attempt_runner_spawned,
     log_system,
 )
+from scheduling.models import Image
+
+logger = logging.getLogger(__name__)
 
 RUNNER_GRACE_SECONDS = 60  # past the timeout, for the runner to stop the function and report
 READY_SECONDS = 10.0  # the most a run holds its preparation slot (an import may take longer)
@@ -242,6 +246,17 @@ class LocalExecutor:
 
     def installs_at_start(self, image_spec: dict) -> bool:
         return False  # each image's virtualenv is built once, before its first run
+
+    def build_ahead(self, image: Image) -> None:
+        isolation = sandbox.isolation()
+        if isolation.refusal:
+            return  # no run starts here; each says why
+        try:
+            with database_slot():
+                ensure_image(image, lambda: None, isolation)
+        except ImageBuildError as exc:
+            logger.info("image %s: the build ahead failed; its first run builds again (%s)",
+                        image.spec_hash[:12], exc)  # fmt: skip
 
     def cancel(self, attempt: Attempt) -> None:
         """Nothing to do here: the runner learns of the cancel from its next heartbeat's
