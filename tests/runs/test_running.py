@@ -359,34 +359,33 @@ def make_wheel(folder, name: str, source: str):
     return wheel
 
 
-def test_a_deploy_builds_its_image_before_the_first_run(platform):
+def test_a_deploy_builds_its_image_before_the_first_run_and_a_failed_build_says_why(platform):
     platform.start_workers()
-    image = Image.debian_slim().run_commands("echo preparing rates")
-    function = deploy("prebuilt", "chalk_logger.info('ran')", image=image)
+    new = time.time_ns()  # images not built before, by an earlier session's data folder
+    built = deploy(
+        "prebuilt", "chalk_logger.info('ran')",
+        image=Image.debian_slim().run_commands(f"echo preparing rates {new}"),
+    )  # fmt: skip
+    broken = deploy(
+        "broken-image", "pass",
+        image=Image.debian_slim().run_commands(f"echo no such index {new} >&2; exit 3"),
+    )  # fmt: skip
 
-    build = wait_for(
-        lambda: ImageBuild.objects.filter(status="ready").first(), 120, message="the build ahead"
-    )
+    def build_of(function: Function) -> ImageBuild | None:
+        image = function.current_version.image
+        return ImageBuild.objects.filter(image=image, status__in=("ready", "failed")).first()
+
+    ready = wait_for(lambda: build_of(built), 120, message="the build ahead")
+    failed = wait_for(lambda: build_of(broken), 120, message="the failed build ahead")
     assert not Run.objects.exists()
-    assert "preparing rates" in build.log
-    run = wait_for_run(trigger(function).id)
+    assert (ready.status, failed.status) == ("ready", "failed")
+    assert "preparing rates" in ready.log and "no such index" in failed.log
 
+    run = wait_for_run(trigger(built).id)
     assert run.status == "succeeded", run.status_reason
     assert log_texts(run) == ["ran"]
-    assert ImageBuild.objects.get().finished_at == build.finished_at  # not built again
-
-
-def test_a_build_that_fails_on_deploy_shows_why_and_its_run_says_so_too(platform):
-    platform.start_workers()
-    image = Image.debian_slim().run_commands("echo no such index >&2; exit 3")
-    function = deploy("broken-image", "pass", image=image)
-
-    build = wait_for(
-        lambda: ImageBuild.objects.filter(status="failed").first(), 120, message="the failed build"
-    )
-    assert "no such index" in build.log
-    run = wait_for_run(trigger(function).id, timeout=120)
-
+    assert ImageBuild.objects.get(id=ready.id).finished_at == ready.finished_at  # not again
+    run = wait_for_run(trigger(broken).id, timeout=120)
     assert run.status == "failed"
     assert "image build failed" in run.status_reason, run.status_reason
 
