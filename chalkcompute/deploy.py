@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from chalkcompute.alerts import Alerts
 from chalkcompute.client import ChalkClientError, Client, RequestRejectedError
 from chalkcompute.errors import FunctionError
-from chalkcompute.image import InvalidImageError, read_sources
+from chalkcompute.image import InvalidImageError, LocalSource, read_sources
 from chalkcompute.secret import LOCAL, LOCAL_OR_STORED, MissingSecretError, Secret
 from chalkcompute.siblings import sibling_sources
 from chalkcompute.spec import FunctionSpec
@@ -211,6 +211,12 @@ def deploy_function(declared: Declared, *, source_path: Path, client: Client) ->
                 f"is not set here and no secret {stored[0]} is stored on the server; export "
                 f"{stored[0]}=... before deploying"
             ) from None
+        if exc.code == "invalid_files" and siblings:
+            imported = ", ".join(_shipped_imports(siblings))
+            raise DeployError(
+                f"cannot deploy {declared.name}: {exc} (shipped because the script imports "
+                f"them from its folder: {imported})"
+            ) from None
         raise DeployError(f"cannot deploy {declared.name}: {exc}") from None
     except ChalkClientError as exc:
         raise DeployError(f"cannot deploy {declared.name}: {exc}") from None
@@ -219,8 +225,12 @@ def deploy_function(declared: Declared, *, source_path: Path, client: Client) ->
         **document,
         "uploaded": uploaded,
         "taken_as_stored": stored,
-        "shipped_imports": [s.dest + ("/" if s.path.is_dir() else "") for s in siblings],
+        "shipped_imports": _shipped_imports(siblings),
     }
+
+
+def _shipped_imports(siblings: list[LocalSource]) -> list[str]:
+    return [source.dest + ("/" if source.path.is_dir() else "") for source in siblings]
 
 
 def _utc(moment: str) -> str:

@@ -155,8 +155,12 @@ def build_image(image_id: int) -> None:
     sent by scheduling.services.function_deploy, to a runs worker, where local images live."""
     with database_slot():
         image = Image.objects.filter(id=image_id).first()
-    if image is not None:
+    if image is None:
+        return
+    try:
         executor_for().build_ahead(image)
+    except Exception:  # the machine (a full disk): the first run builds it, and says why not
+        logger.exception("image %s could not be built ahead", image_id)
 
 
 @shared_task(ignore_result=True)

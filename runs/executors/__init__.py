@@ -25,7 +25,7 @@ class Executor(Protocol):
     def build_ahead(self, image: "Image") -> None:
         """Builds the image of a version just deployed, so that its first run starts on its
         slot rather than after the build. A failed build is recorded on its ImageBuild (the
-        console shows its log) and tried again by the first run; never raises."""
+        console shows its log) and tried again by the first run."""
 
     def installs_at_start(self, image_spec: dict[str, Any]) -> bool:
         """Whether a run of this image installs its packages when it starts (the console

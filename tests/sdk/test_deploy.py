@@ -365,3 +365,29 @@ def test_the_modules_a_script_imports_from_its_folder_ship_with_it(chalk, tmp_pa
     write(tmp_path, "units.py", "EUR = 'euro'\n")
     changed = chalk.python(str(script))
     assert changed.stdout.splitlines()[0] == "Deployed refresh-rates: version 2", changed.stderr
+
+
+def test_a_refused_file_names_the_imports_that_shipped_it(chalk, tmp_path, settings):
+    settings.CHALK_MAX_FILES_BYTES = 100
+    write(tmp_path, "tables.py", f"RATES = {'x' * 200!r}\n")
+    script = write(
+        tmp_path,
+        "jobs.py",
+        """
+        import chalkcompute
+        import tables
+
+        @chalkcompute.function()
+        def refresh_rates() -> None:
+            pass
+        """,
+    )
+
+    result = chalk.python(str(script))
+
+    assert result.returncode == 1
+    assert "the shipped files are 211 bytes; the limit is 100 bytes" in result.stderr
+    assert result.stderr.rstrip().endswith(
+        "(shipped because the script imports them from its folder: tables.py)"
+    )
+    assert not Function.objects.exists()
