@@ -101,7 +101,7 @@ def deploy_if_main(declared: Declared) -> None:
     except DeployError as exc:
         print(f"chalkcompute: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
-    print(format_summary(document), flush=True)
+    _print_summary(document)
 
 
 def deploy_declared(declared: Declared) -> dict:
@@ -113,8 +113,17 @@ def deploy_declared(declared: Declared) -> dict:
             "in a file"
         )
     document = deploy_function(declared, source_path=Path(source_path), client=Client.from_env())
-    print(format_summary(document), flush=True)
+    _print_summary(document)
     return document
+
+
+def _print_summary(document: dict) -> None:
+    """Prints what a deploy did. A reader that stopped early (`python jobs.py | head`) does not
+    stop the script: the deploy happened, and the script's other functions still deploy."""
+    try:
+        print(format_summary(document), flush=True)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _source_path(declared: Declared) -> str | None:

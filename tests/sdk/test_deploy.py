@@ -4,7 +4,10 @@ Every test runs real scripts in a subprocess of the venv's python against pytest
 server, with a token from token_create, as a user would from a terminal.
 """
 
+import os
 import socket
+import subprocess
+import sys
 import textwrap
 from datetime import timedelta
 from pathlib import Path
@@ -391,3 +394,35 @@ def test_a_refused_file_names_the_imports_that_shipped_it(chalk, tmp_path, setti
         "(shipped because the script imports them from its folder: tables.py)"
     )
     assert not Function.objects.exists()
+
+
+def test_a_reader_that_stops_early_stops_no_deploy(chalk, tmp_path):
+    """`python jobs.py | head -1`: the reader has gone before the first summary is printed
+    (its end of the pipe is closed first); both functions still deploy, with no traceback."""
+    script = write(
+        tmp_path,
+        "jobs.py",
+        """
+        import chalkcompute
+
+        @chalkcompute.function()
+        def refresh_rates() -> None:
+            pass
+
+        @chalkcompute.function()
+        def nightly_rollup() -> None:
+            pass
+        """,
+    )
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    writer = subprocess.run(
+        [sys.executable, str(script)], env=chalk.env(), stdout=write_end, stderr=subprocess.PIPE,
+        timeout=60,
+    )  # fmt: skip
+    os.close(write_end)
+
+    assert (writer.returncode, writer.stderr) == (0, b"")
+    assert sorted(Function.objects.values_list("name", flat=True)) == [
+        "nightly-rollup", "refresh-rates",
+    ]  # fmt: skip
