@@ -44,6 +44,10 @@ from scheduling.models import Image
 
 logger = logging.getLogger(__name__)
 
+# Builds ahead go one at a time, each holding one database slot: a burst of deploys never
+# holds the connections that the runs at the top of the hour need.
+_BUILDING_AHEAD = threading.Lock()
+
 RUNNER_GRACE_SECONDS = 60  # past the timeout, for the runner to stop the function and report
 READY_SECONDS = 10.0  # the most a run holds its preparation slot (an import may take longer)
 
@@ -252,7 +256,7 @@ class LocalExecutor:
         if isolation.refusal:
             return  # no run starts here; each says why
         try:
-            with database_slot():
+            with _BUILDING_AHEAD, database_slot():
                 ensure_image(image, lambda: None, isolation)
         except ImageBuildError as exc:
             logger.info("image %s: the build ahead failed; its first run builds again (%s)",
