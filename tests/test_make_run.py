@@ -5,6 +5,7 @@ through the printed token, and stop every process it started on SIGTERM. Its ter
 runs, deploys and errors, but not the platform's own periodic tasks (the tick every second),
 which would scroll the login and the deploy line away."""
 
+import contextlib
 import os
 import re
 import signal
@@ -193,3 +194,28 @@ def test_make_run_starts_the_kubernetes_watcher_on_that_executor(tmp_path):
     finally:
         alive = stop_platform(process)
     assert alive == []
+
+
+def test_it_stops_everything_when_what_started_it_is_killed(tmp_path):
+    """`kill <pid of make>`: make ends on SIGTERM without passing it on to its recipe. A shell
+    that starts the platform and waits for it does the same."""
+    output = tmp_path / "run_platform.log"
+    command = f'"{sys.executable}" manage.py run_platform --port {free_port()} & wait'
+    starter = subprocess.Popen(
+        ["sh", "-c", command], cwd=REPO, env=embedded_env(tmp_path / "data"),
+        stdout=output.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    alive = None
+    try:
+        wait_for_line(starter, output, r"runs-\d+@\S+ ready", 120)
+        started = psutil.Process(starter.pid).children(recursive=True)
+        assert len(started) >= 5, [p.cmdline() for p in started]  # the platform and its four
+
+        starter.send_signal(signal.SIGTERM)
+        starter.wait(timeout=30)
+        _, alive = psutil.wait_procs(started, timeout=60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # what is left: its own session
+            os.killpg(starter.pid, signal.SIGKILL)
+    assert alive == [], f"still running: {[p.cmdline() for p in alive]}"
+    assert "what started the platform has ended; stopping" in output.read_text()

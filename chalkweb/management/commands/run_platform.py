@@ -143,8 +143,15 @@ class Command(BaseCommand):
                     child.kill()
 
         signal.signal(signal.SIGTERM, lambda *_: (stop(), sys.exit(0)))
+        # `kill <pid of make>`: make ends without passing SIGTERM on to its recipe, and this
+        # process is handed to another parent. Nothing may be left running after that.
+        parent = os.getppid()
         try:
             while True:
+                if os.getppid() != parent:
+                    self.stderr.write("what started the platform has ended; stopping")
+                    stop()
+                    sys.exit(0)
                 for name, child in children.items():
                     if child.poll() is not None:
                         self.stderr.write(f"{name} exited with status {child.returncode}; stopping")
