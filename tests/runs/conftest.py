@@ -121,6 +121,26 @@ class Platform:
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
+        settle_database()
+
+
+def settle_database(timeout: float = 10) -> None:
+    """Waits until no other session of the test database runs a statement. A killed worker's
+    PostgreSQL session finishes the statement it was in before it sees its client gone; the
+    test's flush (TRUNCATE of every table) must not meet it halfway, or they deadlock."""
+    if connection.vendor != "postgresql":
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid() AND state <> 'idle'"
+            )
+            (busy,) = cursor.fetchone()
+        if not busy:
+            return
+        time.sleep(0.1)
 
 
 def host_address() -> str:
