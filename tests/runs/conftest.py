@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 from django.conf import settings
 from django.db import connection
@@ -125,20 +126,23 @@ class Platform:
 
 
 def settle_database(timeout: float = 10) -> None:
-    """Waits until no other session of the test database runs a statement. A killed worker's
-    PostgreSQL session finishes the statement it was in before it sees its client gone; the
-    test's flush (TRUNCATE of every table) must not meet it halfway, or they deadlock."""
+    """Waits until the killed workers' PostgreSQL sessions are gone. Such a session still runs
+    whatever statement reached it before its client died, and the test's flush (TRUNCATE of
+    every table) must not meet it halfway, or they deadlock. The sessions that stay are this
+    process's own (the test's and the live server's), known by their local ports."""
     if connection.vendor != "postgresql":
         return
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        ours = [c.laddr.port for c in psutil.Process().net_connections("tcp") if c.laddr]
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                " AND pid <> pg_backend_pid() AND state <> 'idle'"
+                " AND backend_type = 'client backend' AND NOT client_port = ANY(%s)",
+                [ours],
             )
-            (busy,) = cursor.fetchone()
-        if not busy:
+            (others,) = cursor.fetchone()
+        if not others:
             return
         time.sleep(0.1)
 
