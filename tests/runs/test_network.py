@@ -6,14 +6,19 @@ sends UDP. Real bwrap, real slirp4netns, real runs through the local executor, w
 the server through the runner API's socket. Where slirp4netns is missing the fallback is
 warned, or the run refused, and the tests check both everywhere."""
 
+import contextlib
+import hashlib
 import json
 import os
+import select
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
+import time
+import tracemalloc
 import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -290,16 +295,36 @@ def test_an_unknown_network_setting_stops_the_server_at_start(tmp_path):
 
 class Upstream(BaseHTTPRequestHandler):
     seen: list[tuple[str, str, str, bytes]] = []
+    BIG = 8 * 2**20  # the answer to .../big: sent in pieces, with no Content-Length
 
     def _answer(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        length = int(self.headers.get("Content-Length") or 0)
+        if self.path.endswith("/big"):
+            return self._big()
+        if self.path.endswith("/digest"):  # the body read in pieces: its size and hash
+            digest, left = hashlib.sha256(), length
+            while left and (chunk := self.rfile.read(min(left, 65_536))):
+                digest.update(chunk)
+                left -= len(chunk)
+            body = json.dumps({"bytes": length - left, "sha256": digest.hexdigest()}).encode()
+        else:
+            body = self.rfile.read(length)
         self.seen.append((self.command, self.path, self.headers["Host"], body))
-        content = b'{"ok": true}'
+        content = body if self.path.endswith("/digest") else b'{"ok": true}'
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(content)))
         self.end_headers()
         self.wfile.write(content)
+
+    def _big(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.end_headers()  # HTTP/1.0: the body ends where the connection does
+        piece = b"b" * 65_536
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # a proxy that gave up
+            for _ in range(self.BIG // len(piece)):
+                self.wfile.write(piece)
 
     do_GET = do_POST = _answer
 
@@ -308,16 +333,28 @@ class Upstream(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def proxy(tmp_path):
-    upstream = ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
-    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+def upstream():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
+    threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True).start()
     Upstream.seen = []
-    url = f"http://127.0.0.1:{upstream.server_address[1]}/chalk"  # served under a path
-    served = network.RunnerApiProxy(tmp_path / "api.sock", url)
+    yield f"http://127.0.0.1:{server.server_address[1]}/chalk"  # served under a path
+    server.shutdown()
+
+
+@contextlib.contextmanager
+def serving(path: Path, url: str, **options):
+    served = network.RunnerApiProxy(path, url, **options)
     served.url = url
-    yield served
-    served.close()
-    upstream.shutdown()
+    try:
+        yield served
+    finally:
+        served.close()
+
+
+@pytest.fixture
+def proxy(tmp_path, upstream):
+    with serving(tmp_path / "api.sock", upstream) as served:
+        yield served
 
 
 def ask(proxy, method: str, path: str, body: bytes | None = None, headers=None):
@@ -405,3 +442,165 @@ def test_the_socket_is_made_in_a_folder_deeper_than_a_socket_path_may_be(tmp_pat
         served.path = deep / "api.sock"
         served.close()
     assert not (deep / "api.sock").exists()
+
+
+# What one attempt can hold in the worker through its socket: threads, memory, time.
+
+
+def connected(proxy) -> socket.socket:
+    peer = socket.socket(socket.AF_UNIX)
+    peer.connect(str(proxy.path))  # blocking: with a timeout, a full backlog is EAGAIN at once
+    peer.settimeout(10)
+    return peer
+
+
+def received(peer: socket.socket) -> bytes:
+    """All the proxy sends, until it closes the connection (a reset, where it left unread
+    bytes of ours)."""
+    parts = []
+    with contextlib.suppress(ConnectionResetError):
+        while part := peer.recv(65_536):
+            parts.append(part)
+    return b"".join(parts)
+
+
+def threads_become(count: int, timeout: float = 5) -> int:
+    deadline = time.monotonic() + timeout
+    while threading.active_count() != count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return threading.active_count()
+
+
+def test_connections_past_the_cap_are_answered_503_at_once_without_a_thread(proxy):
+    threads = threading.active_count()
+    held = [connected(proxy) for _ in range(network.MAX_CONNECTIONS)]  # each holds a thread
+    assert threads_become(threads + network.MAX_CONNECTIONS) == threads + network.MAX_CONNECTIONS
+
+    began = time.monotonic()
+    extras = [connected(proxy) for _ in range(200)]
+    answers = [received(peer) for peer in extras]
+    took = time.monotonic() - began
+
+    assert {answer.split(b"\r\n")[0] for answer in answers} == {b"HTTP/1.0 503 Service Unavailable"}
+    assert json.loads(answers[0].split(b"\r\n\r\n")[1]) == {
+        "error": "proxy",
+        "detail": f"at most {network.MAX_CONNECTIONS} connections to the runner API at once",
+    }
+    try:  # the runner's own client: it retries either
+        refused = ask(proxy, "GET", "/api/runner/v1/attempt")[0]
+    except urllib.error.URLError as exc:  # its request came after the 503 and the close
+        refused = type(exc.reason).__name__
+    assert refused in (503, "BrokenPipeError", "ConnectionResetError"), refused
+    assert threading.active_count() == threads + network.MAX_CONNECTIONS
+    assert took < 5  # refused without waiting on anything
+    for peer in held + extras:
+        peer.close()
+    assert threads_become(threads) == threads
+    assert ask(proxy, "GET", "/api/runner/v1/attempt") == (200, {"ok": True})  # slots came back
+
+
+def test_a_body_past_the_runner_apis_limit_is_refused_413_without_being_read(proxy, settings):
+    assert network.MAX_BODY_BYTES == settings.DATA_UPLOAD_MAX_MEMORY_SIZE  # the runner API's own
+    size = network.MAX_BODY_BYTES + 1
+    piece = b"x" * 65_536
+    tracemalloc.start()
+    try:
+        with connected(proxy) as peer:
+            peer.sendall(
+                b"POST /chalk/api/runner/v1/heartbeat HTTP/1.1\r\nHost: x\r\n"
+                b"Content-Length: %d\r\n\r\n" % size
+            )
+            try:
+                for _ in range(size // len(piece) + 1):
+                    peer.sendall(piece)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # refused, and closed, before the body was all sent
+            answer = received(peer)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+    assert answer.startswith(b"HTTP/1.0 413 ")
+    assert json.loads(answer.split(b"\r\n\r\n")[1])["detail"] == (
+        "a request body is at most 2621440 bytes"
+    )
+    assert peak < 2**20, peak  # never held: the body is 2.5 MiB
+    assert Upstream.seen == []
+
+
+def test_bodies_pass_through_in_pieces_both_ways(proxy):
+    body = os.urandom(network.MAX_BODY_BYTES)  # the largest the runner API reads
+    tracemalloc.start()
+    try:
+        status, answer = ask(proxy, "POST", "/api/runner/v1/digest", body)
+        request = urllib.request.Request(proxy.url + "/api/runner/v1/big")
+        with urlopen(request, timeout=10, unix_socket=str(proxy.path)) as big:
+            received_bytes = 0
+            while chunk := big.read(65_536):
+                received_bytes += len(chunk)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+    assert (status, answer) == (
+        200,
+        {"bytes": len(body), "sha256": hashlib.sha256(body).hexdigest()},
+    )
+    assert received_bytes == Upstream.BIG
+    assert peak < 2**20, peak  # pieces of 64 KiB, not a 2.5 MiB body nor an 8 MiB answer
+
+
+SLOW = {
+    "nothing": (b"", b""),
+    "headers": (b"POST /chalk/api/runner/v1/heartbeat HTTP/1.1\r\n", b"X-Slow: " + b"s" * 500),
+    "body": (
+        b"POST /chalk/api/runner/v1/heartbeat HTTP/1.1\r\nContent-Length: 1000\r\n\r\n",
+        b"{" * 1000,
+    ),
+}
+
+
+@pytest.mark.parametrize("sending", SLOW)
+def test_a_client_that_sends_slowly_is_cut_off_at_the_deadline(tmp_path, upstream, sending):
+    start, trickle = SLOW[sending]
+    with serving(tmp_path / "api.sock", upstream, client_seconds=0.5) as proxy:
+        with connected(proxy) as peer:
+            began = time.monotonic()
+            peer.sendall(start)
+            for byte in trickle or b"." * 500:  # a byte every 20 ms: 10 s for all of them
+                readable, _, _ = select.select([peer], [], [], 0.02)
+                if readable:
+                    break
+                if trickle:
+                    peer.sendall(bytes([byte]))
+            answer, took = received(peer), time.monotonic() - began
+
+    assert answer == b""  # closed, nothing forwarded
+    assert 0.4 < took < 2, took
+    assert all(len(seen[3]) < 1000 for seen in Upstream.seen)
+
+
+def test_a_client_that_does_not_take_its_answer_is_cut_off_at_the_deadline(tmp_path, upstream):
+    with serving(tmp_path / "api.sock", upstream, client_seconds=0.5) as proxy:
+        threads = threading.active_count()
+        with connected(proxy) as peer:
+            peer.sendall(b"GET /chalk/api/runner/v1/big HTTP/1.1\r\n\r\n")  # 8 MiB
+            time.sleep(1)  # not reading: the proxy's sends wait for room
+            answer = received(peer)
+        assert threads_become(threads) == threads
+
+    assert answer.startswith(b"HTTP/1.0 200 OK\r\n")
+    assert len(answer) < Upstream.BIG  # what the socket's buffers held when it was cut off
+
+
+def test_the_server_is_given_up_on_after_the_upstream_timeout(tmp_path):
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never answers
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        with serving(tmp_path / "api.sock", url, upstream_seconds=0.5) as proxy:
+            began = time.monotonic()
+            status, answer = ask(proxy, "GET", "/api/runner/v1/attempt")
+            took = time.monotonic() - began
+
+    assert status == 502
+    assert answer["detail"] == "the runner API cannot be reached: timed out"
+    assert took < 2, took

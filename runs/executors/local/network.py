@@ -23,12 +23,15 @@ import ctypes
 import fcntl
 import http.client
 import http.server
+import io
 import json
 import os
 import select
 import shutil
+import socket
 import socketserver
 import subprocess
+import sys
 import threading
 import time
 import urllib.parse
@@ -41,8 +44,13 @@ BLOCKED = ("169.254.0.0/16",)  # link-local: the cloud metadata address (169.254
 SOCKET_FOLDER = "/run/chalkweb"  # in the sandbox, read-only: the runner API's socket
 SOCKET_NAME = "runner-api.sock"
 READY_SECONDS = 10
-MAX_BODY_BYTES = 8 * 2**20  # the runner API itself reads at most 2.5 MB of a request
-UPSTREAM_TIMEOUT_SECONDS = 60
+# The runner API's socket. A run's own code can connect to it too, so what one attempt may
+# hold in the worker is bounded: threads, memory, and time.
+MAX_CONNECTIONS = 8  # at once, per attempt: the runner holds one or two (heartbeats, finish)
+MAX_BODY_BYTES = 2_621_440  # Django's DATA_UPLOAD_MAX_MEMORY_SIZE: the most the runner API reads
+CHUNK_BYTES = 65_536  # bodies pass through in pieces of at most this, never whole
+CLIENT_SECONDS = 30  # to send a request (headers and body), and again to take its answer
+UPSTREAM_TIMEOUT_SECONDS = 30  # per socket operation; the runner itself gives up after 30 s
 _HOP_BY_HOP = {
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
     "transfer-encoding", "upgrade", "host", "content-length",
@@ -250,19 +258,27 @@ def _block_routes(namespaces: _Namespaces) -> None:
 class RunnerApiProxy:
     """Serves a unix socket (mounted read-only into the sandbox) that forwards HTTP requests
     for the runner API's paths to `upstream` (CHALK_RUNNER_SERVER_URL), and nothing else: a
-    run reaches the platform only through the API its runner needs. One thread per request;
-    `close()` stops it and removes the socket."""
+    run reaches the platform only through the API its runner needs. One request per connection
+    (HTTP/1.0, so no idle keep-alive), a thread for each of at most MAX_CONNECTIONS at once;
+    one more is answered 503 at once, without a thread. `client_seconds` bounds the time to send
+    a request and to take its answer. `close()` stops it and removes the socket."""
 
-    def __init__(self, path: Path, upstream: str) -> None:
+    def __init__(
+        self,
+        path: Path,
+        upstream: str,
+        *,
+        client_seconds: float = CLIENT_SECONDS,
+        upstream_seconds: float = UPSTREAM_TIMEOUT_SECONDS,
+    ) -> None:
         parts = urllib.parse.urlsplit(upstream)
         self.path = path
         self.prefix = parts.path.rstrip("/") + "/api/runner/v1/"
+        self.client_seconds = client_seconds
         connection = (
             http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
         )
-        self._connect = lambda: connection(
-            parts.hostname, parts.port, timeout=UPSTREAM_TIMEOUT_SECONDS
-        )
+        self._connect = lambda: connection(parts.hostname, parts.port, timeout=upstream_seconds)
         # A unix socket's path is at most 107 bytes and a data folder can be deep: bind through
         # the folder's descriptor (/proc/self/fd/N/NAME), short whatever the folder's path.
         folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
@@ -271,6 +287,7 @@ class RunnerApiProxy:
         finally:
             os.close(folder)
         self._server.proxy = self
+        self._server.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         # The run's uid must be able to connect; the work folder around it (0700, the
         # worker's) keeps everyone else out.
         os.chmod(path, 0o666)
@@ -287,14 +304,94 @@ class RunnerApiProxy:
         self.path.unlink(missing_ok=True)
 
 
+# The runner retries a 5xx, and a connection closed on it (what a client that writes before
+# it reads may meet instead, as the connection is closed at once).
+_BUSY_CONTENT = json.dumps(
+    {"error": "proxy", "detail": f"at most {MAX_CONNECTIONS} connections to the runner API at once"}
+).encode()
+_BUSY = (
+    b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+    b"Content-Length: %d\r\nRetry-After: 1\r\n\r\n%s" % (len(_BUSY_CONTENT), _BUSY_CONTENT)
+)
+
+
 class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
     proxy: RunnerApiProxy
+    slots: threading.BoundedSemaphore  # one per connection being served
+
+    def process_request(self, request, client_address) -> None:
+        if not self.slots.acquire(blocking=False):
+            # Answered here, in the accepting thread: one send that never waits on the client.
+            try:
+                request.send(_BUSY, socket.MSG_DONTWAIT)
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)  # its thread releases the slot
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+    def handle_error(self, request, client_address) -> None:
+        if not isinstance(sys.exc_info()[1], OSError):  # a client that left or was cut off
+            super().handle_error(request, client_address)
+
+
+class _ClientGone(Exception):
+    """The client stopped sending its body, or ran out of time: nothing to answer."""
+
+
+class _Client(io.RawIOBase):
+    """The sandbox's end of a connection, read and written against a deadline: each socket
+    call waits only for the time left, so a client that trickles its request or takes its
+    answer slowly (slowloris) is cut off when the time is up, not just when it pauses."""
+
+    def __init__(self, sock: socket.socket, seconds: float) -> None:
+        self.sock, self.seconds = sock, seconds
+        self.restart()
+
+    def restart(self) -> None:
+        self.until = time.monotonic() + self.seconds
+
+    def _wait(self) -> None:
+        left = self.until - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the client took too long")
+        self.sock.settimeout(left)
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        self._wait()
+        return self.sock.recv_into(buffer)
+
+    def write(self, data) -> int:
+        self._wait()
+        self.sock.sendall(data)  # its timeout bounds the whole call
+        return len(data)
 
 
 class _ProxyHandler(http.server.BaseHTTPRequestHandler):
     server: _UnixServer
-    timeout = UPSTREAM_TIMEOUT_SECONDS  # a client that sends nothing is dropped
+
+    def setup(self) -> None:
+        self.connection = self.request
+        self.client = _Client(self.request, self.server.proxy.client_seconds)
+        self.rfile = io.BufferedReader(self.client, CHUNK_BYTES)
+        self.wfile = self.client
 
     def _forward(self) -> None:
         proxy = self.server.proxy
@@ -307,28 +404,59 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
             length = int(self.headers.get("Content-Length") or 0)
         except ValueError:
             return self._refuse(400, "Content-Length is not a number")
-        if not 0 <= length <= MAX_BODY_BYTES:
+        if not 0 <= length <= MAX_BODY_BYTES:  # refused before a byte of it is read
             return self._refuse(413, f"a request body is at most {MAX_BODY_BYTES} bytes")
-        body = self.rfile.read(length) if length else None
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
+        if length:
+            headers["Content-Length"] = str(length)  # so the body goes as it is, not chunked
         upstream = proxy._connect()
         try:
-            upstream.request(self.command, self.path, body=body, headers=headers)
-            answer = upstream.getresponse()
-            content = answer.read()
-        except (OSError, http.client.HTTPException) as exc:
-            return self._refuse(502, f"the runner API cannot be reached: {exc}")
+            try:
+                upstream.request(
+                    self.command, self.path, body=self._body(length) if length else None,
+                    headers=headers,
+                )  # fmt: skip
+                answer = upstream.getresponse()
+            except _ClientGone:
+                self.close_connection = True
+                return
+            except (OSError, http.client.HTTPException) as exc:
+                return self._refuse(502, f"the runner API cannot be reached: {exc}")
+            self._relay(answer)
         finally:
             upstream.close()
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _forward
+
+    def _body(self, length: int):
+        """The request's body, read as it is sent upstream."""
+        while length:
+            try:
+                chunk = self.rfile.read(min(length, CHUNK_BYTES))
+            except OSError:
+                raise _ClientGone from None
+            if not chunk:
+                raise _ClientGone
+            length -= len(chunk)
+            yield chunk
+
+    def _relay(self, answer: http.client.HTTPResponse) -> None:
+        self.client.restart()  # the answer gets its own client_seconds
         self.send_response(answer.status, answer.reason)
         for name, value in answer.getheaders():
             if name.lower() not in _HOP_BY_HOP:
                 self.send_header(name, value)
-        self.send_header("Content-Length", str(len(content)))
+        if answer.length is not None:  # else the end of the connection ends the body
+            self.send_header("Content-Length", str(answer.length))
         self.end_headers()
-        self.wfile.write(content)
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _forward
+        while True:
+            try:
+                chunk = answer.read(CHUNK_BYTES)
+            except (OSError, http.client.HTTPException):
+                break  # cut short: the client sees fewer bytes than its Content-Length said
+            if not chunk:
+                break
+            self.wfile.write(chunk)
 
     def _refuse(self, status: int, detail: str) -> None:
         content = json.dumps({"error": "proxy", "detail": detail}).encode()
