@@ -70,7 +70,8 @@ class ChannelAdmin(RightsAdmin):
     def save_related(self, request, form, formsets, change: bool) -> None:
         pass  # channel_create set the functions
 
-    # Operators and above, as on the console's Channels page.
+    # Operators and above see them; admins add and delete them (alerts.services.MANAGE_CHANNELS,
+    # which channel_create and channel_delete check again).
     def has_module_permission(self, request) -> bool:
         return self.has_run_permission(request)
 
@@ -78,13 +79,13 @@ class ChannelAdmin(RightsAdmin):
         return self.has_run_permission(request)
 
     def has_add_permission(self, request) -> bool:
-        return self.has_run_permission(request)
+        return self.has_admin_permission(request)
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
 
     def has_delete_permission(self, request, obj=None) -> bool:
-        return self.has_run_permission(request)
+        return self.has_admin_permission(request)
 
     def delete_model(self, request, obj: Channel) -> None:
         services.channel_delete(channel=obj, actor=Actor.of_request(request), now=timezone.now())

@@ -1,5 +1,6 @@
-"""Alert channels over the REST API (the `run` scope, as on the console): list, create (the
-answer holds the webhook's signing secret, once), delete. URLs are never returned."""
+"""Alert channels over the REST API: list (the `read` scope), create (the answer holds the
+webhook's signing secret, once) and delete (the `admin` scope: alerts.services.MANAGE_CHANNELS,
+as on the console and the admin). URLs are never returned."""
 
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
@@ -9,7 +10,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from access.actor import Actor
-from access.rights import Right
 from access.services import authorize
 from alerts import services
 from alerts.models import Channel, ChannelKind
@@ -78,7 +78,7 @@ class ChannelListApi(APIView):
 
     @extend_schema(
         operation_id="channels_create",
-        summary="Add an alert channel: an apprise URL, or a signed JSON webhook (run scope)",
+        summary="Add an alert channel: an apprise URL, or a signed JSON webhook (admin scope)",
         tags=["alerts"],
         request=CreateInputSerializer,
         responses={
@@ -88,7 +88,7 @@ class ChannelListApi(APIView):
     )
     def post(self, request):
         actor = Actor.of_request(request)
-        authorize(actor, Right.RUN)
+        authorize(actor, services.MANAGE_CHANNELS)
         serializer = self.CreateInputSerializer(
             data=request_object(request, self.CreateInputSerializer().fields)
         )
@@ -113,14 +113,14 @@ CHANNEL_ID = OpenApiParameter("id", int, OpenApiParameter.PATH, description="The
 class ChannelApi(APIView):
     @extend_schema(
         operation_id="channels_delete",
-        summary="Delete an alert channel (run scope)",
+        summary="Delete an alert channel (admin scope)",
         tags=["alerts"],
         parameters=[CHANNEL_ID],
         responses={204: None, **error_responses(*COMMON_ERRORS, 404)},
     )
     def delete(self, request, id: int):
         actor = Actor.of_request(request)
-        authorize(actor, Right.RUN)
+        authorize(actor, services.MANAGE_CHANNELS)
         channel = Channel.objects.filter(pk=id).first()
         if channel is None:
             raise NotFound(f"there is no channel {id}", code="not_found")

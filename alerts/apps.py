@@ -9,6 +9,10 @@ class AlertsConfig(AppConfig):
     def ready(self) -> None:
         from alerts.metrics import DeliveryCollector
         from health import metrics
+        from scheduling.crypto import register_encrypted_columns
+
+        # The key rotation (manage.py rotate_secrets_key) re-encrypts these too.
+        register_encrypted_columns("alerts.Channel", "url_encrypted", "secret_encrypted")
 
         if DeliveryCollector not in metrics.COLLECTORS:
             metrics.COLLECTORS.append(DeliveryCollector)

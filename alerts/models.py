@@ -74,8 +74,9 @@ class DeliveryStatus(models.TextChoices):
 
 
 class Delivery(models.Model):
-    """One alert to one channel: what was sent (the webhook body), and the channel's answer or
-    the error of the last try."""
+    """One alert to one channel: what was sent (the webhook body), and the outcome of the last
+    try as a fixed short reason ("HTTP 200", "timed out", "refused: loopback address"), never
+    the body of what the other end answered."""
 
     channel = models.ForeignKey(
         Channel, null=True, on_delete=models.SET_NULL, related_name="deliveries"
@@ -92,7 +93,7 @@ class Delivery(models.Model):
         max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING
     )
     payload = models.JSONField()
-    answer = models.TextField(blank=True)  # the channel's answer, or the error text
+    answer = models.TextField(blank=True)  # the fixed short reason (senders.DeliveryError)
     tries = models.PositiveIntegerField(default=0)
     at = models.DateTimeField()  # when the alert was decided
     sent_at = models.DateTimeField(null=True, blank=True)

@@ -15,7 +15,7 @@ those chosen for it on the Channels page, else every default channel.
 
 import datetime as dt
 import secrets
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -25,13 +25,13 @@ from access.actor import Actor
 from access.models import AuditAction
 from access.rights import Right
 from access.services import audit, authorize
-from alerts import senders
+from alerts import destinations, senders
 from alerts.models import AlertKind, AlertState, Channel, ChannelKind, Delivery
 from alerts.rules import Rules, rules_of
 from common.errors import ServiceError
 from health.state import ago
 from runs.models import Attempt, LogLine, Run, RunStatus, Trigger
-from scheduling.crypto import decrypt, encrypt
+from scheduling.crypto import SecretDecryptionError, decrypt, encrypt
 from scheduling.models import Function
 
 FAILED = (RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.LOST)
@@ -41,6 +41,13 @@ DELIVER = "alerts.tasks.deliver"
 
 class AlertsError(ServiceError):
     pass
+
+
+# Who may add and delete channels: admins. A channel decides where the control worker, which
+# sits next to the database and the broker, connects and what it sends there (failed runs' last
+# log lines, tokens in the URL): server configuration, like CHALK_ALERT_ALLOWED_NETWORKS, not an
+# operator's day-to-day work. Operators and up may still send a test alert to a channel.
+MANAGE_CHANNELS = Right.ADMIN
 
 
 class ChannelExistsError(AlertsError):
@@ -70,8 +77,30 @@ def display_of(url: str) -> str:
     return f"{parts.scheme}://…"
 
 
+def _check_destination(url: str, kind: str) -> None:
+    """The URL's host (and a mailto's smtp= server) must not be a private or local address
+    (alerts/destinations.py); checked again at every send."""
+    parts = urlsplit(url)
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        raise AlertsError("The URL's port is not a number from 1 to 65535.") from None
+    hosts = [(host, port)] if host else []
+    if kind == ChannelKind.APPRISE:
+        # An Apprise "host" is often a token (slack://T000/B000/XXX): only a name with a dot,
+        # an address or localhost is resolved now; the send checks whatever it connects to.
+        hosts = [(h, p) for h, p in hosts if "." in h or ":" in h or h == "localhost"]
+        hosts += [(smtp, None) for smtp in parse_qs(parts.query).get("smtp", []) if smtp]
+    for host, port in hosts:
+        try:
+            destinations.check_host(host, port)
+        except destinations.Refused as refused:
+            raise AlertsError(str(refused)) from None
+
+
 def channel_check(*, name: str, kind: str, url: str) -> None:
-    """The rules of a new channel (AlertsError says which is broken)."""
+    """The rules of a new channel (AlertsError says which is broken). The console, the API and
+    the admin all come through here."""
     if not name.strip() or len(name) > 100:
         raise AlertsError("A channel needs a name of 1 to 100 characters.")
     if kind not in ChannelKind.values:
@@ -80,11 +109,11 @@ def channel_check(*, name: str, kind: str, url: str) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise AlertsError("A webhook's URL is an http:// or https:// URL.")
-    elif not senders.check_apprise_url(url):
-        raise AlertsError(
-            "Apprise does not accept this URL; see https://github.com/caronc/apprise/wiki for "
-            "the URL of each service (slack://, discord://, mailto://, ntfy://, json://, …)."
-        )
+    else:
+        problem = senders.check_apprise_url(url)
+        if problem is not None:
+            raise AlertsError(problem)
+    _check_destination(url, kind)
 
 
 def channel_create(
@@ -98,7 +127,7 @@ def channel_create(
     functions: list[Function] = (),
 ) -> tuple[Channel, str]:
     """(channel, its webhook signing secret: shown once, never again)."""
-    authorize(actor, Right.RUN)
+    authorize(actor, MANAGE_CHANNELS)
     name, url = name.strip(), url.strip()
     channel_check(name=name, kind=kind, url=url)
     secret = secrets.token_urlsafe(32)
@@ -133,7 +162,7 @@ def channel_create(
 
 
 def channel_delete(*, channel: Channel, actor: Actor, now: dt.datetime) -> None:
-    authorize(actor, Right.RUN)
+    authorize(actor, MANAGE_CHANNELS)
     with transaction.atomic():
         audit(
             actor=actor,
@@ -312,19 +341,22 @@ def run_ended(*, run_id: int, now: dt.datetime) -> list[Delivery]:
 
 def deliver(*, delivery: Delivery, now: dt.datetime, last_try: bool) -> None:
     """One try of one delivery. Raises RetryableDeliveryError when another try may do better
-    (and this one is not the last): the delivery stays pending with the error."""
+    (and this one is not the last): the delivery stays pending with the error. `answer` keeps
+    a fixed short reason ("HTTP 200", "timed out", "refused: loopback address"), never what the
+    other end said."""
     channel = delivery.channel
     delivery.tries += 1
     try:
         if channel is None:
             raise senders.DeliveryError("the channel was deleted")
-        url = decrypt(channel.url_encrypted)
+        try:
+            url = decrypt(channel.url_encrypted)
+            secret = decrypt(channel.secret_encrypted)
+        except SecretDecryptionError:
+            raise senders.DeliveryError("cannot decrypt the channel (CHALK_SECRETS_KEY)") from None
         if channel.kind == ChannelKind.WEBHOOK:
             answer = senders.send_webhook(
-                url=url,
-                secret=decrypt(channel.secret_encrypted),
-                payload=delivery.payload,
-                delivery_id=delivery.id,
+                url=url, secret=secret, payload=delivery.payload, delivery_id=delivery.id
             )
         else:
             answer = senders.send_apprise(url=url, payload=delivery.payload)

@@ -5,6 +5,7 @@ CHALK_DATA_DIR, the local executor. Production sets DATABASE_URL, CELERY_BROKER_
 CHALK_SECRETS_KEY and DJANGO_SECRET_KEY (see README); with DATABASE_URL set, the keys must be.
 """
 
+import ipaddress
 import os
 import secrets
 from datetime import timedelta
@@ -401,6 +402,18 @@ CHALK_ALERT_RUNNING_AFTER_SECONDS = env_int("CHALK_ALERT_RUNNING_AFTER_SECONDS",
 CHALK_ALERT_ON_SKIP = env_bool("CHALK_ALERT_ON_SKIP", False)
 # Deliveries (what was sent to each channel, and its answer) are kept this long.
 CHALK_ALERT_RETENTION_DAYS = env_int("CHALK_ALERT_RETENTION_DAYS", CHALK_RUN_RETENTION_DAYS)
+# Alert channels never reach loopback, private, link-local, multicast or cloud metadata
+# addresses (alerts/destinations.py), except those inside these networks (CIDR, comma-separated,
+# e.g. "10.20.0.0/16,127.0.0.1/32"); a metadata address only when listed on its own.
+CHALK_ALERT_ALLOWED_NETWORKS = env_list("CHALK_ALERT_ALLOWED_NETWORKS", [])
+for _network in CHALK_ALERT_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"CHALK_ALERT_ALLOWED_NETWORKS: {_network!r} is not a network; use CIDR such as "
+            "10.0.0.0/8 or 127.0.0.1/32, comma-separated"
+        ) from None
 
 # Kubernetes executor. runs/executors/kubernetes/executor.py turns these into its
 # KubernetesConfig, whose defaults are these settings' defaults (one source: the pure

@@ -3,6 +3,10 @@
 settings.CHALK_SECRETS_KEY holds one or more comma-separated Fernet keys. The first encrypts;
 every one decrypts, so a key is rotated by putting the new key first (on every process),
 running `manage.py rotate_secrets_key`, then dropping the old key.
+
+ENCRYPTED_COLUMNS names every column that holds values encrypted here: the rotation re-encrypts
+and checks each of them. A module that adds one registers it from its AppConfig.ready()
+(alerts registers its channels' URL and secret), so scheduling never imports it.
 """
 
 import functools
@@ -14,6 +18,14 @@ from django.core.exceptions import ImproperlyConfigured
 
 class SecretDecryptionError(RuntimeError):
     pass
+
+
+# "app_label.Model" -> the names of its encrypted text fields (rows are found by their pk).
+ENCRYPTED_COLUMNS: dict[str, tuple[str, ...]] = {"scheduling.Secret": ("ciphertext",)}
+
+
+def register_encrypted_columns(model_label: str, *fields: str) -> None:
+    ENCRYPTED_COLUMNS[model_label] = tuple(fields)
 
 
 @functools.lru_cache(maxsize=4)

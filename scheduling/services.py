@@ -14,6 +14,8 @@ from datetime import datetime
 from typing import Literal
 
 from celery import current_app
+from cryptography.fernet import InvalidToken
+from django.apps import apps
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
@@ -507,42 +509,76 @@ def secret_delete(*, secret: Secret, actor: Actor, now: datetime) -> None:
 def secrets_reencrypt(
     *, batch_size: int = 100, max_batches: int | None = None, progress=None
 ) -> int:
-    """Re-encrypts every secret not yet under the first key of CHALK_SECRETS_KEY (key rotation)
-    and returns how many it re-encrypted.
+    """Re-encrypts every value not yet under the first key of CHALK_SECRETS_KEY (key rotation),
+    in every encrypted column (crypto.ENCRYPTED_COLUMNS: secrets, alert channels' URLs and
+    webhook secrets), and returns how many rows it re-encrypted.
 
-    Safe while the platform runs: it goes through the secrets by id, `batch_size` at a time,
+    Safe while the platform runs: it goes through each table by id, `batch_size` rows at a time,
     each batch in its own short transaction that locks only those rows (a write to one of them
     waits for the batch; readers see the old or the new ciphertext, and every process decrypts
-    both while the old key stays in the list). Resumable: a secret the first key alone already
-    decrypts is skipped, so a run stopped part way (a crash, ^C, `max_batches`) loses at most
-    its current batch, which rolls back, and the next run does only the rest. Secrets written
-    meanwhile are already under the first key. `progress(checked, reencrypted)` is called after
-    each batch with the running totals."""
+    both while the old key stays in the list). A row's columns change together, in its batch.
+    Resumable: a value the first key alone already decrypts is skipped, so a run stopped part
+    way (a crash, ^C, `max_batches`) loses at most its current batch, which rolls back, and the
+    next run does only the rest. Values written meanwhile are already under the first key. A
+    value no key decrypts is left as it is: encrypted_values_not_under_first_key names it.
+    `progress(checked, reencrypted)` is called after each batch with the running totals."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be 1 or more, not {batch_size}")
     checked = reencrypted = batches = 0
-    last_id = 0
-    while max_batches is None or batches < max_batches:
-        with transaction.atomic():
-            batch = list(
-                Secret.objects.select_for_update()
-                .filter(id__gt=last_id)
-                .order_by("id")
-                .only("id", "ciphertext")[:batch_size]
-            )
-            if not batch:
-                break
-            for secret in batch:
-                if not crypto.is_under_first_key(secret.ciphertext):
-                    secret.ciphertext = crypto.reencrypt(secret.ciphertext)
-                    secret.save(update_fields=["ciphertext"])
-                    reencrypted += 1
-            last_id = batch[-1].id
-        checked += len(batch)
-        batches += 1
-        if progress is not None:
-            progress(checked, reencrypted)
+    for label, fields in crypto.ENCRYPTED_COLUMNS.items():
+        model = apps.get_model(label)
+        pk = model._meta.pk.name
+        last_pk = None
+        while max_batches is None or batches < max_batches:
+            with transaction.atomic():
+                rows = model.objects.select_for_update().order_by(pk).only(pk, *fields)
+                if last_pk is not None:
+                    rows = rows.filter(pk__gt=last_pk)
+                batch = list(rows[:batch_size])
+                if not batch:
+                    break
+                for row in batch:
+                    changed = [field for field in fields if _reencrypted(row, field)]
+                    if changed:
+                        row.save(update_fields=changed)
+                        reencrypted += 1
+                last_pk = batch[-1].pk
+            checked += len(batch)
+            batches += 1
+            if progress is not None:
+                progress(checked, reencrypted)
     return reencrypted
+
+
+def _reencrypted(row, field: str) -> bool:
+    """Puts the row's value under the first key; False when it already was, or no key reads it."""
+    value = getattr(row, field)
+    if not value or crypto.is_under_first_key(value):
+        return False
+    try:
+        setattr(row, field, crypto.reencrypt(value))
+    except InvalidToken:
+        return False
+    return True
+
+
+def encrypted_rows_count() -> int:
+    return sum(apps.get_model(label).objects.count() for label in crypto.ENCRYPTED_COLUMNS)
+
+
+def encrypted_values_not_under_first_key() -> list[str]:
+    """Every encrypted value the first key of CHALK_SECRETS_KEY alone cannot decrypt, as
+    "secret NAME (ciphertext)": empty when the keys after the first can be dropped."""
+    left = []
+    for label, fields in crypto.ENCRYPTED_COLUMNS.items():
+        model = apps.get_model(label)
+        for row in model.objects.order_by("pk").iterator():
+            left += [
+                f"{model._meta.verbose_name} {row} ({field})"
+                for field in fields
+                if getattr(row, field) and not crypto.is_under_first_key(getattr(row, field))
+            ]
+    return left
 
 
 # --- API tokens ------------------------------------------------------------------------------

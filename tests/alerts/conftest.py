@@ -50,7 +50,13 @@ class HttpReceiver:
 
 
 @pytest.fixture
-def http_receiver():
+def loopback_allowed(settings):
+    """The receivers below listen on 127.0.0.1, off limits to alerts unless allow-listed."""
+    settings.CHALK_ALERT_ALLOWED_NETWORKS = ["127.0.0.1/32"]
+
+
+@pytest.fixture
+def http_receiver(loopback_allowed):
     receiver = HttpReceiver(url="")
 
     class Handler(BaseHTTPRequestHandler):
@@ -85,7 +91,7 @@ class MailBox:
 
 
 @pytest.fixture
-def smtp_server():
+def smtp_server(loopback_allowed):
     box = MailBox()
     port = free_port()
     controller = Controller(box, hostname="127.0.0.1", port=port)

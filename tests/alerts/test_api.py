@@ -1,4 +1,5 @@
-"""/api/v1/channels: list, create (the secret once), delete; the run scope, as on the console."""
+"""/api/v1/channels: list (read), create (the secret once) and delete (admin), as on the
+console."""
 
 import pytest
 from rest_framework.test import APIClient
@@ -10,7 +11,7 @@ from tests.runs.conftest import deploy
 pytestmark = pytest.mark.django_db
 
 
-def client_with(scopes, role="operator") -> APIClient:
+def client_with(scopes, role="admin") -> APIClient:
     _, token = make_token("t", username=f"u-{role}", role=role, scopes=scopes)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
@@ -19,7 +20,7 @@ def client_with(scopes, role="operator") -> APIClient:
 
 def test_create_list_delete():
     deploy("nightly-report", "pass")
-    api = client_with(["read", "run"])
+    api = client_with(["read", "admin"])
     body = {
         "name": "ops-hook",
         "kind": "webhook",
@@ -47,7 +48,7 @@ def test_create_list_delete():
 
 
 def test_bad_bodies_are_refused():
-    api = client_with(["read", "run"])
+    api = client_with(["read", "admin"])
     for body in (
         {"name": "x", "kind": "apprise", "url": "bogus://x"},
         {"name": "x", "kind": "webhook", "url": "https://a.example.com", "is_default": "yes"},
@@ -58,9 +59,12 @@ def test_bad_bodies_are_refused():
 
 
 def test_the_read_scope_may_list_but_not_create():
-    api = client_with(["read"])
+    api = client_with(["read", "run"])
     assert api.get("/api/v1/channels").status_code == 200
     body = {"name": "x", "kind": "webhook", "url": "https://a.example.com"}
     assert api.post("/api/v1/channels", body, format="json").status_code == 403
+    operator = client_with(["read", "run"], role="operator")
+    refused = operator.post("/api/v1/channels", body, format="json")
+    assert refused.status_code == 403 and "admin" in refused.json()["detail"]
     viewer = client_with(["read"], role="viewer")
     assert viewer.post("/api/v1/channels", body, format="json").status_code == 403

@@ -51,7 +51,7 @@ def test_adding_a_webhook_shows_its_secret_once(console, http_receiver):
 def test_a_rejected_channel_keeps_its_name_never_its_url(console):
     response = add(console, kind="apprise", url="bogus://secret-token")
     assert response.status_code == 400
-    assert "Apprise does not accept" in response.text
+    assert "Apprise URLs starting bogus:// are not allowed" in response.text
     assert 'value="ops-hook"' in response.text
     assert "secret-token" not in response.text
     assert not Channel.objects.exists()
@@ -123,17 +123,21 @@ def test_the_function_page_shows_its_alert_rules_and_a_channel_its_code_names_wr
     assert "The function's code names ops-slack, which is not a channel here" in page
 
 
-@pytest.fixture
-def operator_admin(client):
-    olga = person("olga", "operator")
-    olga.is_staff = True
-    olga.save()
-    client.force_login(olga)
+def staff(client, name, role):
+    user = person(name, role)
+    user.is_staff = True
+    user.save()
+    client.force_login(user)
     return client
 
 
-def test_an_operator_adds_an_apprise_channel_in_the_admin_through_the_service(operator_admin):
-    response = operator_admin.post(
+@pytest.fixture
+def admin_site(client):
+    return staff(client, "ada", "admin")
+
+
+def test_an_admin_adds_an_apprise_channel_in_the_admin_through_the_service(admin_site):
+    response = admin_site.post(
         "/admin/alerts/channel/add/",
         {"name": "ops-ntfy", "url": "ntfy://ntfy.example.com/chalk-alerts", "is_default": "on"},
     )
@@ -145,20 +149,40 @@ def test_an_operator_adds_an_apprise_channel_in_the_admin_through_the_service(op
         "ntfy://ntfy.example.com",
         True,
     )
-    assert AuditEvent.objects.get(action="channel_create").actor == "olga"
-    page = operator_admin.get(f"/admin/alerts/channel/{channel.pk}/change/")
+    assert AuditEvent.objects.get(action="channel_create").actor == "ada"
+    page = admin_site.get(f"/admin/alerts/channel/{channel.pk}/change/")
     assert page.status_code == 200
     assert "ntfy://ntfy.example.com" in page.content.decode()
     assert "chalk-alerts" not in page.content.decode()  # the URL is never shown again
 
 
-def test_the_admin_refuses_a_url_apprise_does_not_accept(operator_admin):
-    response = operator_admin.post(
+def test_the_admin_refuses_a_url_apprise_does_not_accept(admin_site):
+    response = admin_site.post(
         "/admin/alerts/channel/add/", {"name": "broken", "url": "nonsense://x"}
     )
 
     assert response.status_code == 200
-    assert "Apprise does not accept this URL" in response.content.decode()
+    assert "Apprise URLs starting nonsense:// are not allowed" in response.content.decode()
+    assert not Channel.objects.exists()
+
+
+def test_the_admin_refuses_a_private_address_with_what_to_do(admin_site):
+    response = admin_site.post(
+        "/admin/alerts/channel/add/", {"name": "nats", "url": "json://127.0.0.1:4222/"}
+    )
+
+    assert response.status_code == 200
+    text = response.content.decode()
+    assert "Alerts may not go to 127.0.0.1: it is a loopback address" in text
+    assert "CHALK_ALERT_ALLOWED_NETWORKS" in text
+    assert not Channel.objects.exists()
+
+
+def test_an_operator_sees_channels_in_the_admin_but_may_not_add_or_delete_them(client):
+    operator = staff(client, "olga", "operator")
+    assert operator.get("/admin/alerts/channel/").status_code == 200
+    body = {"name": "x", "url": "json://x.example.com"}
+    assert operator.post("/admin/alerts/channel/add/", body).status_code == 403
     assert not Channel.objects.exists()
 
 
@@ -174,13 +198,13 @@ def test_a_viewer_cannot_add_channels_in_the_admin(client):
     assert client.get("/admin/alerts/channel/").status_code == 403  # as on the console
 
 
-def test_an_operator_deletes_a_channel_in_the_admin_audited(operator_admin):
-    operator_admin.post(
+def test_an_admin_deletes_a_channel_in_the_admin_audited(admin_site):
+    admin_site.post(
         "/admin/alerts/channel/add/", {"name": "ops-json", "url": "json://hooks.example.com/x"}
     )
     channel = Channel.objects.get()
 
-    operator_admin.post(f"/admin/alerts/channel/{channel.pk}/delete/", {"post": "yes"})
+    admin_site.post(f"/admin/alerts/channel/{channel.pk}/delete/", {"post": "yes"})
 
     assert not Channel.objects.exists()
     assert AuditEvent.objects.filter(action="channel_delete").count() == 1

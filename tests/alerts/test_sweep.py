@@ -38,7 +38,7 @@ def hook(http_receiver):
         kind="apprise",
         url=http_receiver.url.replace("http://", "json://"),
         is_default=True,
-        actor=acting("olga", "operator"),
+        actor=acting("ada", "admin"),
         now=timezone.now(),
     )
 
@@ -235,11 +235,11 @@ def test_skipped_slots_say_nothing_by_default(hook, swept):
 
 
 def test_the_channels_named_in_code_get_its_alerts_instead_of_the_defaults(http_receiver, swept):
-    operator = acting("olga", "operator")
+    admin = acting("ada", "admin")
     url = http_receiver.url.replace("http://", "json://")
     services.channel_create(name="everyone", kind="apprise", url=url + "/all", is_default=True,
-                            actor=operator, now=SLOT)  # fmt: skip
-    services.channel_create(name="ops-slack", kind="apprise", url=url + "/ops", actor=operator,
+                            actor=admin, now=SLOT)  # fmt: skip
+    services.channel_create(name="ops-slack", kind="apprise", url=url + "/ops", actor=admin,
                             now=SLOT)  # fmt: skip
     function = nightly(on_failure=["ops-slack", "gone"], late_after="1m")
 
@@ -260,7 +260,7 @@ def test_the_channels_named_in_code_get_its_alerts_instead_of_the_defaults(http_
 def test_a_rule_from_code_counts_failures_and_can_stay_quiet_on_recovery(http_receiver, end_run):
     url = http_receiver.url.replace("http://", "json://")
     services.channel_create(name="ops", kind="apprise", url=url, is_default=True,
-                            actor=acting("olga", "operator"), now=SLOT)  # fmt: skip
+                            actor=acting("ada", "admin"), now=SLOT)  # fmt: skip
     function = deploy(
         "flaky", "pass", alerts=Alerts(after_failures=3, on_recovery=False), now=DEPLOYED
     )

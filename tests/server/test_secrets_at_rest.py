@@ -133,9 +133,10 @@ def test_it_rotates_the_key_from_the_command_line(db, settings):
     call_command("rotate_secrets_key", stdout=out)
 
     assert out.getvalue() == (
-        "  checked 1 of 1 secret(s), re-encrypted 1\n"
-        "Re-encrypted 1 secret(s) under the first key of CHALK_SECRETS_KEY (0 already were); "
-        "the keys after it can now be removed.\n"
+        "  checked 1 of 1 encrypted record(s), re-encrypted 1\n"
+        "Re-encrypted 1 record(s) (secrets, alert channels) under the first key of "
+        "CHALK_SECRETS_KEY (0 already were); every encrypted value decrypts with that key alone, "
+        "so the keys after it can now be removed.\n"
     )
     settings.CHALK_SECRETS_KEY = new
     assert secret_value(secret=Secret.objects.get()) == VALUE
@@ -234,11 +235,12 @@ def test_the_command_reports_its_progress_batch_by_batch(rotating, settings):
     call_command("rotate_secrets_key", "--batch-size", "100", stdout=out)
 
     assert out.getvalue().splitlines() == [
-        "  checked 100 of 250 secret(s), re-encrypted 100",
-        "  checked 200 of 250 secret(s), re-encrypted 200",
-        "  checked 250 of 250 secret(s), re-encrypted 250",
-        "Re-encrypted 250 secret(s) under the first key of CHALK_SECRETS_KEY (0 already were); "
-        "the keys after it can now be removed.",
+        "  checked 100 of 250 encrypted record(s), re-encrypted 100",
+        "  checked 200 of 250 encrypted record(s), re-encrypted 200",
+        "  checked 250 of 250 encrypted record(s), re-encrypted 250",
+        "Re-encrypted 250 record(s) (secrets, alert channels) under the first key of "
+        "CHALK_SECRETS_KEY (0 already were); every encrypted value decrypts with that key alone, "
+        "so the keys after it can now be removed.",
     ]
     settings.CHALK_SECRETS_KEY = new
     assert values_by_name() == values
