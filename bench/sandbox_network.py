@@ -49,7 +49,8 @@ def main() -> None:
         work = sandbox.work_folder("attempt-0", ids)
         argv = sandbox.command(
             isolation.bwrap, [str(venv / "bin" / "python"), "-c", "pass"], venv=venv,
-            runtime=runtime, work=work, ids=ids, own_network=own_network,
+            prefix=Path(sys.base_prefix).resolve(), runtime=runtime, work=work, ids=ids,
+            own_network=own_network,
         )  # fmt: skip
         popen = dict(env={"PATH": "/usr/bin:/bin"}, stdout=subprocess.DEVNULL)
         began = time.perf_counter()

@@ -27,7 +27,10 @@ STEP_KINDS = ("run_commands", "pip_install", "apt_install", "env")
 MAX_STEPS = 100
 MAX_ITEM_CHARS = 4096
 # Debian package names, optionally pinned: "curl", "libpq-dev=15.*".
-_APT_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+~:*-]+)?$")
+# A Debian package name, and optionally "=version". Never ending in "-", nor its version: apt
+# reads a trailing "-" as "remove" ("bubblewrap-" would remove the sandbox). A trailing "+" is
+# allowed in names only, where it is real (g++); no option ("-y") can match.
+_APT_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]*[a-z0-9+.](=[A-Za-z0-9.+~:*-]*[A-Za-z0-9.~:*])?$")
 
 
 class InvalidImageError(FunctionError, ValueError):
@@ -176,8 +179,10 @@ def _strings(kind: str, items: Iterable[object]) -> tuple[str, ...]:
                 "or holds a NUL byte"
             )
         if kind == "apt_install" and not _APT_PACKAGE.fullmatch(item):  # not "curl\n"
+            why = ' (a trailing "-" tells apt to remove it)' if item.endswith("-") else ""
             raise InvalidImageError(
-                f'Image.apt_install() package {item!r} is not a Debian package name, e.g. "curl"'
+                f"Image.apt_install() package {item!r} is not a Debian package name{why}, "
+                'e.g. "curl" or "libpq-dev=15.*"'
             )
         if kind == "pip_install" and item.strip().startswith("-"):
             raise InvalidImageError(

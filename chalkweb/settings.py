@@ -363,6 +363,16 @@ if CHALK_LOCAL_RUN_UID <= 0 or CHALK_LOCAL_RUN_GID <= 0:
         f"CHALK_LOCAL_RUN_UID={CHALK_LOCAL_RUN_UID} / CHALK_LOCAL_RUN_GID={CHALK_LOCAL_RUN_GID}:"
         " runs must not run as root; use an unprivileged uid and gid (65534 is nobody)"
     )
+# A run without timeout= stops after this long: a day, so a daily job never outlives its next
+# slot and no run holds the cpu and memory admission gave it for ever.
+CHALK_RUN_DEFAULT_TIMEOUT_SECONDS = env_int("CHALK_RUN_DEFAULT_TIMEOUT_SECONDS", 86400)
+# The processes one sandboxed local run may have at once (a cgroup's pids.max where the worker
+# can make one; else the runner's check every 0.1 s).
+CHALK_RUN_MAX_PROCESSES = env_int("CHALK_RUN_MAX_PROCESSES", 512)
+# A local image build's step (pip install, a run_commands line) is stopped after this long,
+# whether or not it prints; the venv and the build's folder together stop at this size.
+CHALK_BUILD_STEP_TIMEOUT_SECONDS = env_int("CHALK_BUILD_STEP_TIMEOUT_SECONDS", 1800)
+CHALK_LOCAL_IMAGE_MAX_SIZE = env_str("CHALK_LOCAL_IMAGE_MAX_SIZE", "8Gi")
 # Wake-up messages sent per start time: at most this many workers pull attempts at once.
 CHALK_DISPATCH_PARALLELISM = env_int("CHALK_DISPATCH_PARALLELISM", CHALK_LOCAL_MAX_RUNS)
 # After downtime, the latest missed slot still runs if it is at most this old.

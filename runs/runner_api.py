@@ -29,6 +29,7 @@ from chalkcompute.image import Image as ImageSpec
 from chalkcompute.quantities import memory_bytes
 from runs import runtime_bundle, services
 from runs.errors import RunError
+from runs.limits import run_memory_limit, run_timeout
 from runs.models import ACTIVE_ATTEMPT_STATUSES, Attempt, AttemptStatus
 from scheduling.crypto import decrypt
 from scheduling.models import Secret
@@ -202,6 +203,12 @@ def attempt_detail(request, attempt: Attempt, body: dict) -> JsonResponse:
     # Secrets go by the variable the run gets them as, so the runner masks every one of them.
     secrets = {name: stored[name] for name in version.secret_names}
     env = ImageSpec.from_spec(version.image.spec).environment
+    # A local run is held to its request, the default one too; a pod, to its own limits.
+    memory_limit = (
+        run_memory_limit(version.memory)
+        if attempt.executor == "local"
+        else (memory_bytes(version.memory) if version.memory else None)
+    )
     for variable, value in version.env.items():
         if isinstance(value, dict):
             secrets[variable] = stored[value["secret"]]
@@ -225,9 +232,10 @@ def attempt_detail(request, attempt: Attempt, body: dict) -> JsonResponse:
             "env": env,
             "files": files,
             "start_at": attempt.not_before.timestamp(),
-            "timeout": version.timeout,
+            "timeout": run_timeout(version.timeout),
             "memory": version.memory,
-            "memory_limit_bytes": memory_bytes(version.memory) if version.memory else None,
+            "memory_limit_bytes": memory_limit,
+            "max_processes": settings.CHALK_RUN_MAX_PROCESSES,
             "max_log_bytes": settings.CHALK_MAX_LOG_BYTES,
         }
     )

@@ -41,7 +41,7 @@ from pathlib import Path
 from chalkcompute.client import CrossOriginRedirectError, urlopen
 from chalkcompute.runtime.masking import Masker, MaskingStream
 from chalkcompute.runtime.parent import die_with_parent, not_dumpable
-from chalkcompute.runtime.usage import Usage, session_usage
+from chalkcompute.runtime.usage import SANDBOXED, RunProcesses, Usage
 
 HEARTBEAT_SECONDS = 1.0
 # A runner prepared ahead of its slot beats this often while it waits (the server's silence
@@ -491,32 +491,37 @@ class Attempt:
 
         timeout = spec.get("timeout")
         memory_limit = spec.get("memory_limit_bytes")
+        max_processes = spec.get("max_processes") if os.environ.get(SANDBOXED) else None
+        processes = RunProcesses(child.pid, os.environ.get(SANDBOXED))
         stop_reason: tuple[str, str] | None = None  # (status, reason)
         term_sent_at = None
         next_heartbeat = time.monotonic()
         usage = None
         while child.poll() is None:
             now = time.monotonic()
-            usage = session_usage(child.pid)
+            usage = processes.usage()
             self.peak_rss = max(self.peak_rss, usage.rss_bytes)
             self.cpu_seconds = max(self.cpu_seconds, usage.cpu_seconds)
             if stop_reason is None:
                 if memory_limit and usage.rss_bytes > memory_limit:
+                    stop_reason = ("failed", _out_of_memory(usage, spec, memory_limit))
+                    processes.signal(signal.SIGKILL)
+                elif max_processes and usage.processes > max_processes:
                     stop_reason = (
                         "failed",
-                        f"out of memory: used {_mib(usage.rss_bytes)}, above its memory limit "
-                        f"{spec.get('memory')} ({_mib(memory_limit)})",
+                        f"too many processes: {usage.processes}, above the run's limit of "
+                        f"{max_processes} (CHALK_RUN_MAX_PROCESSES)",
                     )
-                    _signal_session(child.pid, signal.SIGKILL)
+                    processes.signal(signal.SIGKILL)
                 elif timeout and now - started > timeout:
                     stop_reason = ("timed_out", f"timed out after {timeout:g} seconds")
                 elif self.cancelled:
                     stop_reason = ("cancelled", "cancelled while running")
                 if stop_reason and stop_reason[0] != "failed":
-                    _signal_session(child.pid, signal.SIGTERM)
+                    processes.signal(signal.SIGTERM)
                     term_sent_at = now
             elif term_sent_at is not None and now - term_sent_at > KILL_GRACE_SECONDS:
-                _signal_session(child.pid, signal.SIGKILL)
+                processes.signal(signal.SIGKILL)
                 term_sent_at = None
             if now >= next_heartbeat or self.logs.full():
                 if now >= next_heartbeat:
@@ -528,7 +533,7 @@ class Attempt:
                 # looks once a second: hundreds wait together at the top of the hour.
                 wait = WAITING_CHECK_SECONDS if now < started - WAITING_CHECK_SECONDS else 0
                 time.sleep(max(CHECK_SECONDS, min(wait, next_heartbeat - now)))
-        _signal_session(child.pid, signal.SIGKILL)  # no grandchild outlives the attempt
+        processes.signal(signal.SIGKILL)  # no grandchild outlives the attempt
         # The pipes end once no process holds them; meanwhile full batches go out.
         drain_until = time.monotonic() + DRAIN_SECONDS
         while any(reader.is_alive() for reader in readers) and time.monotonic() < drain_until:
@@ -608,11 +613,13 @@ def _mib(size: int) -> str:
     return f"{size / 2**20:.1f} MiB"
 
 
-def _signal_session(session_id: int, sig: int) -> None:
-    try:
-        os.killpg(session_id, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
+def _out_of_memory(usage: Usage, spec: dict, limit: int) -> str:
+    said = f"out of memory: used {_mib(usage.rss_bytes)}"
+    if usage.scratch_bytes:
+        said += f" ({_mib(usage.scratch_bytes)} of it files in HOME and /tmp, which are memory)"
+    if spec.get("memory"):
+        return f"{said}, above its memory limit {spec['memory']} ({_mib(limit)})"
+    return f"{said}, above the default memory limit {_mib(limit)} (set memory= on the function)"
 
 
 def _write_files(workdir: Path, files: list) -> None:

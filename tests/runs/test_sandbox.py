@@ -535,13 +535,12 @@ def test_a_heartbeat_carries_at_most_the_samples_the_server_takes():
 def test_the_sandbox_mounts_only_what_a_run_needs(own_network, settings, tmp_path):
     venv = tmp_path / "images" / "abc"
     (venv / "bin").mkdir(parents=True)
-    (venv / "pyvenv.cfg").write_text(f"home = {Path(sys.base_prefix) / 'bin'}\n")
     work = sandbox.WorkFolder(root=tmp_path / "w", home=tmp_path / "w/home", tmp=tmp_path / "w/tmp")
 
     command = sandbox.command(
         "/usr/bin/bwrap", ["python", "-m", "chalkcompute.runtime"], venv=venv,
-        runtime=tmp_path / "runtime" / "sha", work=work, ids=(65534, 65534),
-        own_network=own_network,
+        prefix=Path(sys.base_prefix).resolve(), runtime=tmp_path / "runtime" / "sha", work=work,
+        ids=(65534, 65534), own_network=own_network,
     )  # fmt: skip
 
     mounts = [
@@ -632,11 +631,10 @@ def test_an_image_build_reaches_nothing_of_the_platform_but_installs_packages(se
     image = deploy("builder", "pass", image=image_spec).current_version.image
     isolation = sandbox.isolation()
 
-    python = ensure_image(image, lambda: None, isolation)
+    venv = ensure_image(image, lambda: None, isolation).venv
 
     build = ImageBuild.objects.get(image=image)
     assert build.status == "ready", build.log
-    venv = python.parent.parent
     found = json.loads((venv / "probe.json").read_text())
     assert found["uid"] == (65534 if os.geteuid() == 0 else os.geteuid())
     assert found["canary"] == "refused: FileNotFoundError", found

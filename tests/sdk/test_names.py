@@ -42,6 +42,18 @@ def test_an_apt_package_with_a_newline_is_refused(package):
         Image.debian_slim().apt_install(package)
 
 
+@pytest.mark.parametrize("package", ["bubblewrap-", "curl=7.88-", "-y", "--purge"], ids=repr)
+def test_an_apt_package_that_apt_would_read_as_removal_or_an_option_is_refused(package):
+    with pytest.raises(InvalidImageError, match="is not a Debian package name"):
+        Image.debian_slim().apt_install(package)
+
+
+def test_a_trailing_dash_is_explained_and_real_names_pass():
+    with pytest.raises(InvalidImageError, match='a trailing "-" tells apt to remove it'):
+        Image.debian_slim().apt_install("bubblewrap-")
+    assert Image.debian_slim().apt_install("g++", "libpq-dev=15.*", "python3.11").spec
+
+
 def test_an_image_env_key_with_a_newline_is_refused():
     with pytest.raises(InvalidImageError, match="is not an environment variable name"):
         Image.debian_slim().env({"PLAIN\n": "x"})
@@ -97,12 +109,17 @@ def test_the_api_refuses_a_function_name_with_a_newline_and_stores_no_twin(api):
             "package 'curl\\n' is not a Debian package name",
         ),
         (
+            {"image": {"steps": [{"apt_install": ["bubblewrap-"]}]}},
+            "invalid_image",
+            "package 'bubblewrap-' is not a Debian package name",
+        ),
+        (
             {"image": {"steps": [{"env": {"PLAIN\n": "x"}}]}},
             "invalid_image",
             "name 'PLAIN\\n' is not an environment variable name",
         ),
     ],
-    ids=["secret-name", "apt-package", "image-env-key"],
+    ids=["secret-name", "apt-package", "apt-removal", "image-env-key"],
 )
 def test_the_api_refuses_a_deploy_naming_something_with_a_newline(api, overrides, error, fragment):
     response = api.put("/api/v1/functions/leak", deploy_body(**overrides), format="json")

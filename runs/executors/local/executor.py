@@ -25,12 +25,13 @@ import time
 from django.conf import settings
 from django.utils import timezone
 
-from chalkcompute.quantities import memory_bytes
 from chalkcompute.runtime.parent import die_with_parent
+from chalkcompute.runtime.usage import SANDBOXED
 from runs.executors import database_slot
 from runs.executors.local import network, sandbox
 from runs.executors.local.admission import WAIT_CHECK_SECONDS, admission, requests_of
 from runs.executors.local.images import ImageBuildError, ensure_image
+from runs.limits import run_memory_limit, run_timeout
 from runs.models import ACTIVE_ATTEMPT_STATUSES, Attempt, AttemptStatus
 from runs.services import (
     attempt_cancel_if_requested,
@@ -59,11 +60,10 @@ class LocalExecutor:
         """Prepares the attempt (its image, its sandbox's folders), waits for its requests to
         fit (admission.py), starts its runner and waits for its end. The database is used in
         short stretches (database_slot): a thread waiting for its runner holds no connection."""
-        with database_slot():
-            prepared = self._prepare(attempt)
+        prepared = self._prepare(attempt)
         if prepared is None:
             return
-        python, isolation, wanted = prepared
+        built, isolation, wanted = prepared
         machine = admission()
         if not machine.hold(attempt.id, wanted, _Waiting(attempt)):
             return
@@ -80,7 +80,7 @@ class LocalExecutor:
             ids = sandbox.run_ids() if isolation.bwrap else None
             work = sandbox.work_folder(f"attempt-{attempt.id}", ids)
             try:
-                self._run_runner(attempt, token, python, runtime, work, isolation, preparing)
+                self._run_runner(attempt, token, built, runtime, work, isolation, preparing)
             finally:
                 sandbox.remove_tree(work.root)
         finally:
@@ -88,48 +88,55 @@ class LocalExecutor:
             machine.release(attempt.id)
 
     def _prepare(self, attempt: Attempt):
-        """(python, isolation, requests) for an attempt that may run here; None with the
-        attempt ended when it may not."""
-        version = attempt.run.version
-        refusal = None
-        if version.gpu:
-            refusal = (
-                f"the local executor has no GPU (the function asks for {version.gpu}); "
-                "run it on the kubernetes executor"
-            )
-        wanted = requests_of(version.cpu, version.memory)
-        refusal = refusal or admission().never_fits(wanted)
-        isolation = sandbox.isolation()
-        refusal = refusal or isolation.refusal
-        if refusal:
-            attempt_finish(
-                attempt=attempt, status=AttemptStatus.FAILED, now=timezone.now(),
-                reason=refusal, retryable=False,
-            )  # fmt: skip
-            return None
+        """(image, isolation, requests) for an attempt that may run here; None with the
+        attempt ended when it may not. A build holds a database slot only for its writes."""
+        with database_slot():
+            version = attempt.run.version
+            image = version.image
+            refusal = None
+            if version.gpu:
+                refusal = (
+                    f"the local executor has no GPU (the function asks for {version.gpu}); "
+                    "run it on the kubernetes executor"
+                )
+            wanted = requests_of(version.cpu, version.memory)
+            refusal = refusal or admission().never_fits(wanted)
+            isolation = sandbox.isolation()
+            refusal = refusal or isolation.refusal
+            if refusal:
+                attempt_finish(
+                    attempt=attempt, status=AttemptStatus.FAILED, now=timezone.now(),
+                    reason=refusal, retryable=False,
+                )  # fmt: skip
+                return None
         last_beat = [0.0]
 
         def heartbeat() -> None:
             if time.monotonic() - last_beat[0] > 5:
                 last_beat[0] = time.monotonic()
-                attempt_heartbeat(attempt=attempt, now=timezone.now())
+                with database_slot():
+                    attempt_heartbeat(attempt=attempt, now=timezone.now())
 
         try:
-            python = ensure_image(version.image, heartbeat, isolation)
+            built = ensure_image(image, heartbeat, isolation)
         except ImageBuildError as exc:
-            attempt_finish(
-                attempt=attempt,
-                status=AttemptStatus.FAILED,
-                now=timezone.now(),
-                reason=f"image build failed: {exc}",
-            )
+            with database_slot():
+                attempt_finish(
+                    attempt=attempt,
+                    status=AttemptStatus.FAILED,
+                    now=timezone.now(),
+                    reason=f"image build failed: {exc}",
+                )
             return None
-        if attempt_cancel_if_requested(attempt=attempt, now=timezone.now()):
-            return None
-        return python, isolation, wanted
+        with database_slot():
+            if attempt_cancel_if_requested(attempt=attempt, now=timezone.now()):
+                return None
+        return built, isolation, wanted
 
-    def _run_runner(self, attempt, token, python, runtime, work, isolation, preparing) -> None:
+    def _run_runner(self, attempt, token, built, runtime, work, isolation, preparing) -> None:
         version = attempt.run.version
+        python = built.python
+        memory_limit = run_memory_limit(version.memory)
         env = {
             "PATH": f"{python.parent}:/usr/local/bin:/usr/bin:/bin",
             "HOME": sandbox.HOME if isolation.bwrap else str(work.home),
@@ -145,16 +152,19 @@ class LocalExecutor:
             env["CHALK_SERVER_SOCKET"] = f"{network.SOCKET_FOLDER}/{network.SOCKET_NAME}"
         argv = [str(python), "-m", "chalkcompute.runtime"]
         if isolation.bwrap:
+            # The runner owns its PID namespace: it counts and stops every process in it, and
+            # counts what HOME and /tmp (memory) hold as the run's memory.
+            env[SANDBOXED] = f"{sandbox.HOME}:/tmp"
             argv = sandbox.command(
-                isolation.bwrap, argv, venv=python.parent.parent, runtime=runtime, work=work,
-                ids=sandbox.run_ids(), own_network=bool(isolation.slirp4netns),
+                isolation.bwrap, argv, venv=built.venv, prefix=built.prefix, runtime=runtime,
+                work=work, ids=sandbox.run_ids(), own_network=bool(isolation.slirp4netns),
+                scratch_bytes=memory_limit,
             )  # fmt: skip
-        data_limit = sandbox.data_limit(memory_bytes(version.memory)) if version.memory else None
+        data_limit = sandbox.data_limit(memory_limit)
 
         def prepare() -> None:  # in the child, before exec
             die_with_parent()
-            if data_limit:
-                resource.setrlimit(resource.RLIMIT_DATA, (data_limit, data_limit))
+            resource.setrlimit(resource.RLIMIT_DATA, (data_limit, data_limit))
 
         proxy = own_network = None
         if isolation.slirp4netns:
@@ -227,7 +237,7 @@ class LocalExecutor:
             attempt_runner_spawned(
                 attempt=attempt, executor_ref=f"pid {runner.pid} on {socket.gethostname()}"
             )
-        limit = version.timeout + RUNNER_GRACE_SECONDS if version.timeout else None
+        limit = run_timeout(version.timeout) + RUNNER_GRACE_SECONDS
         try:
             _, errors = runner.communicate(timeout=limit)
         except subprocess.TimeoutExpired:
@@ -256,7 +266,7 @@ class LocalExecutor:
         if isolation.refusal:
             return  # no run starts here; each says why
         try:
-            with _BUILDING_AHEAD, database_slot():
+            with _BUILDING_AHEAD:
                 ensure_image(image, lambda: None, isolation)
         except ImageBuildError as exc:
             logger.info("image %s: the build ahead failed; its first run builds again (%s)",

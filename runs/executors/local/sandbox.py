@@ -34,7 +34,6 @@ import os
 import pwd
 import shutil
 import subprocess
-import sys
 import tarfile
 import tempfile
 from dataclasses import dataclass
@@ -79,7 +78,7 @@ def isolation() -> Isolation:
     mode = settings.CHALK_LOCAL_SANDBOX
     if mode == "off":
         return Isolation(warning=_not_isolated("CHALK_LOCAL_SANDBOX=off"))
-    bwrap, problem = _probe(settings.CHALK_LOCAL_BWRAP, os.geteuid(), *run_ids())
+    bwrap, problem = _probe(settings.CHALK_LOCAL_BWRAP, os.geteuid(), *(run_ids() or ()))
     if problem is None:
         return _network_isolation(bwrap)
     if mode == "bwrap":
@@ -96,7 +95,7 @@ def _network_isolation(bwrap: str) -> Isolation:
     if mode == "host":
         return Isolation(bwrap=bwrap, warning=_shared_network("CHALK_LOCAL_NETWORK=host"))
     slirp4netns, problem = _probe_network(
-        bwrap, settings.CHALK_LOCAL_SLIRP4NETNS, os.geteuid(), *run_ids()
+        bwrap, settings.CHALK_LOCAL_SLIRP4NETNS, os.geteuid(), *(run_ids() or ())
     )
     if problem is None:
         return Isolation(bwrap=bwrap, slirp4netns=slirp4netns)
@@ -234,32 +233,26 @@ def _drop_args(uid: int | None, gid: int | None) -> list[str]:
             "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--"]  # fmt: skip
 
 
-def interpreter_prefix(venv: Path) -> Path:
-    """The install prefix of the interpreter a virtualenv was made from (its `home` is the
-    prefix's bin folder): what the venv's python links to, and its standard library."""
-    if not (venv / "pyvenv.cfg").exists():  # a build's first step makes it, with this one
-        return Path(sys.base_prefix).resolve()
-    for line in (venv / "pyvenv.cfg").read_text().splitlines():
-        key, _, value = line.partition("=")
-        if key.strip() == "home":
-            return Path(value.strip()).resolve().parent
-    return (venv / "bin" / "python").resolve().parent.parent
-
-
 def command(
     bwrap: str,
     argv: list[str],
     *,
     venv: Path,
+    prefix: Path,
     runtime: Path | None,
     work: "WorkFolder",
     ids: tuple[int, int] | None,
     own_network: bool,
+    scratch_bytes: int | None = None,
 ) -> list[str]:
     """The bwrap command line that runs `argv` (the runner) in the attempt's sandbox; with
-    `own_network`, in a network namespace of its own, for network.spawn to attach. Without a
-    `runtime` it is an image build's sandbox: the same, but the venv is the one writable mount
-    beside HOME and /tmp, and there is no runner to reach the runner API."""
+    `own_network`, in a network namespace of its own, for network.spawn to attach. `prefix` is
+    the base interpreter's install prefix, mounted read-only: the server's choice, never read
+    from the venv (a build can rewrite its pyvenv.cfg). With `scratch_bytes`, HOME and /tmp are
+    each a tmpfs of that size rather than the work folder's (a run: it can fill neither the
+    data folder's disk nor, since the runner counts them as its memory, the machine's memory).
+    Without a `runtime` it is an image build's sandbox: the same, but the venv is the one
+    writable mount beside HOME and /tmp, and there is no runner to reach the runner API."""
     args = [bwrap, "--die-with-parent", "--new-session", *_namespace_args(os.geteuid())]
     if own_network:
         args += ["--unshare-net"]
@@ -276,7 +269,6 @@ def command(
             args += ["--ro-bind", str(work.resolv_conf), "/etc/resolv.conf"]
         else:
             args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
-    prefix = interpreter_prefix(venv)
     read_only = [] if prefix.is_relative_to("/usr") else [prefix]
     # The folders leading to a mount bwrap would make 0700 (no way through for the run's uid):
     # 0711 instead, a way through that lists nothing. The work folder first, so that a data
@@ -295,7 +287,13 @@ def command(
                 folders += ["--perms", "0711", "--dir", str(parent)]
         return folders
 
-    args += [*parents(Path(HOME)), "--bind", str(work.home), HOME, "--bind", str(work.tmp), "/tmp"]
+    if scratch_bytes:  # the run is its sandbox's only user: HOME may be writable to all
+        size = str(scratch_bytes)
+        args += [*parents(Path(HOME)), "--perms", "0777", "--size", size, "--tmpfs", HOME]
+        args += ["--perms", "01777", "--size", size, "--tmpfs", "/tmp"]
+    else:
+        args += [*parents(Path(HOME)), "--bind", str(work.home), HOME]
+        args += ["--bind", str(work.tmp), "/tmp"]
     for path in (*read_only, *([venv, runtime] if runtime else [])):
         args += [*parents(path), "--ro-bind", str(path), str(path)]
     if not runtime:  # building: the venv is written where runs will find it

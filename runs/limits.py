@@ -1,0 +1,18 @@
+"""The limits every run is held to, whatever it asks for: one door for the local executor,
+the runner API (which tells the runner) and admission."""
+
+from django.conf import settings
+
+from chalkcompute.quantities import memory_bytes
+
+
+def run_memory_limit(memory: str | None) -> int:
+    """Bytes a local run may use: its `memory=`, else the default request admission holds
+    for it (CHALK_LOCAL_DEFAULT_MEMORY), so no run uses memory it was not given."""
+    return memory_bytes(memory or settings.CHALK_LOCAL_DEFAULT_MEMORY)
+
+
+def run_timeout(timeout: float | None) -> float:
+    """Seconds a run may take: its `timeout=`, else CHALK_RUN_DEFAULT_TIMEOUT_SECONDS, so that
+    no run holds what admission gave it for ever."""
+    return timeout or settings.CHALK_RUN_DEFAULT_TIMEOUT_SECONDS
