@@ -65,10 +65,28 @@ CHALK_SECRETS_KEY = env_str("CHALK_SECRETS_KEY").strip() or _key_file(
     "secrets.key", lambda: Fernet.generate_key().decode()
 )
 DEBUG = env_bool("DJANGO_DEBUG", False)
-ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["*"])
 
 # The URL users and runners reach this server on; printed by `make run` and the SDK.
 CHALK_PUBLIC_URL = env_str("CHALK_PUBLIC_URL", f"http://127.0.0.1:{env_int('PORT', 8000)}")
+# The Host names answered (another gets 400, so a forged Host never shows in the links an
+# answer builds): by default the public URL's, the runner API URL's and this machine's own,
+# which `make run`, health probes and local checks use.
+ALLOWED_HOSTS = env_list(
+    "DJANGO_ALLOWED_HOSTS",
+    [
+        f"[{host}]" if ":" in host else host  # an IPv6 address, as Django writes it
+        for host in dict.fromkeys(
+            (
+                urlsplit(CHALK_PUBLIC_URL).hostname,
+                urlsplit(env_str("CHALK_RUNNER_SERVER_URL", CHALK_PUBLIC_URL)).hostname,
+                "localhost",
+                "127.0.0.1",
+                "::1",
+            )
+        )
+        if host
+    ],
+)
 
 # Deployment behind TLS. The server speaks plain HTTP; a proxy in front (an ingress, a load
 # balancer) ends TLS. Each default follows CHALK_PUBLIC_URL: on when it is https://, off for the

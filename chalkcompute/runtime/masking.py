@@ -5,8 +5,9 @@ program commonly prints it:
 
 - the value; the value stripped of surrounding whitespace and of a trailing newline;
 - each line of a multi-line value, and that line stripped;
-- of each of those, the inside of its repr() (of the str, and of its UTF-8 bytes) and of its
-  JSON string (escaped to ASCII, as json.dumps does by default, or not).
+- of each of those, the inside of its repr() and ascii() (of the str, and of its UTF-8 bytes;
+  in either quotes, as the text around it may take), and of its JSON string (escaped to
+  ASCII, as json.dumps does by default, or not).
 
 Forms of fewer than MIN_MASKED_LENGTH characters are left alone (masking "1" would blank every
 digit of the log). Encodings the program applies itself (base64, hex, URL-encoding, a
@@ -15,7 +16,13 @@ compressed or encrypted copy) are out of reach.
 Every occurrence of every form is found, overlapping ones too, and each stretch of text they
 cover becomes one MASK. `stream()` masks text that arrives in chunks: it holds back the last
 `window` (longest form - 1) characters until more text or the end of the stream shows whether
-they start a secret, so a secret split across two writes is masked too.
+they start a secret, so a secret split across two writes is masked too. A pause in the stream
+(`flush(final=False)`) lets out all but a tail that may still start a secret, however long the
+rest takes to come.
+
+Each stream is masked on its own: the runner's streams (stdout and stderr pipes, printed
+stdout and stderr, chalk_logger records) are separate texts, so a secret whose parts a program
+writes to two of them is not recognised (as with its own encodings, above).
 """
 
 import json
@@ -36,18 +43,16 @@ def secret_forms(value: str) -> set[str]:
     for base in bases:
         if len(base.strip()) < MIN_MASKED_LENGTH:
             continue
-        forms.update(
-            (
-                base,
-                repr(base)[1:-1],
-                json.dumps(base)[1:-1],
-                json.dumps(base, ensure_ascii=False)[1:-1],
-            )
-        )
-        try:
-            forms.add(repr(base.encode("utf-8"))[2:-1])
-        except UnicodeEncodeError:  # a lone surrogate: no bytes ever print as it
-            pass
+        forms.update((base, json.dumps(base)[1:-1], json.dumps(base, ensure_ascii=False)[1:-1]))
+        # repr() quotes with ' unless the text has ' and no "; a value inside a longer text
+        # gets that text's quotes: with a " after it, the ' quoted form (its ' escaped).
+        for text in (base, base + '"'):
+            cut = len(text) - len(base)
+            forms.update((repr(text)[1 : -1 - cut], ascii(text)[1 : -1 - cut]))
+            try:
+                forms.add(repr(text.encode("utf-8"))[2 : -1 - cut])
+            except UnicodeEncodeError:  # a lone surrogate: no bytes ever print as it
+                pass
     return forms
 
 
@@ -62,6 +67,17 @@ class Masker:
                 forms |= secret_forms(secret)
         self.forms = tuple(sorted(forms, key=lambda form: (-len(form), form)))
         self.window = len(self.forms[0]) - 1 if self.forms else 0
+        self._firsts = {form[0] for form in self.forms}
+
+    def start_of_secret(self, text: str, lo: int = 0) -> int:
+        """Where the longest tail of `text[lo:]` that is the start of a form begins
+        (`len(text)` if none)."""
+        for start in range(lo, len(text)):
+            if text[start] in self._firsts:
+                tail = text[start:]
+                if any(form.startswith(tail) for form in self.forms):
+                    return start
+        return len(text)
 
     def spans(self, text: str) -> list[tuple[int, int]]:
         """The stretches [start, end) of `text` covered by an occurrence of a form, merged,
@@ -122,8 +138,8 @@ class Masker:
 
 class MaskingStream:
     """Masks a stream of chunks as if it were one text: `feed()` each chunk and use what it
-    returns, then `flush()` at the end of the stream (or when the output must not wait any
-    longer: a secret that goes on after a flush is not recognised)."""
+    returns, `flush(final=False)` when the stream pauses and `flush()` at its end (a secret
+    that goes on after that is not recognised)."""
 
     def __init__(self, masker: Masker) -> None:
         self.masker = masker
@@ -134,26 +150,32 @@ class MaskingStream:
     def feed(self, text: str) -> str:
         if not self.masker.forms:
             return text
-        return self._render(self._carry + text, final=False)
+        buffer = self._carry + text
+        # Text before `hi` is output: a secret starting there would end within `buffer`.
+        return self._output(buffer, max(self._done, len(buffer) - self.masker.window))
 
-    def flush(self) -> str:
-        if not self._carry:
+    def flush(self, final: bool = True) -> str:
+        """What is held back: all of it at the end of the stream (`final`); at a pause, all
+        but a tail that may start a secret, which waits for the rest however long it takes
+        (let out on a timer, a secret written in two parts would show)."""
+        buffer = self._carry
+        if not buffer:
             return ""
-        return self._render(self._carry, final=True)
+        if not final:
+            return self._output(buffer, max(self._done, self.masker.start_of_secret(buffer)))
+        out = self.masker.render(buffer, self._done, len(buffer), self._masked)[0]
+        self._carry, self._done, self._masked = "", 0, False
+        return out
 
     def pending(self) -> int:
         """How many characters are held back."""
         return len(self._carry) - self._done
 
-    def _render(self, buffer: str, final: bool) -> str:
-        window = self.masker.window
-        hi = len(buffer) if final else max(self._done, len(buffer) - window)
-        # Text before `hi` is output: a secret starting there would end within `buffer`.
+    def _output(self, buffer: str, hi: int) -> str:
+        """`buffer` masked up to `hi` (or past it, to the end of a MASK); keeps its last
+        `window` characters for the text to come."""
         out, pos, self._masked = self.masker.render(buffer, self._done, hi, self._masked)
-        if final:
-            self._carry, self._done, self._masked = "", 0, False
-        else:
-            keep = min(window, len(buffer))
-            self._carry = buffer[len(buffer) - keep :]
-            self._done = pos - (len(buffer) - keep)
+        keep = min(self.masker.window, len(buffer))
+        self._carry = buffer[len(buffer) - keep :]
+        self._done = pos - (len(buffer) - keep)
         return out

@@ -23,10 +23,11 @@ PEM = (
 )
 TOKEN = "tok-4c1d2e3f\n"  # pasted with its newline
 QUOTED = 'o\'k "pass"\\word é'  # both quotes, a backslash and a non-ASCII letter
-SECRETS = {"API_KEY": KEY, "PEM_KEY": PEM, "TOKEN": TOKEN, "QUOTED": QUOTED}
+UMLAUT = "pässwörd"
+SECRETS = {"API_KEY": KEY, "PEM_KEY": PEM, "TOKEN": TOKEN, "QUOTED": QUOTED, "UMLAUT": UMLAUT}
 PRELUDE = """
 import subprocess
-k, pem, token, q = (os.environ[n] for n in ("API_KEY", "PEM_KEY", "TOKEN", "QUOTED"))
+k, pem, token, q, u = (os.environ[n] for n in ("API_KEY", "PEM_KEY", "TOKEN", "QUOTED", "UMLAUT"))
 """
 
 
@@ -102,6 +103,11 @@ ROWS = [
     ),
     ("repr", "print(repr(q))\nprint([q])", {"log": out("'********'", "['********']")}),
     ("repr-of-the-bytes", "print(q.encode())", {"log": out("b'********'")}),
+    (
+        "ascii",
+        "print(ascii(u))\nprint(ascii([q]))\nprint(repr(u.encode()))",
+        {"log": out("'********'", "['********']", "b'********'")},
+    ),
     ("json-dumps", 'print(json.dumps({"q": q}))', {"log": out('{"q": "********"}')}),
     (
         "json-dumps-unicode",
@@ -117,6 +123,37 @@ ROWS = [
         "split-across-two-os-writes",
         'os.write(1, k[:6].encode())\ntime.sleep(0.05)\nos.write(1, (k[6:] + "\\n").encode())',
         {"log": out("********")},
+    ),
+    (
+        "split-across-a-pause",
+        'print(k[:6], end="", flush=True)\ntime.sleep(0.6)\nprint(k[6:], flush=True)',
+        {"log": out("********")},
+    ),
+    (
+        "split-across-a-pause-in-os-writes",
+        'os.write(1, b"key: " + k[:6].encode())\ntime.sleep(0.6)\nos.write(1, k[6:].encode())',
+        {"log": out("key: ", "********")},
+    ),
+    (
+        "split-across-a-pause-longer-than-a-partial-line-waits",
+        'print("key:", k[:6], end="", flush=True)\ntime.sleep(1.5)\nprint(k[6:], flush=True)',
+        {"log": out("key: ", "********")},
+    ),
+    (
+        "split-by-a-print-to-stderr",
+        'print("key:", k[:6], end="", flush=True)\nprint("careful", file=sys.stderr)\nprint(k[6:])',
+        {"log": [*out("key: "), *out("careful", stream="stderr"), *out("********")]},
+    ),
+    (
+        "split-by-a-record",
+        'print("key:", k[:6], end="", flush=True)\nchalk_logger.info("careful")\nprint(k[6:])',
+        {"log": [*out("key: "), *out("careful", level="INFO"), *out("********")]},
+    ),
+    (
+        "a-start-of-a-value-at-the-end-of-the-output-is-not-lost",
+        'print("done: sk-li", end="", flush=True)\nprint("x", file=sys.stderr)\n'
+        'os.write(1, b"sk-li")',
+        {"log": [*out("done: "), *out("x", stream="stderr"), *out("sk-li", "sk-li")]},
     ),
     (
         "written-a-character-at-a-time",
@@ -255,6 +292,8 @@ def test_it_masks_each_form_of_a_value():
         r"""o\'k "x"\\y é""",
         r"""o\'k "x"\\y \xc3\xa9\n""",  # repr() of the UTF-8 bytes
         r"""o\'k "x"\\y \xc3\xa9""",
+        r"""o\'k "x"\\y \xe9\n""",  # ascii()
+        r"""o\'k "x"\\y \xe9""",
         r"""o'k \"x\"\\y \u00e9\n""",  # json.dumps()
         r"""o'k \"x\"\\y \u00e9""",
         r"""o'k \"x\"\\y é\n""",  # json.dumps(ensure_ascii=False)
@@ -274,6 +313,17 @@ def test_it_masks_each_form_of_a_value():
 )
 def test_it_masks_a_text(text, expected):
     assert Masker(["sk-live-1"]).mask(text) == expected
+
+
+def test_it_masks_the_escaped_forms_whatever_quotes_the_text_around_them_takes():
+    masker = Masker(["pässwörd", "it's-a-key", "key-🔑-x"])
+    assert masker.mask(ascii("pässwörd")) == f"'{MASK}'"  # 'p\xe4ssw\xf6rd'
+    assert masker.mask(ascii(["x", "pässwörd"])) == f"['x', '{MASK}']"
+    assert masker.mask(ascii("key-🔑-x")) == f"'{MASK}'"  # \U0001f511
+    assert masker.mask(json.dumps("key-🔑-x")) == f'"{MASK}"'  # \ud83d\udd11
+    assert masker.mask(repr("it's-a-key")) == f'"{MASK}"'  # no escape: "it's-a-key"
+    assert masker.mask(repr('"it\'s-a-key"')) == f"'\"{MASK}\"'"  # '"it\'s-a-key"'
+    assert masker.mask(repr(b'"it\'s-a-key"')) == f"b'\"{MASK}\"'"
 
 
 def test_it_leaves_values_shorter_than_three_characters_alone():
@@ -315,6 +365,17 @@ def test_a_stream_holds_back_no_more_than_the_longest_form_less_one():
     assert stream.flush() == "."
 
 
+def test_a_pause_lets_out_all_but_a_tail_that_may_start_a_secret():
+    stream = Masker(["secret-value"]).stream()
+    assert stream.feed("key: secret-") + stream.flush(final=False) == "key: "
+    assert stream.pending() == len("secret-")
+    assert stream.feed("value.\n") + stream.flush(final=False) == f"{MASK}.\n"
+    assert stream.feed("none here.") + stream.flush(final=False) == "none here."
+    assert stream.feed("done: sec") + stream.flush(final=False) == "done: "
+    assert stream.flush() == "sec"  # the end of the stream: nothing more can follow
+    assert stream.pending() == 0
+
+
 def test_a_stream_one_character_at_a_time():
     masker = Masker(["abcabd", "bca"])
     text = "xabcabcabdx abcax"
@@ -341,7 +402,7 @@ def test_a_json_form_inside_a_log_record_is_masked():
     assert Masker([secret]).mask(json.dumps({"v": secret})) == '{"v": "********"}'
 
 
-def test_a_stream_masks_as_the_whole_text_is_masked_however_it_is_cut():
+def test_a_stream_masks_as_the_whole_text_is_masked_however_it_is_cut_and_paused():
     rng = random.Random(5)
     for _ in range(2000):
         secrets = ["".join(rng.choices("ab\n'", k=rng.randint(1, 7))) for _ in range(3)]
@@ -352,6 +413,8 @@ def test_a_stream_masks_as_the_whole_text_is_masked_however_it_is_cut():
         while start < len(text):
             size = rng.randint(0, 9)
             masked.append(stream.feed(text[start : start + size]))
+            if rng.random() < 0.3:
+                masked.append(stream.flush(final=False))
             start += size
         masked.append(stream.flush())
         assert "".join(masked) == masker.mask(text), (secrets, text)

@@ -231,6 +231,7 @@ def test_behind_a_tls_proxy_answers_carry_hsts_and_cookies_are_secure(db, settin
     settings.SECURE_HSTS_SECONDS = 31_536_000
     settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = True
     settings.CSRF_TRUSTED_ORIGINS = ["https://chalkweb.example.com"]
+    settings.ALLOWED_HOSTS = ["chalkweb.example.com"]
     browser = Client(headers={"X-Forwarded-Proto": "https"}, HTTP_HOST="chalkweb.example.com")
 
     login_page = browser.get("/login/")
