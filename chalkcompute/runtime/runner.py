@@ -56,7 +56,7 @@ DRAIN_SECONDS = 10.0  # after the function's end, for the pipes to be read to th
 READ_BYTES = 65_536  # the most read from a pipe at once
 MAX_EVENT_BYTES = 4 * 2**20  # an event line longer than this is dropped (the child's are short)
 MAX_LINE_CHARS = 16_384  # a longer line is cut into lines of this many characters
-IDLE_SECONDS = 0.25  # a pipe quiet this long: what it holds back (partial line, mask window) goes
+IDLE_SECONDS = 0.25  # a pipe quiet this long: its partial line goes (not a possible secret)
 PARTIAL_LINE_SECONDS = 1.0  # a line without its newline this long is logged as it is so far
 FLUSH_LINES = 500
 MAX_BATCH_BYTES = 2**20  # of lines as JSON in one heartbeat (the server reads 2.5 MB at most)
@@ -202,8 +202,9 @@ class _Channel:
     The text is masked as one stream, then cut into lines, a line longer than MAX_LINE_CHARS
     into lines of that many characters. What the masking holds back and an unfinished line go
     to the log at `end()`: at the end of the stream or of a record, or when the reader finds
-    the stream quiet. An unfinished line also goes once it is PARTIAL_LINE_SECONDS old (what
-    the masking holds back stays: it joins the next line)."""
+    the stream quiet; a quiet stream keeps back a line's tail that may start a secret, until
+    the rest comes or the stream ends. An unfinished line also goes once it is
+    PARTIAL_LINE_SECONDS old (what the masking holds back stays: it joins the next line)."""
 
     def __init__(self, logs: LogBuffer, masker: Masker, stream: str, records: bool = False):
         self.logs = logs
@@ -232,10 +233,10 @@ class _Channel:
         ):
             self._emit(cut=True)
 
-    def end(self) -> None:
+    def end(self, final: bool = False) -> None:
         if self.logs.truncated or self.logs.closed:
             return
-        self._take(self.masking.flush())
+        self._take(self.masking.flush(final=final or self.records))
         if self.records:
             if self.record_open and (self.line_chars or not self.cut):  # "" is a record too
                 self.line[-1:] = [piece.rstrip("\n") for piece in self.line[-1:]]
@@ -301,7 +302,7 @@ def _read_output(fd: int, channel: _Channel) -> None:
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
     _read_pipe(fd, lambda chunk: channel.feed(decoder.decode(chunk)), channel.end)
     channel.feed(decoder.decode(b"", final=True))
-    channel.end()
+    channel.end(final=True)
 
 
 def _read_event_lines(fd: int, on_event, on_quiet) -> None:
@@ -398,7 +399,8 @@ class Attempt:
 
     def _read_events(self, fd: int) -> None:
         _read_event_lines(fd, self._on_event, self._events_quiet)
-        self._events_quiet()
+        for channel in (*self.printed.values(), self.records):
+            channel.end(final=True)
 
     def _sample(self, usage: Usage) -> None:
         """Records a sample, with the CPU used since the previous one as % of one core."""
