@@ -365,13 +365,20 @@ CHALK_WORKER_DB_CONNECTIONS = env_int("CHALK_WORKER_DB_CONNECTIONS", 8)
 # Local runs' sandbox (runs/executors/local/sandbox.py): `auto` uses bubblewrap when it works
 # on this machine, else runs unsandboxed and says so on every run; `bwrap` requires it (an
 # attempt that cannot be sandboxed fails, saying why); `off` runs unsandboxed, still warned.
-CHALK_LOCAL_SANDBOX = env_choice("CHALK_LOCAL_SANDBOX", ("auto", "bwrap", "off"), "auto")
+# Production (DATABASE_URL set) requires the sandbox and its network by default: a missing
+# piece refuses runs, with the reason, and the runs worker says so at start; only the embedded
+# default, tried on a laptop, falls back to running them unsandboxed (warned).
+CHALK_LOCAL_SANDBOX = env_choice(
+    "CHALK_LOCAL_SANDBOX", ("auto", "bwrap", "off"), "auto" if CHALK_EMBEDDED else "bwrap"
+)
 CHALK_LOCAL_BWRAP = env_str("CHALK_LOCAL_BWRAP", "bwrap")  # a path, or a name on PATH
 # A sandboxed run's network (runs/executors/local/network.py): `auto` gives each attempt its own
 # network namespace, joined to the outside world by slirp4netns, when it works here, else
 # shares the worker's network and says so on every run; `isolated` requires it (an attempt
 # that cannot have it fails, saying why); `host` shares the worker's network, still warned.
-CHALK_LOCAL_NETWORK = env_choice("CHALK_LOCAL_NETWORK", ("auto", "isolated", "host"), "auto")
+CHALK_LOCAL_NETWORK = env_choice(
+    "CHALK_LOCAL_NETWORK", ("auto", "isolated", "host"), "auto" if CHALK_EMBEDDED else "isolated"
+)
 CHALK_LOCAL_SLIRP4NETNS = env_str("CHALK_LOCAL_SLIRP4NETNS", "slirp4netns")  # a path or a name
 # A worker running as root runs each attempt as this uid and gid (nobody/nogroup), never 0.
 CHALK_LOCAL_RUN_UID = env_int("CHALK_LOCAL_RUN_UID", 65534)
@@ -384,8 +391,8 @@ if CHALK_LOCAL_RUN_UID <= 0 or CHALK_LOCAL_RUN_GID <= 0:
 # A run without timeout= stops after this long: a day, so a daily job never outlives its next
 # slot and no run holds the cpu and memory admission gave it for ever.
 CHALK_RUN_DEFAULT_TIMEOUT_SECONDS = env_int("CHALK_RUN_DEFAULT_TIMEOUT_SECONDS", 86400)
-# The processes one sandboxed local run may have at once (a cgroup's pids.max where the worker
-# can make one; else the runner's check every 0.1 s).
+# The processes one sandboxed local run may have at once (the runner counts its PID namespace
+# every 0.1 s).
 CHALK_RUN_MAX_PROCESSES = env_int("CHALK_RUN_MAX_PROCESSES", 512)
 # A local image build's step (pip install, a run_commands line) is stopped after this long,
 # whether or not it prints; the venv and the build's folder together stop at this size.

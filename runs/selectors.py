@@ -8,9 +8,29 @@ from django.db.models import F, Max, Q, QuerySet, Window
 from django.db.models.functions import RowNumber, TruncHour, TruncMinute
 
 from common.paging import KeysetPage, keyset_page
-from runs.models import Attempt, ImageBuild, LogLine, Run, RunStatus, UsageSample
+from runs.models import (
+    ACTIVE_RUN_STATUSES,
+    Attempt,
+    ImageBuild,
+    LogLine,
+    Run,
+    RunStatus,
+    UsageSample,
+)
 from scheduling import selectors as scheduling_selectors
 from scheduling.models import Function, FunctionVersion
+
+
+def images_in_use() -> set[str]:
+    """The spec hashes of the images that functions' current versions and active runs use:
+    what a worker keeps built."""
+    current = Function.objects.filter(current_version__isnull=False).values_list(
+        "current_version__image__spec_hash", flat=True
+    )
+    running = Run.objects.filter(status__in=ACTIVE_RUN_STATUSES).values_list(
+        "version__image__spec_hash", flat=True
+    )
+    return set(current) | set(running)
 
 
 def run_get(*, run_id: int) -> Run | None:

@@ -72,6 +72,23 @@ def _start_worker_heartbeat(sender, **_) -> None:
     threading.Thread(target=beat, name="chalk-worker-heartbeat", daemon=True).start()
 
 
+@worker_ready.connect
+def _say_how_runs_are_isolated(sender, **_) -> None:
+    """A runs worker says at start what its runs would hit at their slot: a sandbox piece
+    missing (an error where it is required: every run is refused) or not isolated (warned)."""
+    if "chalk-runs" not in sender.app.amqp.queues.consume_from:
+        return
+    if settings.CHALK_EXECUTOR != "local":
+        return
+    from runs.executors.local import sandbox
+
+    found = sandbox.isolation()
+    if found.refusal:
+        logger.error("every local run will fail: %s", found.refusal)
+    elif found.warning:
+        logger.warning("%s", found.warning)
+
+
 @worker_shutdown.connect
 def _stop_worker_heartbeat(**_) -> None:
     _stop_heartbeat.set()

@@ -77,6 +77,19 @@ def wait_for_line(process: subprocess.Popen, output: Path, pattern: str, timeout
     raise AssertionError(f"no {pattern!r} within {timeout} s:\n{output.read_text()}")
 
 
+def wait_for_healthy(url: str, output: Path) -> None:
+    """The web process starts beside the others: waits for its /healthz."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=5) as response:
+                assert response.status == 200
+            return
+        except OSError:
+            assert time.monotonic() < deadline, output.read_text()
+            time.sleep(0.3)
+
+
 def start_platform(tmp_path: Path, **extra: str) -> tuple[subprocess.Popen, Path, int]:
     port = free_port()
     output = tmp_path / "run_platform.log"
@@ -112,15 +125,7 @@ def test_make_run_serves_the_console_and_runs_a_deployed_function(tmp_path):
         up = time.monotonic()
         url, token = re.findall(r"=(\S+)", deploy_line)
         assert url == f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:  # the web process starts beside the others
-            try:
-                with urllib.request.urlopen(f"{url}/healthz", timeout=5) as response:
-                    assert response.status == 200
-                break
-            except OSError:
-                assert time.monotonic() < deadline, output.read_text()
-                time.sleep(0.3)
+        wait_for_healthy(url, output)
 
         (tmp_path / "hello_make_run.py").write_text(FUNCTION)
         sdk_env = {**os.environ, "CHALK_COMPUTE_URL": url, "CHALK_COMPUTE_TOKEN": token}

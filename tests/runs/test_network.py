@@ -200,6 +200,7 @@ own.close()
 
 @pytest.mark.django_db
 def test_auto_without_slirp4netns_shares_the_network_and_says_so_everywhere(settings, tmp_path):
+    settings.CHALK_LOCAL_NETWORK = "auto"  # the embedded default's; production requires it
     settings.CHALK_LOCAL_SLIRP4NETNS = str(tmp_path / "no-slirp4netns")
 
     found = sandbox.isolation()

@@ -13,6 +13,7 @@ import json
 import os
 import shlex
 import shutil
+import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -340,6 +341,7 @@ def test_off_runs_unsandboxed_and_says_so_everywhere(settings):
 
 
 def test_auto_without_bubblewrap_runs_unsandboxed_and_says_why(settings, tmp_path):
+    settings.CHALK_LOCAL_SANDBOX = "auto"  # the embedded default's; production requires it
     settings.CHALK_LOCAL_BWRAP = str(tmp_path / "no-bwrap")
 
     found = sandbox.isolation()
@@ -649,3 +651,22 @@ def test_an_image_build_reaches_nothing_of_the_platform_but_installs_packages(se
     assert list(venv.glob("lib/python*/site-packages/six.py"))
     assert not list((settings.DATA_DIR / "work").glob(f"build-{image.spec_hash}-*"))
     sandbox.remove_tree(venv)
+
+
+@pytest.mark.parametrize(
+    "database, expected",
+    [("", "auto auto"), ("postgres://postgres@127.0.0.1:5432/chalkweb", "bwrap isolated")],
+    ids=["embedded", "production"],
+)
+def test_production_requires_the_sandbox_and_its_network_by_default(database, expected, tmp_path):
+    """A missing sandbox piece is a refusal in production, never a silent run as the worker."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CHALK_LOCAL_", "DATABASE"))}
+    started = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup(); from django.conf import settings"
+         " as s; print(s.CHALK_LOCAL_SANDBOX, s.CHALK_LOCAL_NETWORK)"],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+        env={**env, "DJANGO_SETTINGS_MODULE": "chalkweb.settings", "DATABASE_URL": database,
+             "CHALK_DATA_DIR": str(tmp_path)},
+    )  # fmt: skip
+
+    assert started.stdout.strip() == expected, started.stderr

@@ -30,9 +30,10 @@ from chalkcompute.runtime.usage import SANDBOXED
 from runs.executors import database_slot
 from runs.executors.local import network, sandbox
 from runs.executors.local.admission import WAIT_CHECK_SECONDS, admission, requests_of
-from runs.executors.local.images import ImageBuildError, ensure_image
+from runs.executors.local.images import ImageBuildError, collect_images, ensure_image
 from runs.limits import run_memory_limit, run_timeout
 from runs.models import ACTIVE_ATTEMPT_STATUSES, Attempt, AttemptStatus
+from runs.selectors import images_in_use
 from runs.services import (
     attempt_cancel_if_requested,
     attempt_fail,
@@ -150,7 +151,9 @@ class LocalExecutor:
             env["TMPDIR"] = str(work.tmp)
         if isolation.slirp4netns:
             env["CHALK_SERVER_SOCKET"] = f"{network.SOCKET_FOLDER}/{network.SOCKET_NAME}"
-        argv = [str(python), "-m", "chalkcompute.runtime"]
+        # -S: no site, so no .pth file of the image runs code in the runner before it has read
+        # and closed its token's pipe; the function's own process starts with site as usual.
+        argv = [str(python), "-S", "-m", "chalkcompute.runtime"]
         if isolation.bwrap:
             # The runner owns its PID namespace: it counts and stops every process in it, and
             # counts what HOME and /tmp (memory) hold as the run's memory.
@@ -271,6 +274,13 @@ class LocalExecutor:
         except ImageBuildError as exc:
             logger.info("image %s: the build ahead failed; its first run builds again (%s)",
                         image.spec_hash[:12], exc)  # fmt: skip
+        # A deploy is when an image stops being used: the venvs of images that no current
+        # version nor active run uses go, so they do not fill the disk deploy after deploy.
+        with database_slot():
+            in_use = images_in_use()
+        removed = collect_images(in_use | {image.spec_hash})
+        if removed:
+            logger.info("removed %d image(s) no function uses any more", len(removed))
 
     def cancel(self, attempt: Attempt) -> None:
         """Nothing to do here: the runner learns of the cancel from its next heartbeat's
