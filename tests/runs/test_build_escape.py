@@ -9,12 +9,20 @@ import time
 import uuid
 
 import pytest
+from django.utils import timezone
 
 from chalkcompute.image import Image
 from runs.executors.local import sandbox
-from runs.executors.local.images import ImageBuildError, ensure_image, local_image
-from runs.models import ImageBuild
-from tests.runs.conftest import deploy
+from runs.executors.local.images import (
+    ImageBuildError,
+    collect_images,
+    ensure_image,
+    local_image,
+)
+from runs.models import Attempt, ImageBuild, Run
+from runs.services import run_trigger
+from tests.personas import acting
+from tests.runs.conftest import deploy, wait_for, wait_for_run
 from tests.runs.test_sandbox import needs_bwrap
 
 pytestmark = [needs_bwrap, pytest.mark.django_db]
@@ -119,3 +127,74 @@ def test_a_build_that_writes_past_the_image_size_is_stopped(settings):
     with pytest.raises(ImageBuildError, match=r"above CHALK_LOCAL_IMAGE_MAX_SIZE \(60Mi\)"):
         run_build()
     assert not (settings.DATA_DIR / "images" / f"{image.spec_hash}.ready").exists()
+
+
+@pytest.mark.slow
+def test_a_silent_build_holds_no_database_slot_while_another_function_runs(platform):
+    # One database connection for the whole runs worker: a build that held it for its length
+    # would stop every other run until its timeout.
+    platform.env["CHALK_WORKER_DB_CONNECTIONS"] = "1"
+    platform.env["CHALK_BUILD_STEP_TIMEOUT_SECONDS"] = "20"
+    platform.start_workers(concurrency=2)
+    stuck = deploy(
+        "stuck-build", "pass", image=fresh(Image.debian_slim().run_commands("sleep 600"))
+    )
+    quick = deploy("quick", 'print("ran")')
+
+    stuck_run = run_trigger(function=stuck, trigger="manual", actor=acting("test"),
+                            now=timezone.now())  # fmt: skip
+    wait_for(lambda: ImageBuild.objects.filter(image=stuck.current_version.image,
+                                               status="building").exists(),
+             timeout=60, message="the stuck build to start")  # fmt: skip
+    quick_run = run_trigger(function=quick, trigger="manual", actor=acting("test"),
+                            now=timezone.now())  # fmt: skip
+
+    assert wait_for_run(quick_run.id, timeout=60).status == "succeeded"
+    assert Run.objects.get(id=stuck_run.id).is_active  # still building meanwhile
+    stuck_done = wait_for_run(stuck_run.id, timeout=90)
+    assert stuck_done.status == "failed"
+    reason = Attempt.objects.get(run=stuck_done).reason
+    assert "stopped after 20 seconds (CHALK_BUILD_STEP_TIMEOUT_SECONDS)" in reason, reason
+
+
+def test_unused_images_are_collected_and_used_ones_kept(settings):
+    kept, _ = build("kept", Image.debian_slim())
+    dropped, _ = build("dropped", Image.debian_slim())
+    for image in (kept, dropped):
+        ensure_image(image, lambda: None, sandbox.isolation())
+
+    removed = collect_images({kept.spec_hash})
+
+    assert dropped.spec_hash in removed and kept.spec_hash not in removed
+    assert local_image(kept).python.exists()
+    assert not local_image(dropped).venv.exists()
+    assert not (settings.DATA_DIR / "images" / f"{dropped.spec_hash}.ready").exists()
+    sandbox.remove_tree(local_image(kept).venv)
+
+
+@pytest.mark.slow
+def test_a_pth_file_of_the_image_runs_no_code_in_the_runner_before_it_reads_its_token(platform):
+    platform.start_workers(concurrency=2)
+    # Site runs a .pth's import lines in every interpreter that starts with site: had the
+    # runner done so, this one would have read the token's pipe before the runner could.
+    thief = (
+        "import os; fd = os.environ.get('CHALK_ATTEMPT_TOKEN_FD'); "
+        "fd and open('/tmp/stolen', 'w').write(os.read(int(fd), 200).decode())"
+    )
+    image = Image.debian_slim().run_commands(
+        "python -c \"import sysconfig; print(sysconfig.get_paths()['purelib'])\" > /tmp/site",
+        f'echo "{thief}" > "$(cat /tmp/site)/zz_thief.pth"',
+    )
+    function = deploy(
+        "pth-victim",
+        'import os\nprint("stolen", os.path.exists("/tmp/stolen"))',
+        image=fresh(image),
+    )
+
+    run = run_trigger(function=function, trigger="manual", actor=acting("test"),
+                      now=timezone.now())  # fmt: skip
+    finished = wait_for_run(run.id, timeout=120)
+
+    attempt = Attempt.objects.get(run=finished)
+    assert finished.status == "succeeded", attempt.reason
+    assert list(attempt.log_lines_set.values_list("text", flat=True)) == ["stolen False"]
