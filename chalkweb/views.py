@@ -1,6 +1,7 @@
 """Project-level views: the health check, the console's 400 and 404 pages, and the redirect
 for console addresses typed with a trailing slash."""
 
+from django.core.exceptions import DisallowedHost
 from django.http import HttpResponseBadRequest, HttpResponseNotFound, JsonResponse
 from django.shortcuts import redirect
 from django.template import loader
@@ -16,6 +17,8 @@ def bad_request(request, exception):
     frame and says what was wrong (e.g. a malformed ?after= cursor)."""
     template = loader.get_template("400.html")
     message = str(exception) if exception is not None and str(exception) else ""
+    if isinstance(exception, DisallowedHost):  # its message repeats the forged Host
+        message = "This server does not answer to that host name."
     return HttpResponseBadRequest(template.render({"exception": message}, request))
 
 

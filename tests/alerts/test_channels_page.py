@@ -208,3 +208,15 @@ def test_an_admin_deletes_a_channel_in_the_admin_audited(admin_site):
 
     assert not Channel.objects.exists()
     assert AuditEvent.objects.filter(action="channel_delete").count() == 1
+
+
+def test_only_an_admin_sees_the_forms_that_add_and_delete_channels(console, http_receiver):
+    assert add(console, url=http_receiver.url + "/hook").status_code == 201
+    operator = Client()
+    operator.force_login(person("otto", "operator"))
+
+    admin_page, operator_page = console.get("/channels").text, operator.get("/channels").text
+
+    assert "Add a channel" in admin_page and 'value="delete"' in admin_page
+    assert "Add a channel" not in operator_page and 'value="delete"' not in operator_page
+    assert 'value="test"' in operator_page  # an operator still sends a test alert
