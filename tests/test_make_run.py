@@ -77,6 +77,19 @@ def wait_for_line(process: subprocess.Popen, output: Path, pattern: str, timeout
     raise AssertionError(f"no {pattern!r} within {timeout} s:\n{output.read_text()}")
 
 
+def sdk_cli(url: str, token: str, folder: Path):
+    """`chalkcompute` commands as a user types them in `folder`, with the printed token."""
+    env = {**os.environ, "CHALK_COMPUTE_URL": url, "CHALK_COMPUTE_TOKEN": token}
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "chalkcompute.cli", *args],
+            env=env, cwd=folder, capture_output=True, text=True, timeout=180,
+        )  # fmt: skip
+
+    return cli
+
+
 def wait_for_healthy(url: str, output: Path) -> None:
     """The web process starts beside the others: waits for its /healthz."""
     deadline = time.monotonic() + 60
@@ -128,13 +141,7 @@ def test_make_run_serves_the_console_and_runs_a_deployed_function(tmp_path):
         wait_for_healthy(url, output)
 
         (tmp_path / "hello_make_run.py").write_text(FUNCTION)
-        sdk_env = {**os.environ, "CHALK_COMPUTE_URL": url, "CHALK_COMPUTE_TOKEN": token}
-
-        def cli(*args: str) -> subprocess.CompletedProcess:
-            return subprocess.run(
-                [sys.executable, "-m", "chalkcompute.cli", *args],
-                env=sdk_env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
-            )  # fmt: skip
+        cli = sdk_cli(url, token, tmp_path)
 
         deployed = cli("deploy", "hello_make_run.py")
         assert deployed.returncode == 0, deployed.stderr

@@ -19,6 +19,7 @@ from tests.test_make_run import (
     REPO,
     embedded_env,
     free_port,
+    sdk_cli,
     stop_platform,
     wait_for_healthy,
     wait_for_line,
@@ -75,13 +76,7 @@ def test_the_platform_runs_a_function_in_its_sandbox_as_an_unprivileged_user(tmp
         wait_for_healthy(url, output)
         script = tmp_path / "unprivileged.py"
         script.write_text(FUNCTION % (uuid.uuid4().hex, data / "data" / "secrets.key"))
-        sdk = {**os.environ, "CHALK_COMPUTE_URL": url, "CHALK_COMPUTE_TOKEN": token}
-
-        def cli(*args: str) -> subprocess.CompletedProcess:
-            return subprocess.run(
-                [sys.executable, "-m", "chalkcompute.cli", *args],
-                env=sdk, cwd=tmp_path, capture_output=True, text=True, timeout=180,
-            )  # fmt: skip
+        cli = sdk_cli(url, token, tmp_path)
 
         deployed = cli("deploy", script.name)
         assert deployed.returncode == 0, deployed.stdout + deployed.stderr

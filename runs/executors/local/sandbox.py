@@ -2,8 +2,9 @@
 
 Inside a run the filesystem is only: /usr (and the /bin, /lib… links to it), a few files of
 /etc (name resolution, certificates, users, the loader's cache), the base interpreter's install
-prefix, the image's virtualenv and the runtime copy, all read-only; the attempt's own work
-folder as HOME and cwd, and its own /tmp, both deleted when the attempt ends; a /proc of the
+prefix (the server's choice, never read from the venv), the image's virtualenv and the runtime
+copy, all read-only; HOME (the cwd) and /tmp, each a tmpfs the size of the run's memory limit,
+gone when the attempt ends; a /proc of the
 run's own processes (a new PID namespace) and a minimal /dev. The data folder, the server's
 checkout and virtualenv, other runs' work folders and the operator's home are not there. The
 network is the run's own (network.py): the outside world, not the worker's loopback nor the
@@ -18,7 +19,8 @@ namespace made by root, every uid inside is root outside. A worker that is not r
 in a user namespace as its own uid.
 
 Memory: RLIMIT_DATA on every process of the run (see `data_limit`). The runner kills the run
-at its memory request, summing the RSS of its processes every 0.1 s.
+at its memory limit, summing every 0.1 s the RSS of every process of its PID namespace and what
+HOME and /tmp hold (chalkcompute/runtime/usage.py), and past CHALK_RUN_MAX_PROCESSES.
 
 CHALK_LOCAL_SANDBOX: `auto` uses bwrap when it works here, else runs unsandboxed and says so
 (at `make run`'s start, on every such run's log, on the console's pages); `bwrap` fails every
@@ -167,8 +169,10 @@ def _probe(bwrap_setting: str, euid: int, uid: int | None = None, gid: int | Non
     if not bwrap:
         return "", f"bubblewrap was not found ({bwrap_setting!r} is not an executable here)"
     true = shutil.which("true") or "/bin/true"
+    # A sized tmpfs as runs get (bubblewrap 0.8 or later): an older one says so here, at start.
     command = [bwrap, *_namespace_args(euid), "--ro-bind", "/", "/", "--proc", "/proc",
-               "--dev", "/dev", "--", *_drop_args(uid, gid), true]  # fmt: skip
+               "--dev", "/dev", "--size", "1048576", "--tmpfs", "/tmp", "--",
+               *_drop_args(uid, gid), true]  # fmt: skip
     if uid is not None and not _setpriv():
         return bwrap, "setpriv (util-linux) was not found, and a root worker needs it"
     try:
