@@ -233,6 +233,7 @@ def attempt_detail(request, attempt: Attempt, body: dict) -> JsonResponse:
             "files": files,
             "start_at": attempt.not_before.timestamp(),
             "timeout": run_timeout(version.timeout),
+            "timeout_is_default": version.timeout is None,
             "memory": version.memory,
             "memory_limit_bytes": memory_limit,
             "max_processes": settings.CHALK_RUN_MAX_PROCESSES,

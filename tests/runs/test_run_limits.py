@@ -113,3 +113,16 @@ def test_a_run_filling_its_disk_fills_only_its_own_memory_backed_folders(platfor
 def _free(path) -> int:
     found = os.statvfs(path)
     return found.f_bavail * found.f_frsize
+
+
+def test_a_run_without_timeout_stops_at_the_default_timeout(platform, settings):
+    settings.CHALK_RUN_DEFAULT_TIMEOUT_SECONDS = 3  # the runner API, in this process, says so
+    platform.start_workers(concurrency=2)
+    sleeper = deploy("forever", "import time\ntime.sleep(3600)")
+
+    finished = run(sleeper)
+
+    assert finished.status == "timed_out", said(finished)
+    assert Attempt.objects.get(run=finished).reason == (
+        "timed out after 3 seconds (the default: set timeout= on the function for longer)"
+    )
