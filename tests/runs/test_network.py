@@ -267,6 +267,7 @@ def test_isolated_without_slirp4netns_refuses_the_run_and_says_why(settings, tmp
 
 @needs_tools
 def test_a_slirp4netns_that_cannot_attach_is_said_with_what_it_said(settings):
+    settings.CHALK_LOCAL_NETWORK = "auto"  # the embedded default's; production requires it
     settings.CHALK_LOCAL_SLIRP4NETNS = "false"  # exits 1 at once, as a broken helper would
 
     warning = sandbox.isolation().warning

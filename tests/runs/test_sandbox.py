@@ -354,6 +354,7 @@ def test_auto_without_bubblewrap_runs_unsandboxed_and_says_why(settings, tmp_pat
 
 
 def test_auto_with_a_bubblewrap_that_cannot_make_a_sandbox_says_what_it_said(settings):
+    settings.CHALK_LOCAL_SANDBOX = "auto"  # the embedded default's; production requires it
     settings.CHALK_LOCAL_BWRAP = "false"  # as a bwrap refused user namespaces would: exit 1
 
     warning = sandbox.isolation().warning
