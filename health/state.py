@@ -5,6 +5,9 @@ page all read it here, in one query."""
 import datetime as dt
 from dataclasses import dataclass, field
 
+from django_celery_beat.models import PeriodicTask
+
+from runs.beat import PERIODIC_TASKS
 from runs.models import Heartbeat
 
 # /readyz: beat ticks every second and a worker records itself every 10 s.
@@ -15,6 +18,9 @@ BANNER_TICK_AGE = dt.timedelta(seconds=30)
 BANNER_WORKER_AGE = dt.timedelta(seconds=60)
 WORKER_COMPONENTS = ("runs-worker", "control-worker")
 OVERDUE = dt.timedelta(minutes=1)  # a function this far past its next run time has no run
+# Beat saves when it last sent a task every few minutes (django-celery-beat's sync), not at
+# each send: a periodic task is late once it is this much past twice its interval.
+PERIODIC_TASK_GRACE = dt.timedelta(minutes=5)
 
 
 @dataclass
@@ -99,3 +105,39 @@ def ago(delta: dt.timedelta) -> str:
     if seconds < 2 * 86400:
         return f"{seconds // 3600} hours"
     return f"{seconds // 86400} days"
+
+
+def periodic_task_problems(*, now: dt.datetime) -> list[str]:
+    """The platform's periodic tasks (runs/beat.py) that are missing, disabled in the admin or
+    not being sent, in sentences: without the alerts sweep, for one, no late, long-running or
+    skipped-slot alert is ever sent, and nothing else would say so."""
+    rows = {
+        row.name: row
+        for row in PeriodicTask.objects.filter(name__in=list(PERIODIC_TASKS)).select_related(
+            "interval"
+        )
+    }
+    problems = []
+    for name, (task, every, _) in PERIODIC_TASKS.items():
+        row = rows.get(name)
+        if row is None:
+            problems.append(
+                f"periodic task {name!r} ({task}) is missing: start beat, or run "
+                "`manage.py migrate`, and it is created"
+            )
+        elif not row.enabled:
+            problems.append(
+                f"periodic task {name!r} ({task}) is disabled: enable it in the admin's "
+                "Periodic tasks"
+            )
+        else:
+            interval = (
+                row.interval.schedule.run_every if row.interval else dt.timedelta(seconds=every)
+            )
+            last = row.last_run_at  # None until beat first sends it: the beat check covers that
+            if last and now - last > 2 * interval + PERIODIC_TASK_GRACE:
+                problems.append(
+                    f"periodic task {name!r} ({task}) was last sent {ago(now - last)} ago, "
+                    f"though it runs every {ago(interval)}: is beat running?"
+                )
+    return problems

@@ -12,7 +12,12 @@ from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from health import metrics
-from health.state import READY_TICK_AGE, READY_WORKER_AGE, PlatformState
+from health.state import (
+    READY_TICK_AGE,
+    READY_WORKER_AGE,
+    PlatformState,
+    periodic_task_problems,
+)
 
 BROKER_TIMEOUT_SECONDS = 2
 
@@ -78,9 +83,11 @@ def readyz(request):
             "workers": [w.name for w in state.workers if w.component == "runs-worker"
                         and now - w.seen_at <= READY_WORKER_AGE],
         }  # fmt: skip
+        problems = periodic_task_problems(now=now)
+        checks["periodic_tasks"] = {"ok": not problems, "problems": problems}
     else:
         unknown = {"ok": False, "error": "the database does not answer"}
-        checks["beat"] = checks["runs_worker"] = unknown
+        checks["beat"] = checks["runs_worker"] = checks["periodic_tasks"] = unknown
     ready = all(check["ok"] for check in checks.values())
     failed = [name for name, check in checks.items() if not check["ok"]]
     return JsonResponse(

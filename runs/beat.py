@@ -1,6 +1,8 @@
 """The periodic tasks beat sends: the tick, the reaper, retention, the Kubernetes reconcile and
 the alerts sweep. They are ordinary django-celery-beat rows, visible and tunable in the admin;
-this only creates missing ones."""
+this only creates missing ones, after every `migrate` and whenever beat starts: an install
+upgraded from before a task existed gets it too (its data migration ran long ago).
+health.state.periodic_task_problems says when one is missing, disabled or not being sent."""
 
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
@@ -21,12 +23,18 @@ PERIODIC_TASKS = {
 
 
 def ensure_periodic_tasks(intervals: dict[str, int] | None = None) -> None:
+    """Creates the missing periodic tasks; `intervals` (task: seconds) sets those tasks' own
+    intervals, created or not (the tests' fast reaper). Other rows are left as an admin left
+    them."""
     intervals = intervals or {}
     for name, (task, every, expire) in PERIODIC_TASKS.items():
         seconds = intervals.get(task, every)
         schedule, _ = IntervalSchedule.objects.get_or_create(
             every=seconds, period=IntervalSchedule.SECONDS
         )
-        PeriodicTask.objects.get_or_create(
+        row, _ = PeriodicTask.objects.get_or_create(
             name=name, defaults={"task": task, "interval": schedule, "expire_seconds": expire}
         )
+        if task in intervals and row.interval_id != schedule.id:
+            row.interval = schedule
+            row.save()

@@ -9,7 +9,13 @@ import threading
 import time
 
 from celery import shared_task
-from celery.signals import worker_init, worker_process_init, worker_ready, worker_shutdown
+from celery.signals import (
+    beat_init,
+    worker_init,
+    worker_process_init,
+    worker_ready,
+    worker_shutdown,
+)
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
@@ -26,6 +32,20 @@ WORKER_HEARTBEAT_SECONDS = 10  # /readyz wants a runs worker seen in the last 30
 QUEUE_COMPONENTS = {"chalk-runs": "runs-worker", "chalk-control": "control-worker"}
 logger = logging.getLogger(__name__)
 _stop_heartbeat = threading.Event()
+
+
+@beat_init.connect
+def _ensure_periodic_tasks(**_) -> None:
+    """Beat sends what the database lists: a beat started on any install lists every one of
+    the platform's periodic tasks first (an upgrade's new ones included)."""
+    from runs.beat import ensure_periodic_tasks
+
+    try:
+        ensure_periodic_tasks()
+    except Exception:  # the database is away: beat still starts, and /readyz says what lacks
+        logger.exception("could not create the platform's periodic tasks")
+    finally:
+        connection.close()
 
 
 @worker_init.connect

@@ -9,7 +9,13 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from console.access import console_view
-from health.state import BANNER_TICK_AGE, BANNER_WORKER_AGE, OVERDUE, PlatformState
+from health.state import (
+    BANNER_TICK_AGE,
+    BANNER_WORKER_AGE,
+    OVERDUE,
+    PlatformState,
+    periodic_task_problems,
+)
 from runs.models import ACTIVE_ATTEMPT_STATUSES, Attempt, AttemptStatus, Run, Trigger
 from scheduling.models import Function
 
@@ -46,6 +52,7 @@ def platform_page(request):
             "state": state,
             "now": now,
             "tick_fresh": state.tick_fresh(BANNER_TICK_AGE),
+            "periodic_task_problems": periodic_task_problems(now=now),
             "workers": workers,
             "attempts": attempts,
             "due": Attempt.objects.filter(status=AttemptStatus.QUEUED, not_before__lte=now).count(),
