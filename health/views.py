@@ -18,6 +18,7 @@ from health.state import (
     PlatformState,
     periodic_task_problems,
 )
+from scheduling.crypto import key_problem
 
 BROKER_TIMEOUT_SECONDS = 2
 
@@ -85,9 +86,12 @@ def readyz(request):
         }  # fmt: skip
         problems = periodic_task_problems(now=now)
         checks["periodic_tasks"] = {"ok": not problems, "problems": problems}
+        problem = key_problem()
+        checks["secrets_key"] = {"ok": problem is None, **({"error": problem} if problem else {})}
     else:
         unknown = {"ok": False, "error": "the database does not answer"}
-        checks["beat"] = checks["runs_worker"] = checks["periodic_tasks"] = unknown
+        for name in ("beat", "runs_worker", "periodic_tasks", "secrets_key"):
+            checks[name] = unknown
     ready = all(check["ok"] for check in checks.values())
     failed = [name for name, check in checks.items() if not check["ok"]]
     return JsonResponse(

@@ -31,7 +31,7 @@ from runs import runtime_bundle, services
 from runs.errors import RunError
 from runs.limits import run_memory_limit, run_timeout
 from runs.models import ACTIVE_ATTEMPT_STATUSES, Attempt, AttemptStatus
-from scheduling.crypto import decrypt
+from scheduling.crypto import SecretDecryptionError, decrypt
 from scheduling.models import Secret
 
 FINISH_STATUSES = (
@@ -187,9 +187,17 @@ def attempt_detail(request, attempt: Attempt, body: dict) -> JsonResponse:
     if not services.attempt_begin(attempt=attempt, now=now):
         return _error(409, "already_started", "this attempt was already fetched by a runner")
     version = attempt.run.version
-    stored = {
-        s.name: decrypt(s.ciphertext) for s in Secret.objects.filter(name__in=version.secrets_read)
-    }
+    try:
+        stored = {
+            s.name: decrypt(s.ciphertext)
+            for s in Secret.objects.filter(name__in=version.secrets_read)
+        }
+    except SecretDecryptionError as exc:  # the operator's key, not the run: say so on the run
+        reason = f"cannot give the run its secrets: {exc}"
+        services.attempt_finish(
+            attempt=attempt, status=AttemptStatus.FAILED, reason=reason, now=now
+        )
+        return _error(409, "undecryptable_secret", reason)
     missing = sorted(set(version.secrets_read) - set(stored))
     if missing:
         reason = (

@@ -109,6 +109,22 @@ def _say_how_runs_are_isolated(sender, **_) -> None:
         logger.warning("%s", found.warning)
 
 
+@worker_ready.connect
+def _say_whether_the_secrets_key_decrypts(**_) -> None:
+    """A key replaced instead of rotated is said at a worker's start, not by the first run
+    that needs a secret."""
+    from scheduling.crypto import key_problem
+
+    try:
+        problem = key_problem()
+    except Exception:  # the database is away: /readyz says so
+        return
+    finally:
+        connection.close()
+    if problem:
+        logger.error("CHALK_SECRETS_KEY: %s", problem)
+
+
 @worker_shutdown.connect
 def _stop_worker_heartbeat(**_) -> None:
     _stop_heartbeat.set()

@@ -81,3 +81,21 @@ def is_under_first_key(ciphertext: str) -> bool:
     except InvalidToken:
         return False
     return True
+
+
+def key_problem() -> str | None:
+    """Why CHALK_SECRETS_KEY cannot decrypt what is stored (one value of each encrypted column
+    is tried), or None: a key replaced instead of rotated is said at start and on /readyz,
+    not first by the run that needs a secret at 03:00."""
+    from django.apps import apps
+
+    for label, fields in ENCRYPTED_COLUMNS.items():
+        model = apps.get_model(label)
+        for field in fields:
+            stored = model.objects.exclude(**{field: ""}).values_list(field, flat=True).first()
+            if stored:
+                try:
+                    decrypt(stored)
+                except SecretDecryptionError as exc:
+                    return f"{model._meta.verbose_name_plural} ({field}): {exc}"
+    return None
