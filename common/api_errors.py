@@ -10,12 +10,14 @@ plus "fields": {field: [messages]} when a serializer rejected several fields. DR
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
+from django.db import DatabaseError
 from django.http import Http404, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from common.api import ApiError, request_too_large
+from common.database import not_migrated_sentence, pending_migrations
 from common.errors import ServiceError
 
 
@@ -90,6 +92,18 @@ def _body(exc: exceptions.APIException, context: dict) -> dict[str, Any]:
     return {"error": code, "detail": str(exc.detail)}
 
 
+def _database_error(exc: DatabaseError) -> Exception:
+    """A table or column this code needs and the database lacks: a 503 that says to migrate.
+    Any other database error stays a bug (500)."""
+    try:
+        pending = pending_migrations()
+    except DatabaseError:
+        return exc
+    if not pending:
+        return exc
+    return ApiError(503, "not_migrated", not_migrated_sentence(pending))
+
+
 def exception_handler(exc: Exception, context: dict):
     if isinstance(exc, RequestDataTooBig):
         exc = request_too_large()
@@ -97,6 +111,8 @@ def exception_handler(exc: Exception, context: dict):
         exc = ApiError(exc.status, exc.code, exc.message)
     elif isinstance(exc, Http404):
         exc = exceptions.NotFound()
+    elif isinstance(exc, DatabaseError):
+        exc = _database_error(exc)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None  # a bug: Django answers 500 and logs it

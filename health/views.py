@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from common.database import not_migrated_sentence, pending_migrations
 from health import metrics
 from health.state import (
     READY_TICK_AGE,
@@ -45,6 +46,13 @@ def _database() -> dict:
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:500]}
 
 
+def _migrations() -> dict:
+    pending = pending_migrations()
+    if pending:
+        return {"ok": False, "pending": pending, "error": not_migrated_sentence(pending)}
+    return {"ok": True}
+
+
 def _broker() -> dict:
     try:  # chalkweb's app (chalkweb/__init__.py), as runs.dispatch sends with it
         with current_app.connection_for_read(connect_timeout=BROKER_TIMEOUT_SECONDS) as conn:
@@ -65,11 +73,15 @@ def _age(moment, now) -> dict:
 
 @require_GET
 def readyz(request):
-    """200 when the database and the broker answer, beat ticked in the last 10 s and a runs
-    worker was seen in the last 30 s; 503 otherwise. The JSON names each check."""
+    """200 when the database and the broker answer, the database is migrated, beat ticked in
+    the last 10 s, a runs worker was seen in the last 30 s, the platform's periodic tasks are
+    in place and the secrets key decrypts what is stored; 503 otherwise. The JSON names each
+    check."""
     now = timezone.now()
     checks = {"database": _database(), "broker": _broker()}
     if checks["database"]["ok"]:
+        checks["migrations"] = _migrations()
+    if checks["database"]["ok"] and checks["migrations"]["ok"]:
         state = PlatformState.read(now=now)
         tick = state.tick.seen_at if state.tick else None
         checks["beat"] = {
@@ -90,6 +102,9 @@ def readyz(request):
         checks["secrets_key"] = {"ok": problem is None, **({"error": problem} if problem else {})}
     else:
         unknown = {"ok": False, "error": "the database does not answer"}
+        if checks["database"]["ok"]:
+            unknown = {"ok": False, "error": "the database is not migrated"}
+        checks.setdefault("migrations", unknown)
         for name in ("beat", "runs_worker", "periodic_tasks", "secrets_key"):
             checks[name] = unknown
     ready = all(check["ok"] for check in checks.values())

@@ -113,7 +113,7 @@ def test_readyz_is_ready_with_fresh_heartbeats(client):
     body = response.json()
     assert body["status"] == "ok" and body["failed"] == []
     assert set(body["checks"]) == {
-        "database", "broker", "beat", "runs_worker", "periodic_tasks", "secrets_key",
+        "database", "broker", "migrations", "beat", "runs_worker", "periodic_tasks", "secrets_key",
     }  # fmt: skip
     assert body["checks"]["runs_worker"]["workers"] == ["runs-1@host"]
 
