@@ -26,6 +26,16 @@ NEEDS_ROLE = (
     "This needs the {role} role, which may {allows}; {name} is {current}. "
     "Ask an admin to give you the role."
 )
+# A login with no role (for example a staff user from before roles) may do nothing, and only
+# someone else can change that: the page says who and how. The admin's Users page needs a
+# superuser (the admin role alone does not open it); set_role works for anyone on the server.
+NO_ROLE = (
+    "This needs the {role} role, which may {allows}; {name} has no role yet, so it may do "
+    "nothing here. Ask an admin to give {name} a role (viewer, operator, deployer or admin): a "
+    "superuser does it in the admin (Users, tick {name}, then the action “Give the selected "
+    "people the … role”), or anyone on the server with "
+    "`python manage.py set_role {name} viewer`."
+)
 NEEDS_SCOPE = (
     "This API token ({token}) lacks the {scope} scope, needed to {allows}. "
     "Create a token with that scope on the console's API tokens page."
@@ -67,13 +77,19 @@ def authorize(actor: Actor, right: Right) -> None:
     if not user.is_active:
         raise AccessDenied(INACTIVE.format(name=user.get_username()))
     role = role_of(user)
-    if role is None or right not in ROLE_RIGHTS[role]:
+    if role is None:
+        raise AccessDenied(
+            NO_ROLE.format(
+                role=LEAST_ROLE[right], allows=WHAT_IT_ALLOWS[right], name=user.get_username()
+            )
+        )
+    if right not in ROLE_RIGHTS[role]:
         raise AccessDenied(
             NEEDS_ROLE.format(
                 role=LEAST_ROLE[right],
                 allows=WHAT_IT_ALLOWS[right],
                 name=user.get_username(),
-                current=f"a {role}" if role else "given no role",
+                current=f"a {role}",
             )
         )
     if actor.token is not None and right.value not in actor.token.scopes:

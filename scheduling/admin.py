@@ -13,6 +13,7 @@ from access.actor import Actor
 from access.admin import RightsAdmin
 from chalkcompute.names import InvalidNameError, check_secret_name
 from scheduling import selectors, services
+from scheduling.auth import token_state
 from scheduling.errors import SchedulingError
 from scheduling.models import ApiToken, Function, FunctionVersion, Image, Secret
 
@@ -255,12 +256,22 @@ class ApiTokenAdmin(RightsAdmin):
         "last_used_at",
         "last_used_from",
         "revoked_at",
+        "state",
     ]
     list_filter = ["revoked_at"]
     search_fields = ["name", "prefix", "created_by__username"]
     actions = ["revoke"]
     fields = list_display
     readonly_fields = list_display
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("created_by")  # for state
+
+    @admin.display(description="state")
+    def state(self, token: ApiToken) -> str:
+        # The API's own rule, so a token it refuses (no owner, owner deactivated) is not "active".
+        state = token_state(token, timezone.now())
+        return f"{state.word}: {state.reason}" if state.word == "refused" else state.word
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -4,7 +4,8 @@ Tokens are looked up by their SHA-256; the text itself is never stored. `runs/` 
 classes for its endpoints through the REST_FRAMEWORK defaults.
 """
 
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.http import HttpRequest
 from django.utils import timezone
@@ -39,9 +40,14 @@ EXPIRED_TOKEN = (
     "This API token ({name}, {prefix}…) expired at {at:%Y-%m-%d %H:%M} UTC. To get a new one, "
     f"{CREATE_TOKEN_HINT}, then export CHALK_COMPUTE_TOKEN=<token>"
 )
+# A token acts as its owner's role, so one without an owner is refused on purpose. Such tokens
+# come from before owners were required (`create_token NAME` had no --user, and deleting a user
+# left their tokens). The admin cannot give a token an owner: the way out is a new token.
 OWNERLESS_TOKEN = (
-    "This API token ({name}, {prefix}…) belongs to no one (its user was deleted, or it was made "
-    f"before tokens had owners), so it may do nothing. To get a new one, {CREATE_TOKEN_HINT}"
+    "This API token ({name}, {prefix}…) was made before tokens had owners: it acts as no one, "
+    "so it is refused. Make a new token on the console's API tokens page (signed in as the "
+    "person it should act as) or on the server with `python manage.py create_token NAME --user "
+    "USERNAME`, then revoke this one"
 )
 INACTIVE_OWNER = (
     "This API token ({name}, {prefix}…) belongs to {user}, whose account is deactivated: its "
@@ -51,6 +57,29 @@ REVOKED_TOKEN = (
     "This API token ({name}, {prefix}…) was revoked. To get a new one, "
     f"{CREATE_TOKEN_HINT}, then export CHALK_COMPUTE_TOKEN=<token>"
 )
+
+
+@dataclass(frozen=True)
+class TokenState:
+    word: str  # what a list of tokens shows: active, revoked, expired or refused
+    reason: str = ""  # the API's 401 text when the token is refused; empty when active
+
+
+def token_state(token: ApiToken, now: datetime) -> TokenState:
+    """Whether `token` authenticates now, and why not. The one rule: the bearer authentication
+    answers with its reason, and every list of tokens (the console's, the admin's) shows it, so
+    no list calls "active" a token the API refuses. Wants `created_by` selected."""
+    words = {"name": token.name, "prefix": token.prefix}
+    if token.revoked_at is not None:
+        return TokenState("revoked", REVOKED_TOKEN.format(**words))
+    if token.expires_at is not None and token.expires_at <= now:
+        return TokenState("expired", EXPIRED_TOKEN.format(**words, at=token.expires_at))
+    owner = token.created_by
+    if owner is None:
+        return TokenState("refused", OWNERLESS_TOKEN.format(**words))
+    if not owner.is_active:
+        return TokenState("refused", INACTIVE_OWNER.format(**words, user=owner.get_username()))
+    return TokenState("active")
 
 
 class BearerTokenAuthentication(BaseAuthentication):
@@ -73,25 +102,11 @@ class BearerTokenAuthentication(BaseAuthentication):
         )
         if token is None:
             raise exceptions.AuthenticationFailed(UNKNOWN_TOKEN, code="invalid_token")
-        words = {"name": token.name, "prefix": token.prefix}
         now = timezone.now()
-        if token.revoked_at is not None:
-            raise exceptions.AuthenticationFailed(
-                REVOKED_TOKEN.format(**words), code="invalid_token"
-            )
-        if token.expires_at is not None and token.expires_at <= now:
-            raise exceptions.AuthenticationFailed(
-                EXPIRED_TOKEN.format(**words, at=token.expires_at), code="invalid_token"
-            )
+        state = token_state(token, now)
+        if state.reason:
+            raise exceptions.AuthenticationFailed(state.reason, code="invalid_token")
         owner = token.created_by
-        if owner is None:
-            raise exceptions.AuthenticationFailed(
-                OWNERLESS_TOKEN.format(**words), code="invalid_token"
-            )
-        if not owner.is_active:
-            raise exceptions.AuthenticationFailed(
-                INACTIVE_OWNER.format(**words, user=owner.get_username()), code="invalid_token"
-            )
         address = request.META.get("REMOTE_ADDR") or None
         stale = token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION
         if stale or token.last_used_from != address:

@@ -18,6 +18,7 @@ from common.errors import ServiceError
 from common.paging import int_cursor, keyset_page, pager_query
 from console.access import console_view, see_other
 from scheduling import services
+from scheduling.auth import token_state
 from scheduling.errors import SchedulingError
 from scheduling.models import ApiToken
 
@@ -96,11 +97,14 @@ def tokens_page(request):
         before=int_cursor(request.GET, "before"),
         descending=True,
     )
+    now = timezone.now()
+    # The API's own rule, so a token it refuses (no owner, owner deactivated) is not "active".
+    for token in page.items:
+        token.state = token_state(token, now)
     context = {
         "page": page,
         "created": created,
         "error": error,
-        "now": timezone.now(),
         "scopes": [right.value for right in Right if right in held],
         "chosen_scopes": request.POST.getlist("scopes") if error else None,
         "sees_everyones": Right.ADMIN in held,
