@@ -36,6 +36,7 @@ class AuditAction(models.TextChoices):
     CHANNEL_CREATE = "channel_create"
     CHANNEL_DELETE = "channel_delete"
     CHANNEL_TEST = "channel_test"
+    RESTORE = "restore"  # manage.py after_restore: runs in flight at the backup ended
 
 
 class AuditEvent(models.Model):

@@ -896,6 +896,59 @@ def reap(*, now: dt.datetime) -> dict[str, int]:
     return {"lost": lost, "resent": len(overdue), "skipped_ahead": skipped}
 
 
+RESTORED = (
+    "restored from a backup: this run was in flight when the backup was taken; it may or may "
+    "not have finished before the disaster, so it is not run again"
+)
+
+
+def after_restore(
+    *, now: dt.datetime
+) -> tuple[Counter, list[tuple[str, dt.datetime, dt.datetime]]]:
+    """Makes a restored database safe to start, before beat and the workers do (manage.py
+    after_restore). A run active in the dump may have run to its end on the lost database:
+    started again it would run its slot twice and make the next slot skip for overlap, so it
+    ends `lost`, never retried. A function whose next slot has passed moves to its first slot
+    after `now`, as a resume does: the slots since the backup may have run already, so the tick
+    catches none up. All or nothing, and idempotent: a second call finds nothing to do and
+    records no audit event. Returns the runs ended per function, and (name, from, to) for each
+    function moved."""
+    fenced: Counter = Counter()
+    moved = []
+    with transaction.atomic():
+        active = Run.objects.filter(status__in=ACTIVE_RUN_STATUSES).select_related("function")
+        for run in active.order_by("id"):
+            for attempt in run.attempts.filter(status__in=ACTIVE_ATTEMPT_STATUSES):
+                lost = attempt_finish(
+                    attempt=attempt, status=AttemptStatus.LOST, reason=RESTORED, now=now,
+                    retryable=False,
+                )  # fmt: skip
+                if lost:
+                    text = f"attempt lost: {RESTORED}"
+                    log_system(attempt=attempt, text=text, now=now, level="ERROR")
+            fenced[run.function.name] += 1
+            run = Run.objects.select_for_update().get(id=run.id)
+            if run.status in ACTIVE_RUN_STATUSES:  # it had no active attempt to end it
+                _run_end(run=run, status=RunStatus.LOST, reason=RESTORED, now=now)
+        passed = Function.objects.select_for_update(of=("self",)).filter(
+            paused=False, next_fire_at__lte=now, current_version__cron__isnull=False
+        )
+        for function in passed.select_related("current_version").order_by("name"):
+            slot = schedule_engine.parse(function.current_version.cron).next_after(now)
+            moved.append((function.name, function.next_fire_at, slot))
+            function.next_fire_at = slot
+            function.save(update_fields=["next_fire_at"])
+        if fenced or moved:
+            audit(
+                actor=Actor.platform(),
+                action=AuditAction.RESTORE,
+                now=now,
+                target="after_restore",
+                detail={"runs_lost": dict(fenced), "functions_moved": len(moved)},
+            )
+    return fenced, moved
+
+
 def runs_prune(*, before: dt.datetime, batch: int = 10_000) -> int:
     """Deletes runs that finished before `before`, with their attempts, log lines and usage
     samples; returns how many runs.
