@@ -19,8 +19,8 @@ from typing import Any
 DEFAULT_URL = "http://127.0.0.1:8000"
 TIMEOUT_SECONDS = 60
 CREATE_TOKEN_HELP = (
-    "Create a token on the server with `python manage.py create_token NAME` (or on the "
-    "console's API tokens page), then `export CHALK_COMPUTE_TOKEN=<token>`."
+    "Create a token on the server with `python manage.py create_token NAME --user USERNAME` "
+    "(or on the console's API tokens page), then `export CHALK_COMPUTE_TOKEN=<token>`."
 )
 
 

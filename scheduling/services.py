@@ -53,8 +53,8 @@ TOKEN_PREFIX = "chalk_"
 TOKEN_DISPLAY_CHARS = 12  # "chalk_" and six characters of the random part
 MAX_TOKEN_NAME = 100
 CREATE_TOKEN_HINT = (
-    "create one with `python manage.py create_token NAME` on the server (or on the console's "
-    "API tokens page)"
+    "create one with `python manage.py create_token NAME --user USERNAME` on the server (or on "
+    "the console's API tokens page)"
 )
 
 

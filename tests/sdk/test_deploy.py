@@ -193,7 +193,8 @@ def test_it_explains_a_refused_token(chalk):
     assert result.stderr == (
         f"chalkcompute: cannot deploy hello: {chalk.url} refused CHALK_COMPUTE_TOKEN: This API "
         "token is not valid on this server. To get a token, create one with `python manage.py "
-        "create_token NAME` on the server (or on the console's API tokens page), then export "
+        "create_token NAME --user USERNAME` on the server (or on the console's API tokens page), "
+        "then export "
         "CHALK_COMPUTE_TOKEN=<token>\n"
     )
 
@@ -205,7 +206,8 @@ def test_it_explains_a_missing_token(chalk):
     assert result.stderr == (
         f"chalkcompute: cannot deploy hello: CHALK_COMPUTE_TOKEN is not set, and {chalk.url} "
         "needs an API token. Create a token on the server with `python manage.py create_token "
-        "NAME` (or on the console's API tokens page), then `export CHALK_COMPUTE_TOKEN=<token>`.\n"
+        "NAME --user USERNAME` (or on the console's API tokens page), then "
+        "`export CHALK_COMPUTE_TOKEN=<token>`.\n"
     )
 
 

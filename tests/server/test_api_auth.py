@@ -25,8 +25,8 @@ ENDPOINTS = [
     ("delete", "/api/v1/secrets/EXCHANGE_API_KEY", None),
 ]
 CREATE_HINT = (
-    "create one with `python manage.py create_token NAME` on the server (or on the console's "
-    "API tokens page)"
+    "create one with `python manage.py create_token NAME --user USERNAME` on the server (or on "
+    "the console's API tokens page)"
 )
 
 
