@@ -9,8 +9,15 @@ function is): the same bubblewrap sandbox and uid as a run, the venv being built
 writable mount beside a private HOME and /tmp, and the run's own network when runs have one,
 so a build reaches package indexes on the internet but not the worker's loopback. The
 worker's PIP_* settings and /etc/pip.conf (and /etc/xdg/pip) come along; its own
-~/.config/pip, and a package index on its loopback, do not. `apt_install` (root workers only)
-still runs on the worker itself: it installs into the machine.
+~/.config/pip, and a package index on its loopback, do not.
+
+A built venv is the deployer's data, never the worker's instructions: the interpreter prefix a
+sandbox mounts is the server's own choice (`LocalImage.prefix`), not the venv's pyvenv.cfg;
+the "built" marker lives beside the venv, where the build cannot write, made with
+O_NOFOLLOW|O_EXCL. `apt_install` is refused: apt runs deployer-chosen package scripts as root
+on the host, which no sandbox around it makes safe. A step ends at
+CHALK_BUILD_STEP_TIMEOUT_SECONDS, silent or not (a watchdog, not the next line); a build stops
+at CHALK_LOCAL_IMAGE_MAX_SIZE. A build holds a database connection only for its writes.
 """
 
 import datetime as dt
