@@ -39,7 +39,10 @@ def test_it_shows_the_configuration_of_the_current_version(console, rates):
     assert "cpu default, memory 1Gi, no gpu" in page
     assert "3 (backoff ×2.0, 1.0–60.0 s)" in page
     assert "<dt>Timeout</dt><dd>10 min</dd>" in page
-    assert "Not built yet: a runs worker builds it once it is deployed (else its first run does)." in page
+    assert (
+        "Not built yet: a runs worker builds it once it is deployed (else its first run does)."
+        in page
+    )
 
 
 def test_it_shows_the_image_build_state(console, rates):
