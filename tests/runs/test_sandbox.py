@@ -593,6 +593,28 @@ def test_the_runtime_copy_is_the_bundle_read_only_made_once(settings):
     assert {p.name for p in first.iterdir()} == {"chalkcompute", "chalk"}
 
 
+def test_the_runtime_copy_is_made_by_a_python_without_tar_filters(settings, monkeypatch):
+    """Debian 12's python3.11 is 3.11.2, older than tarfile's extraction filters (3.11.4):
+    `make run` on it failed every run until the copy did without them."""
+    import tarfile
+
+    extractall = tarfile.TarFile.extractall
+
+    def without_filters(self, path=".", members=None, *, numeric_owner=False):  # 3.11.2's
+        return extractall(self, path, members, numeric_owner=numeric_owner)
+
+    monkeypatch.delattr(tarfile, "data_filter")
+    monkeypatch.setattr(tarfile.TarFile, "extractall", without_filters)
+    settings.DATA_DIR = settings.DATA_DIR / "old-python"
+    settings.DATA_DIR.mkdir(exist_ok=True)
+
+    copy = sandbox.runtime_copy()
+
+    runner = copy / "chalkcompute" / "runtime" / "runner.py"
+    assert runner.read_bytes() == Path(runner_module.__file__).read_bytes()
+    sandbox.remove_tree(settings.DATA_DIR)
+
+
 # Image builds: `run_commands` is the user's code too.
 
 BUILD_PROBE = """

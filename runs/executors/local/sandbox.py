@@ -339,7 +339,10 @@ def runtime_copy() -> Path:
     staging = Path(tempfile.mkdtemp(prefix=".extracting-", dir=root))
     try:
         with tarfile.open(fileobj=io.BytesIO(bundle.archive), mode="r:gz") as archive:
-            archive.extractall(staging, filter="data")
+            # The bundle is this server's own archive of .py files. The "data" filter, where
+            # this Python has it (3.11.4 and later; Debian 12's 3.11 is 3.11.2), guards anyway.
+            safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+            archive.extractall(staging, **safe)
         compileall.compile_dir(staging, ddir=str(target), quiet=2, workers=1)
         for folder, _, files in os.walk(staging, topdown=False):
             for name in files:
