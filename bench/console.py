@@ -293,7 +293,7 @@ def main() -> None:
     user, _ = get_user_model().objects.get_or_create(
         username="bench-operator", defaults={"is_staff": True}
     )
-    client = Client()
+    client = Client(HTTP_HOST="localhost")  # a host ALLOWED_HOSTS lists; "testserver" is not
     client.force_login(user)
 
     print(f"\n{'page':<16}{'variant':<32}{'median ms':>10}{'p95 ms':>9}{'queries':>9}")

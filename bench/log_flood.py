@@ -145,7 +145,8 @@ def flood(mode: str, token: str, lines: int, batch: int) -> None:
         )
         for start in range(0, lines, batch)
     ]
-    client = Client(HTTP_AUTHORIZATION=f"Bearer {token}")
+    # "localhost": a host ALLOWED_HOSTS lists (the test client's "testserver" is not)
+    client = Client(HTTP_HOST="localhost", HTTP_AUTHORIZATION=f"Bearer {token}")
     print("ready", flush=True)
     sys.stdin.readline()
     started = time.perf_counter()

@@ -620,7 +620,7 @@ def _mib(size: int) -> str:
 
 def _out_of_memory(usage: Usage, spec: dict, limit: int) -> str:
     said = f"out of memory: used {_mib(usage.rss_bytes)}"
-    if usage.scratch_bytes:
+    if usage.scratch_bytes >= 2**20:  # the runner's own copy of the source is a few KiB
         said += f" ({_mib(usage.scratch_bytes)} of it files in HOME and /tmp, which are memory)"
     if spec.get("memory"):
         return f"{said}, above its memory limit {spec['memory']} ({_mib(limit)})"
