@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.runs.test_sandbox import needs_bwrap
 from tests.test_make_run import (
     REPO,
     embedded_env,
@@ -44,9 +45,11 @@ def unprivileged() -> str:
 """
 
 
-@pytest.mark.skipif(not shutil.which("bwrap"), reason="bubblewrap is not installed here")
+@needs_bwrap  # a laptop without bubblewrap skips; CI installs it, and there a miss fails
 def test_the_platform_runs_a_function_in_its_sandbox_as_an_unprivileged_user(tmp_path):
     if os.geteuid() != 0:
+        # Only root can start a process as another user; a test run that is not root is the
+        # unprivileged case already, which test_make_run's platform then exercises.
         pytest.skip("the tests already run unprivileged here: test_make_run is this test")
     # This machine's Python may live in root's home (pyenv): nobody may pass through it (not
     # list it) while the test runs, as production's chalkweb user runs a Python it can reach.
