@@ -3,13 +3,15 @@ the runner API (which tells the runner) and admission."""
 
 from django.conf import settings
 
-from chalkcompute.quantities import memory_bytes
+from chalkcompute.quantities import parse_memory, parse_quantity
 
 
 def run_memory_limit(memory: str | None) -> int:
-    """Bytes a local run may use: its `memory=`, else the default request admission holds
-    for it (CHALK_LOCAL_DEFAULT_MEMORY), so no run uses memory it was not given."""
-    return memory_bytes(memory or settings.CHALK_LOCAL_DEFAULT_MEMORY)
+    """Bytes a local run holds and may use: its `memory=`, else CHALK_LOCAL_DEFAULT_MEMORY.
+    Admission holds it and the runner stops the run past it, so no run uses memory it was
+    not given."""
+    text = parse_memory(memory or settings.CHALK_LOCAL_DEFAULT_MEMORY)
+    return int(parse_quantity(text, "memory"))
 
 
 def run_timeout(timeout: float | None) -> float:

@@ -516,10 +516,10 @@ class Attempt:
                     )
                     processes.signal(signal.SIGKILL)
                 elif timeout and now - started > timeout:
-                    stop_reason = ("timed_out", f"timed out after {timeout:g} seconds")
+                    said = f"timed out after {timeout:g} seconds"
                     if spec.get("timeout_is_default"):
-                        stop_reason = ("timed_out", stop_reason[1] + " (the default: set "
-                                       "timeout= on the function for longer)")  # fmt: skip
+                        said += " (the default: set timeout= on the function for longer)"
+                    stop_reason = ("timed_out", said)
                 elif self.cancelled:
                     stop_reason = ("cancelled", "cancelled while running")
                 if stop_reason and stop_reason[0] != "failed":

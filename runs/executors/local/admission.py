@@ -23,6 +23,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from chalkcompute.quantities import InvalidQuantityError, parse_cpu, parse_memory, parse_quantity
+from runs.limits import run_memory_limit
 
 WAIT_CHECK_SECONDS = 2.0  # a waiting run looks again at least this often (cancels, heartbeats)
 
@@ -37,9 +38,7 @@ def requests_of(cpu: str | None, memory: str | None) -> Resources:
     """What a run of a version holds: its requests, or the defaults where it has none."""
     return Resources(
         cpu=parse_quantity(parse_cpu(cpu or settings.CHALK_LOCAL_DEFAULT_CPU), "cpu"),
-        memory=int(
-            parse_quantity(parse_memory(memory or settings.CHALK_LOCAL_DEFAULT_MEMORY), "memory")
-        ),
+        memory=run_memory_limit(memory),
     )
 
 

@@ -22,6 +22,7 @@ at CHALK_LOCAL_IMAGE_MAX_SIZE. A build holds a database connection only for its 
 
 import datetime as dt
 import fcntl
+import functools
 import os
 import resource
 import select
@@ -61,6 +62,7 @@ def images_dir() -> Path:
 _RUNNING = f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
+@functools.lru_cache(maxsize=8)  # every run asks (its image's prefix); a miss is not cached
 def _interpreter(python_version: str) -> str:
     if python_version == _RUNNING:
         return getattr(sys, "_base_executable", sys.executable)
@@ -140,7 +142,7 @@ def ensure_image(
 
 def forget_image(spec_hash: str) -> None:
     """Removes an image's venv and marker (the marker first: a run never finds a venv half
-    removed). The caller holds no build lock; collect_images takes it."""
+    removed). The caller holds the image's build lock."""
     (images_dir() / f"{spec_hash}.ready").unlink(missing_ok=True)
     if (images_dir() / spec_hash).exists():
         sandbox.remove_tree(images_dir() / spec_hash)
@@ -228,7 +230,7 @@ def _build(
 
     spec = ImageSpec.from_spec(image.spec)
     try:
-        refused = [step for step in spec.steps if step.kind == "apt_install"]
+        refused = [entry for entry in spec.steps if entry.kind == "apt_install"]
         if refused:
             raise ImageBuildError(
                 f"apt_install({', '.join(refused[0].content)}) is not done by the local "
