@@ -91,12 +91,16 @@ def build(cursor) -> None:
             "versions",
             f"""INSERT INTO scheduling_functionversion (function_id, number, source,
             source_filename, source_sha256, entrypoint, image_id, schedule, cron, cpu, memory,
-            gpu, retries, timeout, overlap, secret_names, content_hash, created_by, created_at)
+            gpu, retries, timeout, overlap, secret_names, content_hash, created_by, created_at,
+            env, tags, alerts)
             SELECT f, n, %(source)s || repeat(E'\\n# revision ' || n, n), 'job.py',
                    md5(f::text || '.' || n), 'job', 1, '0 * * * *', '0 * * * *', '1', '1Gi',
                    NULL, '{{"max_retries": 2, "backoff_coefficient": 2.0, "initial_delay": 1.0,
                    "max_delay": 60.0}}', 600, 'skip', '[]', md5(n::text), 'bench',
-                   now() - (interval '1 day' * ({HOT_VERSIONS} - n))
+                   now() - (interval '1 day' * ({HOT_VERSIONS} - n)), '{{}}', '{{}}',
+                   '{{"on_failure": [], "after_failures": null, "on_recovery": null,
+                   "late_after": null, "running_after": null, "on_skip": null,
+                   "remind_every": null}}'
             FROM (SELECT g AS f, 1 AS n FROM generate_series(1, {FUNCTIONS}) g
                   UNION ALL SELECT 1, n FROM generate_series(2, {HOT_VERSIONS}) n) v
             ORDER BY n, f""",
@@ -289,10 +293,15 @@ def main() -> None:
 
     from django.contrib.auth import get_user_model
     from django.test import Client
+    from django.utils import timezone
+
+    from access.services import Actor, role_set
 
     user, _ = get_user_model().objects.get_or_create(
         username="bench-operator", defaults={"is_staff": True}
     )
+    # The console answers only people with a role.
+    role_set(actor=Actor.platform(), user=user, role="operator", now=timezone.now())
     client = Client(HTTP_HOST="localhost")  # a host ALLOWED_HOSTS lists; "testserver" is not
     client.force_login(user)
 
