@@ -11,7 +11,6 @@ import threading
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 from django.conf import settings
 from django.db import connection
@@ -24,6 +23,7 @@ from chalkweb.celery import purge_queues
 from runs.beat import ensure_periodic_tasks
 from runs.models import Run
 from scheduling.services import function_deploy
+from tests.database import settle_database
 from tests.personas import acting
 
 REPO = Path(__file__).resolve().parents[2]
@@ -123,32 +123,6 @@ class Platform:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
         settle_database()
-
-
-def settle_database(timeout: float = 10, patience: float = 2) -> None:
-    """Waits until the killed workers' PostgreSQL sessions are gone. Such a session still runs
-    whatever statement reached it before its client died, and the test's flush (TRUNCATE of
-    every table) must not meet it halfway, or they deadlock. One that waits on a lock, or sits
-    in an open transaction, never notices its client died: after `patience` seconds the rest
-    are terminated (their processes were killed). The sessions that stay are this process's
-    own (the test's and the live server's), known by their local ports."""
-    if connection.vendor != "postgresql":
-        return
-    started = time.monotonic()
-    while time.monotonic() < started + timeout:
-        ours = [c.laddr.port for c in psutil.Process().net_connections("tcp") if c.laddr]
-        others = (
-            "FROM pg_stat_activity WHERE datname = current_database()"
-            " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
-            " AND NOT client_port = ANY(%s)"
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(f"SELECT count(*) {others}", [ours])
-            if not cursor.fetchone()[0]:
-                return
-            if time.monotonic() > started + patience:
-                cursor.execute(f"SELECT pg_terminate_backend(pid) {others}", [ours])
-        time.sleep(0.1)
 
 
 def host_address() -> str:
