@@ -83,9 +83,14 @@ class RunAdmin(ReadOnlyAdmin):
     readonly_fields = [
         "function", "version", "trigger", "triggered_by", "scheduled_for", "status",
         "status_reason", "missed_slots", "created_at", "started_at", "finished_at",
-        "cancel_requested_at", "peak_memory_bytes", "cpu_seconds", "console",
+        "cancel_requested_at", "peak_memory_bytes", "cpu_seconds", "return_format",
+        "return_value", "console",
     ]  # fmt: skip
     fields = readonly_fields
+
+    def get_queryset(self, request):
+        # The changelist shows no return values: up to 64 KiB each, not read for every row.
+        return super().get_queryset(request).defer("return_value")
 
     @admin.display(description="console")
     def console(self, run: Run):

@@ -8,6 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from access.actor import Actor
+from chalkcompute.runtime import returns
 from common.api import (
     BODY_ERRORS,
     COMMON_ERRORS,
@@ -59,7 +60,19 @@ class RunDetailOutputSerializer(RunOutputSerializer):
     attempts = AttemptOutputSerializer(many=True)
 
     class Meta(RunOutputSerializer.Meta):
-        fields = [*RunOutputSerializer.Meta.fields, "attempts"]
+        fields = [*RunOutputSerializer.Meta.fields, "return_value", "return_format", "attempts"]
+        extra_kwargs = {
+            "return_value": {
+                "help_text": "What the function returned, secrets masked: the value itself "
+                "when it is JSON, else a string, as return_format says; null when it returned "
+                "None or the run did not succeed"
+            },
+            "return_format": {
+                "help_text": "json; repr: return_value is the value's repr() (it is not JSON); "
+                f"cut: the first {returns.MAX_RETURN_BYTES} bytes of a longer value's text; "
+                "empty with no value"
+            },
+        }
 
 
 class LogLineOutputSerializer(serializers.ModelSerializer):

@@ -5,6 +5,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from chalkcompute.runtime import returns
+
 
 class RunStatus(models.TextChoices):
     QUEUED = "queued"
@@ -73,6 +75,18 @@ class Run(models.Model):
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
     peak_memory_bytes = models.BigIntegerField(null=True, blank=True)
     cpu_seconds = models.FloatField(null=True, blank=True)
+    # What the function returned, masked and capped (chalkcompute/runtime/returns.py): the
+    # value as JSON, or a string (its repr, or its cut text) as `return_format` says; null for
+    # None and for a run that did not succeed. A database default: the tick inserts runs with
+    # plain SQL (runs/scheduler.py).
+    return_value = models.JSONField(null=True, blank=True)
+    return_format = models.CharField(
+        max_length=4,
+        choices=[(f, f) for f in returns.FORMATS],
+        blank=True,
+        default="",
+        db_default="",
+    )
 
     class Meta:
         constraints = [

@@ -43,7 +43,8 @@ def run_get(*, run_id: int) -> Run | None:
 
 
 def run_list(*, function: Function | None = None, status: str | None = None) -> QuerySet[Run]:
-    runs = Run.objects.select_related("function", "version").order_by("-id")
+    # A list shows no return values: up to 64 KiB each, not read for every row.
+    runs = Run.objects.select_related("function", "version").defer("return_value").order_by("-id")
     if function is not None:
         runs = runs.filter(function=function)
     if status is not None:

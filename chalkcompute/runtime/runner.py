@@ -13,8 +13,9 @@
    MAX_LINE_CHARS, and lines wait for a heartbeat only up to MAX_PENDING_BYTES (then the
    function waits to write), so a long line without a newline costs the runner no memory.
 4. Enforces the timeout (SIGTERM, then SIGKILL after a grace period) and the memory limit.
-5. Reports the outcome: a return, or the exception's type, message and traceback, and the
-   exit code. A report that cannot be delivered is retried until the server answers.
+5. Reports the outcome: a return value (returns.py), or the exception's type, message and
+   traceback, and the exit code. A report that cannot be delivered is retried until the server
+   answers.
 
 One Masker (masking.py) masks every path: the stdout and stderr pipes (what the function or its
 subprocesses write to the file descriptors), the lines Python code prints and the chalk_logger
@@ -39,6 +40,7 @@ import urllib.request
 from pathlib import Path
 
 from chalkcompute.client import CrossOriginRedirectError, urlopen
+from chalkcompute.runtime import returns
 from chalkcompute.runtime.masking import Masker, MaskingStream
 from chalkcompute.runtime.parent import die_with_parent, not_dumpable
 from chalkcompute.runtime.usage import SANDBOXED, RunProcesses, Usage
@@ -561,7 +563,6 @@ class Attempt:
             "error_message": "",
             "traceback": "",
             "reason": "",
-            "return_value": None,
         }
         result = self.result or {}
         if stop_reason:
@@ -571,8 +572,10 @@ class Attempt:
                 outcome["error_message"] = stop_reason[1]
         elif result.get("ok") and exit_code == 0:
             outcome["status"] = "succeeded"
-            if result.get("return") is not None:
-                outcome["return_value"] = self._masked(result, "return")
+            if isinstance(result.get("return"), str):
+                outcome["return_value"], outcome["return_format"] = returns.kept(
+                    result["return"], str(result.get("return_format")), self.masker
+                )
         else:
             outcome["status"] = "failed"
             if result and not result.get("ok"):

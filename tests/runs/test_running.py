@@ -66,6 +66,7 @@ def test_it_runs_a_function_now_with_its_logs_and_usage_visible_through_the_api(
     assert detail["status"] == "succeeded"
     assert [a["status"] for a in detail["attempts"]] == ["succeeded"]
     assert detail["attempts"][0]["exit_code"] == 0
+    assert (detail["return_value"], detail["return_format"]) == ({"rates": 3}, "json")
     logs = api.get(f"/api/v1/runs/{run.id}/logs").json()["results"]
     assert [(line["stream"], line["level"], line["text"]) for line in logs] == [
         ("stdout", "INFO", "refresh started"),
