@@ -1,5 +1,7 @@
 """What happened: runs of functions, their attempts, log lines and usage samples."""
 
+import datetime as dt
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -43,6 +45,10 @@ class Trigger(models.TextChoices):
     SCHEDULE = "schedule"
     MANUAL = "manual"
     API = "api"
+
+
+# Runs started by hand: their scheduled_for is when they were asked for, not a slot.
+MANUAL_TRIGGERS = (Trigger.MANUAL, Trigger.API)
 
 
 class Run(models.Model):
@@ -114,6 +120,13 @@ class Run(models.Model):
                 condition=Q(status__in=ACTIVE_RUN_STATUSES),
                 name="runs_run_active_by_function",
             ),
+            # A run's previous_success_slot (runs/selectors.py), asked at every attempt's
+            # start: one step back from its slot, however many runs the function has.
+            models.Index(
+                fields=["function", "-scheduled_for"],
+                condition=Q(status=RunStatus.SUCCEEDED) & ~Q(trigger__in=MANUAL_TRIGGERS),
+                name="runs_run_success_by_slot",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -122,6 +135,12 @@ class Run(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in ACTIVE_RUN_STATUSES
+
+    @property
+    def slot(self) -> dt.datetime | None:
+        """The scheduled instant this run is for, whatever made it (the tick, or a backfill);
+        None for a run started by hand."""
+        return None if self.trigger in MANUAL_TRIGGERS else self.scheduled_for
 
     @property
     def shown_status(self) -> str:

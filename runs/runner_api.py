@@ -28,8 +28,9 @@ from django.views.decorators.csrf import csrf_exempt
 
 from chalkcompute.image import Image as ImageSpec
 from chalkcompute.quantities import memory_bytes
+from chalkcompute.run_context import utc_text
 from chalkcompute.runtime import returns
-from runs import runtime_bundle, services
+from runs import runtime_bundle, selectors, services
 from runs.errors import RunError
 from runs.limits import run_memory_limit, run_timeout
 from runs.models import ACTIVE_ATTEMPT_STATUSES, Attempt, AttemptStatus
@@ -256,13 +257,21 @@ def attempt_detail(request, attempt: Attempt, body: dict) -> JsonResponse:
         {"path": file.path, "content_base64": base64.b64encode(bytes(file.content)).decode()}
         for file in version.files.all()
     ]
+    run = attempt.run
     return JsonResponse(
         {
             "attempt_id": attempt.id,
-            "attempt_number": attempt.number,
-            "run_id": attempt.run_id,
-            "function": attempt.run.function.name,
-            "version": version.number,
+            # What current_run() returns in the run (chalkcompute/run_context.py), decided
+            # here from what the server stored: a run never names its own slot.
+            "run": {
+                "run_id": run.id,
+                "attempt": attempt.number,
+                "trigger": run.trigger,
+                "slot": utc_text(run.slot),
+                "previous_success_slot": utc_text(selectors.previous_success_slot(run=run)),
+                "function": run.function.name,
+                "version": version.number,
+            },
             "entrypoint": version.entrypoint,
             "source": version.source,
             "source_filename": version.source_filename,

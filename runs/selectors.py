@@ -10,6 +10,7 @@ from django.db.models.functions import RowNumber, TruncHour, TruncMinute
 from common.paging import KeysetPage, keyset_page
 from runs.models import (
     ACTIVE_RUN_STATUSES,
+    MANUAL_TRIGGERS,
     Attempt,
     ImageBuild,
     LogLine,
@@ -38,6 +39,22 @@ def run_get(*, run_id: int) -> Run | None:
         Run.objects.select_related("function", "version")
         .prefetch_related("attempts")
         .filter(id=run_id)
+        .first()
+    )
+
+
+def previous_success_slot(*, run: Run) -> datetime | None:
+    """The slot of the function's last succeeded run that had one, before this run's slot (for
+    a run started by hand, before it was asked for): what a run has to catch up from."""
+    return (
+        Run.objects.filter(
+            function_id=run.function_id,
+            status=RunStatus.SUCCEEDED,
+            scheduled_for__lt=run.scheduled_for,
+        )
+        .exclude(trigger__in=MANUAL_TRIGGERS)
+        .order_by("-scheduled_for")
+        .values_list("scheduled_for", flat=True)
         .first()
     )
 

@@ -6,7 +6,8 @@
    No CHALK_ATTEMPT_TOKEN* variable stays in its environment, and the runner makes itself not
    dumpable: the function, its child with the same uid, cannot read the token from
    /proc/<runner>/environ or /proc/<runner>/mem.
-2. Runs the function in a child process in its own session, the secrets in its environment.
+2. Runs the function in a child process in its own session, the secrets and the run's facts
+   (run_context.py) in its environment.
 3. Every second posts a heartbeat: new stdout/stderr/chalk_logger lines (secret values masked,
    capped per attempt) and a CPU/RSS sample. The answer says whether the run was cancelled.
    Output is read in chunks of at most READ_BYTES and cut into lines of at most
@@ -39,6 +40,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from chalkcompute import run_context
 from chalkcompute.client import CrossOriginRedirectError, urlopen
 from chalkcompute.runtime import returns
 from chalkcompute.runtime.masking import Masker, MaskingStream
@@ -458,6 +460,8 @@ class Attempt:
                 "CHALK_EVENTS_FD": str(write_fd),
                 "CHALK_START_AT": str(spec.get("start_at") or 0),
                 "PYTHONUNBUFFERED": "1",
+                # What current_run() reads, here and in every program the function starts.
+                **run_context.environment(spec["run"]),
             }
         )
         # The timeout counts from the start time: a runner prepared ahead of its slot waits.
