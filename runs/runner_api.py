@@ -110,7 +110,8 @@ def _text(body: dict, name: str) -> str:
 def _return_value(body: dict) -> tuple[object, str]:
     """The return value and its format (chalkcompute/runtime/returns.py): a format the runner
     knows, a string unless JSON, within the cap, with what the database cannot hold replaced."""
-    value, format = body.get("return_value"), body.get("return_format")
+    # No format: a runner from before formats (a pod in flight across an upgrade) sent a repr.
+    value, format = body.get("return_value"), body.get("return_format", returns.REPR)
     if value is None:
         return None, ""
     if format not in returns.FORMATS:

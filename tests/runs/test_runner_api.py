@@ -182,6 +182,13 @@ def test_a_run_that_did_not_succeed_keeps_no_return_value(runner):
     assert (run.status, run.return_value, run.return_format) == ("failed", None, "")
 
 
+def test_a_return_value_without_a_format_is_a_repr_as_the_previous_runner_sent_it(runner):
+    runner(FINISH, {"status": "succeeded", "return_value": "{'EUR', 'USD'}"})
+
+    run = Run.objects.get()
+    assert (run.return_value, run.return_format) == ("{'EUR', 'USD'}", "repr")
+
+
 def test_what_no_database_stores_in_a_returned_string_is_replaced(runner):
     returned = {"nul\x00key": ["lone \ud800 surrogate"]}
     response = runner(
