@@ -82,11 +82,12 @@ from chalk import chalk_logger
 
 
 @chalkcompute.function(name="hello-console", schedule="0 0 1 1 *")
-def hello_console() -> None:
+def hello_console() -> dict:
     chalk_logger.info("step one: fetching")
     time.sleep(3)
     chalk_logger.warning("step two: 3 rates are stale")
     time.sleep(1)
+    return {"stale": 3}
 """
 
 
@@ -186,6 +187,7 @@ def test_it_deploys_with_the_sdk_and_shows_a_run_succeed_live(
     expect(log).not_to_contain_text("step two")
     expect(log).to_contain_text("step two: 3 rates are stale", timeout=RUN_TIMEOUT_MS)
     expect(page.locator("#run-status")).to_contain_text("succeeded", timeout=RUN_TIMEOUT_MS)
+    expect(page.locator("#return-value pre")).to_have_text('{\n  "stale": 3\n}')
     assert_not_reloaded(page)
     expect(page.locator("#poller")).not_to_have_attribute("hx-trigger", re.compile(".+"))
     expect(page.locator("#usage")).to_contain_text("Peak memory")
