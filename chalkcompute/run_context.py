@@ -44,7 +44,9 @@ class RunContext:
 
 def utc_text(moment: dt.datetime | None) -> str | None:
     """An instant as a run's facts carry it: ISO 8601 in UTC."""
-    return None if moment is None else moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    if moment is None:
+        return None
+    return moment.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")  # noqa: UP017 - 3.10
 
 
 def environment(facts: dict) -> dict[str, str]:
@@ -76,4 +78,5 @@ def current_run() -> RunContext:
 
 
 def _moment(text: str) -> dt.datetime | None:
-    return dt.datetime.fromisoformat(text) if text else None
+    # Run images may have Python 3.10, whose fromisoformat() does not read "Z".
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
