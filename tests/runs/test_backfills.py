@@ -24,7 +24,7 @@ from runs.errors import (
     NothingToRunError,
     TooManySlotsError,
 )
-from runs.models import Backfill, Run
+from runs.models import Attempt, Backfill, Run, RunStatus
 from runs.scheduler import tick
 from runs.services import attempt_begin, attempt_claim, attempt_finish
 from runs.tasks import reap
@@ -348,6 +348,41 @@ def test_it_never_touches_the_live_schedule():
     every_minute.refresh_from_db()
     assert every_minute.next_fire_at == minute(11)
     assert not Run.objects.filter(trigger="schedule").exists()
+
+
+def test_a_live_slot_runs_beside_an_active_backfill_of_an_overlap_skip_function():
+    every_minute = deploy(
+        "every-minute", "pass", schedule="* * * * *", overlap="skip", now=minute(10, 30)
+    )
+    backfill = backfill_start(
+        function=every_minute, start=minute(0), end=minute(10), max_parallel=2,
+        actor=acting("alice"), now=minute(10, 30),
+    )  # fmt: skip
+    assert backfill.runs.filter(status="queued").count() == 2
+
+    assert tick(now=minute(10, 55)).runs == 1  # claimed ahead, as when nothing is active
+    assert tick(now=minute(11)).runs == 0  # and never a second time
+
+    live = Run.objects.get(trigger="schedule")
+    assert (live.scheduled_for, live.status, live.status_reason) == (minute(11), "queued", "")
+    assert Attempt.objects.filter(run=live).count() == 1
+    every_minute.refresh_from_db()
+    assert every_minute.next_fire_at == minute(12)
+
+
+def test_a_live_run_still_makes_the_next_slot_of_an_overlap_skip_function_skip():
+    every_minute = deploy("every-minute", "pass", schedule="* * * * *", now=minute(10, 30))
+    backfill_start(
+        function=every_minute, start=minute(0), end=minute(10), actor=acting("alice"),
+        now=minute(10, 30),
+    )  # fmt: skip
+    tick(now=minute(11))
+
+    tick(now=minute(12))
+
+    assert list(
+        Run.objects.filter(trigger="schedule").order_by("scheduled_for").values_list("status")
+    ) == [(RunStatus.QUEUED,), (RunStatus.SKIPPED,)]
 
 
 @pytest.mark.django_db(transaction=True)
