@@ -289,6 +289,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "RunStatusEnum": "runs.models.RunStatus",
         "AttemptStatusEnum": "runs.models.AttemptStatus",
+        "BackfillStatusEnum": "runs.models.BackfillStatus",
         "ChannelKindEnum": "alerts.models.ChannelKind",
     },
 }

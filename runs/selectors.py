@@ -4,13 +4,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import connection
-from django.db.models import F, Max, Q, QuerySet, Window
+from django.db.models import F, Max, Prefetch, Q, QuerySet, Window
 from django.db.models.functions import RowNumber, TruncHour, TruncMinute
 
 from common.paging import KeysetPage, keyset_page
 from runs.models import (
     ACTIVE_RUN_STATUSES,
     Attempt,
+    Backfill,
     ImageBuild,
     LogLine,
     Run,
@@ -49,6 +50,16 @@ def run_list(*, function: Function | None = None, status: str | None = None) -> 
     if status is not None:
         runs = runs.filter(status=status)
     return runs
+
+
+def backfill_get(*, backfill_id: int) -> Backfill | None:
+    """The backfill with its runs so far, in slot order."""
+    return (
+        Backfill.objects.select_related("function", "version")
+        .prefetch_related(Prefetch("runs", queryset=Run.objects.order_by("scheduled_for")))
+        .filter(id=backfill_id)
+        .first()
+    )
 
 
 def log_lines(*, run: Run, after: int, limit: int) -> QuerySet[LogLine]:
