@@ -2,7 +2,12 @@
 start, read, cancel."""
 
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
@@ -29,7 +34,7 @@ from common.api import (
 )
 from runs import backfills, selectors, services
 from runs.models import Attempt, Backfill, LogLine, Run, RunStatus, Trigger
-from scheduling.api.functions import NAME, function_or_404
+from scheduling.api.functions import NAME, function_console_url, function_or_404
 
 MAX_LOG_PAGE = 5000
 
@@ -243,13 +248,21 @@ class BackfillOutputSerializer(serializers.ModelSerializer):
         help_text="Slots not run because their run had already succeeded (0 with rerun)"
     )
     runs = BackfillRunOutputSerializer(many=True, help_text="Its runs so far, in slot order")
+    console_url = serializers.SerializerMethodField(
+        help_text="The function's page, where its backfills show their progress"
+    )
 
     class Meta:
         model = Backfill
         fields = [
             "id", "function", "version", "start", "end", "slots", "skipped_slots", "rerun",
             "max_parallel", "status", "created_by", "created_at", "finished_at", "runs",
+            "console_url",
         ]  # fmt: skip
+
+    @extend_schema_field({"type": "string", "format": "uri"})
+    def get_console_url(self, backfill: Backfill) -> str:
+        return f"{function_console_url(backfill.function)}#backfills"
 
 
 def backfill_or_404(backfill_id: int) -> Backfill:

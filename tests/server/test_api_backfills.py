@@ -60,6 +60,7 @@ def test_it_starts_a_backfill_with_its_first_slot(api, rates):
                 "finished_at": None,
             }
         ],
+        "console_url": "https://chalk.example.com/functions/refresh-rates#backfills",
     }
     assert (run.trigger, run.backfill_id, run.triggered_by) == (
         "backfill", backfill.id, "alice-laptop",
