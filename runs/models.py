@@ -101,6 +101,10 @@ class Backfill(models.Model):
     def __str__(self) -> str:
         return f"backfill {self.pk} of {self.function_id}"
 
+    @property
+    def slots_to_run(self) -> int:
+        return self.slots - self.skipped_slots
+
 
 class Run(models.Model):
     """One scheduled slot, one manual trigger or one slot of a backfill of a function."""

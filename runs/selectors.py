@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import connection
-from django.db.models import F, Max, Prefetch, Q, QuerySet, Window
+from django.db.models import Count, F, Max, Prefetch, Q, QuerySet, Window
 from django.db.models.functions import RowNumber, TruncHour, TruncMinute
 
 from common.paging import KeysetPage, keyset_page
@@ -201,6 +201,21 @@ def missed_and_skipped(*, function: Function, limit: int) -> list[Run]:
         Run.objects.filter(id__in=newest)
         .filter(Q(status=RunStatus.SKIPPED) | Q(missed_slots__gt=0))
         .only(*RUN_ROW_FIELDS)
+        .order_by("-id")[:limit]
+    )
+
+
+def function_backfills(*, function: Function, limit: int) -> list[Backfill]:
+    """The function's newest backfills, each with its runs counted: `runs_ended`,
+    `runs_succeeded` and `runs_active`."""
+    active = Q(runs__status__in=ACTIVE_RUN_STATUSES)
+    return list(
+        Backfill.objects.filter(function=function)
+        .annotate(
+            runs_ended=Count("runs", filter=~active),
+            runs_succeeded=Count("runs", filter=Q(runs__status=RunStatus.SUCCEEDED)),
+            runs_active=Count("runs", filter=active),
+        )
         .order_by("-id")[:limit]
     )
 

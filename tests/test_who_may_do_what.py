@@ -98,6 +98,22 @@ CONSOLE_ACTIONS = {  # name: (right, page, form)
     "pause": ("run", "/", {"action": "pause", "name": "refresh-rates", "reason": "x"}),
     "pause-selected": ("run", "/", {"action": "pause-selected", "names": "refresh-rates"}),
     "run-now": ("run", "/functions/refresh-rates", {"action": "run", "name": "refresh-rates"}),
+    "backfill": (
+        "run",
+        "/functions/refresh-rates",
+        {
+            "action": "backfill",
+            "name": "refresh-rates",
+            "start": "2026-01-01T00:00",
+            "end": "2026-01-01T02:00",
+            "parallel": "1",
+        },
+    ),  # fmt: skip
+    "cancel-backfill": (
+        "run",
+        "/functions/refresh-rates",
+        {"action": "cancel-backfill", "name": "refresh-rates", "backfill": "{backfill}"},
+    ),
     "rollback": (
         "deploy",
         "/functions/refresh-rates",
@@ -125,6 +141,7 @@ def test_it_lets_each_role_take_exactly_its_console_actions(world, name, action)
     right, page, form = CONSOLE_ACTIONS[action]
     before = snapshot()
 
+    form = {field: value.format(**world) for field, value in form.items()}
     response = console_as(name).post(page.format(**world), form)
 
     if not CAN[name]:
@@ -156,6 +173,8 @@ def test_it_offers_only_the_buttons_a_person_may_use(world, name):
     secrets_page = client.get("/secrets").content.decode()
 
     assert ('value="run"' in function_page) == ("run" in CAN[name])
+    assert ('value="backfill"' in function_page) == ("run" in CAN[name])
+    assert ('value="cancel-backfill"' in function_page) == ("run" in CAN[name])
     assert ('value="pause"' in function_page) == ("run" in CAN[name])
     assert ('value="set"' in secrets_page) == ("secrets" in CAN[name])
     assert ('href="/audit"' in function_page) == ("admin" in CAN[name])

@@ -27,6 +27,7 @@ STATUS_SYMBOLS = {
     "interrupted": "↯",
     "building": "◔",
     "ready": "✓",
+    "done": "✓",  # a backfill
 }
 
 
