@@ -245,7 +245,8 @@ class BackfillOutputSerializer(serializers.ModelSerializer):
     )
     slots = serializers.IntegerField(help_text="The schedule's slots from start to end")
     skipped_slots = serializers.IntegerField(
-        help_text="Slots not run because their run had already succeeded (0 with rerun)"
+        help_text="Slots not run because their run had succeeded when the backfill started "
+        "(0 with rerun)"
     )
     runs = BackfillRunOutputSerializer(many=True, help_text="Its runs so far, in slot order")
     console_url = serializers.SerializerMethodField(

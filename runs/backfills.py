@@ -99,10 +99,14 @@ def _slots(
     return itertools.takewhile(lambda slot: slot <= end, schedule.iter_after(after))
 
 
-def _succeeded_slots(function_id: int, first: dt.datetime, last: dt.datetime) -> set[dt.datetime]:
-    """The slots from `first` to `last` that a scheduled or backfill run of the function ran
-    successfully."""
-    succeeded = Run.objects.filter(status=RunStatus.SUCCEEDED, scheduled_for__range=(first, last))
+def _succeeded_slots(
+    function_id: int, first: dt.datetime, last: dt.datetime, *, by: dt.datetime
+) -> set[dt.datetime]:
+    """The slots from `first` to `last` that a scheduled or backfill run of the function had
+    run successfully by `by`."""
+    succeeded = Run.objects.filter(
+        status=RunStatus.SUCCEEDED, finished_at__lte=by, scheduled_for__range=(first, last)
+    )
     # Two reads, each through a unique index that leads with what it filters on:
     # runs_one_run_per_slot (scheduled runs) and runs_one_run_per_backfill_slot.
     scheduled = succeeded.filter(function_id=function_id, trigger=Trigger.SCHEDULE)
@@ -154,7 +158,8 @@ def backfill_start(
         raise TooManySlotsError(TOO_MANY_SLOTS.format(**shown, cron=version.cron, most=most))
     skipped = 0
     if not rerun:
-        skipped = len(_succeeded_slots(function.id, slots[0], slots[-1]).intersection(slots))
+        succeeded = _succeeded_slots(function.id, slots[0], slots[-1], by=now)
+        skipped = len(succeeded.intersection(slots))
     runs = len(slots) - skipped
     if not runs:
         raise NothingToRunError(NOTHING_TO_RUN.format(**shown, slots=len(slots)))
@@ -199,8 +204,8 @@ def backfill_start(
 def backfill_advance(*, backfill_id: int, now: dt.datetime) -> int:
     """Starts the backfill's next slots, in slot order, while fewer than `max_parallel` of its
     runs are active, and marks it done once every slot has run; returns how many runs it
-    started. A slot whose run succeeded after the backfill started (another backfill's) is
-    skipped as well, unless `rerun`.
+    started. The slots skipped are those that had succeeded when it started (`skipped_slots`),
+    so every advance decides as the start did.
 
     Safe to call any number of times, from anywhere at once: callers (runs ending together,
     the reaper) take turns on the backfill's row lock, and each finds the room the one before
@@ -221,7 +226,9 @@ def backfill_advance(*, backfill_id: int, now: dt.datetime) -> int:
             slot = backfill.next_slot
             following = schedule.next_after(slot)
             backfill.next_slot = following if following <= backfill.end else None
-            if not backfill.rerun and _succeeded_slots(backfill.function_id, slot, slot):
+            if not backfill.rerun and _succeeded_slots(
+                backfill.function_id, slot, slot, by=backfill.created_at
+            ):
                 continue
             run = Run.objects.create(
                 function_id=backfill.function_id,

@@ -129,9 +129,10 @@ def backfill(request, now: datetime) -> Done:
             now=now,
         )
     except ConfirmRequiredError as exc:
+        first, last = start.astimezone(UTC), end.astimezone(UTC)
         raise ConfirmationNeeded(
-            f"This backfill runs {exc.runs} slots of {function.name}, from {start:%Y-%m-%d %H:%M} "
-            f"to {end:%Y-%m-%d %H:%M} UTC. Start it?"
+            f"This backfill runs {exc.runs} slots of {function.name}, from {first:%Y-%m-%d %H:%M} "
+            f"to {last:%Y-%m-%d %H:%M} UTC. Start it?"
         ) from None
     skipped = (
         f" {started.skipped_slots} already succeeded and are skipped."

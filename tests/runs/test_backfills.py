@@ -146,6 +146,18 @@ def test_it_skips_slots_a_backfill_ran_successfully(hourly):
     assert slots_and_statuses(again) == [(hour(1), "queued")]
 
 
+def test_it_runs_a_slot_that_succeeded_only_after_it_started(hourly):
+    first = start(hourly, 0, 1)
+    overlapping = start(hourly, 1, 1)
+    later = NOW + dt.timedelta(minutes=1)
+    end(overlapping.runs.get(), at=later)
+
+    end(first.runs.get(scheduled_for=hour(0)), at=later)
+    backfill_advance(backfill_id=first.id, now=later)
+
+    assert slots_and_statuses(first) == [(hour(0), "succeeded"), (hour(1), "queued")]
+
+
 def test_it_runs_succeeded_slots_again_on_rerun(hourly):
     first = start(hourly, 0, 0)
     end(first.runs.get())
