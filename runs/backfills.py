@@ -2,7 +2,7 @@
 API, the console, the CLI through the API) calls these, so a backfill's rules live here.
 
 1. backfill_start checks the request, lists the slots of the version's schedule in [start,
-   end] (both inclusive), skips those whose run already succeeded unless `rerun`, asks for a
+   end] (both inclusive), skips those whose run had succeeded unless `rerun`, asks for a
    confirmation above CHALK_BACKFILL_CONFIRM_SLOTS, records one audit event and starts the
    first slots.
 2. backfill_advance starts the next slots, in slot order, while fewer than `max_parallel` of
@@ -14,7 +14,7 @@ API, the console, the CLI through the API) calls these, so a backfill's rules li
 
 A backfill never touches the live schedule: its runs have trigger "backfill", so neither
 Function.next_fire_at nor the one run per scheduled slot (runs_one_run_per_slot) sees them, and
-the tick's overlap="skip" check counts the live schedule's runs only (runs/scheduler.py).
+the tick's overlap="skip" check never counts them (runs/scheduler.py).
 """
 
 import datetime as dt
