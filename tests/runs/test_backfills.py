@@ -26,7 +26,7 @@ from runs.errors import (
 )
 from runs.models import Attempt, Backfill, Run, RunStatus
 from runs.scheduler import tick
-from runs.services import attempt_begin, attempt_claim, attempt_finish
+from runs.services import attempt_begin, attempt_claim, attempt_finish, runs_prune
 from runs.tasks import reap
 from scheduling.models import Function
 from tests.personas import acting
@@ -339,6 +339,18 @@ def test_the_reaper_advances_a_backfill_whose_run_ended_unheard(hourly):
 
     assert done["backfill_runs"] == 1
     assert slots_and_statuses(backfill) == [(hour(0), "succeeded"), (hour(1), "queued")]
+
+
+def test_a_finished_backfill_is_pruned_with_its_runs(hourly):
+    finished = start(hourly, 0, 0)
+    end(finished.runs.get())
+    backfill_advance(backfill_id=finished.id, now=NOW)
+    running = start(hourly, 1, 2)
+
+    runs_prune(before=NOW + dt.timedelta(seconds=1))
+
+    assert list(Backfill.objects.values_list("id", flat=True)) == [running.id]
+    assert list(Run.objects.values_list("backfill_id", flat=True)) == [running.id]
 
 
 # --- the live schedule ---------------------------------------------------------------------
