@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import connection
-from django.db.models import F, Max, Q, QuerySet, Window
+from django.db.models import Count, F, Max, Prefetch, Q, QuerySet, Window
 from django.db.models.functions import RowNumber, TruncHour, TruncMinute
 
 from common.paging import KeysetPage, keyset_page
@@ -12,6 +12,7 @@ from runs.models import (
     ACTIVE_RUN_STATUSES,
     MANUAL_TRIGGERS,
     Attempt,
+    Backfill,
     ImageBuild,
     LogLine,
     Run,
@@ -67,6 +68,16 @@ def run_list(*, function: Function | None = None, status: str | None = None) -> 
     if status is not None:
         runs = runs.filter(status=status)
     return runs
+
+
+def backfill_get(*, backfill_id: int) -> Backfill | None:
+    """The backfill with its runs so far, in slot order."""
+    return (
+        Backfill.objects.select_related("function", "version")
+        .prefetch_related(Prefetch("runs", queryset=Run.objects.order_by("scheduled_for")))
+        .filter(id=backfill_id)
+        .first()
+    )
 
 
 def log_lines(*, run: Run, after: int, limit: int) -> QuerySet[LogLine]:
@@ -208,6 +219,21 @@ def missed_and_skipped(*, function: Function, limit: int) -> list[Run]:
         Run.objects.filter(id__in=newest)
         .filter(Q(status=RunStatus.SKIPPED) | Q(missed_slots__gt=0))
         .only(*RUN_ROW_FIELDS)
+        .order_by("-id")[:limit]
+    )
+
+
+def function_backfills(*, function: Function, limit: int) -> list[Backfill]:
+    """The function's newest backfills, each with its runs counted: `runs_ended`,
+    `runs_succeeded` and `runs_active`."""
+    active = Q(runs__status__in=ACTIVE_RUN_STATUSES)
+    return list(
+        Backfill.objects.filter(function=function)
+        .annotate(
+            runs_ended=Count("runs", filter=~active),
+            runs_succeeded=Count("runs", filter=Q(runs__status=RunStatus.SUCCEEDED)),
+            runs_active=Count("runs", filter=active),
+        )
         .order_by("-id")[:limit]
     )
 

@@ -42,6 +42,7 @@ from runs.models import (
     ACTIVE_RUN_STATUSES,
     Attempt,
     AttemptStatus,
+    Backfill,
     LogLine,
     LogStream,
     Run,
@@ -839,8 +840,10 @@ def _run_end(*, run: Run, status: str, reason: str, now: dt.datetime) -> None:
             "return_value", "return_format",
         ]
     )  # fmt: skip
-    run_id = run.id
+    run_id, backfill_id = run.id, run.backfill_id
     transaction.on_commit(lambda: dispatch.tell_alerts_run_ended(run_id))
+    if backfill_id is not None:  # its backfill may start its next slot now
+        transaction.on_commit(lambda: dispatch.advance_backfill(backfill_id))
 
 
 def run_cancel(*, run: Run, actor: Actor, now: dt.datetime) -> bool:
@@ -972,7 +975,7 @@ def after_restore(
 
 def runs_prune(*, before: dt.datetime, batch: int = 10_000) -> int:
     """Deletes runs that finished before `before`, with their attempts, log lines and usage
-    samples; returns how many runs.
+    samples, and backfills that finished before it; returns how many runs.
 
     `batch` runs at a time: their ids first, then one delete by id per batch, so a retention
     window of millions of runs never becomes one statement holding its locks (and Django's
@@ -985,6 +988,7 @@ def runs_prune(*, before: dt.datetime, batch: int = 10_000) -> int:
             .values_list("id", flat=True)[:batch]
         )
         if not ids:
+            Backfill.objects.filter(finished_at__lt=before).delete()
             return deleted
         Run.objects.filter(id__in=ids).delete()
         deleted += len(ids)

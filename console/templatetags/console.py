@@ -30,6 +30,7 @@ STATUS_SYMBOLS = {
     "interrupted": "↯",
     "building": "◔",
     "ready": "✓",
+    "done": "✓",  # a backfill
 }
 
 

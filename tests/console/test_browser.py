@@ -277,6 +277,32 @@ def test_it_cancels_a_long_run(platform, page):
     screenshot(page, "runs")
 
 
+def test_it_backfills_a_range_after_confirming_it_shows_its_progress_and_cancels_it(page, settings):
+    settings.CHALK_BACKFILL_CONFIRM_SLOTS = 2
+    deploy("refresh-rates", "pass", schedule="0 * * * *")
+    midnight = (timezone.now() - dt.timedelta(days=1)).replace(hour=0, minute=0, second=0)
+    page.goto("/functions/refresh-rates")
+
+    page.get_by_label("From (UTC)").fill(f"{midnight:%Y-%m-%dT%H:%M}")
+    page.get_by_label("to (UTC)").fill(f"{midnight + dt.timedelta(hours=2):%Y-%m-%dT%H:%M}")
+    page.get_by_label("Runs at once").fill("2")
+    page.get_by_role("button", name="Backfill", exact=True).click()
+    expect(page.locator("#backfill-confirm")).to_contain_text(
+        "This backfill runs 3 slots of refresh-rates"
+    )
+    page.get_by_role("button", name="Start the backfill").click()
+
+    progress = page.locator("#function-backfills")
+    expect(progress).to_contain_text("0 of 3 slots run (0 succeeded), 2 running.")
+    with page.expect_response(lambda response: "/functions/refresh-rates" in response.url):
+        pass  # the progress polls while the backfill runs
+    screenshot(page, "backfill")
+    page.get_by_role("button", name=re.compile(r"^Cancel backfill \d+$")).click()
+    expect(page.locator(".message.success")).to_contain_text("Cancelled backfill")
+    expect(progress).to_contain_text("cancelled")
+    assert set(Run.objects.values_list("trigger", "status")) == {("backfill", "cancelled")}
+
+
 def test_it_sets_a_secret_and_never_shows_its_value_again(page):
     page.goto("/secrets")
 
