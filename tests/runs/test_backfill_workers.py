@@ -19,9 +19,8 @@ SLOTS = 24
 
 def test_it_runs_24_hourly_slots_one_after_another_in_slot_order(platform):
     platform.start_workers()
-    function = deploy(
-        "hourly-rates", 'print("refreshed a slot")', schedule="0 * * * *", overlap="skip"
-    )
+    body = 'print("refreshed slot", chalkcompute.current_run().slot.isoformat())'
+    function = deploy("hourly-rates", body, schedule="0 * * * *", overlap="skip")
     next_fire_at = function.next_fire_at
     now = timezone.now()
     first = (now - dt.timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
@@ -43,9 +42,13 @@ def test_it_runs_24_hourly_slots_one_after_another_in_slot_order(platform):
     assert {(run.trigger, run.status) for run in runs} == {("backfill", "succeeded")}
     for earlier, later in zip(runs, runs[1:], strict=False):
         assert later.started_at >= earlier.finished_at  # one at a time
-    assert LogLine.objects.filter(
-        attempt__run__backfill=backfill, text="refreshed a slot"
-    ).count() == len(slots)
+    # Each run's function saw its own slot as current_run().slot, not the time it ran.
+    said = LogLine.objects.filter(attempt__run__backfill=backfill).order_by(
+        "attempt__run__started_at"
+    )
+    assert list(said.values_list("text", flat=True)) == [
+        f"refreshed slot {slot.isoformat()}" for slot in slots
+    ]
     function.refresh_from_db()
     assert function.next_fire_at == next_fire_at
     assert not Run.objects.filter(trigger="schedule").exists()
