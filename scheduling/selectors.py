@@ -1,15 +1,14 @@
 """Reads of what a function is, shared by the REST API, the console and the admin."""
 
-import itertools
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import timedelta
 
 from django.db.models import Prefetch, QuerySet, TextField
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 
 from chalkcompute.names import function_name_from
-from chalkcompute.schedule import parse
+from chalkcompute.schedule import Fire, parse
 from chalkcompute.spec import FunctionSpec, InvalidSpecError
 from scheduling.models import Function, FunctionVersion, VersionFile
 
@@ -77,17 +76,23 @@ def function_find(*, name: str) -> Function | None:
 
 
 def schedule_description(version: FunctionVersion | None) -> str:
-    """The schedule in words, e.g. "every hour, on the hour", or "on demand"."""
+    """The schedule in words, in its zone, e.g. "every hour, on the hour", or "on demand"."""
     if version is None or version.schedule is None:
         return ON_DEMAND
-    return parse(version.schedule).describe()
+    return parse(version.schedule, version.timezone).describe()
 
 
-def next_fire_times(function: Function, count: int) -> list[datetime]:
+def upcoming_fires(function: Function, count: int) -> list[Fire]:
     """The next `count` slots the scheduler will run, starting at next_fire_at (which a
-    redeploy may have kept); none when the function is paused or on demand."""
+    redeploy may have kept), each in UTC and in the schedule's zone, with a note where a
+    change of clocks moves or merges one; none when the function is paused or on demand."""
     version = function.current_version
-    if function.next_fire_at is None or version is None or version.cron is None:
+    first = function.next_fire_at
+    if first is None or version is None or version.cron is None:
         return []
-    later = parse(version.cron).iter_after(function.next_fire_at)
-    return [function.next_fire_at, *itertools.islice(later, count - 1)]
+    schedule = version.fire_schedule
+    fires = schedule.preview(first - timedelta(minutes=1), count)
+    if fires[0].at != first:  # a slot kept from a schedule read differently before
+        local = first.astimezone(fires[0].local.tzinfo)
+        fires = [Fire(at=first, local=local, note=None), *fires[: count - 1]]
+    return fires

@@ -75,7 +75,7 @@ def function_page(request, name: str):
     if target == "function-runs":
         return TemplateResponse(request, "console/function.html#function-runs", context)
     context.update(
-        next_fire_times=scheduling_selectors.next_fire_times(function, NEXT_FIRE_TIMES_SHOWN),
+        upcoming=scheduling_selectors.upcoming_fires(function, NEXT_FIRE_TIMES_SHOWN),
         image_builds=selectors.image_builds(image_id=version.image_id) if version else [],
         installs_at_start=bool(version) and executor_for().installs_at_start(version.image.spec),
         run_isolation=executor_for().isolation(),  # a warning when runs are not isolated

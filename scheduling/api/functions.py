@@ -27,6 +27,7 @@ from rest_framework.views import APIView
 from access.actor import Actor
 from chalkcompute.image import BLANK_CHARS
 from chalkcompute.names import InvalidNameError, check_function_name
+from chalkcompute.schedule import Fire
 from chalkcompute.spec import TAG_KEY, FunctionSpec, InvalidSpecError, Problem
 from common.api import (
     BODY_ERRORS,
@@ -221,6 +222,7 @@ class FunctionOutputSerializer(serializers.Serializer):
     schedule_description = serializers.SerializerMethodField()
     next_fire_at = serializers.DateTimeField(allow_null=True)
     next_runs = serializers.SerializerMethodField()
+    upcoming = serializers.SerializerMethodField()
     paused = serializers.BooleanField()
     paused_at = serializers.DateTimeField(allow_null=True)
     paused_by = serializers.SerializerMethodField()
@@ -241,8 +243,41 @@ class FunctionOutputSerializer(serializers.Serializer):
     @extend_schema_field(serializers.ListField(child=serializers.DateTimeField()))
     def get_next_runs(self, function: Function) -> list[str]:
         field = serializers.DateTimeField()
-        times = selectors.next_fire_times(function, NEXT_RUNS_SHOWN)
-        return [field.to_representation(moment) for moment in times]
+        return [field.to_representation(fire.at) for fire in self._upcoming(function)]
+
+    @extend_schema_field(
+        {
+            "type": "array",
+            "description": "The next runs in UTC (`at`) and in the schedule's zone (`local`, "
+            "with its offset), with a `note` where a change of clocks moves or merges one.",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "at": {"type": "string", "format": "date-time"},
+                    "local": {"type": "string", "format": "date-time"},
+                    "note": NULLABLE_STRING,
+                },
+                "required": ["at", "local", "note"],
+            },
+        }
+    )
+    def get_upcoming(self, function: Function) -> list[dict]:
+        field = serializers.DateTimeField()
+        return [
+            {
+                "at": field.to_representation(fire.at),
+                "local": fire.local.isoformat(),
+                "note": fire.note,
+            }
+            for fire in self._upcoming(function)
+        ]
+
+    def _upcoming(self, function: Function) -> list[Fire]:
+        """Computed once per function for next_runs and upcoming."""
+        computed = self.context.setdefault("upcoming", {})
+        if function.id not in computed:
+            computed[function.id] = selectors.upcoming_fires(function, NEXT_RUNS_SHOWN)
+        return computed[function.id]
 
     @extend_schema_field(
         {
