@@ -302,5 +302,7 @@ def format_summary(document: dict) -> str:
     if document.get("files"):
         size = sum(item["size"] for item in document["files"])
         lines.append(f"  files      {len(document['files'])} ({size} bytes) shipped with the code")
+    for warning in document.get("warnings", []):
+        lines.append(f"  warning    {warning}")
     lines.append(f"  console    {document['console_url']}")
     return "\n".join(lines)

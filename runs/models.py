@@ -43,6 +43,10 @@ class Trigger(models.TextChoices):
     API = "api"
 
 
+# Why the tick skipped a slot of an overlap="skip" function: its previous run was running.
+OVERLAP_SKIP_REASON = 'the previous run was still active (overlap="skip")'
+
+
 class Run(models.Model):
     """One scheduled slot or one manual trigger of a function."""
 

@@ -23,7 +23,7 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q
 
 from chalkcompute import schedule as schedule_engine
-from runs.models import ACTIVE_RUN_STATUSES, Attempt, Run, RunStatus, Trigger
+from runs.models import ACTIVE_RUN_STATUSES, OVERLAP_SKIP_REASON, Attempt, Run, RunStatus, Trigger
 from runs.services import attempt_new, attempts_dispatch, prepare_lead
 from scheduling.models import Function
 
@@ -201,7 +201,7 @@ def _tick_batch(
                 )
             elif skip_busy:
                 run.status = RunStatus.SKIPPED
-                run.status_reason = 'the previous run was still active (overlap="skip")'
+                run.status_reason = OVERLAP_SKIP_REASON
             elif missed:
                 run.status_reason = (
                     f"ran the latest slot after downtime; {missed} earlier slots were missed"

@@ -1,5 +1,6 @@
 """Reads of runs that are more than a filter."""
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -10,6 +11,7 @@ from django.db.models.functions import RowNumber, TruncHour, TruncMinute
 from common.paging import KeysetPage, keyset_page
 from runs.models import (
     ACTIVE_RUN_STATUSES,
+    OVERLAP_SKIP_REASON,
     Attempt,
     ImageBuild,
     LogLine,
@@ -192,6 +194,47 @@ def missed_and_skipped(*, function: Function, limit: int) -> list[Run]:
         .only(*RUN_ROW_FIELDS)
         .order_by("-id")[:limit]
     )
+
+
+# How many recent successes the function page's run times are read from.
+RUN_TIMES_SAMPLE = 50
+
+
+@dataclass(frozen=True)
+class RunTimes:
+    """How long a function's recent successful runs took, and how often its schedule did not
+    fit them: the function page shows these beside the schedule's period."""
+
+    sampled: int
+    p50: float | None  # seconds
+    p90: float | None
+    skipped_for_overlap: int  # among the newest MISSED_SCAN_RUNS runs
+
+
+def run_times(*, function: Function) -> RunTimes:
+    finished = (
+        Run.objects.filter(function=function, status=RunStatus.SUCCEEDED, started_at__isnull=False)
+        .order_by("-id")
+        .values_list("started_at", "finished_at")[:RUN_TIMES_SAMPLE]
+    )
+    seconds = sorted((end - start).total_seconds() for start, end in finished)
+    newest = Run.objects.filter(function=function).order_by("-id").values("id")[:MISSED_SCAN_RUNS]
+    skipped = Run.objects.filter(
+        id__in=newest, status=RunStatus.SKIPPED, status_reason=OVERLAP_SKIP_REASON
+    ).count()
+    return RunTimes(
+        sampled=len(seconds),
+        p50=_percentile(seconds, 0.5),
+        p90=_percentile(seconds, 0.9),
+        skipped_for_overlap=skipped,
+    )
+
+
+def _percentile(ordered: list[float], share: float) -> float | None:
+    """The nearest-rank percentile of ordered values."""
+    if not ordered:
+        return None
+    return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
 
 
 def image_builds(*, image_id: int) -> list[ImageBuild]:

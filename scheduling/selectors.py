@@ -1,7 +1,7 @@
 """Reads of what a function is, shared by the REST API, the console and the admin."""
 
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db.models import Prefetch, QuerySet, TextField
 from django.db.models.fields.json import KeyTextTransform
@@ -96,3 +96,51 @@ def upcoming_fires(function: Function, count: int) -> list[Fire]:
         local = first.astimezone(fires[0].local.tzinfo)
         fires = [Fire(at=first, local=local, note=None), *fires[: count - 1]]
     return fires
+
+
+# How far ahead the shortest gap between slots is looked for: a year has every weekday, month
+# and change of clocks, and a schedule with more slots than this has gaps of minutes.
+FIT_HORIZON = timedelta(days=366)
+FIT_MAX_SLOTS = 10_000
+
+
+def shortest_gap(version: FunctionVersion, now: datetime) -> timedelta | None:
+    """The shortest time between two consecutive slots of the version's schedule within the
+    next year (a change of clocks can make one gap shorter than the rest); None on demand."""
+    schedule = version.fire_schedule
+    if schedule is None:
+        return None
+    shortest, previous, end = None, None, now + FIT_HORIZON
+    for count, slot in enumerate(schedule.iter_after(now)):
+        if slot > end or count >= FIT_MAX_SLOTS:
+            break
+        if previous is not None and (shortest is None or slot - previous < shortest):
+            shortest = slot - previous
+        previous = slot
+    return shortest
+
+
+def deploy_warnings(version: FunctionVersion, now: datetime) -> list[str]:
+    """What a deploy says about a version that will run, but not as its author may expect."""
+    warnings = []
+    gap = shortest_gap(version, now)
+    if gap is not None and version.timeout and version.timeout > gap.total_seconds():
+        consequence = (
+            'the slot after a run that long is skipped (overlap="skip")'
+            if version.overlap == "skip"
+            else 'runs that long overlap the next ones (overlap="allow")'
+        )
+        warnings.append(
+            f"timeout={version.timeout:g} s is longer than the shortest time between two slots "
+            f"({_duration(gap)}): {consequence}"
+        )
+    return warnings
+
+
+def _duration(gap: timedelta) -> str:
+    minutes = int(gap.total_seconds()) // 60
+    if minutes % 1440 == 0:
+        return f"{minutes // 1440} d"
+    if minutes % 60 == 0:
+        return f"{minutes // 60} h"
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"

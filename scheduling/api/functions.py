@@ -325,6 +325,11 @@ class DeployOutputSerializer(FunctionOutputSerializer):
         choices=["created", "updated", "unchanged"],
         help_text="created: first version; updated: a new version; unchanged: same content",
     )
+    warnings = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="What will run, but not as its author may expect (e.g. a timeout longer than "
+        "the time between two slots).",
+    )
 
 
 class SpecField(RuleField):
@@ -513,7 +518,11 @@ class FunctionApi(APIView):
             now=timezone.now(),
         )
         function = selectors.function_get(name=name)
-        body = {**FunctionOutputSerializer(function).data, "deploy": result.outcome}
+        body = {
+            **FunctionOutputSerializer(function).data,
+            "deploy": result.outcome,
+            "warnings": selectors.deploy_warnings(function.current_version, timezone.now()),
+        }
         created = result.outcome == "created"
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 

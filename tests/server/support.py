@@ -77,6 +77,7 @@ def rates_document(**overrides) -> dict:
         "version": 1,
         "schedule": "0 * * * *",
         "cron": "0 * * * *",
+        "timezone": None,
         "schedule_description": "every hour, on the hour",
         "next_fire_at": "2026-11-29T00:00:00Z",
         "next_runs": ["2026-11-29T00:00:00Z", "2026-11-29T01:00:00Z", "2026-11-29T02:00:00Z"],
@@ -117,6 +118,13 @@ def rates_document(**overrides) -> dict:
         "console_url": f"{PUBLIC_URL}/functions/refresh-rates",
     }
     document.update(overrides)
+    if "deploy" in overrides:  # a deploy's answer
+        document.setdefault("warnings", [])
+    if "upcoming" not in overrides:  # a UTC schedule: the local times are the UTC ones
+        document["upcoming"] = [
+            {"at": at, "local": at.replace("Z", "+00:00"), "note": None}
+            for at in document["next_runs"]
+        ]
     return document
 
 

@@ -1,0 +1,103 @@
+"""Deploying a schedule in a time zone over the API: the zone is kept, shown and used for
+every next run; a zone the server cannot read is a 400 that says what to write instead."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from scheduling.models import Function
+from tests.server.support import deploy_body, row_counts
+
+URL = "/api/v1/functions/refresh-rates"
+pytestmark = pytest.mark.usefixtures("clock")
+
+
+def deploy(api, **overrides):
+    return api.put(URL, deploy_body(**overrides), format="json")
+
+
+def test_a_schedule_in_a_zone_runs_at_that_zones_wall_clock(api):
+    response = deploy(api, schedule="0 9 * * 1-5", timezone="Europe/Berlin")
+
+    assert response.status_code == 201
+    body = response.json()
+    assert body["timezone"] == "Europe/Berlin"
+    assert "Europe/Berlin" in body["schedule_description"]
+    # Now is Saturday 2026-11-28 23:30 UTC; Berlin is on CET (UTC+1) until March.
+    assert body["next_runs"] == [
+        "2026-11-30T08:00:00Z",
+        "2026-12-01T08:00:00Z",
+        "2026-12-02T08:00:00Z",
+    ]
+    assert [fire["local"] for fire in body["upcoming"]] == [
+        "2026-11-30T09:00:00+01:00",
+        "2026-12-01T09:00:00+01:00",
+        "2026-12-02T09:00:00+01:00",
+    ]
+    version = Function.objects.get().current_version
+    assert (version.cron, version.timezone) == ("0 9 * * 1-5", "Europe/Berlin")
+
+
+def test_utc_is_the_default_and_the_same_as_no_zone(api, clock):
+    first = deploy(api)
+    clock.shift(timedelta(minutes=1))
+
+    again = deploy(api, timezone="UTC")
+
+    assert first.json()["timezone"] is None
+    assert again.json()["deploy"] == "unchanged"
+
+
+def test_changing_only_the_zone_moves_the_next_slot(api, clock):
+    deploy(api, schedule="0 9 * * *")
+    assert Function.objects.get().next_fire_at == datetime(2026, 11, 29, 9, 0, tzinfo=UTC)
+
+    response = deploy(api, schedule="0 9 * * *", timezone="Asia/Kolkata")
+
+    assert response.json()["deploy"] == "updated"
+    # 09:00 in Kolkata (UTC+05:30) on the 29th is 03:30 UTC.
+    assert Function.objects.get().next_fire_at == datetime(2026, 11, 29, 3, 30, tzinfo=UTC)
+
+
+def test_the_preview_says_what_a_change_of_clocks_does(api, clock):
+    clock.move_to(datetime(2027, 3, 27, 12, 0, tzinfo=UTC))
+
+    body = deploy(api, schedule="30 2 * * *", timezone="Europe/Berlin").json()
+
+    # 02:30 does not exist in Berlin on 28 March 2027: the clocks go from 02:00 to 03:00.
+    assert body["upcoming"][1]["at"] == "2027-03-28T01:00:00Z"
+    assert body["upcoming"][1]["local"] == "2027-03-28T03:00:00+02:00"
+    assert "02:30" in body["upcoming"][1]["note"]
+    assert "03:00" in body["upcoming"][1]["note"]
+    assert body["upcoming"][0]["note"] is None
+
+
+@pytest.mark.parametrize(
+    ("zone", "says"),
+    [
+        ("Europe/Berln", 'did you mean "Europe/Berlin"'),
+        ("europe/berlin", '"Europe/Berlin"'),
+        ("PST", "America/Los_Angeles"),
+        ("CET", "abbreviation"),
+        ("Mars/Olympus_Mons", "IANA"),
+        (3, "IANA"),
+        ("", "IANA"),
+    ],
+)
+def test_a_zone_it_cannot_read_is_a_400_that_says_what_to_write(api, zone, says):
+    before = row_counts()
+
+    response = deploy(api, timezone=zone)
+
+    assert response.status_code == 400, response.json()
+    body = response.json()
+    assert body["detail"].startswith("timezone: ")
+    assert says in body["detail"]
+    assert row_counts() == before
+
+
+def test_a_zone_without_a_schedule_is_refused(api):
+    response = deploy(api, schedule=None, timezone="Europe/Berlin")
+
+    assert response.status_code == 400
+    assert "there is no schedule" in response.json()["detail"]
