@@ -101,3 +101,26 @@ def test_a_zone_without_a_schedule_is_refused(api):
 
     assert response.status_code == 400
     assert "there is no schedule" in response.json()["detail"]
+
+
+def test_a_timeout_longer_than_the_time_between_slots_is_said_at_deploy(api):
+    response = deploy(api, schedule="*/10 * * * *", timeout=3600)
+
+    assert response.status_code == 201
+    assert response.json()["warnings"] == [
+        "timeout=3600 s is longer than the shortest time between two slots (10 min): the slot "
+        'after a run that long is skipped (overlap="skip")'
+    ]
+
+
+def test_a_change_of_clocks_can_make_the_shortest_gap(api, clock):
+    # Hourly at :30 in New York: the repeated hour puts two slots an hour apart, as always,
+    # but "30 1,3 * * *" has 2 h between 01:30 and 03:30, and 1 h when 02:00 is skipped.
+    clock.move_to(datetime(2027, 3, 1, tzinfo=UTC))
+
+    response = deploy(api, schedule="30 1,3 * * *", timezone="America/New_York", timeout=5400)
+
+    assert response.json()["warnings"][0].startswith(
+        "timeout=5400 s is longer than the shortest time between two slots (1 h)"
+    )
+    assert deploy(api, schedule="30 1,3 * * *", timeout=5400).json()["warnings"] == []
