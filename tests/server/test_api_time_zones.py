@@ -114,8 +114,8 @@ def test_a_timeout_longer_than_the_time_between_slots_is_said_at_deploy(api):
 
 
 def test_a_change_of_clocks_can_make_the_shortest_gap(api, clock):
-    # Hourly at :30 in New York: the repeated hour puts two slots an hour apart, as always,
-    # but "30 1,3 * * *" has 2 h between 01:30 and 03:30, and 1 h when 02:00 is skipped.
+    # "30 1,3 * * *" has 2 h between 01:30 and 03:30, but in New York on 14 March 2027 the
+    # clocks skip from 02:00 to 03:00, and 01:30 EST and 03:30 EDT are an hour apart.
     clock.move_to(datetime(2027, 3, 1, tzinfo=UTC))
 
     response = deploy(api, schedule="30 1,3 * * *", timezone="America/New_York", timeout=5400)
