@@ -23,6 +23,7 @@ class AuditAction(models.TextChoices):
     PAUSE = "pause"
     RESUME = "resume"
     RUN_NOW = "run_now"
+    BACKFILL = "backfill"  # every slot of a past range; its cancel is a CANCEL
     CANCEL = "cancel"
     SECRET_SET = "secret_set"
     SECRET_REPLACE = "secret_replace"

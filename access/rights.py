@@ -3,7 +3,7 @@ scopes, which are the same five words. Pure Python: the one table every check re
 
     role       rights
     viewer     read                          functions, runs, logs, usage, secrets' names
-    operator   read run                      + pause/resume, run now, cancel, re-run
+    operator   read run                      + pause/resume, run now, backfill, cancel, re-run
     deployer   read run deploy secrets       + deploy, roll back, delete; set/delete secrets
     admin      every right                   + everyone's tokens, people's roles, the audit trail
 """
@@ -31,7 +31,7 @@ LEAST_ROLE = {right: next(r for r in ROLES if right in ROLE_RIGHTS[r]) for right
 
 WHAT_IT_ALLOWS = {
     Right.READ: "see functions, runs, logs, usage and the names of secrets",
-    Right.RUN: "pause, resume, run now, cancel and re-run",
+    Right.RUN: "pause, resume, run now, backfill, cancel and re-run",
     Right.DEPLOY: "deploy, roll back and delete functions",
     Right.SECRETS: "set and delete secrets",
     Right.ADMIN: "manage people's roles and everyone's API tokens, and read the audit trail",

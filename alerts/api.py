@@ -18,21 +18,13 @@ from common.api import (
     COMMON_ERRORS,
     PAGE_PARAMETERS,
     Pagination,
+    StrictBooleanField,
     StrictCharField,
     StrictInputSerializer,
     error_responses,
     paginated,
     request_object,
 )
-
-
-class StrictBooleanField(serializers.BooleanField):
-    """A JSON true or false: unlike DRF's BooleanField, "yes" or 1 is refused."""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, bool):
-            self.fail("invalid", input=data)
-        return data
 
 
 class ChannelOutputSerializer(serializers.ModelSerializer):

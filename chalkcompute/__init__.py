@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 _EXPORTS = {
     "Alerts": "alerts", "InvalidAlertsError": "alerts", "RunHandle": "calls",
     "ChalkFunction": "decorator", "InvalidFunctionError": "decorator", "function": "decorator",
-    "DeployError": "deploy", "FunctionError": "errors", "RemoteExecutionError": "errors",
+    "DeployError": "deploy", "FunctionError": "errors", "NotInRunError": "errors",
+    "RemoteExecutionError": "errors", "RunContext": "run_context", "current_run": "run_context",
     "Image": "image", "ImageStep": "image", "InvalidImageError": "image",
     "Retries": "retries", "RetryPolicy": "retries", "InvalidScheduleError": "schedule",
     "Secret": "secret", "FunctionSpec": "spec", "InvalidSpecError": "spec",
@@ -23,9 +24,10 @@ if TYPE_CHECKING:
     from chalkcompute.calls import RunHandle
     from chalkcompute.decorator import ChalkFunction, InvalidFunctionError, function
     from chalkcompute.deploy import DeployError
-    from chalkcompute.errors import FunctionError, RemoteExecutionError
+    from chalkcompute.errors import FunctionError, NotInRunError, RemoteExecutionError
     from chalkcompute.image import Image, ImageStep, InvalidImageError
     from chalkcompute.retries import Retries, RetryPolicy
+    from chalkcompute.run_context import RunContext, current_run
     from chalkcompute.schedule import InvalidScheduleError
     from chalkcompute.secret import Secret
     from chalkcompute.spec import FunctionSpec, InvalidSpecError
@@ -43,11 +45,14 @@ __all__ = [
     "InvalidImageError",
     "InvalidScheduleError",
     "InvalidSpecError",
+    "NotInRunError",
     "RemoteExecutionError",
     "Retries",
     "RetryPolicy",
+    "RunContext",
     "RunHandle",
     "Secret",
+    "current_run",
     "function",
 ]
 

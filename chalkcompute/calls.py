@@ -1,12 +1,14 @@
 """Runs started from Python, as Chalk's SDK starts them: `fn.remote()` runs a deployed function
 now and waits for it, `fn.spawn()` / `fn.defer()` start one and return a RunHandle.
 
-A Chalkweb run takes no arguments and keeps no return value: `remote()` returns None when the
-run succeeds and raises RemoteExecutionError (a FunctionError) with its error and log's URL
-when it does not. Standard library only.
+A Chalkweb run takes no arguments. `remote()` returns what the function returned when the run
+succeeds (a JSON value as Python values, any other value as its repr(), a string; see
+chalkcompute/runtime/returns.py) and raises RemoteExecutionError (a FunctionError) with its
+error and log's URL when it does not. Standard library only.
 """
 
 import time
+from typing import Any
 
 from chalkcompute.client import ChalkClientError, Client
 from chalkcompute.errors import FunctionError, RemoteExecutionError
@@ -31,9 +33,9 @@ class RunHandle:
     def status(self) -> str:
         return self._run()["status"]
 
-    def get(self, timeout: float | None = None) -> None:
-        """Waits for the run to end: returns None when it succeeded, raises
-        RemoteExecutionError when it did not, TimeoutError after `timeout` seconds."""
+    def get(self, timeout: float | None = None) -> Any:
+        """Waits for the run to end: returns what the function returned when it succeeded,
+        raises RemoteExecutionError when it did not, TimeoutError after `timeout` seconds."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             run = self._run()
@@ -58,6 +60,7 @@ class RunHandle:
                 error_type=last.get("error_type") or "",
                 logs_url=self.logs_url,
             )
+        return run.get("return_value")
 
     def _run(self) -> dict:
         try:

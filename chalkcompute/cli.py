@@ -1,8 +1,9 @@
 """The `chalkcompute` command: `deploy FILE`, `ls`, `run NAME`, `logs RUN_ID [--follow]`,
-`pause NAME [--reason]`, `resume NAME`, `runs NAME`, `cancel RUN_ID`, `secrets set NAME` and
-`secrets ls`; `--json` prints the server's documents for machines, and the exit status says
-what happened (EXIT_STATUSES). Everything goes through the REST API, so the server's rights,
-audit and rules apply exactly as they do to the console."""
+`pause NAME [--reason]`, `resume NAME`, `runs NAME`, `cancel RUN_ID`, `backfill NAME --from
+ISO --to ISO`, `secrets set NAME` and `secrets ls`; `--json` prints the server's documents
+for machines, and the exit status says what happened (EXIT_STATUSES). Everything goes through
+the REST API, so the server's rights, audit and rules apply exactly as they do to the
+console."""
 
 import argparse
 import getpass
@@ -45,7 +46,7 @@ EXIT_USAGE = 2  # argparse's own, and an argument the server refused as invalid 
 EXIT_RUN_UNSUCCESSFUL = 3  # `logs`: the run ended but did not succeed
 EXIT_NOT_FOUND = 4  # no such function or run
 EXIT_NOT_ALLOWED = 5  # no token, a token refused, or a right the token or its owner lacks
-EXIT_CONFLICT = 6  # `cancel`: the run already ended
+EXIT_CONFLICT = 6  # `cancel`: the run already ended; `backfill`: every slot already succeeded
 EXIT_STATUSES = f"""exit status:
   {EXIT_OK}  success; for `logs`, the run succeeded (or, without --follow, is still going)
   {EXIT_ERROR}  the command failed for another reason: the server is unreachable or failing;
@@ -56,7 +57,8 @@ EXIT_STATUSES = f"""exit status:
   {EXIT_NOT_FOUND}  no such function or run
   {EXIT_NOT_ALLOWED}  no token (CHALK_COMPUTE_TOKEN), a token the server refused, or a right
      the token or its owner does not have
-  {EXIT_CONFLICT}  `cancel`: the run already ended"""
+  {EXIT_CONFLICT}  `cancel`: the run already ended; `backfill`: every slot of the range already
+     succeeded (--rerun runs them again)"""
 
 
 class CommandError(Exception):
@@ -262,6 +264,47 @@ def cancel(run_id: int, as_json: bool) -> int:
     return EXIT_OK
 
 
+# --- backfill ----------------------------------------------------------------------------------
+
+
+def backfill(
+    name: str, start: str, end: str, rerun: bool, parallel: int, yes: bool, as_json: bool
+) -> int:
+    """Starts a backfill. The server says when its size needs a confirmation: at a terminal
+    the question is asked here, elsewhere --yes gives it."""
+    client = Client.from_env()
+    path = f"/api/v1/functions/{_segment(name)}/backfill"
+    body = {"start": start, "end": end, "rerun": rerun, "max_parallel": parallel, "confirm": yes}
+
+    def start_backfill() -> dict:
+        try:
+            return client.request("POST", path, body)[1]
+        except RequestRejectedError as exc:
+            if exc.code != "confirm_required" or not sys.stdin.isatty():
+                raise
+            question = f"{printable(exc.detail)}\nStart the backfill? [y/N] "
+            print(question, end="", file=sys.stderr, flush=True)
+            if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+                raise CommandError("backfill not started") from None
+            return client.request("POST", path, {**body, "confirm": True})[1]
+
+    started = call(start_backfill)
+    if as_json:
+        print_json(started)
+        return EXIT_OK
+    at_once = f"{started['max_parallel']} run{'s' if started['max_parallel'] > 1 else ''}"
+    print(
+        f"Started backfill {started['id']} of {started['function']} (version "
+        f"{started['version']}): {started['slots']} slots from {when(started['start'])} to "
+        f"{when(started['end'])}, {at_once} at a time"
+    )
+    if started["skipped_slots"]:
+        print(f"  skipped  {started['skipped_slots']} slots that already succeeded")
+    print(f"  runs     chalkcompute runs {started['function']}")
+    print(f"  console  {started['console_url']} (progress, Cancel)")
+    return EXIT_OK
+
+
 # --- secrets -----------------------------------------------------------------------------------
 
 
@@ -418,6 +461,12 @@ def _limit(text: str) -> int:
     return int(text)
 
 
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number, e.g. 2")
+    return int(text)
+
+
 def parser() -> argparse.ArgumentParser:
     machine = argparse.ArgumentParser(add_help=False)
     machine.add_argument(
@@ -425,8 +474,8 @@ def parser() -> argparse.ArgumentParser:
     )
     top = argparse.ArgumentParser(
         prog="chalkcompute",
-        description="Deploy, list, run, pause and resume Chalkweb functions, read their runs "
-        "and logs, and set secrets. The server is CHALK_COMPUTE_URL "
+        description="Deploy, list, run, backfill, pause and resume Chalkweb functions, read "
+        "their runs and logs, and set secrets. The server is CHALK_COMPUTE_URL "
         "(default http://127.0.0.1:8000); the API token is CHALK_COMPUTE_TOKEN.",
         epilog=EXIT_STATUSES,
         formatter_class=_HelpFormatter,
@@ -471,6 +520,32 @@ def parser() -> argparse.ArgumentParser:
     command("cancel", "cancel a run that has not ended").add_argument(
         "run_id", metavar="RUN_ID", type=_run_id, help="the run's id"
     )
+    backfill_parser = command(
+        "backfill",
+        "run a function once for every slot of its schedule in a past range",
+        description="Run a function's current version once for every slot of its schedule "
+        "from --from to --to (both included; --to at or before now), in slot order, "
+        "--parallel at a time. Slots whose run already succeeded are skipped unless --rerun. "
+        "The live schedule carries on as before. A large range asks for a confirmation "
+        "(--yes gives it).",
+    )
+    backfill_parser.add_argument("name", metavar="NAME", help="the function's name")
+    backfill_parser.add_argument(
+        "--from", dest="start", metavar="ISO", required=True,
+        help="the range's start, ISO 8601 with an offset or Z, e.g. 2026-12-01T00:00Z",
+    )  # fmt: skip
+    backfill_parser.add_argument(
+        "--to", dest="end", metavar="ISO", required=True, help="the range's end, likewise"
+    )
+    backfill_parser.add_argument(
+        "--rerun", action="store_true", help="run slots that already succeeded too"
+    )
+    backfill_parser.add_argument(
+        "--parallel", type=_count, default=1, metavar="N", help="runs at once (default 1)"
+    )
+    backfill_parser.add_argument(
+        "--yes", "-y", action="store_true", help="start a large backfill without asking"
+    )
     secrets_parser = command("secrets", "set and list secrets (values are never shown)")
     secret_commands = secrets_parser.add_subparsers(
         dest="secrets_command", required=True, metavar="COMMAND"
@@ -512,6 +587,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return runs(args.name, args.status, args.limit, as_json)
         if args.command == "cancel":
             return cancel(args.run_id, as_json)
+        if args.command == "backfill":
+            return backfill(
+                args.name, args.start, args.end, args.rerun, args.parallel, args.yes, as_json
+            )
         if args.secrets_command == "set":
             return secrets_set(args.name, args.from_env, as_json)
         return secrets_ls(as_json)

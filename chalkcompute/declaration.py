@@ -54,10 +54,11 @@ class ChalkFunction:
         """Chalk's: a Chalkweb deploy is ready when it returns."""
         return self
 
-    def remote(self, *args: Any, **kwargs: Any) -> None:
-        """Runs the deployed function now and waits for it (at most `call_timeout`): None when
-        it succeeds, else RemoteExecutionError saying how it ended and where its log is."""
-        start_run(self.name, args, kwargs).get(timeout=self.call_timeout)
+    def remote(self, *args: Any, **kwargs: Any) -> Any:
+        """Runs the deployed function now and waits for it (at most `call_timeout`): what it
+        returned when it succeeds (RunHandle.get), else RemoteExecutionError saying how it
+        ended and where its log is."""
+        return start_run(self.name, args, kwargs).get(timeout=self.call_timeout)
 
     def spawn(self, *args: Any, **kwargs: Any) -> RunHandle:
         """Starts a run of the deployed function now; the handle's get() waits for it."""

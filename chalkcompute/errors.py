@@ -19,3 +19,7 @@ class RemoteExecutionError(FunctionError):
         self.status = status
         self.error_type = error_type
         self.logs_url = logs_url
+
+
+class NotInRunError(FunctionError, RuntimeError):
+    """`current_run()` was called outside a Chalkweb run."""

@@ -289,6 +289,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "RunStatusEnum": "runs.models.RunStatus",
         "AttemptStatusEnum": "runs.models.AttemptStatus",
+        "BackfillStatusEnum": "runs.models.BackfillStatus",
         "ChannelKindEnum": "alerts.models.ChannelKind",
     },
 }
@@ -402,6 +403,10 @@ CHALK_LOCAL_IMAGE_MAX_SIZE = env_str("CHALK_LOCAL_IMAGE_MAX_SIZE", "8Gi")
 CHALK_DISPATCH_PARALLELISM = env_int("CHALK_DISPATCH_PARALLELISM", CHALK_LOCAL_MAX_RUNS)
 # After downtime, the latest missed slot still runs if it is at most this old.
 CHALK_CATCH_UP_SECONDS = env_int("CHALK_CATCH_UP_SECONDS", 3600)
+# A backfill (runs/backfills.py) that would run more slots than this is confirmed first; one
+# whose range holds more slots than MAX is refused.
+CHALK_BACKFILL_CONFIRM_SLOTS = env_int("CHALK_BACKFILL_CONFIRM_SLOTS", 100)
+CHALK_BACKFILL_MAX_SLOTS = env_int("CHALK_BACKFILL_MAX_SLOTS", 10_000)
 # Runners beat every second; this much silence means the worker or node is gone.
 CHALK_HEARTBEAT_TIMEOUT_SECONDS = env_int("CHALK_HEARTBEAT_TIMEOUT_SECONDS", 30)
 # A queued attempt still waiting this long after its start time is sent to a worker again.

@@ -3,6 +3,7 @@ validated by the SDK's own rules, pagination, and the error document's schema.""
 
 import json
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -163,6 +164,47 @@ class StrictCharField(serializers.CharField):
     default_error_messages = {"not_a_string": "must be a string, not {kind}"}
 
 
+class StrictBooleanField(serializers.BooleanField):
+    """A JSON true or false: unlike DRF's BooleanField, "yes" or 1 is refused."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
+def json_integer(value: Any) -> int:
+    """A rule for RuleField: a JSON whole number (not "3", 3.0 or true)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"must be a whole number, not {_json_kind(value)}")
+    return value
+
+
+def aware_datetime(value: Any) -> datetime:
+    """A rule for RuleField: an ISO 8601 date and time with its offset or Z."""
+    if not isinstance(value, str):
+        raise ValueError(f"must be a date and time as a string, not {_json_kind(value)}")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(
+            f"{value[:40]!r} is not an ISO 8601 date and time; write it as 2026-12-01T00:00:00Z"
+        ) from None
+    if moment.tzinfo is None:
+        raise ValueError(
+            f"{value!r} has no time zone; give an offset or Z, e.g. {moment.isoformat()}Z"
+        )
+    return moment
+
+
+# The schema of a field read with aware_datetime.
+AWARE_DATETIME_SCHEMA = {
+    "type": "string",
+    "format": "date-time",
+    "description": "ISO 8601 with an offset or Z, e.g. 2026-12-01T00:00:00Z",
+}
+
+
 def _json_kind(value: Any) -> str:
     if isinstance(value, bool):
         return "a boolean"
@@ -172,6 +214,8 @@ def _json_kind(value: Any) -> str:
         return "a list"
     if isinstance(value, dict):
         return "an object"
+    if isinstance(value, str):
+        return "a string"
     return "null" if value is None else type(value).__name__
 
 

@@ -1,5 +1,6 @@
 """Reading a console request's input: bad input raises ConsoleInputError, which the page shows
-with status 400 (403 for an action the person may not take); nothing is changed."""
+with status 400 (403 for an action the person may not take), and an action that must be
+confirmed first raises ConfirmationNeeded; either way nothing is changed."""
 
 MAX_FILTER_TEXT = 200
 
@@ -10,6 +11,15 @@ class ConsoleInputError(Exception):
         self.message = message
         self.function = function  # the row the error belongs to, if any
         self.status = status  # 403 when the person may not do it
+
+
+class ConfirmationNeeded(Exception):
+    """An action that asks before it goes ahead: the page shows `question` with a button that
+    posts the same form again, confirmed. Nothing was changed."""
+
+    def __init__(self, question: str) -> None:
+        super().__init__(question)
+        self.question = question
 
 
 def filter_text(params, name: str) -> str:

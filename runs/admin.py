@@ -1,5 +1,5 @@
-"""Admin for operators: what happened. Runs, attempts, log lines, usage samples and image
-builds are read-only records; the actions (cancel, re-run, and "run now" on functions) go
+"""Admin for operators: what happened. Runs, backfills, attempts, log lines, usage samples and
+image builds are read-only records; the actions (cancel, re-run, and "run now" on functions) go
 through runs.services like every other entry point. Each run links to its console page."""
 
 from django.contrib import admin, messages
@@ -9,7 +9,7 @@ from django.utils.html import format_html
 
 from access.actor import Actor
 from access.admin import RightsAdmin
-from runs.models import Attempt, ImageBuild, LogLine, Run, Trigger, UsageSample
+from runs.models import Attempt, Backfill, ImageBuild, LogLine, Run, Trigger, UsageSample
 from runs.services import run_cancel, run_trigger
 from scheduling.admin import FunctionAdmin
 
@@ -83,9 +83,14 @@ class RunAdmin(ReadOnlyAdmin):
     readonly_fields = [
         "function", "version", "trigger", "triggered_by", "scheduled_for", "status",
         "status_reason", "missed_slots", "created_at", "started_at", "finished_at",
-        "cancel_requested_at", "peak_memory_bytes", "cpu_seconds", "console",
+        "cancel_requested_at", "peak_memory_bytes", "cpu_seconds", "return_format",
+        "return_value", "console",
     ]  # fmt: skip
     fields = readonly_fields
+
+    def get_queryset(self, request):
+        # The changelist shows no return values: up to 64 KiB each, not read for every row.
+        return super().get_queryset(request).defer("return_value")
 
     @admin.display(description="console")
     def console(self, run: Run):
@@ -124,6 +129,25 @@ class RunAdmin(ReadOnlyAdmin):
             f"Started {len(started)} run(s): {', '.join(str(run.id) for run in started)}.",
             messages.SUCCESS,
         )
+
+
+@admin.register(Backfill)
+class BackfillAdmin(ReadOnlyAdmin):
+    list_display = [
+        "id", "function", "status", "start", "end", "slots", "skipped_slots", "max_parallel",
+        "created_by", "created_at", "finished_at",
+    ]  # fmt: skip
+    list_filter = ["status"]
+    search_fields = ["=id", "function__name", "created_by"]
+    list_select_related = ["function"]
+    readonly_fields = [
+        "function", "version", "start", "end", "rerun", "max_parallel", "slots",
+        "skipped_slots", "next_slot", "status", "created_by", "created_at", "finished_at",
+    ]  # fmt: skip
+    fields = readonly_fields
+
+    def view_on_site(self, backfill: Backfill) -> str:
+        return reverse("function", args=[backfill.function.name]) + f"#backfill-{backfill.id}"
 
 
 @admin.register(Attempt)

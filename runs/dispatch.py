@@ -12,6 +12,7 @@ logger = logging.getLogger(__name__)
 RUN_DUE_ATTEMPTS = "runs.tasks.run_due_attempts"
 CANCEL_ATTEMPTS = "runs.tasks.cancel_attempts"
 ALERTS_RUN_ENDED = "alerts.tasks.run_ended"
+ADVANCE_BACKFILL = "runs.tasks.advance_backfill"
 
 
 def wake_runs_worker(*, eta: dt.datetime, ahead: dt.timedelta) -> None:
@@ -35,3 +36,13 @@ def tell_alerts_run_ended(run_id: int) -> None:
         current_app.signature(ALERTS_RUN_ENDED).apply_async(args=[run_id])
     except Exception:
         logger.exception("could not send run %s's end to the alerts worker", run_id)
+
+
+def advance_backfill(backfill_id: int) -> None:
+    """A control worker starts the backfill's next slots (runs.tasks.advance_backfill) once one
+    of its runs has ended. A broker that cannot take the message only delays them: the reaper
+    advances every running backfill too."""
+    try:
+        current_app.signature(ADVANCE_BACKFILL).apply_async(args=[backfill_id])
+    except Exception:
+        logger.exception("could not send backfill %s's advance to a control worker", backfill_id)

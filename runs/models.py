@@ -1,9 +1,13 @@
 """What happened: runs of functions, their attempts, log lines and usage samples."""
 
+import datetime as dt
+
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
+
+from chalkcompute.runtime import returns
 
 
 class RunStatus(models.TextChoices):
@@ -41,6 +45,73 @@ class Trigger(models.TextChoices):
     SCHEDULE = "schedule"
     MANUAL = "manual"
     API = "api"
+    BACKFILL = "backfill"  # a past slot, run by a Backfill
+
+
+class BackfillStatus(models.TextChoices):
+    RUNNING = "running"
+    DONE = "done"  # every slot has run (or was skipped as already succeeded)
+    CANCELLED = "cancelled"
+
+
+class Backfill(models.Model):
+    """Runs a function once for every slot of a past range, in slot order, at most
+    `max_parallel` at a time (runs/backfills.py). Its runs are made one advance at a time, so
+    `next_slot` is where the next advance starts."""
+
+    function = models.ForeignKey(
+        "scheduling.Function", on_delete=models.CASCADE, related_name="backfills"
+    )
+    # The version whose schedule gives the slots and which every run runs: a deploy during
+    # the backfill changes neither.
+    version = models.ForeignKey(
+        "scheduling.FunctionVersion", on_delete=models.CASCADE, related_name="+"
+    )
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    rerun = models.BooleanField(default=False)  # run slots that already succeeded too
+    max_parallel = models.PositiveSmallIntegerField(default=1)
+    slots = models.PositiveIntegerField()  # in [start, end]
+    # Slots that had already succeeded when the backfill was made (none with `rerun`).
+    skipped_slots = models.PositiveIntegerField(default=0)
+    # The next slot to run or skip; null once every slot has been.
+    next_slot = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(
+        max_length=16, choices=BackfillStatus.choices, default=BackfillStatus.RUNNING
+    )
+    created_by = models.CharField(max_length=150)  # a username or an API token name
+    created_by_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_by_token = models.ForeignKey(
+        "scheduling.ApiToken", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=BackfillStatus.values), name="runs_backfill_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(start__lte=F("end")), name="runs_backfill_start_not_after_end"
+            ),
+            models.CheckConstraint(
+                condition=Q(max_parallel__gte=1), name="runs_backfill_max_parallel_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"backfill {self.pk} of {self.function_id}"
+
+    @property
+    def slots_to_run(self) -> int:
+        return self.slots - self.skipped_slots
+
+
+# Runs started by hand: their scheduled_for is when they were asked for, not a slot.
+MANUAL_TRIGGERS = (Trigger.MANUAL, Trigger.API)
 
 
 # Why the tick skipped a slot of an overlap="skip" function: its previous run was running.
@@ -48,7 +119,7 @@ OVERLAP_SKIP_REASON = 'the previous run was still active (overlap="skip")'
 
 
 class Run(models.Model):
-    """One scheduled slot or one manual trigger of a function."""
+    """One scheduled slot, one manual trigger or one slot of a backfill of a function."""
 
     function = models.ForeignKey(
         "scheduling.Function", on_delete=models.CASCADE, related_name="runs"
@@ -58,14 +129,25 @@ class Run(models.Model):
     )
     trigger = models.CharField(max_length=16, choices=Trigger.choices)
     triggered_by = models.CharField(max_length=150, blank=True)
-    # Who asked for a manual run (null for scheduled runs: the platform made them).
+    # Who asked for a manual run or its backfill (null for scheduled runs: the platform made
+    # them).
     triggered_by_user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     triggered_by_token = models.ForeignKey(
         "scheduling.ApiToken", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    # The slot for a scheduled run; the trigger time for a manual one.
+    # The backfill that made this run (trigger "backfill"). Indexed by
+    # runs_one_run_per_backfill_slot, which leads with it.
+    backfill = models.ForeignKey(
+        Backfill,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="runs",
+        db_index=False,
+    )
+    # The slot for a scheduled or backfill run; the trigger time for a manual one.
     scheduled_for = models.DateTimeField()
     status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
     status_reason = models.TextField(blank=True)
@@ -77,6 +159,18 @@ class Run(models.Model):
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
     peak_memory_bytes = models.BigIntegerField(null=True, blank=True)
     cpu_seconds = models.FloatField(null=True, blank=True)
+    # What the function returned, masked and capped (chalkcompute/runtime/returns.py): the
+    # value as JSON, or a string (its repr, or its cut text) as `return_format` says; null for
+    # None and for a run that did not succeed. A database default: the tick inserts runs with
+    # plain SQL (runs/scheduler.py).
+    return_value = models.JSONField(null=True, blank=True)
+    return_format = models.CharField(
+        max_length=4,
+        choices=[(f, f) for f in returns.FORMATS],
+        blank=True,
+        default="",
+        db_default="",
+    )
 
     class Meta:
         constraints = [
@@ -86,6 +180,11 @@ class Run(models.Model):
                 fields=["function", "scheduled_for"],
                 condition=Q(trigger="schedule"),
                 name="runs_one_run_per_slot",
+            ),
+            # A backfill runs each of its slots once, however many advances race; it also
+            # serves the backfill's runs (progress, its active runs) and its succeeded slots.
+            models.UniqueConstraint(
+                fields=["backfill", "scheduled_for"], name="runs_one_run_per_backfill_slot"
             ),
             models.CheckConstraint(
                 condition=Q(status__in=RunStatus.values), name="runs_run_status_valid"
@@ -104,6 +203,13 @@ class Run(models.Model):
                 condition=Q(status__in=ACTIVE_RUN_STATUSES),
                 name="runs_run_active_by_function",
             ),
+            # A run's previous_success_slot (runs/selectors.py), asked at every attempt's
+            # start: one step back from its slot, however many runs the function has.
+            models.Index(
+                fields=["function", "-scheduled_for"],
+                condition=Q(status=RunStatus.SUCCEEDED) & ~Q(trigger__in=MANUAL_TRIGGERS),
+                name="runs_run_success_by_slot",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -112,6 +218,12 @@ class Run(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in ACTIVE_RUN_STATUSES
+
+    @property
+    def slot(self) -> dt.datetime | None:
+        """The scheduled instant this run is for, whatever made it (the tick, or a backfill);
+        None for a run started by hand."""
+        return None if self.trigger in MANUAL_TRIGGERS else self.scheduled_for
 
     @property
     def shown_status(self) -> str:

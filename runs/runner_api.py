@@ -8,7 +8,8 @@ download before they have a runner to use a token with.
 The runner is not trusted: the function it runs can read its token and call these endpoints
 itself. So everything a request carries is checked here and in the services as if a hostile
 program sent it: numbers must be finite and fit their columns, text what the database can hold,
-a heartbeat at most MAX_HEARTBEAT_ITEMS lines and samples, and log lines follow the rules of
+a heartbeat at most MAX_HEARTBEAT_ITEMS lines and samples, a return value its format and cap
+(chalkcompute/runtime/returns.py), and log lines follow the rules of
 services.log_append (no system line, per-line and per-attempt caps, resends told from forgery).
 """
 
@@ -27,7 +28,9 @@ from django.views.decorators.csrf import csrf_exempt
 
 from chalkcompute.image import Image as ImageSpec
 from chalkcompute.quantities import memory_bytes
-from runs import runtime_bundle, services
+from chalkcompute.run_context import utc_text
+from chalkcompute.runtime import returns
+from runs import runtime_bundle, selectors, services
 from runs.errors import RunError
 from runs.limits import run_memory_limit, run_timeout
 from runs.models import ACTIVE_ATTEMPT_STATUSES, Attempt, AttemptStatus
@@ -102,6 +105,35 @@ def _text(body: dict, name: str) -> str:
     if not isinstance(value, str):
         raise MalformedBodyError(f"{name} must be a string, not a {type(value).__name__}")
     return services.storable_text(value)
+
+
+def _return_value(body: dict) -> tuple[object, str]:
+    """The return value and its format (chalkcompute/runtime/returns.py): a format the runner
+    knows, a string unless JSON, within the cap, with what the database cannot hold replaced."""
+    # No format: a runner from before formats (a pod in flight across an upgrade) sent a repr.
+    value, format = body.get("return_value"), body.get("return_format", returns.REPR)
+    if value is None:
+        return None, ""
+    if format not in returns.FORMATS:
+        raise MalformedBodyError(
+            f"return_format must be one of {', '.join(returns.FORMATS)}, not {format!r:.100}"
+        )
+    if format != returns.JSON and not isinstance(value, str):
+        raise MalformedBodyError(
+            f"return_value must be a string when return_format is {format}, "
+            f"not a {type(value).__name__}"
+        )
+    try:
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        value = services.storable_json(value)
+    except RecursionError:
+        raise MalformedBodyError("return_value is nested too deeply") from None
+    if returns.size(text) > returns.MAX_RETURN_BYTES:
+        raise MalformedBodyError(
+            f"return_value must be at most {returns.MAX_RETURN_BYTES} bytes as JSON text, not "
+            f"{returns.size(text)}; cut its text and send return_format {returns.CUT}"
+        )
+    return value, format
 
 
 def _refuse_constant(name: str):
@@ -226,13 +258,21 @@ def attempt_detail(request, attempt: Attempt, body: dict) -> JsonResponse:
         {"path": file.path, "content_base64": base64.b64encode(bytes(file.content)).decode()}
         for file in version.files.all()
     ]
+    run = attempt.run
     return JsonResponse(
         {
             "attempt_id": attempt.id,
-            "attempt_number": attempt.number,
-            "run_id": attempt.run_id,
-            "function": attempt.run.function.name,
-            "version": version.number,
+            # What current_run() returns in the run (chalkcompute/run_context.py), decided
+            # here from what the server stored: a run never names its own slot.
+            "run": {
+                "run_id": run.id,
+                "attempt": attempt.number,
+                "trigger": run.trigger,
+                "slot": utc_text(run.slot),
+                "previous_success_slot": utc_text(selectors.previous_success_slot(run=run)),
+                "function": run.function.name,
+                "version": version.number,
+            },
             "entrypoint": version.entrypoint,
             "source": version.source,
             "source_filename": version.source_filename,
@@ -289,6 +329,7 @@ def finish(request, attempt: Attempt, body: dict) -> JsonResponse:
     status = body.get("status")
     if status not in FINISH_STATUSES:
         return _error(400, "invalid_request", f"status must be one of {', '.join(FINISH_STATUSES)}")
+    return_value, return_format = _return_value(body)
     services.attempt_finish(
         attempt=attempt,
         status=status,
@@ -302,6 +343,8 @@ def finish(request, attempt: Attempt, body: dict) -> JsonResponse:
         cpu_seconds=_optional(body, "cpu_seconds", float),
         # Only adds to the server's own count (services.log_append): never clears it.
         log_truncated=bool(body.get("log_truncated")),
+        return_value=return_value,
+        return_format=return_format,
     )
     return JsonResponse({"ok": True})
 

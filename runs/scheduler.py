@@ -7,7 +7,8 @@ Beat sends `runs.tasks.tick` every second. Each tick:
    so two beats or a slow tick never block each other;
 2. after downtime, takes the latest missed slot only, counts the others, and runs it if it is
    within the catch-up window (otherwise records it as skipped, with the count);
-3. records the slot as skipped when the previous run is still active and overlap is "skip";
+3. records the slot as skipped when the previous run is still active and overlap is "skip"
+   (a backfill's runs do not count: runs/backfills.py);
 4. creates the runs and their first attempts in bulk, advances `next_fire_at` past the slot,
    and after commit sends each attempt to a worker with the slot as its start time.
 The unique (function, scheduled_for) constraint is the last guard: an insert for a slot that
@@ -146,13 +147,14 @@ def _tick_batch(
     """One batch of the tick. `waiting` collects busy functions whose slot is still ahead;
     later batches of this tick pass over them."""
     catch_up = dt.timedelta(seconds=settings.CHALK_CATCH_UP_SECONDS)
-    # A function whose previous run is still active waits for its slot (overlap="skip"): the
-    # claim passes over it in SQL, not locking and releasing it in a batch every second of a
-    # minute's lookahead (0.13 s a tick at 100,000 such functions; 40 s a tick when each was
-    # claimed). `waiting` covers a run that became active since.
-    busy_ahead = Exists(
-        Run.objects.filter(function_id=OuterRef("id"), status__in=ACTIVE_RUN_STATUSES)
-    )
+    # The active runs that make a slot wait or skip (overlap="skip"): all but a backfill's,
+    # which are past slots run beside the schedule and never cost a live slot its run.
+    active = Run.objects.filter(status__in=ACTIVE_RUN_STATUSES).exclude(trigger=Trigger.BACKFILL)
+    # A function whose previous run is still active waits for its slot: the claim passes over
+    # it in SQL, not locking and releasing it in a batch every second of a minute's lookahead
+    # (0.13 s a tick at 100,000 such functions; 40 s a tick when each was claimed). `waiting`
+    # covers a run that became active since.
+    busy_ahead = Exists(active.filter(function_id=OuterRef("id")))
     with transaction.atomic():
         # Plain tuples of just what the tick reads: model instances were a third of its time.
         due = list(
@@ -169,7 +171,7 @@ def _tick_batch(
         if not due:
             return _Batch(runs=0, skipped=0, claimed=0)
         busy = set(
-            Run.objects.filter(function_id__in=[d[0] for d in due], status__in=ACTIVE_RUN_STATUSES)
+            active.filter(function_id__in=[d[0] for d in due])
             .values_list("function_id", flat=True)
             .distinct()
         )

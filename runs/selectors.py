@@ -5,14 +5,16 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import connection
-from django.db.models import F, Max, Q, QuerySet, Window
+from django.db.models import Count, F, Max, Prefetch, Q, QuerySet, Window
 from django.db.models.functions import RowNumber, TruncHour, TruncMinute
 
 from common.paging import KeysetPage, keyset_page
 from runs.models import (
     ACTIVE_RUN_STATUSES,
+    MANUAL_TRIGGERS,
     OVERLAP_SKIP_REASON,
     Attempt,
+    Backfill,
     ImageBuild,
     LogLine,
     Run,
@@ -44,13 +46,40 @@ def run_get(*, run_id: int) -> Run | None:
     )
 
 
+def previous_success_slot(*, run: Run) -> datetime | None:
+    """The slot of the function's last succeeded run that had one, before this run's slot (for
+    a run started by hand, before it was asked for): what a run has to catch up from."""
+    return (
+        Run.objects.filter(
+            function_id=run.function_id,
+            status=RunStatus.SUCCEEDED,
+            scheduled_for__lt=run.scheduled_for,
+        )
+        .exclude(trigger__in=MANUAL_TRIGGERS)
+        .order_by("-scheduled_for")
+        .values_list("scheduled_for", flat=True)
+        .first()
+    )
+
+
 def run_list(*, function: Function | None = None, status: str | None = None) -> QuerySet[Run]:
-    runs = Run.objects.select_related("function", "version").order_by("-id")
+    # A list shows no return values: up to 64 KiB each, not read for every row.
+    runs = Run.objects.select_related("function", "version").defer("return_value").order_by("-id")
     if function is not None:
         runs = runs.filter(function=function)
     if status is not None:
         runs = runs.filter(status=status)
     return runs
+
+
+def backfill_get(*, backfill_id: int) -> Backfill | None:
+    """The backfill with its runs so far, in slot order."""
+    return (
+        Backfill.objects.select_related("function", "version")
+        .prefetch_related(Prefetch("runs", queryset=Run.objects.order_by("scheduled_for")))
+        .filter(id=backfill_id)
+        .first()
+    )
 
 
 def log_lines(*, run: Run, after: int, limit: int) -> QuerySet[LogLine]:
@@ -235,6 +264,21 @@ def _percentile(ordered: list[float], share: float) -> float | None:
     if not ordered:
         return None
     return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
+
+
+def function_backfills(*, function: Function, limit: int) -> list[Backfill]:
+    """The function's newest backfills, each with its runs counted: `runs_ended`,
+    `runs_succeeded` and `runs_active`."""
+    active = Q(runs__status__in=ACTIVE_RUN_STATUSES)
+    return list(
+        Backfill.objects.filter(function=function)
+        .annotate(
+            runs_ended=Count("runs", filter=~active),
+            runs_succeeded=Count("runs", filter=Q(runs__status=RunStatus.SUCCEEDED)),
+            runs_active=Count("runs", filter=active),
+        )
+        .order_by("-id")[:limit]
+    )
 
 
 def image_builds(*, image_id: int) -> list[ImageBuild]:

@@ -41,6 +41,7 @@ from runs.models import (
     ACTIVE_RUN_STATUSES,
     Attempt,
     AttemptStatus,
+    Backfill,
     LogLine,
     LogStream,
     Run,
@@ -426,6 +427,18 @@ def storable_text(text: str) -> str:
     return _UNSTORABLE.sub("\ufffd", text)
 
 
+def storable_json(value: object) -> object:
+    """A JSON value with storable_text applied to every string, keys too: PostgreSQL's jsonb
+    refuses them as text columns do."""
+    if isinstance(value, str):
+        return storable_text(value)
+    if isinstance(value, list):
+        return [storable_json(item) for item in value]
+    if isinstance(value, dict):
+        return {storable_text(key): storable_json(item) for key, item in value.items()}
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class _Line:
     ts: dt.datetime
@@ -715,10 +728,14 @@ def attempt_finish(
     log_truncated: bool = False,
     counts_against_retries: bool = True,
     retryable: bool = True,
+    return_value: object = None,
+    return_format: str = "",
 ) -> bool:
     """Ends an attempt once (a second report is ignored), then its run or its next retry.
     `retryable=False` ends the run whatever its retry policy: another attempt could not go
-    better (a bad image reference, a spec the cluster cannot run, a failed image build)."""
+    better (a bad image reference, a spec the cluster cannot run, a failed image build).
+    A run that succeeds keeps what its function returned (`return_value` in `return_format`,
+    chalkcompute/runtime/returns.py), masked and within the cap: the runner API checks it."""
     with transaction.atomic():
         fields = dict(
             status=status, finished_at=now, reason=reason[:10_000], exit_code=exit_code,
@@ -743,6 +760,8 @@ def attempt_finish(
             return True
         if run.cancel_requested_at is not None:
             status = RunStatus.CANCELLED
+        if status == RunStatus.SUCCEEDED:
+            run.return_value, run.return_format = return_value, return_format
         _run_end(run=run, status=status, reason=summary, now=now)
     return True
 
@@ -815,10 +834,15 @@ def _run_end(*, run: Run, status: str, reason: str, now: dt.datetime) -> None:
     run.peak_memory_bytes = totals["peak"]
     run.cpu_seconds = totals["cpu"]
     run.save(
-        update_fields=["status", "status_reason", "finished_at", "peak_memory_bytes", "cpu_seconds"]
-    )
-    run_id = run.id
+        update_fields=[
+            "status", "status_reason", "finished_at", "peak_memory_bytes", "cpu_seconds",
+            "return_value", "return_format",
+        ]
+    )  # fmt: skip
+    run_id, backfill_id = run.id, run.backfill_id
     transaction.on_commit(lambda: dispatch.tell_alerts_run_ended(run_id))
+    if backfill_id is not None:  # its backfill may start its next slot now
+        transaction.on_commit(lambda: dispatch.advance_backfill(backfill_id))
 
 
 def run_cancel(*, run: Run, actor: Actor, now: dt.datetime) -> bool:
@@ -950,7 +974,7 @@ def after_restore(
 
 def runs_prune(*, before: dt.datetime, batch: int = 10_000) -> int:
     """Deletes runs that finished before `before`, with their attempts, log lines and usage
-    samples; returns how many runs.
+    samples, and backfills that finished before it; returns how many runs.
 
     `batch` runs at a time: their ids first, then one delete by id per batch, so a retention
     window of millions of runs never becomes one statement holding its locks (and Django's
@@ -963,6 +987,7 @@ def runs_prune(*, before: dt.datetime, batch: int = 10_000) -> int:
             .values_list("id", flat=True)[:batch]
         )
         if not ids:
+            Backfill.objects.filter(finished_at__lt=before).delete()
             return deleted
         Run.objects.filter(id__in=ids).delete()
         deleted += len(ids)

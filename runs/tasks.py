@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from access.services import audit_prune
 from chalkcompute.runtime.parent import die_with_parent
-from runs import heartbeats, scheduler, services
+from runs import backfills, heartbeats, scheduler, services
 from runs.executors import database_slot, executor_for
 from runs.models import Attempt
 from scheduling.models import Image
@@ -149,13 +149,19 @@ def tick() -> int:
 @shared_task(ignore_result=True)
 def reap() -> dict[str, int]:
     now = timezone.now()
-    done = services.reap(now=now)
+    done = {**services.reap(now=now), "backfill_runs": backfills.backfills_advance(now=now)}
     heartbeats.record(
         [("reaper", "", done, 1)]
         + [("reaper-action", action, None, count) for action, count in done.items()],
         now=now,
     )
     return done
+
+
+@shared_task(ignore_result=True)
+def advance_backfill(backfill_id: int) -> int:
+    """Sent when one of the backfill's runs ended (see backfills.backfill_advance)."""
+    return backfills.backfill_advance(backfill_id=backfill_id, now=timezone.now())
 
 
 # Acknowledged on receipt: a run can last hours, and a redelivered message after a worker's

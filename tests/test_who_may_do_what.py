@@ -17,7 +17,8 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from access.models import AuditEvent
-from runs.models import Run
+from runs.backfills import backfill_start
+from runs.models import Backfill, Run
 from runs.services import run_trigger
 from scheduling.models import ApiToken, Function, FunctionVersion, Secret
 from scheduling.services import secret_set, token_create
@@ -37,11 +38,15 @@ CAN = {  # the rights each console and API persona holds, as the README's roles 
 
 @pytest.fixture
 def world(db):
-    """refresh-rates with a run in flight and a secret, and a token of each persona."""
+    """refresh-rates with a run and a backfill in flight and a secret, and a token of each
+    persona."""
     now = timezone.now()
     secret_set(name="EXCHANGE_API_KEY", value="x", actor=PLATFORM, now=now)
     rates = deploy("refresh-rates", "pass", schedule="0 * * * *")
     run = run_trigger(function=rates, trigger="manual", actor=PLATFORM, now=now)
+    backfill = backfill_start(
+        function=rates, start=now - dt.timedelta(hours=3), end=now, actor=PLATFORM, now=now
+    )
     tokens = {}
     for name, role in ROLES.items():
         user = person(name, role)
@@ -61,7 +66,7 @@ def world(db):
     tokens["narrow"] = token_create(
         name="dev-reader", user=dev, actor=PLATFORM, now=now, scopes=["read"]
     )[1]
-    return {"run": run.id, "tokens": tokens}
+    return {"run": run.id, "backfill": backfill.id, "tokens": tokens}
 
 
 def snapshot() -> dict:
@@ -71,6 +76,7 @@ def snapshot() -> dict:
         "function": function and (function.paused, function.current_version_id),
         "versions": FunctionVersion.objects.count(),
         "runs": sorted(Run.objects.values_list("id", "status", "cancel_requested_at")),
+        "backfills": sorted(Backfill.objects.values_list("id", "status")),
         "secrets": sorted(Secret.objects.values_list("name", "updated_at")),
         "tokens": sorted(ApiToken.objects.values_list("name", "revoked_at")),
         "audit": AuditEvent.objects.exclude(action__in=["sign_in", "sign_in_failed"]).count(),
@@ -92,6 +98,22 @@ CONSOLE_ACTIONS = {  # name: (right, page, form)
     "pause": ("run", "/", {"action": "pause", "name": "refresh-rates", "reason": "x"}),
     "pause-selected": ("run", "/", {"action": "pause-selected", "names": "refresh-rates"}),
     "run-now": ("run", "/functions/refresh-rates", {"action": "run", "name": "refresh-rates"}),
+    "backfill": (
+        "run",
+        "/functions/refresh-rates",
+        {
+            "action": "backfill",
+            "name": "refresh-rates",
+            "start": "2026-01-01T00:00",
+            "end": "2026-01-01T02:00",
+            "parallel": "1",
+        },
+    ),  # fmt: skip
+    "cancel-backfill": (
+        "run",
+        "/functions/refresh-rates",
+        {"action": "cancel-backfill", "name": "refresh-rates", "backfill": "{backfill}"},
+    ),
     "rollback": (
         "deploy",
         "/functions/refresh-rates",
@@ -119,6 +141,7 @@ def test_it_lets_each_role_take_exactly_its_console_actions(world, name, action)
     right, page, form = CONSOLE_ACTIONS[action]
     before = snapshot()
 
+    form = {field: value.format(**world) for field, value in form.items()}
     response = console_as(name).post(page.format(**world), form)
 
     if not CAN[name]:
@@ -150,6 +173,8 @@ def test_it_offers_only_the_buttons_a_person_may_use(world, name):
     secrets_page = client.get("/secrets").content.decode()
 
     assert ('value="run"' in function_page) == ("run" in CAN[name])
+    assert ('value="backfill"' in function_page) == ("run" in CAN[name])
+    assert ('value="cancel-backfill"' in function_page) == ("run" in CAN[name])
     assert ('value="pause"' in function_page) == ("run" in CAN[name])
     assert ('value="set"' in secrets_page) == ("secrets" in CAN[name])
     assert ('href="/audit"' in function_page) == ("admin" in CAN[name])
@@ -174,6 +199,9 @@ API_CALLS = {  # name: (right, method, path, body, status when allowed)
     "pause": ("run", "post", "/api/v1/functions/refresh-rates/pause", {"reason": "x"}, 200),
     "trigger": ("run", "post", "/api/v1/functions/refresh-rates/trigger", None, 201),
     "cancel": ("run", "post", "/api/v1/runs/{run}/cancel", None, 200),
+    "backfill": ("run", "post", "/api/v1/functions/refresh-rates/backfill", "backfill", 201),
+    "read a backfill": ("read", "get", "/api/v1/backfills/{backfill}", None, 200),
+    "cancel a backfill": ("run", "post", "/api/v1/backfills/{backfill}/cancel", None, 200),
     "deploy": ("deploy", "put", "/api/v1/functions/nightly", "deploy", 201),
     "deploy with a secret": ("secrets", "put", "/api/v1/functions/leaky", "leaky", 201),
     "delete a function": ("deploy", "delete", "/api/v1/functions/refresh-rates", None, 204),
@@ -184,6 +212,7 @@ API_CALLS = {  # name: (right, method, path, body, status when allowed)
 BODIES = {
     "deploy": deploy_body(schedule="0 2 * * *"),
     "leaky": deploy_body(schedule=None, secrets=["EXCHANGE_API_KEY"]),
+    "backfill": {"start": "2026-01-01T00:00:00Z", "end": "2026-01-01T02:00:00Z"},
 }
 TOKEN_RIGHTS = {
     **{name: CAN[name] for name in ("ada", "dev", "otto", "vic")},

@@ -16,9 +16,10 @@ The events (the runner masks secrets in every text of them):
   from DEBUG, every other logger's from INFO, as Chalk's runtime logs them; a record of
   another logger than chalk_logger starts with its logger's name), a long one in parts of
   PIECE_CHARS, "more" on every part but its last;
-- {"kind": "result", "ok": true, "return", "return_cut"} or {"kind": "result", "ok": false,
+- {"kind": "result", "ok": true, "return", "return_format"} or {"kind": "result", "ok": false,
   "error_type", "error_message", "error_message_cut", "traceback", "traceback_cut"}: the
-  texts cut to their limits ("_cut" true), the traceback keeping its end.
+  texts cut to their limits ("_cut" true), the traceback keeping its end; "return" the
+  value's JSON or repr (returns.py), null for None.
 """
 
 import importlib.util
@@ -32,7 +33,8 @@ import time
 import traceback
 from pathlib import Path
 
-MAX_RETURN_REPR = 2000
+from chalkcompute.runtime import returns
+
 MAX_ERROR_MESSAGE = 16_384
 MAX_TRACEBACK = 65_536
 PIECE_CHARS = 16_384  # the most text in one event: the runner reads events of bounded size
@@ -191,16 +193,21 @@ def main() -> int:
         return 1
     sys.stdout.flush()
     sys.stderr.flush()
-    shown = None if result is None else _text(repr, result)
-    events.send(
-        {
-            "kind": "result",
-            "ok": True,
-            "return": None if shown is None else shown[:MAX_RETURN_REPR],
-            "return_cut": shown is not None and len(shown) > MAX_RETURN_REPR,
-        }
-    )
+    events.send({"kind": "result", "ok": True, **_returned(result)})
     return 0
+
+
+def _returned(value: object) -> dict:
+    """The return's text and format (returns.py): its JSON, else its repr, cut to the cap."""
+    if value is None:
+        return {"return": None}
+    try:
+        text, format = json.dumps(value, ensure_ascii=False, allow_nan=False), returns.JSON
+    except Exception:  # noqa: BLE001 - not JSON (a dict subclass's items() may raise anything)
+        text, format = _text(repr, value), returns.REPR
+    if returns.size(text) > returns.MAX_RETURN_BYTES:
+        text, format = returns.cut(text), returns.CUT
+    return {"return": text, "return_format": format}
 
 
 def _text(show, value: object) -> str:

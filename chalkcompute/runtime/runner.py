@@ -6,15 +6,17 @@
    No CHALK_ATTEMPT_TOKEN* variable stays in its environment, and the runner makes itself not
    dumpable: the function, its child with the same uid, cannot read the token from
    /proc/<runner>/environ or /proc/<runner>/mem.
-2. Runs the function in a child process in its own session, the secrets in its environment.
+2. Runs the function in a child process in its own session, the secrets and the run's facts
+   (run_context.py) in its environment.
 3. Every second posts a heartbeat: new stdout/stderr/chalk_logger lines (secret values masked,
    capped per attempt) and a CPU/RSS sample. The answer says whether the run was cancelled.
    Output is read in chunks of at most READ_BYTES and cut into lines of at most
    MAX_LINE_CHARS, and lines wait for a heartbeat only up to MAX_PENDING_BYTES (then the
    function waits to write), so a long line without a newline costs the runner no memory.
 4. Enforces the timeout (SIGTERM, then SIGKILL after a grace period) and the memory limit.
-5. Reports the outcome: a return, or the exception's type, message and traceback, and the
-   exit code. A report that cannot be delivered is retried until the server answers.
+5. Reports the outcome: a return value (returns.py), or the exception's type, message and
+   traceback, and the exit code. A report that cannot be delivered is retried until the server
+   answers.
 
 One Masker (masking.py) masks every path: the stdout and stderr pipes (what the function or its
 subprocesses write to the file descriptors), the lines Python code prints and the chalk_logger
@@ -38,7 +40,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from chalkcompute import run_context
 from chalkcompute.client import CrossOriginRedirectError, urlopen
+from chalkcompute.runtime import returns
 from chalkcompute.runtime.masking import Masker, MaskingStream
 from chalkcompute.runtime.parent import die_with_parent, not_dumpable
 from chalkcompute.runtime.usage import SANDBOXED, RunProcesses, Usage
@@ -456,6 +460,8 @@ class Attempt:
                 "CHALK_EVENTS_FD": str(write_fd),
                 "CHALK_START_AT": str(spec.get("start_at") or 0),
                 "PYTHONUNBUFFERED": "1",
+                # What current_run() reads, here and in every program the function starts.
+                **run_context.environment(spec["run"]),
             }
         )
         # The timeout counts from the start time: a runner prepared ahead of its slot waits.
@@ -561,7 +567,6 @@ class Attempt:
             "error_message": "",
             "traceback": "",
             "reason": "",
-            "return_value": None,
         }
         result = self.result or {}
         if stop_reason:
@@ -571,8 +576,10 @@ class Attempt:
                 outcome["error_message"] = stop_reason[1]
         elif result.get("ok") and exit_code == 0:
             outcome["status"] = "succeeded"
-            if result.get("return") is not None:
-                outcome["return_value"] = self._masked(result, "return")
+            if isinstance(result.get("return"), str):
+                outcome["return_value"], outcome["return_format"] = returns.kept(
+                    result["return"], str(result.get("return_format")), self.masker
+                )
         else:
             outcome["status"] = "failed"
             if result and not result.get("ok"):

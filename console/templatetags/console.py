@@ -1,6 +1,7 @@
 """Template filters for the console: a status as a symbol and words, durations, quantities."""
 
 import datetime as dt
+import json
 from functools import lru_cache
 
 from django import template
@@ -8,6 +9,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
+
+from chalkcompute.runtime import returns
 
 register = template.Library()
 
@@ -27,6 +30,7 @@ STATUS_SYMBOLS = {
     "interrupted": "↯",
     "building": "◔",
     "ready": "✓",
+    "done": "✓",  # a backfill
 }
 
 
@@ -152,6 +156,15 @@ def log_html(lines, attempt_numbers: dict) -> str:
             f'<span class="text">{escape(line.text)}</span></div>'
         )
     return mark_safe("".join(rendered))  # noqa: S308 - every part above is escaped or a number
+
+
+@register.filter
+def return_text(run) -> str:
+    """What a run's function returned, as its page shows it: JSON indented, a text (a repr, a
+    cut value) as it is. Escaped by the template like any text."""
+    if run.return_format == returns.JSON:
+        return json.dumps(run.return_value, indent=2, ensure_ascii=False)
+    return run.return_value
 
 
 @register.filter

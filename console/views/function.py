@@ -1,5 +1,6 @@
 """A function's page: configuration, build state, next fire times, missed and skipped slots,
-versions with a diff and rollback, and its runs newest first; pause, resume, run now."""
+backfills with their progress, versions with a diff and rollback, and its runs newest first;
+pause, resume, run now, backfill (with a confirm step for a large one) and its cancel."""
 
 from django.contrib import messages
 from django.http import Http404
@@ -11,10 +12,12 @@ from access.selectors import audit_events
 from alerts import selectors as alert_selectors
 from common.paging import int_cursor, pager_query
 from console.access import console_view, see_other
-from console.inputs import ConsoleInputError
+from console.inputs import ConfirmationNeeded, ConsoleInputError
 from console.views.function_actions import function_action
 from runs import selectors
+from runs.backfills import MAX_PARALLEL
 from runs.executors import executor_for
+from runs.models import BackfillStatus
 from scheduling import selectors as scheduling_selectors
 from scheduling.services import MAX_PAUSE_REASON
 from scheduling.versions import versions_to_diff
@@ -24,6 +27,8 @@ VERSIONS_PAGE_SIZE = 10
 MISSED_SHOWN = 10
 NEXT_FIRE_TIMES_SHOWN = 5
 EVENTS_SHOWN = 20
+BACKFILLS_SHOWN = 5
+BACKFILL_FIELDS = ("start", "end", "rerun", "parallel")
 
 
 @console_view
@@ -31,11 +36,13 @@ def function_page(request, name: str):
     function = scheduling_selectors.function_get(name=name)
     if function is None:
         raise Http404(f"No function named {name}")
-    error = ""
+    error = confirm = ""
     status = 200
     if request.method == "POST":
         try:
             done = function_action(request)
+        except ConfirmationNeeded as exc:
+            confirm = exc.question
         except ConsoleInputError as exc:
             error, status = exc.message, exc.status
             function = scheduling_selectors.function_get(name=name)
@@ -63,10 +70,22 @@ def function_page(request, name: str):
         "diff_to": diff_to,
         "diff": diff,
         "diff_error": diff_error,
+        "confirm": confirm,
+        # A backfill asked again (to confirm it, or to fix it) keeps what was typed.
+        "backfill_form": {
+            field: request.POST.get(field, "")
+            for field in BACKFILL_FIELDS
+            if request.POST.get("action") == "backfill"
+        },
+        "max_parallel": MAX_PARALLEL,
     }
     target = request.htmx.target if request.htmx else None
     if target == "version-diff":
         return TemplateResponse(request, "console/function.html#version-diff", context)
+    context["backfills"] = selectors.function_backfills(function=function, limit=BACKFILLS_SHOWN)
+    context["backfilling"] = any(b.status == BackfillStatus.RUNNING for b in context["backfills"])
+    if target == "function-backfills":
+        return TemplateResponse(request, "console/function.html#function-backfills", context)
     context["runs"] = selectors.function_runs_page(
         function=function,
         after=int_cursor(request.GET, "after"),

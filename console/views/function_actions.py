@@ -1,17 +1,20 @@
 """The POST actions of the functions list and a function's page. Each is a small function
-calling one service; it returns the message to show and, for "run now", the page to go to.
-Bad input raises ConsoleInputError before anything is written."""
+calling one service; it returns the message to show and, for "run now" and backfills, the
+page to go to. Bad input raises ConsoleInputError before anything is written, and a backfill
+that needs a confirmation ConfirmationNeeded."""
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.urls import reverse
 from django.utils import timezone
 
 from access.actor import Actor
 from common.errors import ServiceError
-from console.inputs import ConsoleInputError
+from console.inputs import ConfirmationNeeded, ConsoleInputError
+from runs.backfills import backfill_cancel, backfill_start
+from runs.errors import ConfirmRequiredError
 from runs.models import Trigger
 from runs.services import run_trigger
 from scheduling import services
@@ -96,6 +99,67 @@ def run_now(request, now: datetime) -> Done:
     return Done(f"Started run {run.id} of {function.name}.", reverse("run", args=[run.id]))
 
 
+def _utc(request, field: str) -> datetime:
+    """A datetime-local field, read as UTC (the page says so); an offset, if typed, counts."""
+    try:
+        moment = datetime.fromisoformat(request.POST.get(field, "").strip())
+    except ValueError:
+        raise ConsoleInputError(
+            f"Give the {field} as a date and time in UTC, e.g. 2026-12-01 00:00.",
+            function=request.POST.get("name", ""),
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def backfill(request, now: datetime) -> Done:
+    function = _one(request)
+    parallel = request.POST.get("parallel", "1").strip()
+    if not parallel.isdigit():
+        raise ConsoleInputError("Runs at once is a whole number, e.g. 1.", function=function.name)
+    start, end = _utc(request, "start"), _utc(request, "end")
+    try:
+        started = backfill_start(
+            function=function,
+            start=start,
+            end=end,
+            rerun=bool(request.POST.get("rerun")),
+            max_parallel=int(parallel),
+            confirm=bool(request.POST.get("confirm")),
+            actor=Actor.of_request(request),
+            now=now,
+        )
+    except ConfirmRequiredError as exc:
+        first, last = start.astimezone(UTC), end.astimezone(UTC)
+        raise ConfirmationNeeded(
+            f"This backfill runs {exc.runs} slots of {function.name}, from {first:%Y-%m-%d %H:%M} "
+            f"to {last:%Y-%m-%d %H:%M} UTC. Start it?"
+        ) from None
+    skipped = (
+        f" {started.skipped_slots} already succeeded and are skipped."
+        if started.skipped_slots
+        else ""
+    )
+    return Done(
+        f"Started backfill {started.id} of {function.name}: {started.slots_to_run} slots, "
+        f"{started.max_parallel} at a time.{skipped}",
+        reverse("function", args=[function.name]) + "#backfills",
+    )
+
+
+def cancel_backfill(request, now: datetime) -> Done:
+    function = _one(request)
+    wanted = request.POST.get("backfill", "")
+    found = function.backfills.filter(id=int(wanted)).first() if wanted.isdigit() else None
+    if found is None:
+        raise ConsoleInputError(
+            f"{function.name} has no backfill {wanted!r:.20}. Reload.", function=function.name
+        )
+    page = reverse("function", args=[function.name]) + "#backfills"
+    if not backfill_cancel(backfill=found, actor=Actor.of_request(request), now=now):
+        return Done(f"Backfill {found.id} had already ended ({found.status}).", page)
+    return Done(f"Cancelled backfill {found.id} of {function.name}.", page)
+
+
 def rollback(request, now: datetime) -> Done:
     function = _one(request)
     number = request.POST.get("version", "")
@@ -116,6 +180,8 @@ ACTIONS: dict[str, Callable[..., Done]] = {
     "pause-selected": pause_selected,
     "resume-selected": resume_selected,
     "run": run_now,
+    "backfill": backfill,
+    "cancel-backfill": cancel_backfill,
     "rollback": rollback,
 }
 

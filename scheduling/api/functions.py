@@ -77,6 +77,10 @@ def function_or_404(name: str) -> Function:
     return function
 
 
+def function_console_url(function: Function) -> str:
+    return f"{settings.CHALK_PUBLIC_URL.rstrip('/')}/functions/{function.name}"
+
+
 # --- the code's rules, as field validators (FunctionSpec checks the rest) ---------------------
 
 
@@ -306,7 +310,7 @@ class FunctionOutputSerializer(serializers.Serializer):
 
     @extend_schema_field({"type": "string", "format": "uri"})
     def get_console_url(self, function: Function) -> str:
-        return f"{settings.CHALK_PUBLIC_URL.rstrip('/')}/functions/{function.name}"
+        return function_console_url(function)
 
     def get_fields(self) -> dict[str, serializers.Field]:
         declared = super().get_fields()

@@ -77,10 +77,12 @@ def finish_run(
     samples: list[tuple[float, int]] = (),
     at: dt.datetime | None = None,
     active: bool = False,
+    returned: tuple[object, str] = (None, ""),
 ) -> Run:
     """A manual run that went through the platform's own services: claimed, begun, logging
     `lines` ((level, text)), sampling `samples` ((cpu_seconds, rss_bytes) one a second), and
-    finished with `status` (and `error`: type, message, traceback) unless `active`."""
+    finished with `status` (and `error`: type, message, traceback; `returned`: the return value
+    and its format) unless `active`."""
     now = at or timezone.now()
     run = run_services.run_trigger(
         function=function, trigger="manual", actor=acting("olivia"), now=now
@@ -123,6 +125,8 @@ def finish_run(
             error_type=error_type,
             error_message=message,
             traceback=traceback,
+            return_value=returned[0],
+            return_format=returned[1],
         )
     return Run.objects.get(id=run.id)
 

@@ -2,9 +2,12 @@
 with cancel and re-run actions and a link to the run's page; "run now" on functions; every
 model of runs/ readable."""
 
+import datetime as dt
+
 import pytest
 from django.utils import timezone
 
+from runs.backfills import backfill_start
 from runs.models import ImageBuild, Run
 from runs.services import run_trigger
 from tests.console.conftest import deploy, finish_run
@@ -131,3 +134,18 @@ def test_it_links_an_attempt_to_its_runs_page(operator, runs):
     page = html(operator.get("/admin/runs/attempt/"))
 
     assert f'<a href="/runs/{runs["ok"].id}">run {runs["ok"].id}</a>' in page
+
+
+def test_it_shows_backfills_read_only(operator, runs):
+    now = timezone.now()
+    backfill = backfill_start(
+        function=runs["ok"].function, start=now - dt.timedelta(hours=2), end=now,
+        actor=acting("t"), now=now,
+    )  # fmt: skip
+
+    listing = html(operator.get("/admin/runs/backfill/"))
+    page = html(operator.get(f"/admin/runs/backfill/{backfill.id}/change/"))
+
+    assert f"/admin/runs/backfill/{backfill.id}/change/" in listing
+    assert "refresh-rates" in page
+    assert 'name="status"' not in page and 'name="_save"' not in page

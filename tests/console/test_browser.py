@@ -82,11 +82,12 @@ from chalk import chalk_logger
 
 
 @chalkcompute.function(name="hello-console", schedule="0 0 1 1 *")
-def hello_console() -> None:
+def hello_console() -> dict:
     chalk_logger.info("step one: fetching")
     time.sleep(3)
     chalk_logger.warning("step two: 3 rates are stale")
     time.sleep(1)
+    return {"stale": 3}
 """
 
 
@@ -186,6 +187,7 @@ def test_it_deploys_with_the_sdk_and_shows_a_run_succeed_live(
     expect(log).not_to_contain_text("step two")
     expect(log).to_contain_text("step two: 3 rates are stale", timeout=RUN_TIMEOUT_MS)
     expect(page.locator("#run-status")).to_contain_text("succeeded", timeout=RUN_TIMEOUT_MS)
+    expect(page.locator("#return-value pre")).to_have_text('{\n  "stale": 3\n}')
     assert_not_reloaded(page)
     expect(page.locator("#poller")).not_to_have_attribute("hx-trigger", re.compile(".+"))
     expect(page.locator("#usage")).to_contain_text("Peak memory")
@@ -273,6 +275,32 @@ def test_it_cancels_a_long_run(platform, page):
     nav(page, "Runs").click()
     expect(page.locator("table.runs")).to_contain_text("cancelled")
     screenshot(page, "runs")
+
+
+def test_it_backfills_a_range_after_confirming_it_shows_its_progress_and_cancels_it(page, settings):
+    settings.CHALK_BACKFILL_CONFIRM_SLOTS = 2
+    deploy("refresh-rates", "pass", schedule="0 * * * *")
+    midnight = (timezone.now() - dt.timedelta(days=1)).replace(hour=0, minute=0, second=0)
+    page.goto("/functions/refresh-rates")
+
+    page.get_by_label("From (UTC)").fill(f"{midnight:%Y-%m-%dT%H:%M}")
+    page.get_by_label("to (UTC)").fill(f"{midnight + dt.timedelta(hours=2):%Y-%m-%dT%H:%M}")
+    page.get_by_label("Runs at once").fill("2")
+    page.get_by_role("button", name="Backfill", exact=True).click()
+    expect(page.locator("#backfill-confirm")).to_contain_text(
+        "This backfill runs 3 slots of refresh-rates"
+    )
+    page.get_by_role("button", name="Start the backfill").click()
+
+    progress = page.locator("#function-backfills")
+    expect(progress).to_contain_text("0 of 3 slots run (0 succeeded), 2 running.")
+    with page.expect_response(lambda response: "/functions/refresh-rates" in response.url):
+        pass  # the progress polls while the backfill runs
+    screenshot(page, "backfill")
+    page.get_by_role("button", name=re.compile(r"^Cancel backfill \d+$")).click()
+    expect(page.locator(".message.success")).to_contain_text("Cancelled backfill")
+    expect(progress).to_contain_text("cancelled")
+    assert set(Run.objects.values_list("trigger", "status")) == {("backfill", "cancelled")}
 
 
 def test_it_sets_a_secret_and_never_shows_its_value_again(page):

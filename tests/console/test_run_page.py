@@ -50,6 +50,30 @@ def test_it_shows_the_status_trigger_slot_and_timings(console, failed):
     assert '<dd id="run-duration">4.0 s</dd>' in page
 
 
+def test_it_shows_what_the_function_returned_as_indented_json_escaped(console, rates):
+    run = finish_run(rates, returned=({"EUR": 0.9, "note": "<b>fresh</b>"}, "json"))
+
+    page = html(console.get(f"/runs/{run.id}"))
+
+    assert (
+        '<figcaption>Returned</figcaption>\n    <pre tabindex="0">{\n  &quot;EUR&quot;: 0.9,\n'
+        "  &quot;note&quot;: &quot;&lt;b&gt;fresh&lt;/b&gt;&quot;\n}</pre>" in page
+    )
+
+
+def test_it_shows_the_repr_of_a_value_that_is_not_json_as_text(console, rates):
+    run = finish_run(rates, returned=("{'EUR', 'USD'}", "repr"))
+
+    page = html(console.get(f"/runs/{run.id}"))
+
+    assert "Returned: its repr(), as the value is not JSON" in page
+    assert '<pre tabindex="0">{&#x27;EUR&#x27;, &#x27;USD&#x27;}</pre>' in page
+
+
+def test_it_shows_no_return_value_for_a_function_that_returned_none(console, failed):
+    assert 'id="return-value"' not in html(console.get(f"/runs/{failed.id}"))
+
+
 def test_it_shows_each_attempt_with_its_exit_code_and_error(console, failed):
     page = html(console.get(f"/runs/{failed.id}"))
 

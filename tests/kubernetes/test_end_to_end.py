@@ -49,7 +49,7 @@ def test_it_runs_a_function_in_a_pod_through_the_runner_with_its_logs_and_usage(
         chalk_logger.info("fetching rates")
         print("3 rates")
         time.sleep(1.2)
-        return 3
+        return {"rates": 3, "run": chalkcompute.current_run().run_id}
         """,
         image=Image.debian_slim().pip_install("requests"),
     )
@@ -70,6 +70,7 @@ def test_it_runs_a_function_in_a_pod_through_the_runner_with_its_logs_and_usage(
     assert runner.wait(timeout=30) == 0, kubernetes.logs
     attempt.refresh_from_db()
     assert (run.status, run.status_reason) == ("succeeded", "")
+    assert run.return_value == {"rates": 3, "run": run.id}
     assert (attempt.status, attempt.exit_code, attempt.executor_ref) == (
         "succeeded",
         0,

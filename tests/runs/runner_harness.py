@@ -137,10 +137,15 @@ def attempt_spec(body: str, secrets: dict[str, str] | None = None, **overrides) 
     )
     return {
         "attempt_id": 1,
-        "attempt_number": 1,
-        "run_id": 1,
-        "function": "job",
-        "version": 1,
+        "run": {
+            "run_id": 1,
+            "attempt": 1,
+            "trigger": "manual",
+            "slot": None,
+            "previous_success_slot": None,
+            "function": "job",
+            "version": 1,
+        },
         "entrypoint": "job",
         "source": source,
         "source_filename": "job.py",

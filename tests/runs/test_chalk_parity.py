@@ -1,7 +1,8 @@
 """A job written in Chalk's documented style, deployed by running its script against a live
 server and run on real workers: the list forms, a requirements file (one real pip install),
 a helper module shipped with add_local_python_source, RetryPolicy.exponential, env= with a
-secret, a standard-library logger, and a count-first GPU; started with Chalk's `.remote()`."""
+secret, a standard-library logger, and a count-first GPU; started with Chalk's `.remote()`,
+which returns what the function returned."""
 
 import os
 import subprocess
@@ -39,13 +40,14 @@ image = (
     cpu="1",
     memory="1Gi",
 )
-def refresh_rates() -> None:
+def refresh_rates() -> dict:
     import six
 
     import helpers
 
     logging.getLogger(__name__).info("mode %s, token %s", os.environ["MODE"], os.environ["TOKEN"])
     print(f"rates {helpers.rates()} with {six.__name__}")
+    return {"rates": helpers.rates(), "token": os.environ["TOKEN"]}
 
 
 @chalkcompute.function(schedule="0 4 * * *", gpu="2:nvidia-a100", cpu="4", memory="16Gi")
@@ -73,8 +75,7 @@ try:
     job.nightly_batch_inference.remote()
 except chalkcompute.RemoteExecutionError as exc:
     print("gpu run:", exc.status, exc)
-job.refresh_rates.remote()
-print("refresh run: succeeded")
+print("refresh run returned:", job.refresh_rates.remote())
 """
 
 
@@ -111,7 +112,7 @@ def test_a_job_in_chalks_style_deploys_and_runs_with_its_files_secret_and_logs(p
     called = python("-c", textwrap.dedent(CALLS))
 
     assert "gpu run: failed" in called and "has no GPU" in called and "nvidia-a100:2" in called
-    assert called.endswith("refresh run: succeeded\n")
+    assert called.endswith("refresh run returned: {'rates': {'EUR': 0.9}, 'token': '********'}\n")
     run = Run.objects.get(function__name="refresh-rates")
     lines = list(
         LogLine.objects.filter(attempt__run=run).order_by("seq").values_list("level", "text")

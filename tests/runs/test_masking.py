@@ -9,8 +9,9 @@ import random
 
 import pytest
 
-from chalkcompute.runtime.child import MAX_ERROR_MESSAGE, MAX_RETURN_REPR, MAX_TRACEBACK
+from chalkcompute.runtime.child import MAX_ERROR_MESSAGE, MAX_TRACEBACK
 from chalkcompute.runtime.masking import MASK, Masker, secret_forms
+from chalkcompute.runtime.returns import MAX_RETURN_BYTES
 from chalkcompute.runtime.runner import MAX_LINE_CHARS
 from tests.runs.runner_harness import attempt_spec, run_runner
 
@@ -77,7 +78,8 @@ ROWS = [
         'try:\n    {}[k]\nexcept KeyError:\n    raise RuntimeError("lookup failed")',
         {"error_message": "lookup failed", "traceback": "KeyError: '********'"},
     ),
-    ("returned-value", 'return {"key": k}', {"return_value": "{'key': '********'}"}),
+    ("returned-value", 'return {"key": k}', {"return_value": {"key": "********"}}),
+    ("returned-repr", "return {k}", {"return_value": "{'********'}"}),
     ("pem-printed-whole", "print(pem)", {"log": out("********")}),
     ("pem-written-whole-to-fd-1", "os.write(1, pem.encode())", {"log": out("********")}),
     (
@@ -187,8 +189,8 @@ ROWS = [
     ),
     (
         "a-long-returned-value-cut-inside-the-value",
-        f'return "y" * {MAX_RETURN_REPR - 6} + k',
-        {"absent": [KEY[:5]], "cut": ("return_value", "'yyy", "y…")},
+        f'return "y" * {MAX_RETURN_BYTES - 7} + k',
+        {"absent": [KEY[:5]], "cut": ("return_value", '"yyy', "yyy")},
     ),
     (
         "prints-and-records-keep-their-order",

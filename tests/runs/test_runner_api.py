@@ -1,16 +1,18 @@
 """The runner API's one endpoint without a token, the runtime archive that pods installing at
-start download, every endpoint's answer to a wrong method, and its 400s for a body it cannot
-read. (The rest is exercised by every run the runner makes.)"""
+start download, every endpoint's answer to a wrong method, its 400s for a body it cannot read,
+and the return value a finish carries. (The rest is exercised by every run the runner makes.)"""
 
 import datetime as dt
 
 import pytest
+from rest_framework.test import APIClient
 
+from chalkcompute.runtime.returns import MAX_RETURN_BYTES
 from runs.executors.kubernetes.manifests import RUNTIME_URL_PATH
-from runs.models import Attempt, LogLine, UsageSample
+from runs.models import Attempt, LogLine, Run, UsageSample
 from runs.runtime_bundle import bundle
 from runs.services import attempt_claim, run_trigger
-from tests.personas import acting
+from tests.personas import acting, make_token
 from tests.runs.conftest import deploy
 
 T0 = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
@@ -157,3 +159,74 @@ def test_it_answers_a_finish_with_an_unknown_status_400(runner):
         "error": "invalid_request",
         "detail": "status must be one of succeeded, failed, timed_out, cancelled",
     }
+
+
+def test_a_succeeded_run_keeps_what_its_function_returned(runner):
+    returned = {"rates": {"EUR": 0.9}, "days": [1, 2]}
+    response = runner(
+        FINISH, {"status": "succeeded", "return_value": returned, "return_format": "json"}
+    )
+
+    assert response.status_code == 200
+    run = Run.objects.get()
+    assert (run.status, run.return_value, run.return_format) == ("succeeded", returned, "json")
+    _, token = make_token("reader", role="viewer")
+    detail = APIClient(HTTP_AUTHORIZATION=f"Bearer {token}").get(f"/api/v1/runs/{run.id}").json()
+    assert (detail["return_value"], detail["return_format"]) == (returned, "json")
+
+
+def test_a_run_that_did_not_succeed_keeps_no_return_value(runner):
+    runner(FINISH, {"status": "failed", "return_value": "{1, 2}", "return_format": "repr"})
+
+    run = Run.objects.get()
+    assert (run.status, run.return_value, run.return_format) == ("failed", None, "")
+
+
+def test_a_return_value_without_a_format_is_a_repr_as_the_previous_runner_sent_it(runner):
+    runner(FINISH, {"status": "succeeded", "return_value": "{'EUR', 'USD'}"})
+
+    run = Run.objects.get()
+    assert (run.return_value, run.return_format) == ("{'EUR', 'USD'}", "repr")
+
+
+def test_what_no_database_stores_in_a_returned_string_is_replaced(runner):
+    returned = {"nul\x00key": ["lone \ud800 surrogate"]}
+    response = runner(
+        FINISH, {"status": "succeeded", "return_value": returned, "return_format": "json"}
+    )
+
+    assert response.status_code == 200
+    assert Run.objects.get().return_value == {"nul\ufffdkey": ["lone \ufffd surrogate"]}
+
+
+@pytest.mark.parametrize(
+    ("value", "format", "detail"),
+    [
+        ([1], "pickle", "return_format must be one of json, repr, cut, not 'pickle'"),
+        ([1], None, "return_format must be one of json, repr, cut, not None"),
+        ([1, 2], "repr", "return_value must be a string when return_format is repr, not a list"),
+        (
+            ["x" * MAX_RETURN_BYTES],
+            "json",
+            f"return_value must be at most {MAX_RETURN_BYTES} bytes as JSON text, not "
+            f"{MAX_RETURN_BYTES + 4}; cut its text and send return_format cut",
+        ),
+        (
+            "é" * MAX_RETURN_BYTES,
+            "cut",
+            f"return_value must be at most {MAX_RETURN_BYTES} bytes as JSON text, not "
+            f"{2 * MAX_RETURN_BYTES}; cut its text and send return_format cut",
+        ),
+    ],
+)
+def test_it_answers_a_return_value_it_cannot_keep_400_and_keeps_the_attempt(
+    runner, value, format, detail
+):
+    response = runner(
+        FINISH, {"status": "succeeded", "return_value": value, "return_format": format}
+    )
+
+    assert response.status_code == 400
+    assert response.json() == {"error": "invalid_request", "detail": detail}
+    assert Attempt.objects.get().status == "starting"
+    assert Run.objects.get().return_value is None

@@ -15,6 +15,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from chalkcompute.image import Image
+from runs import scheduler
 from runs.models import Attempt, ImageBuild, LogLine, Run, UsageSample
 from runs.services import run_cancel, run_trigger
 from scheduling.models import Function
@@ -66,6 +67,7 @@ def test_it_runs_a_function_now_with_its_logs_and_usage_visible_through_the_api(
     assert detail["status"] == "succeeded"
     assert [a["status"] for a in detail["attempts"]] == ["succeeded"]
     assert detail["attempts"][0]["exit_code"] == 0
+    assert (detail["return_value"], detail["return_format"]) == ({"rates": 3}, "json")
     logs = api.get(f"/api/v1/runs/{run.id}/logs").json()["results"]
     assert [(line["stream"], line["level"], line["text"]) for line in logs] == [
         ("stdout", "INFO", "refresh started"),
@@ -97,6 +99,41 @@ def test_it_runs_a_cron_function_at_the_next_minute_boundary_once_even_with_two_
     ]
     assert log_texts(run) == ["tick"]
     assert run.started_at - slot < dt.timedelta(seconds=3)
+
+
+def test_a_scheduled_run_knows_its_slot_and_last_success_and_so_do_the_programs_it_starts(
+    platform,
+):
+    platform.start_workers()
+    function = deploy(
+        "catch-up",
+        """
+        import subprocess
+        subprocess.run(["sh", "-c", "echo slot=$CHALK_RUN_SLOT"], check=True)
+        run = chalkcompute.current_run()
+        return {"slot": run.slot.isoformat(), "previous": run.previous_success_slot.isoformat(),
+                "trigger": run.trigger, "attempt": run.attempt}
+        """,
+        schedule="* * * * *",
+    )
+    slot = timezone.now().replace(second=0, microsecond=0)  # the slot that just came
+    Run.objects.create(
+        function=function, version=function.current_version, trigger="schedule",
+        scheduled_for=slot - dt.timedelta(minutes=2), status="succeeded", created_at=slot,
+    )  # fmt: skip
+    Function.objects.filter(id=function.id).update(next_fire_at=slot)
+    scheduler.tick(now=slot)
+
+    run = wait_for_run(Run.objects.get(function=function, scheduled_for=slot).id)
+
+    assert run.status == "succeeded", run.status_reason
+    assert log_texts(run) == [f"slot={slot:%Y-%m-%dT%H:%M:%S}Z"]
+    assert run.return_value == {
+        "slot": slot.isoformat(),
+        "previous": (slot - dt.timedelta(minutes=2)).isoformat(),
+        "trigger": "schedule",
+        "attempt": 1,
+    }
 
 
 def test_it_marks_an_attempt_lost_when_the_worker_is_killed_and_retries_it(platform):

@@ -1,10 +1,11 @@
-"""`chalkcompute pause | resume | runs | cancel | secrets set | secrets ls` against the live
-server, as real processes: what they print, their --json documents, what they change on the
+"""`chalkcompute pause | resume | runs | cancel | backfill | secrets set | secrets ls` against
+the live server, as real processes: what they print, their --json documents, what they change on the
 server, and the exit status a script can act on for each kind of failure."""
 
 import datetime as dt
 import json
 import os
+import pty
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from runs.models import Attempt, AttemptStatus, Run, RunStatus, Trigger
+from runs.models import Attempt, AttemptStatus, Backfill, Run, RunStatus, Trigger
 from scheduling import crypto
 from scheduling.models import Function, Secret
 from tests.personas import make_token
@@ -240,6 +241,128 @@ def test_it_exits_2_for_a_bad_run_id(chalk, run_id):
 
         assert result.returncode == 2, command
         assert "is not a run id" in result.stderr, command
+
+
+# --- backfill --------------------------------------------------------------------------------
+
+
+def six_hours_ago() -> tuple[dt.datetime, dt.datetime]:
+    """Six hourly slots of yesterday: (first, last)."""
+    first = (timezone.now() - dt.timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
+    return first, first + dt.timedelta(hours=5)
+
+
+def iso(moment: dt.datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%MZ")
+
+
+def backfill(chalk: ChalkServer, *options: str, stdin: str = "", **env):
+    first, last = six_hours_ago()
+    return cli(
+        chalk, "backfill", "refresh-rates", "--from", iso(first), "--to", iso(last), *options,
+        stdin=stdin, **env,
+    )  # fmt: skip
+
+
+def test_it_backfills_a_range_and_says_how_to_follow_it(chalk, rates):
+    result = backfill(chalk, "--parallel", "2")
+
+    assert (result.returncode, result.stderr) == (0, "")
+    started = Backfill.objects.get()
+    first, last = six_hours_ago()
+    assert result.stdout.splitlines() == [
+        f"Started backfill {started.id} of refresh-rates (version 1): 6 slots from "
+        f"{first:%Y-%m-%d %H:%M} UTC to {last:%Y-%m-%d %H:%M} UTC, 2 runs at a time",
+        "  runs     chalkcompute runs refresh-rates",
+        f"  console  {chalk.url}/functions/refresh-rates#backfills (progress, Cancel)",
+    ]
+    assert (started.start, started.end, started.max_parallel, started.created_by) == (
+        first, last, 2, "cli-tests",
+    )  # fmt: skip
+    assert list(started.runs.values_list("scheduled_for", flat=True).order_by("id")) == [
+        first, first + dt.timedelta(hours=1),
+    ]  # fmt: skip
+
+
+def test_it_prints_the_backfill_document_with_json(chalk, rates):
+    result = backfill(chalk, "--rerun", "--json")
+
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert (document["id"], document["slots"], document["rerun"]) == (
+        Backfill.objects.get().id, 6, True,
+    )  # fmt: skip
+
+
+def test_it_needs_yes_for_a_large_backfill_when_it_cannot_ask(chalk, rates, settings):
+    settings.CHALK_BACKFILL_CONFIRM_SLOTS = 5
+
+    refused = backfill(chalk)
+
+    assert (refused.returncode, refused.stdout) == (2, "")
+    assert refused.stderr.startswith("chalkcompute: this backfill would run 6 slots of ")
+    assert refused.stderr.endswith('send it again with "confirm": true (or --yes)\n')
+    assert not Backfill.objects.exists()
+    assert backfill(chalk, "--yes").returncode == 0
+    assert Backfill.objects.get().slots == 6
+
+
+@pytest.mark.parametrize(("answer", "status", "made"), [("y\n", 0, 1), ("n\n", 1, 0)])
+def test_it_asks_at_a_terminal_before_a_large_backfill(
+    chalk, rates, settings, answer, status, made
+):
+    settings.CHALK_BACKFILL_CONFIRM_SLOTS = 5
+    terminal, keyboard = pty.openpty()
+    os.write(terminal, answer.encode())
+    first, last = six_hours_ago()
+    try:
+        result = subprocess.run(
+            [str(Path(sys.executable).with_name("chalkcompute")), "backfill", "refresh-rates",
+             "--from", iso(first), "--to", iso(last)],
+            stdin=keyboard, env=chalk.env(), capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    finally:
+        os.close(terminal)
+        os.close(keyboard)
+
+    assert result.returncode == status, result.stderr
+    assert "this backfill would run 6 slots" in result.stderr
+    assert "Start the backfill? [y/N] " in result.stderr
+    assert Backfill.objects.count() == made
+    if not made:
+        assert result.stderr.endswith("chalkcompute: backfill not started\n")
+
+
+def test_it_exits_2_for_a_range_the_server_refuses(chalk, rates):
+    result = cli(
+        chalk, "backfill", "refresh-rates", "--from", "2026-12-01T00:00", "--to",
+        "2026-12-01T05:00Z",
+    )  # fmt: skip
+
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        "chalkcompute: start: '2026-12-01T00:00' has no time zone; give an offset or Z, e.g. "
+        "2026-12-01T00:00:00Z\n"
+    )
+    assert not Backfill.objects.exists()
+
+
+def test_it_exits_6_when_every_slot_already_succeeded(chalk, rates):
+    backfill(chalk, "--parallel", "10")
+    Run.objects.update(status=RunStatus.SUCCEEDED)
+
+    result = backfill(chalk)
+
+    assert result.returncode == 6
+    assert "already succeeded; to run them again" in result.stderr
+    assert backfill(chalk, "--rerun", "--yes").returncode == 0
+
+
+def test_it_exits_4_when_backfilling_an_unknown_function(chalk, db):
+    result = cli(chalk, "backfill", "nope", "--from", "2026-12-01T00:00Z", "--to", "now")
+
+    assert result.returncode == 4
+    assert "nope" in result.stderr
 
 
 # --- secrets ---------------------------------------------------------------------------------

@@ -41,6 +41,13 @@ stateful.enabled = false
 include-operation-id = "functions_deploy"
 checks.positive_data_acceptance.enabled = false
 
+# A backfill's range must end at or before now, start at or before its end and hold between one
+# and CHALK_BACKFILL_MAX_SLOTS slots of a function that has a schedule: no schema says so.
+# Every invalid body must still be refused.
+[[operations]]
+include-operation-id = "functions_backfill"
+checks.positive_data_acceptance.enabled = false
+
 # A channel's URL must be one apprise accepts (or an http(s) URL for a webhook), and its
 # functions must exist: no schema says so. Every invalid body must still be refused.
 [[operations]]
