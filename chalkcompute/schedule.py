@@ -52,14 +52,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
-from itertools import pairwise
+from itertools import islice, pairwise
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from chalkcompute.errors import FunctionError
 
 UTC = timezone.utc  # noqa: UP017 - datetime.UTC is 3.11+, and run images may have 3.10
 
-__all__ = ["MAX_LENGTH", "InvalidScheduleError", "Schedule", "parse"]
+__all__ = ["MAX_LENGTH", "Fire", "InvalidScheduleError", "Schedule", "parse"]
 
 MAX_LENGTH = 200
 """Longest accepted expression, so a pasted essay is rejected before any work is done."""
@@ -773,9 +773,11 @@ def _fire_times(
 _MINUTE = timedelta(minutes=1)
 
 
-def _next_in_zone(spec: _Spec, zone: ZoneInfo, after: datetime) -> datetime | None:
+def _next_in_zone(
+    spec: _Spec, zone: ZoneInfo, after: datetime, events: list[_Event] | None = None
+) -> datetime | None:
     """The first fire time strictly after ``after`` of a crontab read on ``zone``'s wall clock,
-    or None past the year 9999.
+    or None past the year 9999. ``events`` collects what clock changes did to it (see _Event).
 
     The search runs on wall-clock minutes with ``first_from``; each match is then placed in
     time. A match that the clock shows once is one instant. One that it shows twice (it went
@@ -803,12 +805,18 @@ def _next_in_zone(spec: _Spec, zone: ZoneInfo, after: datetime) -> datetime | No
                         start = (*found[:4], found[4] + 1)  # it ran at the first pass
                         continue
                     at += offset - second_offset
+                if events is not None:
+                    events.append(("twice", wall))
                 return at
             # The clock jumped over wall: read with the offset after the jump, wall is an
             # instant before it, and read with the offset before, one after it.
             jump = _clock_change(zone, datetime(*found, tzinfo=UTC) - second_offset, at)
             if not spec.wildcard:
+                if events is not None:
+                    events.append(("moved", wall))
                 return jump
+            if events is not None:
+                events.append(("skipped", jump))
             start = _minute_of(jump.astimezone(zone))
     except OverflowError:  # beyond what datetime can hold, in UTC or in the zone
         return None
@@ -858,6 +866,23 @@ def _zoned_fire_times(spec: _Spec, zone: ZoneInfo, after: datetime) -> Iterator[
         yield after
 
 
+# What a clock change did to a fire time, for its note: ("twice", wall), the matching wall
+# time happens twice; ("moved", wall), a fixed-time job's skipped wall time runs at the jump,
+# which is the fire time; ("skipped", jump), a wildcard job's runs in the time skipped at
+# jump were dropped on the way.
+_Event = tuple[str, datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class Fire:
+    """A fire time of a preview: ``at`` in UTC, ``local`` the same instant on the schedule's
+    clock, and ``note`` saying how a clock change moved, merged or repeated it, else None."""
+
+    at: datetime
+    local: datetime
+    note: str | None
+
+
 @dataclass(frozen=True, slots=True)
 class Schedule:
     """A parsed schedule. Build it with ``parse()``; two schedules are equal when their
@@ -893,11 +918,73 @@ class Schedule:
             return _fire_times(self._spec, *_utc_minute(dt))
         return _zoned_fire_times(self._spec, self._zone, _aware(dt))
 
+    def preview(self, after: datetime, count: int) -> list[Fire]:
+        """The next ``count`` fire times after ``after``, each with a note when a clock change
+        moved, merged or repeated it."""
+        if self._zone is None:
+            return [Fire(at, at, None) for at in islice(self.iter_after(after), count)]
+        return list(islice(_noted_fires(self._spec, self._zone, _aware(after)), count))
+
     def describe(self) -> str:
         """The schedule in plain English, with times on the schedule's clock."""
         if self._zone is None:
             return _describe(self._spec, " UTC")
         return f"{_describe(self._spec, '')}, {self.timezone} time"
+
+
+def _noted_fires(spec: _Spec, zone: ZoneInfo, after: datetime) -> Iterator[Fire]:
+    while True:
+        events: list[_Event] = []
+        at = _next_in_zone(spec, zone, after, events)
+        if at is None:
+            return
+        notes = [_clock_change_note(spec, zone, at, *event) for event in events]
+        yield Fire(at, at.astimezone(zone), "; ".join(notes) or None)
+        after = at
+
+
+def _clock_change_note(spec: _Spec, zone: ZoneInfo, at: datetime, kind: str, when: datetime) -> str:
+    if kind == "skipped":
+        span, day = _changed_span(zone, when)
+        return f"{span} does not exist on {day}: runs in it are skipped"
+    wall = when
+    if kind == "twice":
+        first = wall.replace(tzinfo=zone)
+        if not spec.wildcard:
+            return (
+                f"{_clock(wall.hour, wall.minute)} happens twice on {_day(wall)}: runs once, "
+                f"at the first ({first.tzname()})"
+            )
+        second = first.replace(fold=1).astimezone(UTC)
+        span, day = _changed_span(zone, _clock_change(zone, first.astimezone(UTC), second))
+        return f"{span} happens twice on {day}: runs in both"
+    # Moved: a fixed-time job's matches from wall to the jump's wall time run once, at the jump.
+    resume = at.astimezone(zone).replace(tzinfo=None)
+    matches = []
+    found = spec.first_from(wall.year, wall.month, wall.day, wall.hour, wall.minute)
+    while found is not None and datetime(*found) <= resume:
+        matches.append(datetime(*found))
+        found = spec.first_from(*found[:4], found[4] + 1)
+    skipped = [_clock(match.hour, match.minute) for match in matches if match < resume]
+    when = _clock(resume.hour, resume.minute)
+    if len(matches) == 1:
+        return f"{skipped[0]} does not exist on {_day(wall)}: runs at {when}"
+    listed = _join(skipped) if len(skipped) <= 3 else f"{skipped[0]}–{skipped[-1]}"
+    verb = "do" if 1 < len(skipped) <= 3 else "does"
+    return f"{listed} {verb} not exist on {_day(wall)}: runs once, at {when}"
+
+
+def _changed_span(zone: ZoneInfo, jump: datetime) -> tuple[str, str]:
+    """The wall times that the clock change at ``jump`` skips or repeats ("02:00–02:59"),
+    and their day."""
+    offsets = ((jump - _MINUTE).astimezone(zone).utcoffset(), jump.astimezone(zone).utcoffset())
+    first = (jump + min(offsets)).replace(tzinfo=None)
+    last = (jump + max(offsets) - _MINUTE).replace(tzinfo=None)
+    return f"{_clock(first.hour, first.minute)}–{_clock(last.hour, last.minute)}", _day(first)
+
+
+def _day(wall: datetime) -> str:
+    return f"{wall.day} {_MONTH_WORDS[wall.month - 1]}"
 
 
 # -- Describing ------------------------------------------------------------------------------

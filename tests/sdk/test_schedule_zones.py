@@ -25,7 +25,7 @@ import cronsim
 import pytest
 
 from chalkcompute import schedule as engine
-from chalkcompute.schedule import InvalidScheduleError, parse
+from chalkcompute.schedule import Fire, InvalidScheduleError, parse
 from tests.sdk.test_schedule_differential import ordinary_crontab
 from tests.sdk.test_schedule_oracle import Oracle
 
@@ -443,7 +443,63 @@ def test_it_says_when_the_machine_has_no_zone_data(monkeypatch: pytest.MonkeyPat
         parse("0 9 * * *", "Europe/Berlin")
 
 
-# -- Words ---------------------------------------------------------------------------------
+# -- Preview and words -----------------------------------------------------------------------
+
+
+def preview(crontab: str, name: str, after: str, count: int) -> list[tuple[str, str | None]]:
+    """Each fire time on the zone's clock, with its offset, and its note."""
+    fires = parse(crontab, name).preview(utc(after), count)
+    for fire in fires:
+        assert fire.at.tzinfo is timezone.utc  # noqa: UP017
+        # Not local == at: Python never finds a time that happens twice equal to another
+        # zone's time.
+        assert fire.local.astimezone(UTC) == fire.at and fire.local.tzinfo == ZoneInfo(name)
+    return [(fire.local.strftime("%d %H:%M%z"), fire.note) for fire in fires]
+
+
+def test_its_preview_explains_a_fixed_time_job_moved_by_a_clock_change() -> None:
+    assert preview("30 2 * * *", "America/New_York", "2025-03-08 12:00", 2) == [
+        ("09 03:00-0400", "02:30 does not exist on 9 March: runs at 03:00"),
+        ("10 02:30-0400", None),
+    ]
+    assert preview("30 1 * * *", "America/New_York", "2025-11-01 12:00", 2) == [
+        ("02 01:30-0400", "01:30 happens twice on 2 November: runs once, at the first (EDT)"),
+        ("03 01:30-0500", None),
+    ]
+    assert preview("0,30 2,3 * * *", "Europe/Berlin", "2025-03-29 23:00", 2) == [
+        ("30 03:00+0200", "02:00 and 02:30 do not exist on 30 March: runs once, at 03:00"),
+        ("30 03:30+0200", None),
+    ]
+
+
+def test_its_preview_explains_a_wildcard_job_through_a_clock_change() -> None:
+    repeated = "01:00–01:59 happens twice on 2 November: runs in both"
+    assert preview("*/30 * * * *", "America/New_York", "2025-11-02 04:50", 5) == [
+        ("02 01:00-0400", repeated),
+        ("02 01:30-0400", repeated),
+        ("02 01:00-0500", repeated),
+        ("02 01:30-0500", repeated),
+        ("02 02:00-0500", None),
+    ]
+    assert preview("*/30 * * * *", "America/New_York", "2025-03-09 06:10", 2) == [
+        ("09 01:30-0500", None),
+        ("09 03:00-0400", "02:00–02:59 does not exist on 9 March: runs in it are skipped"),
+    ]
+    assert preview("*/20 1 * * *", "Australia/Lord_Howe", "2025-04-05 14:30", 3) == [
+        ("06 01:40+1100", "01:30–01:59 happens twice on 6 April: runs in both"),
+        ("06 01:40+1030", "01:30–01:59 happens twice on 6 April: runs in both"),
+        ("07 01:00+1030", None),
+    ]
+
+
+def test_a_utc_preview_has_no_notes() -> None:
+    fires = parse("0 9 * * *").preview(utc("2025-01-01 00:00"), 2)
+
+    assert fires == [
+        Fire(utc("2025-01-01 09:00"), utc("2025-01-01 09:00"), None),
+        Fire(utc("2025-01-02 09:00"), utc("2025-01-02 09:00"), None),
+    ]
+    assert fires[0].local.tzinfo is timezone.utc  # noqa: UP017
 
 
 @pytest.mark.parametrize(
