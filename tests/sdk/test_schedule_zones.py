@@ -71,14 +71,13 @@ CRONTABS = [
 def clock_changes(zone: ZoneInfo, start: datetime, end: datetime) -> list[datetime]:
     """The instants in [start, end) at which the zone's UTC offset changes, to the minute."""
     changes = []
-    day = timedelta(days=1)
     offset = start.astimezone(zone).utcoffset()
-    for low in takewhile(lambda t: t < end, (start + n * day for n in range(10**6))):
-        high = low + day
+    for day in range((end - start).days):
+        low, high = start + timedelta(days=day), start + timedelta(days=day + 1)
         if high.astimezone(zone).utcoffset() == offset:
             continue
         while high - low > MINUTE:
-            middle = low + (high - low) // 2 // MINUTE * MINUTE
+            middle = low + (high - low) // MINUTE // 2 * MINUTE
             if middle.astimezone(zone).utcoffset() == offset:
                 low = middle
             else:
@@ -125,6 +124,9 @@ def debian_cron_runs(
     * any other change: jump to the new time and run its jobs.
     cron can start a job more than once in the minute after a jump (once per skipped time
     that matches); the engine, like cronsim, runs it once, so a minute is kept once here.
+    cron reads its UTC offset again only when daylight saving time starts or ends, so it
+    misses a change of standard time (Nepal's in 1986) until restarted; the replay reads the
+    offset every minute, as a restarted cron does.
     """
     jobs = [(crontab, Oracle(crontab), is_wildcard(crontab)) for crontab in crontabs]
     runs: dict[str, list[datetime]] = {crontab: [] for crontab in crontabs}
@@ -135,8 +137,6 @@ def debian_cron_runs(
 
     def find_jobs(minute: int, now: datetime, wildcard: bool, fixed: bool) -> None:
         wall = EPOCH + minute * MINUTE
-        if not any(oracle.fires_on(wall.date()) for _, oracle, _ in jobs):
-            return
         for crontab, oracle, job_is_wildcard in jobs:
             if not (wildcard if job_is_wildcard else fixed):
                 continue
@@ -210,9 +210,9 @@ def test_its_next_fire_time_from_any_start_is_debian_crons(name: str) -> None:
 # Where cronsim departs from Debian cron, the engine follows cron. cronsim moves a wildcard
 # job through hours by adding 3600 s of real time, and through days by starting at midnight:
 # * after a change by part of an hour (30 minutes on Lord Howe Island, 15 in Nepal in 1986),
-#   the hours it lands on no longer start on the hour, so it misses runs: "0 */6 * * *" loses
-#   06:00 on both Lord Howe change days, "30 * * * *" the 02:30 just after the jump forward
-#   and the second 01:30 after the jump back;
+#   its hourly steps land past the hour and it misses runs: "0 */6 * * *" loses 06:00 on both
+#   Lord Howe change days, "30 * * * *" the 02:30 just after the jump forward and the second
+#   01:30 after the jump back;
 # * it misses the part of a repeated time that does not start on the hour: Chatham repeats
 #   02:45-03:44, and "*/7 2 * * *" loses the second 02:49 and 02:56;
 # * it starts a day at 00:00 even when 00:00 is skipped (Santiago goes from 24:00 to 01:00 on
@@ -237,7 +237,8 @@ def test_it_agrees_with_cronsim_around_clock_changes(name: str) -> None:
 
 
 def test_each_cronsim_deviation_is_as_described() -> None:
-    lord_howe, chatham, santiago = "Australia/Lord_Howe", "Pacific/Chatham", "America/Santiago"
+    lord_howe, kathmandu = "Australia/Lord_Howe", "Asia/Kathmandu"
+    chatham, santiago = "Pacific/Chatham", "America/Santiago"
 
     def local(crontab: str, name: str, day: str, engine_or_cronsim: str) -> list[str]:
         zone = ZoneInfo(name)
@@ -258,7 +259,7 @@ def test_each_cronsim_deviation_is_as_described() -> None:
     assert missing("0 */6 * * *", lord_howe, "2025-04-06") == ["06:00+1030"]
     assert missing("30 * * * *", lord_howe, "2025-10-05") == ["02:30+1100"]
     assert missing("30 * * * *", lord_howe, "2025-04-06") == ["01:30+1030"]
-    assert missing("30 * * * *", "Asia/Kathmandu", "1985-12-31 12:00") == ["00:30+0545"]
+    assert missing("30 * * * *", kathmandu, "1985-12-31 12:00") == ["00:30+0545"]
     assert missing("*/7 2 * * *", chatham, "2025-04-06") == ["02:49+1245", "02:56+1245"]
     assert local("*/15 0 * * 0", santiago, "2025-09-06 23:59", "engine") == []
     assert local("*/15 0 * * 0", santiago, "2025-09-06 23:59", "cronsim") == ["01:00-0300"]
