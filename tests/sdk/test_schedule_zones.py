@@ -434,7 +434,7 @@ def test_it_says_when_the_machine_has_no_zone_data(monkeypatch: pytest.MonkeyPat
     def not_found(name: str) -> ZoneInfo:
         raise ZoneInfoNotFoundError(f"No time zone found with key {name}")
 
-    engine._parse.cache_clear()
+    engine._parse_in_zone.cache_clear()
     engine._zone.cache_clear()
     monkeypatch.setattr(engine, "ZoneInfo", not_found)
     with pytest.raises(InvalidScheduleError, match='data of time zone "Europe/Berlin" cannot'):
