@@ -779,7 +779,7 @@ def _fire_times(
         yield datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
-_MINUTE = timedelta(minutes=1)
+_ONE_MINUTE = timedelta(minutes=1)
 
 
 def _next_in_zone(
@@ -860,14 +860,14 @@ def _clock_change(zone: ZoneInfo, before: datetime, after: datetime) -> datetime
     minute whose offset differs from ``before``'s. Both are UTC datetimes on whole minutes,
     with one change between them."""
     offset = before.astimezone(zone).utcoffset()
-    low, high = 0, (after - before) // _MINUTE  # offset unchanged at low, changed at high
+    low, high = 0, (after - before) // _ONE_MINUTE  # offset unchanged at low, changed at high
     while high - low > 1:
         middle = (low + high) // 2
-        if (before + middle * _MINUTE).astimezone(zone).utcoffset() == offset:
+        if (before + middle * _ONE_MINUTE).astimezone(zone).utcoffset() == offset:
             low = middle
         else:
             high = middle
-    return before + high * _MINUTE
+    return before + high * _ONE_MINUTE
 
 
 def _zoned_fire_times(spec: _Spec, zone: ZoneInfo, after: datetime) -> Iterator[datetime]:
@@ -975,20 +975,20 @@ def _clock_change_note(spec: _Spec, zone: ZoneInfo, at: datetime, kind: str, whe
         matches.append(datetime(*found))
         found = spec.first_from(*found[:4], found[4] + 1)
     skipped = [_clock(match.hour, match.minute) for match in matches if match < resume]
-    when = _clock(resume.hour, resume.minute)
+    runs_at = _clock(resume.hour, resume.minute)
     if len(matches) == 1:
-        return f"{skipped[0]} does not exist on {_day(wall)}: runs at {when}"
+        return f"{skipped[0]} does not exist on {_day(wall)}: runs at {runs_at}"
     listed = _join(skipped) if len(skipped) <= 3 else f"{skipped[0]}–{skipped[-1]}"
     verb = "do" if 1 < len(skipped) <= 3 else "does"
-    return f"{listed} {verb} not exist on {_day(wall)}: runs once, at {when}"
+    return f"{listed} {verb} not exist on {_day(wall)}: runs once, at {runs_at}"
 
 
 def _changed_span(zone: ZoneInfo, jump: datetime) -> tuple[str, str]:
     """The wall times that the clock change at ``jump`` skips or repeats ("02:00–02:59"),
     and their day."""
-    offsets = ((jump - _MINUTE).astimezone(zone).utcoffset(), jump.astimezone(zone).utcoffset())
+    offsets = ((jump - _ONE_MINUTE).astimezone(zone).utcoffset(), jump.astimezone(zone).utcoffset())
     first = (jump + min(offsets)).replace(tzinfo=None)
-    last = (jump + max(offsets) - _MINUTE).replace(tzinfo=None)
+    last = (jump + max(offsets) - _ONE_MINUTE).replace(tzinfo=None)
     return f"{_clock(first.hour, first.minute)}–{_clock(last.hour, last.minute)}", _day(first)
 
 

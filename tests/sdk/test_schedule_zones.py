@@ -471,6 +471,12 @@ def test_its_preview_explains_a_fixed_time_job_moved_by_a_clock_change() -> None
         ("30 03:00+0200", "02:00 and 02:30 do not exist on 30 March: runs once, at 03:00"),
         ("30 03:30+0200", None),
     ]
+    assert preview("0-50/10 2 * * *", "Europe/Berlin", "2025-03-29 23:00", 1) == [
+        ("30 03:00+0200", "02:00–02:50 does not exist on 30 March: runs once, at 03:00"),
+    ]
+    assert preview("15 2 * * *", "Australia/Lord_Howe", "2025-10-04 12:00", 1) == [
+        ("05 02:30+1100", "02:15 does not exist on 5 October: runs at 02:30"),
+    ]
 
 
 def test_its_preview_explains_a_wildcard_job_through_a_clock_change() -> None:
