@@ -913,12 +913,13 @@ class Schedule:
             # the start of the following minute, whatever dt's seconds.
             year, month, day, hour, minute = _utc_minute(dt)
             found = self._spec.first_from(year, month, day, hour, minute + 1)
-            fire_time = None if found is None else datetime(*found, tzinfo=UTC)
+            if found is not None:
+                return datetime(*found, tzinfo=UTC)
         else:
             fire_time = _next_in_zone(self._spec, self._zone, _aware(dt))
-        if fire_time is None:
-            raise ValueError(f"{self.cron!r} has no fire time after {dt.isoformat()}")
-        return fire_time
+            if fire_time is not None:
+                return fire_time
+        raise ValueError(f"{self.cron!r} has no fire time after {dt.isoformat()}")
 
     def iter_after(self, dt: datetime) -> Iterator[datetime]:
         """Successive fire times strictly after ``dt`` (aware UTC datetimes), in order.
