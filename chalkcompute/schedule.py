@@ -59,7 +59,7 @@ from chalkcompute.errors import FunctionError
 
 UTC = timezone.utc  # noqa: UP017 - datetime.UTC is 3.11+, and run images may have 3.10
 
-__all__ = ["MAX_LENGTH", "Fire", "InvalidScheduleError", "Schedule", "parse"]
+__all__ = ["MAX_LENGTH", "Fire", "InvalidScheduleError", "Schedule", "check_timezone", "parse"]
 
 MAX_LENGTH = 200
 """Longest accepted expression, so a pasted essay is rejected before any work is done."""
@@ -553,6 +553,18 @@ _ABBREVIATION_HINTS = {
 }
 _UTC_ALIASES = {"GMT", "GMT0", "GMT+0", "GMT-0", "GREENWICH", "UCT", "UNIVERSAL", "Z", "ZULU"}
 _ZONE_EXAMPLE = 'an IANA name such as "Europe/Berlin" or "America/New_York"'
+
+
+def check_timezone(name: object) -> str:
+    """A time zone name as parse() reads it ("UTC", or an IANA Area/Location name); raises
+    InvalidScheduleError saying what to write instead."""
+    if not isinstance(name, str):
+        raise InvalidScheduleError(
+            f"a time zone is a string, {_ZONE_EXAMPLE}, not {type(name).__name__}"
+        )
+    if name != "UTC":
+        _zone(name)
+    return name
 
 
 @lru_cache(maxsize=1)

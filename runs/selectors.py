@@ -241,16 +241,18 @@ class RunTimes:
 
 
 def run_times(*, function: Function) -> RunTimes:
-    finished = (
-        Run.objects.filter(function=function, status=RunStatus.SUCCEEDED, started_at__isnull=False)
+    """Read from the newest MISSED_SCAN_RUNS runs, in one query."""
+    newest = (
+        Run.objects.filter(function=function)
         .order_by("-id")
-        .values_list("started_at", "finished_at")[:RUN_TIMES_SAMPLE]
+        .values_list("status", "status_reason", "started_at", "finished_at")[:MISSED_SCAN_RUNS]
     )
-    seconds = sorted((end - start).total_seconds() for start, end in finished)
-    newest = Run.objects.filter(function=function).order_by("-id").values("id")[:MISSED_SCAN_RUNS]
-    skipped = Run.objects.filter(
-        id__in=newest, status=RunStatus.SKIPPED, status_reason=OVERLAP_SKIP_REASON
-    ).count()
+    seconds, skipped = [], 0
+    for status, reason, started, finished in newest:
+        if status == RunStatus.SUCCEEDED and started and len(seconds) < RUN_TIMES_SAMPLE:
+            seconds.append((finished - started).total_seconds())
+        skipped += status == RunStatus.SKIPPED and reason == OVERLAP_SKIP_REASON
+    seconds.sort()
     return RunTimes(
         sampled=len(seconds),
         p50=_percentile(seconds, 0.5),

@@ -209,7 +209,9 @@ def _slot_verdict(run: Run) -> tuple[str | None, FunctionVersion | None]:
     slot = run.scheduled_for
     schedule = current.fire_schedule
     if schedule is None or schedule.next_after(slot - dt.timedelta(minutes=1)) != slot:
-        written = "none" if schedule is None else f"{schedule.cron}, {schedule.timezone}"
+        written = "none" if schedule is None else schedule.cron
+        if current.timezone:
+            written += f", {current.timezone}"
         return (
             f"version {current.number} was deployed before this slot, and its schedule "
             f"({written}) does not include it"

@@ -223,6 +223,7 @@ class FunctionOutputSerializer(serializers.Serializer):
     version = serializers.IntegerField(source="current_version.number")
     schedule = serializers.CharField(source="current_version.schedule", allow_null=True)
     cron = serializers.CharField(source="current_version.cron", allow_null=True)
+    timezone = SpecValueField("timezone")
     schedule_description = serializers.SerializerMethodField()
     next_fire_at = serializers.DateTimeField(allow_null=True)
     next_runs = serializers.SerializerMethodField()
@@ -389,7 +390,12 @@ class DeployInputSerializer(StrictInputSerializer):
         """Gathers the checked spec fields into attrs["spec"] (a missing one takes its
         default)."""
         spec = {name: attrs.pop(name) for name in FunctionSpec.field_names() if name in attrs}
-        attrs["spec"] = FunctionSpec.from_dict(spec)
+        try:
+            attrs["spec"] = FunctionSpec.from_dict(spec)
+        except InvalidSpecError as exc:  # a rule between fields, e.g. a zone with no schedule
+            raise serializers.ValidationError(
+                {problem.path: [problem.message] for problem in exc.problems}
+            ) from None
         return attrs
 
 

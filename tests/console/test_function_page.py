@@ -359,7 +359,7 @@ def test_it_reads_the_same_number_of_queries_for_few_or_many_runs_and_versions(
     console, rates, django_assert_max_num_queries
 ):
     finish_run(rates)
-    with django_assert_max_num_queries(16) as few:  # shipped files, compared; alerts; backfills
+    with django_assert_max_num_queries(17) as few:  # files, alerts, backfills, run times
         console.get("/functions/refresh-rates?from=1&to=1")
     for number in range(30):
         finish_run(rates)
