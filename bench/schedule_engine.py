@@ -6,12 +6,13 @@ console lists the next fire times of each, so two figures matter:
 (a) parse + first fire time per second, from varied start times;
 (b) iteration throughput: successive fire times per second from one iterator.
 
-(a) is measured twice: on a set of common and tricky crontabs parsed over and over, as the
-server's tick does (our ``parse`` answers repeats from its cache), and on a pool of distinct
+(a) is measured three times: on a set of common and tricky crontabs parsed over and over, as
+the server's tick does (our ``parse`` answers repeats from its cache); on a pool of distinct
 random crontabs larger than that cache, cycled so that each one is parsed and compiled anew
-(only its individual fields, such as "*", may be remembered from earlier crontabs). Before
-timing, the first fire times of the three engines are checked to agree, so the comparison is
-between engines that compute the same thing.
+(only its individual fields, such as "*", may be remembered from earlier crontabs); and on the
+first set again, read in a few time zones, against cronsim only (croniter does not follow
+cron's rules for clock changes). Before timing, the first fire times of the engines are checked
+to agree, so the comparison is between engines that compute the same thing.
 
 Rates are per CPU second of this process, the best of a few rounds in which the engines take
 turns. Run:  .venv/bin/python bench/schedule_engine.py [--seconds 20]
@@ -26,6 +27,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib.metadata import version
+from zoneinfo import ZoneInfo
 
 import croniter
 import cronsim
@@ -70,6 +72,12 @@ STARTS = (
     datetime(2030, 10, 7, 17, 45, 1, tzinfo=UTC),
 )
 CASES = tuple((expr, start) for expr in EXPRESSIONS for start in STARTS)
+# Daylight saving time in either hemisphere, and a half-hour offset.
+ZONES = ("America/New_York", "Europe/Berlin", "Australia/Sydney", "Asia/Kolkata")
+# Start times on the zone's clock, as cronsim takes its zone from the start time.
+ZONED_CASES = tuple(
+    (expr, start.astimezone(ZoneInfo(zone)), zone) for zone in ZONES for expr, start in CASES
+)
 ITERATE_COUNT = 50  # fire times taken from each iterator
 DISTINCT_COUNT = 6000  # more than the 4096 crontabs parse() caches
 
@@ -102,6 +110,14 @@ def cronsim_parse_next(expr: str, start: datetime) -> datetime:
     return next(cronsim.CronSim(expr, start))
 
 
+def ours_zoned_parse_next(expr: str, start: datetime, zone: str) -> datetime:
+    return schedule.parse(expr, zone).next_after(start)
+
+
+def cronsim_zoned_parse_next(expr: str, start: datetime, zone: str) -> datetime:
+    return next(cronsim.CronSim(expr, start)).astimezone(UTC)
+
+
 def croniter_parse_next(expr: str, start: datetime) -> datetime:
     # implement_cron_bug: a day field starting with "*" makes the day rule AND, as in cron.
     return croniter.croniter(expr, start, implement_cron_bug=True).get_next(datetime)
@@ -131,6 +147,11 @@ def check_agreement() -> None:
         others = {cronsim_parse_next(expr, start), croniter_parse_next(expr, start)}
         if others != {ours}:
             raise SystemExit(f"engines disagree on {expr!r} after {start}: {ours} vs {others}")
+    for expr, start, zone in ZONED_CASES:
+        ours = ours_zoned_parse_next(expr, start, zone)
+        theirs = cronsim_zoned_parse_next(expr, start, zone)
+        if ours != theirs:
+            raise SystemExit(f"engines disagree on {expr!r} after {start}: {ours} vs {theirs}")
 
 
 def round_rate(run_once: Callable[[], int], seconds: float) -> float:
@@ -172,6 +193,17 @@ def distinct_parse_next_workload(
     return run_once
 
 
+def zoned_parse_next_workload(
+    parse_next: Callable[[str, datetime, str], datetime],
+) -> Callable[[], int]:
+    def run_once() -> int:
+        for expr, start, zone in ZONED_CASES:
+            parse_next(expr, start, zone)
+        return len(ZONED_CASES)
+
+    return run_once
+
+
 def iterate_workload(iterate: Callable[[str, datetime, int], None]) -> Callable[[], int]:
     def run_once() -> int:
         for expr in EXPRESSIONS:
@@ -182,15 +214,15 @@ def iterate_workload(iterate: Callable[[str, datetime, int], None]) -> Callable[
 
 
 ENGINES = {
-    "ours": (ours_parse_next, ours_iterate),
-    "cronsim": (cronsim_parse_next, cronsim_iterate),
-    "croniter": (croniter_parse_next, croniter_iterate),
+    "ours": (ours_parse_next, ours_iterate, ours_zoned_parse_next),
+    "cronsim": (cronsim_parse_next, cronsim_iterate, cronsim_zoned_parse_next),
+    "croniter": (croniter_parse_next, croniter_iterate, None),  # not cron's clock-change rules
 }
 ROUNDS = 5
 
 
-def measure(seconds: float) -> dict[str, list[float]]:
-    """Best rate of each engine and workload over a few rounds.
+def measure(seconds: float) -> dict[str, list[float | None]]:
+    """Best rate of each engine and workload over a few rounds (None: not measured).
 
     The engines take turns within every round, so a busy spell on the machine slows all of
     them rather than skewing the ratios, and the best round is the least disturbed one.
@@ -200,15 +232,22 @@ def measure(seconds: float) -> dict[str, list[float]]:
             parse_next_workload(parse_next),
             distinct_parse_next_workload(parse_next),
             iterate_workload(iterate),
+            None if zoned is None else zoned_parse_next_workload(zoned),
         )
-        for engine, (parse_next, iterate) in ENGINES.items()
+        for engine, (parse_next, iterate, zoned) in ENGINES.items()
     }
-    slice_seconds = seconds / (ROUNDS * len(ENGINES) * 3)
-    best = {engine: [0.0, 0.0, 0.0] for engine in ENGINES}
+    measured = sum(run_once is not None for runs in workloads.values() for run_once in runs)
+    slice_seconds = seconds / (ROUNDS * measured)
+    best: dict[str, list[float | None]] = {
+        engine: [None if run_once is None else 0.0 for run_once in runs]
+        for engine, runs in workloads.items()
+    }
     for _ in range(ROUNDS):
         for engine, runs in workloads.items():
             for index, run_once in enumerate(runs):
-                best[engine][index] = max(best[engine][index], round_rate(run_once, slice_seconds))
+                if run_once is not None:
+                    rate = round_rate(run_once, slice_seconds)
+                    best[engine][index] = max(best[engine][index], rate)
     return best
 
 
@@ -225,28 +264,36 @@ def main() -> None:
     print(
         f"schedule engine benchmark: {len(EXPRESSIONS)} crontabs x {len(STARTS)} start times "
         f"(repeated), {len(DISTINCT)} distinct crontabs (each parsed from scratch), "
-        f"{ITERATE_COUNT} fire times per iterator\n"
+        f"{ITERATE_COUNT} fire times per iterator; zoned: the repeated set in {', '.join(ZONES)}\n"
         f"Python {platform.python_version()}, cronsim {version('cronsim')}, "
         f"croniter {version('croniter')}"
     )
-    header = ("parse+next /s", "distinct parse+next /s", "iterate /s")
+    header = ("parse+next /s", "distinct parse+next /s", "iterate /s", "zoned parse+next /s")
     print(f"{'engine':<18}" + "".join(f"{title:>25}" for title in header))
     for engine, figures in results.items():
-        print(f"{engine:<18}" + "".join(f"{figure:>25,.0f}" for figure in figures))
+        print(f"{engine:<18}" + "".join(_cell(figure, "{:>25,.0f}") for figure in figures))
     for other in ("cronsim", "croniter"):
         ratios = [
-            ours / theirs for ours, theirs in zip(results["ours"], results[other], strict=True)
+            None if theirs is None else ours / theirs
+            for ours, theirs in zip(results["ours"], results[other], strict=True)
         ]
-        print(f"{'ours / ' + other:<18}" + "".join(f"{ratio:>24.1f}x" for ratio in ratios))
+        print(f"{'ours / ' + other:<18}" + "".join(_cell(ratio, "{:>24.1f}x") for ratio in ratios))
     parse_next = {engine: figures[0] for engine, figures in results.items()}
     iterate = {engine: figures[2] for engine, figures in results.items()}
+    zoned = {engine: figures[3] for engine, figures in results.items()}
     print(
         f"RESULT parse_next_per_s={parse_next['ours']:.0f} iterate_per_s={iterate['ours']:.0f} "
+        f"zoned_parse_next_per_s={zoned['ours']:.0f} "
         f"cronsim_parse_next_per_s={parse_next['cronsim']:.0f} "
         f"cronsim_iterate_per_s={iterate['cronsim']:.0f} "
+        f"cronsim_zoned_parse_next_per_s={zoned['cronsim']:.0f} "
         f"croniter_parse_next_per_s={parse_next['croniter']:.0f} "
         f"croniter_iterate_per_s={iterate['croniter']:.0f}"
     )
+
+
+def _cell(figure: float | None, form: str) -> str:
+    return f"{'-':>25}" if figure is None else form.format(figure)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from chalkcompute.client import (
     RequestRejectedError,
 )
 from chalkcompute.decorator import ChalkFunction, InvalidFunctionError
-from chalkcompute.deploy import DeployError, deploy_function, format_summary
+from chalkcompute.deploy import DeployError, deploy_function, format_summary, when
 
 # The name the deployed file runs under: anything but "__main__", so that the decorator's
 # deploy-on-definition stays quiet and this command deploys what it collects instead.
@@ -98,12 +98,6 @@ def _segment(name: str) -> str:
     return urllib.parse.quote(name, safe="")
 
 
-def _utc(moment: str | None) -> str:
-    if not moment:
-        return "-"
-    return datetime.fromisoformat(moment.replace("Z", "+00:00")).strftime("%Y-%m-%d %H:%M UTC")
-
-
 def _table(rows: list[tuple[str, ...]]) -> None:
     """Prints rows in columns padded to their widest cell (the last column unpadded)."""
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
@@ -166,11 +160,11 @@ def ls(as_json: bool) -> int:
         return EXIT_OK
     rows = [("NAME", "SCHEDULE", "NEXT RUN", "PAUSED")]
     for function in functions:
-        schedule = function["schedule_description"]
+        schedule, zone = function["schedule_description"], function.get("timezone")
         if function["cron"]:
-            schedule += f" ({function['cron']})"
+            schedule += f" ({function['cron']}{f', {zone}' if zone else ''})"
         paused = "yes" if function["paused"] else "no"
-        rows.append((function["name"], schedule, _utc(function["next_fire_at"]), paused))
+        rows.append((function["name"], schedule, when(function["next_fire_at"], zone), paused))
     _table(rows)
     return EXIT_OK
 
@@ -211,7 +205,7 @@ def resume(name: str, as_json: bool) -> int:
         print_json(function)
         return EXIT_OK
     print(f"Resumed {function['name']}")
-    print(f"  next run {_utc(function['next_fire_at'])}")
+    print(f"  next run {when(function['next_fire_at'], function.get('timezone'))}")
     return EXIT_OK
 
 
@@ -249,7 +243,7 @@ def runs(name: str, status: str | None, limit: int, as_json: bool) -> int:
     rows = [("RUN", "STATUS", "TRIGGER", "SLOT OR START", "DURATION")]
     for run in page["results"]:
         moment = run["scheduled_for"] or run["created_at"]
-        rows.append((str(run["id"]), _status(run), run["trigger"], _utc(moment), _duration(run)))
+        rows.append((str(run["id"]), _status(run), run["trigger"], when(moment), _duration(run)))
     _table(rows)
     return EXIT_OK
 
@@ -301,8 +295,8 @@ def backfill(
     at_once = f"{started['max_parallel']} run{'s' if started['max_parallel'] > 1 else ''}"
     print(
         f"Started backfill {started['id']} of {started['function']} (version "
-        f"{started['version']}): {started['slots']} slots from {_utc(started['start'])} to "
-        f"{_utc(started['end'])}, {at_once} at a time"
+        f"{started['version']}): {started['slots']} slots from {when(started['start'])} to "
+        f"{when(started['end'])}, {at_once} at a time"
     )
     if started["skipped_slots"]:
         print(f"  skipped  {started['skipped_slots']} slots that already succeeded")
@@ -366,7 +360,7 @@ def secrets_ls(as_json: bool) -> int:
     if not secrets:
         print("No secrets. Set one with `chalkcompute secrets set NAME` (the value on stdin).")
         return EXIT_OK
-    _table([("NAME", "UPDATED")] + [(s["name"], _utc(s["updated_at"])) for s in secrets])
+    _table([("NAME", "UPDATED")] + [(s["name"], when(s["updated_at"])) for s in secrets])
     return EXIT_OK
 
 

@@ -236,6 +236,7 @@ def function(
     *,
     name: str | None = None,
     schedule: str | None = None,
+    timezone: str | None = None,
     image: Image | None = None,
     secrets: Iterable[Secret] | None = (),
     cpu: str | None = None,
@@ -250,8 +251,9 @@ def function(
     call_timeout: float | None = None,
     **chalk_options: Any,
 ) -> Any:
-    """Declares a function Chalkweb runs: on `schedule` (crontab or "10m"/"6h"/"1d", UTC),
-    or on demand when no schedule is given. Raises InvalidFunctionError at definition time.
+    """Declares a function Chalkweb runs: on `schedule` (crontab or "10m"/"6h"/"1d", read in
+    `timezone`, an IANA name, UTC unless given), or on demand when no schedule is given.
+    Raises InvalidFunctionError at definition time.
 
     `env` sets variables of every run (a Secret value: that secret under that name), `tags`
     labels the function, `call_timeout` bounds how long `.remote()` waits. Chalk's other
@@ -262,8 +264,9 @@ def function(
     """
     # The FunctionSpec fields, as given.
     options = dict(
-        schedule=schedule, image=image, secrets=secrets, cpu=cpu, memory=memory, gpu=gpu,
-        retries=retries, timeout=timeout, overlap=overlap, env=env, tags=tags, alerts=alerts,
+        schedule=schedule, timezone=timezone, image=image, secrets=secrets, cpu=cpu,
+        memory=memory, gpu=gpu, retries=retries, timeout=timeout, overlap=overlap, env=env,
+        tags=tags, alerts=alerts,
     )  # fmt: skip
 
     def decorate(target: Callable[..., Any]) -> ChalkFunction:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from chalkcompute.alerts import Alerts
 from chalkcompute.client import ChalkClientError, Client, RequestRejectedError
@@ -242,8 +243,19 @@ def _shipped_imports(siblings: list[LocalSource]) -> list[str]:
     return [source.dest + ("/" if source.path.is_dir() else "") for source in siblings]
 
 
-def _utc(moment: str) -> str:
-    return datetime.fromisoformat(moment.replace("Z", "+00:00")).strftime("%Y-%m-%d %H:%M UTC")
+def when(moment: str | None, zone: str | None = None) -> str:
+    """An instant from the API as people read it: "2027-03-29 07:00 UTC", or in a schedule's
+    zone "2027-03-29 09:00 CEST (07:00 UTC)"; "-" for none."""
+    if not moment:
+        return "-"
+    at = datetime.fromisoformat(moment.replace("Z", "+00:00"))
+    try:
+        local = at.astimezone(ZoneInfo(zone)) if zone else None
+    except ZoneInfoNotFoundError:  # this machine lacks the zone data (tzdata) the server has
+        local = None
+    if local is None:
+        return at.strftime("%Y-%m-%d %H:%M UTC")
+    return f"{local:%Y-%m-%d %H:%M %Z} ({at:%H:%M} UTC)"
 
 
 UPLOADED = {
@@ -262,12 +274,17 @@ def format_summary(document: dict) -> str:
     else:
         lines = [f"Deployed {name}: version {version}"]
     if document["cron"]:
-        lines.append(f"  schedule   {document['schedule_description']} ({document['cron']}, UTC)")
+        zone = document.get("timezone")
+        cron = f"{document['cron']}, {zone or 'UTC'}"
+        lines.append(f"  schedule   {document['schedule_description']} ({cron})")
         if document["paused"]:
             lines.append("  next runs  none: the function is paused")
         else:
-            next_runs = ", ".join(_utc(moment) for moment in document["next_runs"])
+            next_runs = ", ".join(when(moment, zone) for moment in document["next_runs"])
             lines.append(f"  next runs  {next_runs}")
+            for fire in document.get("upcoming", []):
+                if fire["note"]:
+                    lines.append(f"  clocks     {fire['note']}")
     else:
         lines.append("  schedule   on demand (no schedule)")
     if document["secrets"]:
@@ -285,5 +302,7 @@ def format_summary(document: dict) -> str:
     if document.get("files"):
         size = sum(item["size"] for item in document["files"])
         lines.append(f"  files      {len(document['files'])} ({size} bytes) shipped with the code")
+    for warning in document.get("warnings", []):
+        lines.append(f"  warning    {warning}")
     lines.append(f"  console    {document['console_url']}")
     return "\n".join(lines)

@@ -4,7 +4,8 @@ This module is the one implementation of DESIGN.md §2 (a contract): the SDK val
 definition time and the server computes every ``next_fire_at`` with it. It is pure standard
 library so that it imports on a laptop or in a run's container without Django.
 
-Semantics are those of Debian cron / cronie, always evaluated in UTC:
+Semantics are those of Debian cron / cronie, evaluated on the wall clock of the schedule's time
+zone (UTC unless an IANA name such as "Europe/Berlin" is given):
 
 * A crontab has exactly five fields separated by spaces or tabs: minute (0-59), hour (0-23),
   day-of-month (1-31), month (1-12 or JAN-DEC) and day-of-week (0-7 or SUN-SAT, where 0 and 7
@@ -21,10 +22,17 @@ Semantics are those of Debian cron / cronie, always evaluated in UTC:
 * Shorthand: ``Nm`` (1-60), ``Nh`` (1-24) and ``1d``, lowercase, aligned to clock boundaries
   exactly like their crontabs: ``7m`` is ``*/7 * * * *`` (so the last gap before each hour is
   shorter), ``60m`` is ``0 * * * *``, ``6h`` is ``0 */6 * * *`` and ``1d`` is ``0 0 * * *``.
+* Clock changes follow Debian cron. A *wildcard* job, whose minute or hour field starts with
+  ``*`` (``*/15 * * * *``, ``0 */6 * * *``, ``10m``), follows the wall clock: it does not run
+  at local times that are skipped and runs twice at local times that happen twice. A
+  *fixed-time* job (``30 2 * * *``, ``1d``) runs once at a skipped local time, at the instant
+  the clock jumps (skipped times and a match at the jump make one run), and only the first
+  time at a local time that happens twice.
 
 Anything else -- non-standard extensions (``L``, ``W``, ``#``, ``?``, ``~``, ``@daily``),
 values out of range, reversed ranges, zero steps or steps too large for cron to read, a
-crontab that can never fire, or a shorthand outside its rules -- raises
+crontab that can never fire, a shorthand outside its rules, or a time zone that is not an IANA
+Area/Location name (abbreviations such as "PST" are ambiguous) -- raises
 ``InvalidScheduleError`` naming the field, the problem and the fix; nothing is silently
 guessed.
 
@@ -36,20 +44,22 @@ rewritten further, because whether a day field starts with ``*`` changes its mea
 from __future__ import annotations
 
 import calendar
+import difflib
 import json
 import re
 import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from functools import lru_cache
-from itertools import pairwise
+from itertools import islice, pairwise
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from chalkcompute.errors import FunctionError
 
 UTC = timezone.utc  # noqa: UP017 - datetime.UTC is 3.11+, and run images may have 3.10
 
-__all__ = ["MAX_LENGTH", "InvalidScheduleError", "Schedule", "parse"]
+__all__ = ["MAX_LENGTH", "Fire", "InvalidScheduleError", "Schedule", "check_timezone", "parse"]
 
 MAX_LENGTH = 200
 """Longest accepted expression, so a pasted essay is rejected before any work is done."""
@@ -156,19 +166,48 @@ def _describe_char(ch: str) -> str:
 # -- Parsing ---------------------------------------------------------------------------------
 
 
-def parse(expr: str) -> Schedule:
-    """Parse a crontab or shorthand; raise ``InvalidScheduleError`` saying how to fix it."""
+def parse(expr: str, timezone: str | None = None) -> Schedule:
+    """Parse a crontab or shorthand, read on the wall clock of ``timezone`` (an IANA name such
+    as "Europe/Berlin"; None or "UTC" for UTC); raise ``InvalidScheduleError`` saying how to
+    fix either."""
     if not isinstance(expr, str):
         raise InvalidScheduleError(
             f'a schedule must be a string such as "0 * * * *" or "10m", not {type(expr).__name__}'
         )
-    return _parse(expr)
+    if timezone is None or timezone == "UTC":
+        return _parse(expr)
+    if not isinstance(timezone, str):
+        raise InvalidScheduleError(
+            f'a time zone must be a string such as "Europe/Berlin", not {type(timezone).__name__}'
+        )
+    return _parse_in_zone(expr, timezone)
 
 
 # Schedules are immutable and a handful of crontabs are parsed over and over (every tick, every
-# deploy), so parsed schedules are cached by their exact text. Errors are never cached.
+# deploy), so parsed schedules are cached by their exact text (and zone). Errors are never
+# cached. UTC has a cache of its own, keyed by the text alone, which is quicker.
 @lru_cache(maxsize=4096)
 def _parse(expr: str) -> Schedule:
+    cron = _parse_expression(expr)
+    return Schedule(
+        expr=expr.strip(" \t"), cron=cron, timezone="UTC", _spec=_compile(cron), _zone=None
+    )
+
+
+@lru_cache(maxsize=4096)
+def _parse_in_zone(expr: str, timezone: str) -> Schedule:
+    in_utc = _parse(expr)
+    return Schedule(
+        expr=in_utc.expr,
+        cron=in_utc.cron,
+        timezone=timezone,
+        _spec=in_utc._spec,
+        _zone=_zone(timezone),
+    )
+
+
+def _parse_expression(expr: str) -> str:
+    """The canonical crontab of a crontab or shorthand."""
     if len(expr) > MAX_LENGTH:
         raise InvalidScheduleError(
             f"invalid schedule {_quote(expr[:40])}...: it is {len(expr)} characters long; "
@@ -210,7 +249,7 @@ def _nickname_message(text: str) -> str:
     return f"invalid schedule {_quote(text)}: nicknames such as @daily are not supported; {fix}"
 
 
-def _parse_shorthand(text: str) -> Schedule:
+def _parse_shorthand(text: str) -> str:
     match = _SHORTHAND.fullmatch(text)
     if match is None:
         raise InvalidScheduleError(
@@ -228,7 +267,7 @@ def _parse_shorthand(text: str) -> Schedule:
         raise InvalidScheduleError(
             f"invalid schedule {_quote(text)}: {_shorthand_range_problem(count, unit)}"
         )
-    return Schedule(expr=text, cron=cron, _spec=_compile(cron))
+    return cron
 
 
 def _shorthand_range_problem(count: int, unit: str) -> str:
@@ -250,7 +289,7 @@ def _shorthand_range_problem(count: int, unit: str) -> str:
             f"{count} hours is longer than 24 hours, the most an hour shorthand allows: "
             "write a crontab instead"
         )
-    return 'the only day shorthand is "1d" (every day at 00:00 UTC): write a crontab instead'
+    return 'the only day shorthand is "1d" (every day at 00:00): write a crontab instead'
 
 
 def _shorthand_problem(text: str) -> str:
@@ -288,7 +327,7 @@ def _is_valid_shorthand(text: str) -> bool:
     return 1 <= count <= {"m": 60, "h": 24, "d": 1}[unit]
 
 
-def _parse_crontab(text: str, fields: list[str]) -> Schedule:
+def _parse_crontab(text: str, fields: list[str]) -> str:
     values = []
     for spec, field_text in zip(_FIELDS, fields, strict=True):
         try:
@@ -300,8 +339,7 @@ def _parse_crontab(text: str, fields: list[str]) -> Schedule:
             ) from None
     if fields[2][0] == "*" or fields[4][0] == "*":
         _check_can_fire(text, fields, values[2], values[3])
-    cron = " ".join(f.upper() for f in fields)
-    return Schedule(expr=text, cron=cron, _spec=_compile(cron))
+    return " ".join(f.upper() for f in fields)
 
 
 # Compiled crontabs are shared by every spelling of one canonical crontab ("10m" and
@@ -311,7 +349,11 @@ def _compile(cron: str) -> _Spec:
     """Compile a canonical crontab that has been validated (or a shorthand's equivalent)."""
     fields = cron.split(" ")
     values = [_field_values(spec, text) for spec, text in zip(_FIELDS, fields, strict=True)]
-    return _Spec(*values, day_and=fields[2][0] == "*" or fields[4][0] == "*")
+    return _Spec(
+        *values,
+        day_and=fields[2][0] == "*" or fields[4][0] == "*",
+        wildcard=fields[0][0] == "*" or fields[1][0] == "*",
+    )
 
 
 def _check_can_fire(
@@ -475,6 +517,117 @@ def _value(spec: _Field, token: str) -> int:
     raise _FieldError(f"has {_quote(token)}, which is not a {spec.unit}: use {spec.allowed}")
 
 
+# -- Time zones ------------------------------------------------------------------------------
+
+# Abbreviations name an offset, not a place, and several places share one (IST is India,
+# Ireland and Israel; CST is Chicago and China), so they are refused with a zone that uses
+# them as the hint. tzdata's legacy keys such as "EST5EDT" are refused alike.
+_ABBREVIATION_HINTS = {
+    abbreviation: zone
+    for zone, abbreviations in {
+        "America/New_York": "EST EDT ET EST5EDT",
+        "America/Chicago": "CST CDT CT CST6CDT",
+        "America/Denver": "MST MDT MT MST7MDT",
+        "America/Los_Angeles": "PST PDT PT PST8PDT",
+        "America/Anchorage": "AKST AKDT",
+        "Pacific/Honolulu": "HST",
+        "America/Halifax": "AST ADT",
+        "America/St_Johns": "NST NDT",
+        "America/Sao_Paulo": "BRT",
+        "Europe/London": "GMT BST WET WEST",
+        "Europe/Berlin": "CET CEST MET MEST",
+        "Europe/Athens": "EET EEST",
+        "Europe/Moscow": "MSK",
+        "Africa/Johannesburg": "SAST",
+        "Asia/Kolkata": "IST",
+        "Asia/Tokyo": "JST",
+        "Asia/Seoul": "KST",
+        "Asia/Singapore": "SGT",
+        "Asia/Hong_Kong": "HKT",
+        "Australia/Sydney": "AEST AEDT",
+        "Australia/Adelaide": "ACST ACDT",
+        "Australia/Perth": "AWST",
+        "Pacific/Auckland": "NZST NZDT",
+    }.items()
+    for abbreviation in abbreviations.split()
+}
+_UTC_ALIASES = {"GMT", "GMT0", "GMT+0", "GMT-0", "GREENWICH", "UCT", "UNIVERSAL", "Z", "ZULU"}
+_ZONE_EXAMPLE = 'an IANA name such as "Europe/Berlin" or "America/New_York"'
+
+
+def check_timezone(name: object) -> str:
+    """A time zone name as parse() reads it ("UTC", or an IANA Area/Location name); raises
+    InvalidScheduleError saying what to write instead."""
+    if not isinstance(name, str):
+        raise InvalidScheduleError(
+            f"a time zone is a string, {_ZONE_EXAMPLE}, not {type(name).__name__}"
+        )
+    if name != "UTC":
+        _zone(name)
+    return name
+
+
+@lru_cache(maxsize=1)
+def _installed_zones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+@lru_cache(maxsize=1024)
+def _zone(name: str) -> ZoneInfo:
+    """The zone of an Area/Location name of the installed zone data ("UTC" needs none)."""
+    if "/" not in name or name not in _installed_zones():
+        raise InvalidScheduleError(_zone_problem(name))
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as error:  # listed, but unreadable
+        raise InvalidScheduleError(
+            f"the data of time zone {_quote(name)} cannot be read on this machine ({error}); "
+            "reinstall the tzdata package"
+        ) from None
+
+
+def _zone_problem(name: str) -> str:
+    if not name.strip():
+        return f"the time zone is empty: write {_ZONE_EXAMPLE}, or leave it out for UTC"
+    if not _installed_zones():
+        return (
+            f"time zone {_quote(name)} cannot be used: this machine has no time zone data; "
+            'install it with "pip install tzdata" (or the system\'s tzdata package)'
+        )
+    upper = name.strip().upper()
+    if upper in _UTC_ALIASES:
+        return f'{_quote(name)} is not accepted as a time zone: write "UTC"'
+    if upper in _ABBREVIATION_HINTS:
+        kind = "an abbreviation" if upper.isalpha() else "a legacy name"
+        return (
+            f"{_quote(name)} is {kind}, not a time zone: use an IANA name such as "
+            f"{_quote(_ABBREVIATION_HINTS[upper])}"
+        )
+    suggestion = _closest_zone(name)
+    if suggestion:
+        return f"unknown time zone {_quote(name)}: did you mean {_quote(suggestion)}?"
+    if "/" not in name:  # "Japan", "Factory", "localtime"
+        return f"{_quote(name)} is not an Area/Location time zone name: use {_ZONE_EXAMPLE}"
+    return f"unknown time zone {_quote(name)}: use {_ZONE_EXAMPLE}"
+
+
+def _closest_zone(name: str) -> str | None:
+    """The accepted name closest to a misspelt one, matching case-insensitively; a bare place
+    ("berlin") is matched against the places of the names ("Europe/Berlin")."""
+    key = name.strip().replace(" ", "_").lower()
+    if len(key) > 64:  # not a misspelt zone; spare difflib
+        return None
+    zones = sorted(zone for zone in _installed_zones() if "/" in zone) + ["UTC"]
+    by_key = {zone.lower(): zone for zone in zones}
+    if key in by_key:
+        return by_key[key]
+    if "/" not in key:
+        # Several names share a place ("Canada/Eastern", "US/Eastern"): the first one wins.
+        by_key = {zone.rpartition("/")[2].lower(): zone for zone in reversed(zones)}
+    close = difflib.get_close_matches(key, by_key, n=1, cutoff=0.8)
+    return by_key[close[0]] if close else None
+
+
 # -- Fire times ------------------------------------------------------------------------------
 
 
@@ -517,6 +670,7 @@ class _Spec:
         "months",
         "weekdays",
         "day_and",
+        "wildcard",
         "_next_minute",
         "_next_hour",
         "_next_month",
@@ -534,9 +688,13 @@ class _Spec:
         weekdays: frozenset[int],
         *,
         day_and: bool,
+        wildcard: bool,
     ) -> None:
         self.minutes, self.hours, self.days, self.months = minutes, hours, days, months
         self.weekdays, self.day_and = weekdays, day_and
+        # Cron's "wildcard" jobs (minute or hour field starting with "*") follow the wall
+        # clock through clock changes; the others are "fixed-time" jobs (see the module doc).
+        self.wildcard = wildcard
         self._next_minute = _next_table(minutes, 60)
         self._next_hour = _next_table(hours, 24)
         self._next_month = _next_table(months, 13)
@@ -565,7 +723,7 @@ class _Spec:
     def first_from(
         self, year: int, month: int, day: int, hour: int, minute: int
     ) -> tuple[int, int, int, int, int] | None:
-        """The first fire time at or after the given UTC minute, or None after year 9999.
+        """The first matching minute at or after the given one, or None after year 9999.
 
         ``minute`` may be 60 (one past the hour); each step below carries into the next
         larger field when a table has no value left:
@@ -605,16 +763,20 @@ class _Spec:
 
 
 def _utc_minute(dt: datetime) -> tuple[int, int, int, int, int]:
+    if type(dt) is not datetime or dt.tzinfo is not UTC:
+        dt = _aware(dt).astimezone(UTC)
+    return dt.year, dt.month, dt.day, dt.hour, dt.minute
+
+
+def _aware(dt: datetime) -> datetime:
     if not isinstance(dt, datetime):
         raise TypeError(f"expected a timezone-aware datetime, not {type(dt).__name__}")
-    if dt.tzinfo is not UTC:
-        if dt.tzinfo is None or dt.utcoffset() is None:
-            raise ValueError(
-                f"naive datetime {dt.isoformat()}: pass a timezone-aware datetime, e.g. "
-                "datetime.now(timezone.utc); schedules are evaluated in UTC"
-            )
-        dt = dt.astimezone(UTC)
-    return dt.year, dt.month, dt.day, dt.hour, dt.minute
+    if dt.tzinfo is None or dt.utcoffset() is None:
+        raise ValueError(
+            f"naive datetime {dt.isoformat()}: pass a timezone-aware datetime, e.g. "
+            "datetime.now(timezone.utc)"
+        )
+    return dt
 
 
 def _fire_times(
@@ -629,35 +791,222 @@ def _fire_times(
         yield datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
+_ONE_MINUTE = timedelta(minutes=1)
+
+
+def _next_in_zone(
+    spec: _Spec, zone: ZoneInfo, after: datetime, events: list[_Event] | None = None
+) -> datetime | None:
+    """The first fire time strictly after ``after`` of a crontab read on ``zone``'s wall clock,
+    or None past the year 9999. ``events`` collects what clock changes did to it (see _Event).
+
+    The search runs on wall-clock minutes with ``first_from``; each match is then placed in
+    time. A match that the clock shows once is one instant. One that it shows twice (it went
+    back) runs the first time, and a wildcard job's runs the second time too. One that it
+    skips (it went forward) runs at the jump for a fixed-time job; a wildcard job skips it.
+    """
+    try:
+        local = after.astimezone(zone)
+        start = (local.year, local.month, local.day, local.hour, local.minute + 1)
+        if spec.wildcard and not local.fold:
+            start = _wildcard_start(spec, zone, local, start)
+        while True:
+            found = spec.first_from(*start)
+            if found is None:
+                return None
+            wall = datetime(*found)
+            offset = zone.utcoffset(wall)  # at the first pass, or before a jump over wall
+            second_offset = zone.utcoffset(wall.replace(fold=1))
+            at = datetime(*found, tzinfo=UTC) - offset
+            if offset == second_offset:
+                return at
+            if offset > second_offset:  # the clock went back: wall happens twice
+                if at <= after:  # after is in the second pass
+                    if not spec.wildcard:
+                        start = (*found[:4], found[4] + 1)  # it ran at the first pass
+                        continue
+                    at += offset - second_offset
+                if events is not None:
+                    events.append(("twice", wall))
+                return at
+            # The clock jumped over wall: read with the offset after the jump, wall is an
+            # instant before it, and read with the offset before, one after it.
+            jump = _clock_change(zone, datetime(*found, tzinfo=UTC) - second_offset, at)
+            if not spec.wildcard:
+                if events is not None:
+                    events.append(("moved", wall))
+                return jump
+            if events is not None:
+                events.append(("skipped", jump))
+            start = _minute_of(jump.astimezone(zone))
+    except OverflowError:  # beyond what datetime can hold, in UTC or in the zone
+        return None
+
+
+def _wildcard_start(
+    spec: _Spec, zone: ZoneInfo, local: datetime, start: tuple[int, int, int, int, int]
+) -> tuple[int, int, int, int, int]:
+    """Where a wildcard job's search starts after ``local``, a first-pass reading (fold 0).
+
+    In the first pass of a time that happens twice, the next run is in the rest of the first
+    pass or else in the second pass, which starts earlier on the wall clock.
+    """
+    repeat = local.utcoffset() - local.replace(fold=1).utcoffset()
+    if not repeat:  # local happens once
+        return start
+    minute = local.replace(second=0, microsecond=0).astimezone(UTC)
+    jump = _clock_change(zone, minute, minute + repeat)
+    first_pass_end = (jump + local.utcoffset()).replace(tzinfo=None)
+    found = spec.first_from(*start)
+    if found is not None and datetime(*found) < first_pass_end:
+        return start
+    return _minute_of(jump.astimezone(zone))
+
+
+def _minute_of(dt: datetime) -> tuple[int, int, int, int, int]:
+    return dt.year, dt.month, dt.day, dt.hour, dt.minute
+
+
+def _clock_change(zone: ZoneInfo, before: datetime, after: datetime) -> datetime:
+    """The instant in (before, after] at which ``zone`` changes its clock: the first whole
+    minute whose offset differs from ``before``'s. Both are UTC datetimes on whole minutes,
+    with one change between them."""
+    offset = before.astimezone(zone).utcoffset()
+    low, high = 0, (after - before) // _ONE_MINUTE  # offset unchanged at low, changed at high
+    while high - low > 1:
+        middle = (low + high) // 2
+        if (before + middle * _ONE_MINUTE).astimezone(zone).utcoffset() == offset:
+            low = middle
+        else:
+            high = middle
+    return before + high * _ONE_MINUTE
+
+
+def _zoned_fire_times(spec: _Spec, zone: ZoneInfo, after: datetime) -> Iterator[datetime]:
+    while (after := _next_in_zone(spec, zone, after)) is not None:
+        yield after
+
+
+# What a clock change did to a fire time, for its note: ("twice", wall), the matching wall
+# time happens twice; ("moved", wall), a fixed-time job's skipped wall time runs at the jump,
+# which is the fire time; ("skipped", jump), a wildcard job's runs in the time skipped at
+# jump were dropped on the way.
+_Event = tuple[str, datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class Fire:
+    """A fire time of a preview: ``at`` in UTC, ``local`` the same instant on the schedule's
+    clock, and ``note`` saying how a clock change moved, merged or repeated it, else None."""
+
+    at: datetime
+    local: datetime
+    note: str | None
+
+
 @dataclass(frozen=True, slots=True)
 class Schedule:
     """A parsed schedule. Build it with ``parse()``; two schedules are equal when their
-    canonical crontabs are, whatever the spelling (``"10m"`` equals ``"*/10 * * * *"``)."""
+    canonical crontabs and time zones are, whatever the spelling (``"10m"`` equals
+    ``"*/10 * * * *"``)."""
 
     expr: str = field(compare=False)
     cron: str
+    timezone: str  # the IANA name, "UTC" for UTC
     _spec: _Spec = field(compare=False, repr=False)
+    _zone: ZoneInfo | None = field(compare=False, repr=False)  # None for UTC: the fast path
 
     def next_after(self, dt: datetime) -> datetime:
         """The first fire time strictly after the timezone-aware ``dt``, as an aware UTC
         datetime on a whole minute. Raises ``ValueError`` for a naive ``dt``, or when the
         next fire time would be after the year 9999."""
-        # Fire times are whole minutes, so the first one strictly after dt is at or after the
-        # start of the following minute, whatever dt's seconds.
-        year, month, day, hour, minute = _utc_minute(dt)
-        found = self._spec.first_from(year, month, day, hour, minute + 1)
-        if found is None:
-            raise ValueError(f"{self.cron!r} has no fire time after {dt.isoformat()}")
-        return datetime(*found, tzinfo=UTC)
+        if self._zone is None:
+            # Fire times are whole minutes, so the first one strictly after dt is at or after
+            # the start of the following minute, whatever dt's seconds.
+            year, month, day, hour, minute = _utc_minute(dt)
+            found = self._spec.first_from(year, month, day, hour, minute + 1)
+            if found is not None:
+                return datetime(*found, tzinfo=UTC)
+        else:
+            fire_time = _next_in_zone(self._spec, self._zone, _aware(dt))
+            if fire_time is not None:
+                return fire_time
+        raise ValueError(f"{self.cron!r} has no fire time after {dt.isoformat()}")
 
     def iter_after(self, dt: datetime) -> Iterator[datetime]:
         """Successive fire times strictly after ``dt`` (aware UTC datetimes), in order.
         Raises ``ValueError`` for a naive ``dt`` at once, not at the first ``next()``."""
-        return _fire_times(self._spec, *_utc_minute(dt))
+        if self._zone is None:
+            return _fire_times(self._spec, *_utc_minute(dt))
+        return _zoned_fire_times(self._spec, self._zone, _aware(dt))
+
+    def preview(self, after: datetime, count: int) -> list[Fire]:
+        """The next ``count`` fire times after ``after``, each with a note when a clock change
+        moved, merged or repeated it."""
+        if self._zone is None:
+            return [Fire(at, at, None) for at in islice(self.iter_after(after), count)]
+        return list(islice(_noted_fires(self._spec, self._zone, _aware(after)), count))
 
     def describe(self) -> str:
-        """The schedule in plain English, with times in UTC."""
-        return _describe(self._spec)
+        """The schedule in plain English, with times on the schedule's clock."""
+        if self._zone is None:
+            return _describe(self._spec, " UTC")
+        return f"{_describe(self._spec, '')}, {self.timezone} time"
+
+
+def _noted_fires(spec: _Spec, zone: ZoneInfo, after: datetime) -> Iterator[Fire]:
+    while True:
+        events: list[_Event] = []
+        at = _next_in_zone(spec, zone, after, events)
+        if at is None:
+            return
+        notes = [_clock_change_note(spec, zone, at, *event) for event in events]
+        yield Fire(at, at.astimezone(zone), "; ".join(notes) or None)
+        after = at
+
+
+def _clock_change_note(spec: _Spec, zone: ZoneInfo, at: datetime, kind: str, when: datetime) -> str:
+    if kind == "skipped":
+        span, day = _changed_span(zone, when)
+        return f"{span} does not exist on {day}: runs in it are skipped"
+    wall = when
+    if kind == "twice":
+        first = wall.replace(tzinfo=zone)
+        if not spec.wildcard:
+            return (
+                f"{_clock(wall.hour, wall.minute)} happens twice on {_day(wall)}: runs once, "
+                f"at the first ({first.tzname()})"
+            )
+        second = first.replace(fold=1).astimezone(UTC)
+        span, day = _changed_span(zone, _clock_change(zone, first.astimezone(UTC), second))
+        return f"{span} happens twice on {day}: runs in both"
+    # Moved: a fixed-time job's matches from wall to the jump's wall time run once, at the jump.
+    resume = at.astimezone(zone).replace(tzinfo=None)
+    matches = []
+    found = spec.first_from(wall.year, wall.month, wall.day, wall.hour, wall.minute)
+    while found is not None and datetime(*found) <= resume:
+        matches.append(datetime(*found))
+        found = spec.first_from(*found[:4], found[4] + 1)
+    skipped = [_clock(match.hour, match.minute) for match in matches if match < resume]
+    runs_at = _clock(resume.hour, resume.minute)
+    if len(matches) == 1:
+        return f"{skipped[0]} does not exist on {_day(wall)}: runs at {runs_at}"
+    listed = _join(skipped) if len(skipped) <= 3 else f"{skipped[0]}–{skipped[-1]}"
+    verb = "do" if 1 < len(skipped) <= 3 else "does"
+    return f"{listed} {verb} not exist on {_day(wall)}: runs once, at {runs_at}"
+
+
+def _changed_span(zone: ZoneInfo, jump: datetime) -> tuple[str, str]:
+    """The wall times that the clock change at ``jump`` skips or repeats ("02:00–02:59"),
+    and their day."""
+    offsets = ((jump - _ONE_MINUTE).astimezone(zone).utcoffset(), jump.astimezone(zone).utcoffset())
+    first = (jump + min(offsets)).replace(tzinfo=None)
+    last = (jump + max(offsets) - _ONE_MINUTE).replace(tzinfo=None)
+    return f"{_clock(first.hour, first.minute)}–{_clock(last.hour, last.minute)}", _day(first)
+
+
+def _day(wall: datetime) -> str:
+    return f"{wall.day} {_MONTH_WORDS[wall.month - 1]}"
 
 
 # -- Describing ------------------------------------------------------------------------------
@@ -737,8 +1086,9 @@ def _count_part(values: tuple[int, ...], unit: str, size: int) -> str:
     return f"{unit}s {_listing(values)}"
 
 
-def _time_phrase(minutes: tuple[int, ...], hours: tuple[int, ...]) -> tuple[str, bool]:
-    """Words for the time of day, and whether they are clock times ("at 02:00 UTC")."""
+def _time_phrase(minutes: tuple[int, ...], hours: tuple[int, ...], utc: str) -> tuple[str, bool]:
+    """Words for the time of day, and whether they are clock times ("at 02:00 UTC"); ``utc``
+    follows clock times: " UTC", or "" when the zone is named at the end instead."""
     minute_step = _even_step(minutes, 60)
     if len(hours) == 24:
         if minute_step == 1:
@@ -752,7 +1102,7 @@ def _time_phrase(minutes: tuple[int, ...], hours: tuple[int, ...]) -> tuple[str,
         return f"at {_count_part(minutes, 'minute', 60)} past every hour", False
     if len(minutes) * len(hours) <= 6:
         times = [_clock(h, m) for h in hours for m in minutes]
-        return f"at {_join(times)} UTC", True
+        return f"at {_join(times)}{utc}", True
     hour_step = _progression(hours)
     if len(minutes) == 1:
         minute = minutes[0]
@@ -763,17 +1113,17 @@ def _time_phrase(minutes: tuple[int, ...], hours: tuple[int, ...]) -> tuple[str,
             listed = (
                 _join(clocks) if len(clocks) <= 6 else f"{clocks[0]}, {clocks[1]}, …, {clocks[-1]}"
             )
-            return f"every {even} hours{at} ({listed} UTC)", False
+            return f"every {even} hours{at} ({listed}{utc})", False
         if hour_step:
             every = "every hour" if hour_step == 1 else f"every {hour_step} hours"
             first, last = _clock(hours[0], minute), _clock(hours[-1], minute)
-            return f"{every} from {first} through {last} UTC", False
+            return f"{every} from {first} through {last}{utc}", False
     if minute_step and hours[-1] - hours[0] == len(hours) - 1:  # one run of hours
         every = "every minute" if minute_step == 1 else f"every {minute_step} minutes"
         first, last = _clock(hours[0], 0), _clock(hours[-1], minutes[-1])
-        return f"{every} from {first} through {last} UTC", False
+        return f"{every} from {first} through {last}{utc}", False
     minute_part = _count_part(minutes, "minute", 60)
-    return f"at {minute_part} past {_count_part(hours, 'hour', 24)} UTC", False
+    return f"at {minute_part} past {_count_part(hours, 'hour', 24)}{utc}", False
 
 
 def _weekday_key(weekday: int) -> int:
@@ -805,8 +1155,8 @@ def _days_of_month(days: tuple[int, ...]) -> str:
     return f"days {_listing(days)} of the month"
 
 
-def _describe(spec: _Spec) -> str:
-    time, is_clock = _time_phrase(tuple(sorted(spec.minutes)), tuple(sorted(spec.hours)))
+def _describe(spec: _Spec, utc: str) -> str:
+    time, is_clock = _time_phrase(tuple(sorted(spec.minutes)), tuple(sorted(spec.hours)), utc)
     all_months, all_weekdays = tuple(sorted(spec.months)), tuple(sorted(spec.weekdays))
     months = ""
     if len(all_months) < 12:

@@ -96,6 +96,20 @@ def check_schedule(value: object) -> schedule_engine.Schedule | None:
     return schedule_engine.parse(value)
 
 
+_ZONE_WITHOUT_SCHEDULE = (
+    "is the zone a schedule is read in, but there is no schedule; add schedule=... or remove "
+    "timezone"
+)
+
+
+def check_timezone(value: object) -> str | None:
+    """An IANA time zone name the schedule is read in; None (and "UTC") mean UTC."""
+    if value is None:
+        return None
+    zone = schedule_engine.check_timezone(value)
+    return None if zone == "UTC" else zone
+
+
 def check_image(value: object) -> Image:
     return value if isinstance(value, Image) else Image.from_spec(value)
 
@@ -252,9 +266,17 @@ SCHEDULE_SCHEMA = {
     "nullable": True,
     "maxLength": schedule_engine.MAX_LENGTH,
     "pattern": rf"^(?:{_SHORTHAND}|{_CRON})$",
-    "description": 'A 5-field crontab in UTC ("0 * * * *") or a shorthand: "Nm" (1-60 '
+    "description": 'A 5-field crontab, read in `timezone` ("0 * * * *") or a shorthand: "Nm" (1-60 '
     'minutes), "Nh" (1-24 hours) or "1d"; null runs only on demand. The server also accepts '
     "ranges, month and weekday names and any crontab that can fire.",
+}
+TIMEZONE_SCHEMA = {
+    "type": "string",
+    "nullable": True,
+    "maxLength": 64,
+    "pattern": r"^[A-Za-z][A-Za-z0-9_+-]*(?:/[A-Za-z0-9_+-]+)*$",
+    "description": 'The IANA time zone the schedule is read in, e.g. "Europe/Berlin", with '
+    "Debian cron's rules when clocks change; null means UTC.",
 }
 SECRETS_SCHEMA = {
     "type": "array",
@@ -432,6 +454,7 @@ class FunctionSpec:
     schedule: schedule_engine.Schedule | None = _option(
         None, check_schedule, SCHEDULE_SCHEMA, to_json=lambda s: None if s is None else s.expr
     )
+    timezone: str | None = _option(None, check_timezone, TIMEZONE_SCHEMA)
     image: Image = _option(
         Image.debian_slim(), check_image, IMAGE_SCHEMA, to_json=lambda image: image.spec
     )
@@ -472,8 +495,22 @@ class FunctionSpec:
         both = sorted(set(self.secrets).intersection(self.env)) if not problems else []
         if both:
             problems.append(Problem("env", f"{', '.join(both)} is set in env and in secrets"))
+        if not problems:
+            problems += self._zone_the_schedule()
         if problems:
             raise InvalidSpecError(problems)
+
+    def _zone_the_schedule(self) -> list[Problem]:
+        """Reads the schedule in `timezone`. A Schedule object parsed with a zone brings its
+        zone along when `timezone` is not given."""
+        schedule, zone = self.schedule, self.timezone
+        if schedule is None:
+            return [] if zone is None else [Problem("timezone", _ZONE_WITHOUT_SCHEDULE)]
+        if zone is None and schedule.timezone != "UTC":
+            object.__setattr__(self, "timezone", zone := schedule.timezone)
+        if schedule.timezone != (zone or "UTC"):
+            object.__setattr__(self, "schedule", schedule_engine.parse(schedule.expr, zone))
+        return []
 
     @property
     def secrets_read(self) -> tuple[str, ...]:

@@ -76,7 +76,7 @@ CONFIRM_REQUIRED = (
 
 def version_schedule(version: FunctionVersion) -> schedule_engine.Schedule:
     """The schedule whose slots a backfill of `version` runs: the one place backfills read it."""
-    return schedule_engine.parse(version.cron)
+    return version.fire_schedule
 
 
 def check_max_parallel(value: object) -> int:

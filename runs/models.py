@@ -114,6 +114,10 @@ class Backfill(models.Model):
 MANUAL_TRIGGERS = (Trigger.MANUAL, Trigger.API)
 
 
+# Why the tick skipped a slot of an overlap="skip" function: its previous run was running.
+OVERLAP_SKIP_REASON = 'the previous run was still active (overlap="skip")'
+
+
 class Run(models.Model):
     """One scheduled slot, one manual trigger or one slot of a backfill of a function."""
 

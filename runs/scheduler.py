@@ -24,7 +24,7 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q
 
 from chalkcompute import schedule as schedule_engine
-from runs.models import ACTIVE_RUN_STATUSES, Attempt, Run, RunStatus, Trigger
+from runs.models import ACTIVE_RUN_STATUSES, OVERLAP_SKIP_REASON, Attempt, Run, RunStatus, Trigger
 from runs.services import attempt_new, attempts_dispatch, prepare_lead
 from scheduling.models import Function
 
@@ -165,7 +165,7 @@ def _tick_batch(
             .order_by("next_fire_at")
             .values_list(
                 "id", "next_fire_at", "current_version_id", "current_version__cron",
-                "current_version__overlap",
+                "current_version__timezone", "current_version__overlap",
             )[:batch_size]
         )  # fmt: skip
         if not due:
@@ -177,12 +177,12 @@ def _tick_batch(
         )
         runs: list[Run] = []
         next_fire: list[tuple[int, dt.datetime]] = []
-        for function_id, first_due, version_id, cron, overlap in due:
+        for function_id, first_due, version_id, cron, zone, overlap in due:
             skip_busy = function_id in busy and overlap == "skip"
             if first_due > now and skip_busy:
                 waiting.add(function_id)  # the previous run may end before the slot: wait
                 continue
-            schedule = schedule_engine.parse(cron)
+            schedule = schedule_engine.parse(cron, zone)
             slot, missed = first_due, 0
             if slot < now:
                 slot, missed = _latest_slot(schedule, slot, now)
@@ -203,7 +203,7 @@ def _tick_batch(
                 )
             elif skip_busy:
                 run.status = RunStatus.SKIPPED
-                run.status_reason = 'the previous run was still active (overlap="skip")'
+                run.status_reason = OVERLAP_SKIP_REASON
             elif missed:
                 run.status_reason = (
                     f"ran the latest slot after downtime; {missed} earlier slots were missed"

@@ -1,5 +1,6 @@
 """Reads of runs that are more than a filter."""
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -11,6 +12,7 @@ from common.paging import KeysetPage, keyset_page
 from runs.models import (
     ACTIVE_RUN_STATUSES,
     MANUAL_TRIGGERS,
+    OVERLAP_SKIP_REASON,
     Attempt,
     Backfill,
     ImageBuild,
@@ -221,6 +223,49 @@ def missed_and_skipped(*, function: Function, limit: int) -> list[Run]:
         .only(*RUN_ROW_FIELDS)
         .order_by("-id")[:limit]
     )
+
+
+# How many recent successes the function page's run times are read from.
+RUN_TIMES_SAMPLE = 50
+
+
+@dataclass(frozen=True)
+class RunTimes:
+    """How long a function's recent successful runs took, and how often its schedule did not
+    fit them: the function page shows these beside the schedule's period."""
+
+    sampled: int
+    p50: float | None  # seconds
+    p90: float | None
+    skipped_for_overlap: int  # among the newest MISSED_SCAN_RUNS runs
+
+
+def run_times(*, function: Function) -> RunTimes:
+    """Read from the newest MISSED_SCAN_RUNS runs, in one query."""
+    newest = (
+        Run.objects.filter(function=function)
+        .order_by("-id")
+        .values_list("status", "status_reason", "started_at", "finished_at")[:MISSED_SCAN_RUNS]
+    )
+    seconds, skipped = [], 0
+    for status, reason, started, finished in newest:
+        if status == RunStatus.SUCCEEDED and started and len(seconds) < RUN_TIMES_SAMPLE:
+            seconds.append((finished - started).total_seconds())
+        skipped += status == RunStatus.SKIPPED and reason == OVERLAP_SKIP_REASON
+    seconds.sort()
+    return RunTimes(
+        sampled=len(seconds),
+        p50=_percentile(seconds, 0.5),
+        p90=_percentile(seconds, 0.9),
+        skipped_for_overlap=skipped,
+    )
+
+
+def _percentile(ordered: list[float], share: float) -> float | None:
+    """The nearest-rank percentile of ordered values."""
+    if not ordered:
+        return None
+    return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
 
 
 def function_backfills(*, function: Function, limit: int) -> list[Backfill]:

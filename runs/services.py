@@ -28,7 +28,6 @@ from access.actor import Actor
 from access.models import AuditAction
 from access.rights import Right
 from access.services import audit, authorize
-from chalkcompute import schedule as schedule_engine
 from chalkcompute.retries import Retries
 from runs import dispatch
 from runs.errors import (
@@ -208,12 +207,14 @@ def _slot_verdict(run: Run) -> tuple[str | None, FunctionVersion | None]:
         return None, None
     current = FunctionVersion.objects.select_related("image").get(id=function.current_version_id)
     slot = run.scheduled_for
-    if current.cron is None or (
-        schedule_engine.parse(current.cron).next_after(slot - dt.timedelta(minutes=1)) != slot
-    ):
+    schedule = current.fire_schedule
+    if schedule is None or schedule.next_after(slot - dt.timedelta(minutes=1)) != slot:
+        written = "none" if schedule is None else schedule.cron
+        if current.timezone:
+            written += f", {current.timezone}"
         return (
             f"version {current.number} was deployed before this slot, and its schedule "
-            f"({current.cron or 'none'}) does not include it"
+            f"({written}) does not include it"
         ), None
     return None, current
 
@@ -958,7 +959,7 @@ def after_restore(
             paused=False, next_fire_at__lte=now, current_version__cron__isnull=False
         )
         for function in passed.select_related("current_version").order_by("name"):
-            slot = schedule_engine.parse(function.current_version.cron).next_after(now)
+            slot = function.current_version.fire_schedule.next_after(now)
             moved.append((function.name, function.next_fire_at, slot))
             function.next_fire_at = slot
             function.save(update_fields=["next_fire_at"])

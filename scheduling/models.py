@@ -7,6 +7,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from chalkcompute import schedule as schedule_engine
 from chalkcompute.alerts import Alerts
 from chalkcompute.spec import FunctionSpec
 
@@ -111,6 +112,8 @@ class FunctionVersion(models.Model):
     # Null means "not set" here, as in the API's documents (and "" is never a valid value).
     schedule = models.TextField(null=True, blank=True)  # noqa: DJ001 - as written, e.g. "10m"
     cron = models.TextField(null=True, blank=True)  # noqa: DJ001 - canonical 5-field crontab
+    # The IANA zone the crontab is read in; null is UTC.
+    timezone = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
     cpu = models.CharField(max_length=32, null=True, blank=True)  # noqa: DJ001
     memory = models.CharField(max_length=32, null=True, blank=True)  # noqa: DJ001
     gpu = models.CharField(max_length=32, null=True, blank=True)  # noqa: DJ001
@@ -175,6 +178,11 @@ class FunctionVersion(models.Model):
         columns["image"] = image
         columns["cron"] = spec.schedule.cron if spec.schedule is not None else None
         return columns
+
+    @property
+    def fire_schedule(self) -> schedule_engine.Schedule | None:
+        """The schedule the scheduler fires: the canonical cron read in the version's zone."""
+        return None if self.cron is None else schedule_engine.parse(self.cron, self.timezone)
 
     @property
     def spec_document(self) -> dict[str, Any]:

@@ -1,15 +1,14 @@
 """Reads of what a function is, shared by the REST API, the console and the admin."""
 
-import itertools
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db.models import Prefetch, QuerySet, TextField
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 
 from chalkcompute.names import function_name_from
-from chalkcompute.schedule import parse
+from chalkcompute.schedule import Fire, parse
 from chalkcompute.spec import FunctionSpec, InvalidSpecError
 from scheduling.models import Function, FunctionVersion, VersionFile
 
@@ -77,17 +76,71 @@ def function_find(*, name: str) -> Function | None:
 
 
 def schedule_description(version: FunctionVersion | None) -> str:
-    """The schedule in words, e.g. "every hour, on the hour", or "on demand"."""
+    """The schedule in words, in its zone, e.g. "every hour, on the hour", or "on demand"."""
     if version is None or version.schedule is None:
         return ON_DEMAND
-    return parse(version.schedule).describe()
+    return parse(version.schedule, version.timezone).describe()
 
 
-def next_fire_times(function: Function, count: int) -> list[datetime]:
+def upcoming_fires(function: Function, count: int) -> list[Fire]:
     """The next `count` slots the scheduler will run, starting at next_fire_at (which a
-    redeploy may have kept); none when the function is paused or on demand."""
+    redeploy may have kept), each in UTC and in the schedule's zone, with a note where a
+    change of clocks moves or merges one; none when the function is paused or on demand."""
     version = function.current_version
-    if function.next_fire_at is None or version is None or version.cron is None:
+    first = function.next_fire_at
+    if first is None or version is None or version.cron is None:
         return []
-    later = parse(version.cron).iter_after(function.next_fire_at)
-    return [function.next_fire_at, *itertools.islice(later, count - 1)]
+    schedule = version.fire_schedule
+    fires = schedule.preview(first - timedelta(minutes=1), count)
+    if fires[0].at != first:  # a slot kept from a schedule read differently before
+        local = first.astimezone(fires[0].local.tzinfo)
+        fires = [Fire(at=first, local=local, note=None), *fires[: count - 1]]
+    return fires
+
+
+# How far ahead the shortest gap between slots is looked for: a year has every weekday, month
+# and change of clocks, and a schedule with more slots than this has gaps of minutes.
+FIT_HORIZON = timedelta(days=366)
+FIT_MAX_SLOTS = 10_000
+
+
+def shortest_gap(version: FunctionVersion, now: datetime) -> timedelta | None:
+    """The shortest time between two consecutive slots of the version's schedule within the
+    next year (a change of clocks can make one gap shorter than the rest); None on demand."""
+    schedule = version.fire_schedule
+    if schedule is None:
+        return None
+    shortest, previous, end = None, None, now + FIT_HORIZON
+    for count, slot in enumerate(schedule.iter_after(now)):
+        if slot > end or count >= FIT_MAX_SLOTS:
+            break
+        if previous is not None and (shortest is None or slot - previous < shortest):
+            shortest = slot - previous
+        previous = slot
+    return shortest
+
+
+def deploy_warnings(version: FunctionVersion, now: datetime) -> list[str]:
+    """What a deploy says about a version that will run, but not as its author may expect."""
+    warnings = []
+    gap = shortest_gap(version, now)
+    if gap is not None and version.timeout and version.timeout > gap.total_seconds():
+        consequence = (
+            'the slot after a run that long is skipped (overlap="skip")'
+            if version.overlap == "skip"
+            else 'runs that long overlap the next ones (overlap="allow")'
+        )
+        warnings.append(
+            f"timeout={version.timeout:g} s is longer than the shortest time between two slots "
+            f"({_duration(gap)}): {consequence}"
+        )
+    return warnings
+
+
+def _duration(gap: timedelta) -> str:
+    minutes = int(gap.total_seconds()) // 60
+    if minutes % 1440 == 0:
+        return f"{minutes // 1440} d"
+    if minutes % 60 == 0:
+        return f"{minutes // 60} h"
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"

@@ -26,7 +26,6 @@ from access.models import AuditAction
 from access.rights import Right, parse_scopes
 from access.services import AccessDenied, audit, authorize, rights_of
 from chalkcompute.names import InvalidNameError, check_function_name, check_secret_name
-from chalkcompute.schedule import parse
 from chalkcompute.spec import FunctionSpec
 from scheduling import crypto
 from scheduling.errors import (
@@ -179,9 +178,9 @@ def function_deploy(
     3. If the content hash equals the current version's, stop: nothing changes.
     4. Check that every secret exists, locking those rows so none is deleted meanwhile.
     5. Store the image (one row per spec), add version n+1 and make it current.
-    6. Set next_fire_at: keep the slot if the canonical cron is unchanged (a redeploy never
-       skips or repeats a slot), else the first slot after `now`; none when on demand or
-       paused.
+    6. Set next_fire_at: keep the slot if the canonical cron and its zone are unchanged (a
+       redeploy never skips or repeats a slot), else the first slot after `now`; none when on
+       demand or paused.
 
     A function that reads secrets needs the secrets right too: running code that reads a
     secret is reading it.
@@ -253,10 +252,13 @@ def function_deploy(
             for path, content in sorted(files.items())
         )
 
-        same_cron = current is not None and current.cron == version.cron
+        same_schedule = current is not None and (current.cron, current.timezone) == (
+            version.cron,
+            version.timezone,
+        )
         if function.paused or spec.schedule is None:
             function.next_fire_at = None
-        elif not (same_cron and function.next_fire_at is not None):
+        elif not (same_schedule and function.next_fire_at is not None):
             function.next_fire_at = spec.schedule.next_after(now)
         function.current_version = version
         function.updated_at = now
@@ -364,8 +366,8 @@ def function_resume(*, function: Function, actor: Actor, now: datetime) -> Funct
         function.paused_at = None
         function.paused_by = ""
         function.paused_reason = ""
-        cron = function.current_version.cron if function.current_version else None
-        function.next_fire_at = parse(cron).next_after(now) if cron else None
+        schedule = function.current_version.fire_schedule if function.current_version else None
+        function.next_fire_at = schedule.next_after(now) if schedule else None
         function.updated_at = now
         function.save()
     return function

@@ -18,6 +18,7 @@ def _json(value: Any) -> str:
 # them, shown as its JSON.
 _SHOWN: dict[str, Callable[[Any], str]] = {
     "schedule": lambda schedule: schedule or "on demand",
+    "timezone": lambda zone: zone or "UTC",
     "image": _json,
     "cpu": lambda cpu: cpu or "default",
     "memory": lambda memory: memory or "default",

@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.http import Http404
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
 
 from access.selectors import audit_events
 from alerts import selectors as alert_selectors
@@ -94,11 +95,15 @@ def function_page(request, name: str):
     if target == "function-runs":
         return TemplateResponse(request, "console/function.html#function-runs", context)
     context.update(
-        next_fire_times=scheduling_selectors.next_fire_times(function, NEXT_FIRE_TIMES_SHOWN),
+        upcoming=scheduling_selectors.upcoming_fires(function, NEXT_FIRE_TIMES_SHOWN),
         image_builds=selectors.image_builds(image_id=version.image_id) if version else [],
         installs_at_start=bool(version) and executor_for().installs_at_start(version.image.spec),
         run_isolation=executor_for().isolation(),  # a warning when runs are not isolated
         missed=selectors.missed_and_skipped(function=function, limit=MISSED_SHOWN),
+        run_times=selectors.run_times(function=function),
+        shortest_gap=scheduling_selectors.shortest_gap(version, timezone.now())
+        if version
+        else None,
         events=list(audit_events(function=function.name)[:EVENTS_SHOWN]),
         alerts=list(alert_selectors.function_deliveries(function_id=function.id)[:EVENTS_SHOWN]),
         alerting=alert_selectors.function_alerting(function),

@@ -27,6 +27,7 @@ from rest_framework.views import APIView
 from access.actor import Actor
 from chalkcompute.image import BLANK_CHARS
 from chalkcompute.names import InvalidNameError, check_function_name
+from chalkcompute.schedule import Fire
 from chalkcompute.spec import TAG_KEY, FunctionSpec, InvalidSpecError, Problem
 from common.api import (
     BODY_ERRORS,
@@ -222,9 +223,11 @@ class FunctionOutputSerializer(serializers.Serializer):
     version = serializers.IntegerField(source="current_version.number")
     schedule = serializers.CharField(source="current_version.schedule", allow_null=True)
     cron = serializers.CharField(source="current_version.cron", allow_null=True)
+    timezone = SpecValueField("timezone")
     schedule_description = serializers.SerializerMethodField()
     next_fire_at = serializers.DateTimeField(allow_null=True)
     next_runs = serializers.SerializerMethodField()
+    upcoming = serializers.SerializerMethodField()
     paused = serializers.BooleanField()
     paused_at = serializers.DateTimeField(allow_null=True)
     paused_by = serializers.SerializerMethodField()
@@ -245,8 +248,41 @@ class FunctionOutputSerializer(serializers.Serializer):
     @extend_schema_field(serializers.ListField(child=serializers.DateTimeField()))
     def get_next_runs(self, function: Function) -> list[str]:
         field = serializers.DateTimeField()
-        times = selectors.next_fire_times(function, NEXT_RUNS_SHOWN)
-        return [field.to_representation(moment) for moment in times]
+        return [field.to_representation(fire.at) for fire in self._upcoming(function)]
+
+    @extend_schema_field(
+        {
+            "type": "array",
+            "description": "The next runs in UTC (`at`) and in the schedule's zone (`local`, "
+            "with its offset), with a `note` where a change of clocks moves or merges one.",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "at": {"type": "string", "format": "date-time"},
+                    "local": {"type": "string", "format": "date-time"},
+                    "note": NULLABLE_STRING,
+                },
+                "required": ["at", "local", "note"],
+            },
+        }
+    )
+    def get_upcoming(self, function: Function) -> list[dict]:
+        field = serializers.DateTimeField()
+        return [
+            {
+                "at": field.to_representation(fire.at),
+                "local": fire.local.isoformat(),
+                "note": fire.note,
+            }
+            for fire in self._upcoming(function)
+        ]
+
+    def _upcoming(self, function: Function) -> list[Fire]:
+        """Computed once per function for next_runs and upcoming."""
+        computed = self.context.setdefault("upcoming", {})
+        if function.id not in computed:
+            computed[function.id] = selectors.upcoming_fires(function, NEXT_RUNS_SHOWN)
+        return computed[function.id]
 
     @extend_schema_field(
         {
@@ -293,6 +329,11 @@ class DeployOutputSerializer(FunctionOutputSerializer):
     deploy = serializers.ChoiceField(
         choices=["created", "updated", "unchanged"],
         help_text="created: first version; updated: a new version; unchanged: same content",
+    )
+    warnings = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="What will run, but not as its author may expect (e.g. a timeout longer than "
+        "the time between two slots).",
     )
 
 
@@ -349,7 +390,12 @@ class DeployInputSerializer(StrictInputSerializer):
         """Gathers the checked spec fields into attrs["spec"] (a missing one takes its
         default)."""
         spec = {name: attrs.pop(name) for name in FunctionSpec.field_names() if name in attrs}
-        attrs["spec"] = FunctionSpec.from_dict(spec)
+        try:
+            attrs["spec"] = FunctionSpec.from_dict(spec)
+        except InvalidSpecError as exc:  # a rule between fields, e.g. a zone with no schedule
+            raise serializers.ValidationError(
+                {problem.path: [problem.message] for problem in exc.problems}
+            ) from None
         return attrs
 
 
@@ -482,7 +528,11 @@ class FunctionApi(APIView):
             now=timezone.now(),
         )
         function = selectors.function_get(name=name)
-        body = {**FunctionOutputSerializer(function).data, "deploy": result.outcome}
+        body = {
+            **FunctionOutputSerializer(function).data,
+            "deploy": result.outcome,
+            "warnings": selectors.deploy_warnings(function.current_version, timezone.now()),
+        }
         created = result.outcome == "created"
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 

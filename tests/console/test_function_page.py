@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from chalkcompute.spec import FunctionSpec
-from runs.models import ImageBuild, Run
+from runs.models import OVERLAP_SKIP_REASON, ImageBuild, Run
 from scheduling.models import Secret
 from scheduling.services import function_deploy, function_pause, secret_delete, secret_set
 from tests.console.conftest import deploy, finish_run
@@ -359,7 +359,7 @@ def test_it_reads_the_same_number_of_queries_for_few_or_many_runs_and_versions(
     console, rates, django_assert_max_num_queries
 ):
     finish_run(rates)
-    with django_assert_max_num_queries(16) as few:  # shipped files, compared; alerts; backfills
+    with django_assert_max_num_queries(17) as few:  # files, alerts, backfills, run times
         console.get("/functions/refresh-rates?from=1&to=1")
     for number in range(30):
         finish_run(rates)
@@ -397,3 +397,41 @@ def test_it_shows_env_tags_and_shipped_files_but_no_secret_value(console):
     refused = console.get("/?tag=has space")
     assert refused.status_code == 400
     assert "tag &#x27;has space&#x27;: tag name" in html(refused)
+
+
+def test_it_shows_how_long_runs_take_beside_the_time_between_slots(console, rates):
+    hour = dt.datetime(2026, 11, 28, 12, tzinfo=dt.UTC)
+    for n, took in enumerate([10, 20, 30, 40, 100]):
+        slot = hour + dt.timedelta(hours=n)
+        Run.objects.create(
+            function=rates, version=rates.current_version, trigger="schedule",
+            scheduled_for=slot, status="succeeded", created_at=slot, started_at=slot,
+            finished_at=slot + dt.timedelta(seconds=took),
+        )  # fmt: skip
+    slot = hour + dt.timedelta(hours=5)
+    Run.objects.create(
+        function=rates, version=rates.current_version, trigger="schedule", scheduled_for=slot,
+        status="skipped", status_reason=OVERLAP_SKIP_REASON, created_at=slot, finished_at=slot,
+    )  # fmt: skip
+
+    page = html(console.get("/functions/refresh-rates"))
+
+    assert (
+        "Its last 5 successful runs took 30 s (median) and 1 min 40 s (90th percentile); "
+        "slots are at least 1 h apart, and an attempt may take 10 min."
+    ) in page
+    assert "Skipped because the previous run was still running: 1 of the last" in page
+
+
+def test_next_runs_are_shown_in_the_schedules_zone_and_in_utc(console, db):
+    # Deployed a day before the clocks change in Amsterdam: 02:30 on 28 March does not exist.
+    deploy("standup", "pass", schedule="30 2 * * *", zone="Europe/Amsterdam",
+           now=dt.datetime(2027, 3, 27, 12, tzinfo=dt.UTC))  # fmt: skip
+
+    page = html(console.get("/functions/standup"))
+
+    assert "read in Europe/Amsterdam time" in page
+    listed = page.split('<ol class="next-runs">')[1].split("</ol>")[0]
+    assert "2027-03-28 03:00 CEST</time>" in listed
+    assert "01:00 UTC" in listed
+    assert "02:30 does not exist on 28 March" in listed

@@ -195,6 +195,7 @@ def deploy(
     body: str,
     *,
     schedule: str | None = None,
+    zone: str | None = None,
     retries=0,
     timeout=None,
     secrets=(),
@@ -213,8 +214,8 @@ def deploy(
         + textwrap.indent(textwrap.dedent(body).strip() + "\n", "    ")
     )
     spec = FunctionSpec(
-        schedule=schedule, image=image or Image.debian_slim(), secrets=secrets, memory=memory,
-        gpu=gpu, retries=retries, timeout=timeout, overlap=overlap, alerts=alerts,
+        schedule=schedule, timezone=zone, image=image or Image.debian_slim(), secrets=secrets,
+        memory=memory, gpu=gpu, retries=retries, timeout=timeout, overlap=overlap, alerts=alerts,
     )  # fmt: skip
     result = function_deploy(
         name=name, source=source, source_filename=f"{entrypoint}.py", entrypoint=entrypoint,

@@ -11,6 +11,7 @@ import sys
 import textwrap
 from datetime import timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -428,3 +429,53 @@ def test_a_reader_that_stops_early_stops_no_deploy(chalk, tmp_path):
     assert sorted(Function.objects.values_list("name", flat=True)) == [
         "nightly-rollup", "refresh-rates",
     ]  # fmt: skip
+
+
+def test_a_schedule_in_a_zone_is_deployed_and_listed_in_that_zone_and_in_utc(chalk, tmp_path):
+    script = write(
+        tmp_path,
+        "standup.py",
+        """
+        import chalkcompute
+
+        @chalkcompute.function(schedule="0 9 * * 1-5", timezone="Europe/Berlin")
+        def standup_report():
+            pass
+        """,
+    )
+
+    result = chalk.python(str(script))
+
+    assert (result.returncode, result.stderr) == (0, "")
+    first = Function.objects.get(name="standup-report").next_fire_at
+    local = first.astimezone(ZoneInfo("Europe/Berlin"))
+    assert local.strftime("%H:%M") == "09:00" and local.weekday() < 5
+    lines = result.stdout.splitlines()
+    assert lines[1].endswith("(0 9 * * 1-5, Europe/Berlin)")
+    assert lines[2].startswith(
+        f"  next runs  {local:%Y-%m-%d} 09:00 {local:%Z} ({first:%H:%M} UTC), "
+    )
+    listed = chalk.chalkcompute("ls")
+    row = next(line for line in listed.stdout.splitlines() if line.startswith("standup-report"))
+    assert "(0 9 * * 1-5, Europe/Berlin)" in row
+    assert f"{local:%Y-%m-%d} 09:00 {local:%Z} ({first:%H:%M} UTC)" in row
+
+
+def test_a_misspelt_zone_fails_at_definition_with_a_suggestion(chalk, tmp_path):
+    script = write(
+        tmp_path,
+        "standup.py",
+        """
+        import chalkcompute
+
+        @chalkcompute.function(schedule="0 9 * * 1-5", timezone="Europe/Berln")
+        def standup_report():
+            pass
+        """,
+    )
+
+    result = chalk.python(str(script))
+
+    assert result.returncode != 0
+    assert 'did you mean "Europe/Berlin"' in result.stderr
+    assert not Function.objects.filter(name="standup-report").exists()

@@ -15,6 +15,7 @@ from chalkcompute.spec import Problem
 
 A_SPEC = {
     "schedule": "10m",
+    "timezone": None,
     "image": {"base": "debian_slim", "python_version": "3.12", "steps": [{"pip_install": ["x"]}]},
     "secrets": ["EXCHANGE_API_KEY", "DATABASE_URL"],
     "cpu": "500m",
@@ -50,8 +51,8 @@ def problems(data: dict) -> list[tuple[str, str]]:
 
 def test_its_fields_are_the_decorators_options_but_the_name():
     assert FunctionSpec.field_names() == (
-        "schedule", "image", "secrets", "cpu", "memory", "gpu", "retries", "timeout", "overlap",
-        "env", "tags", "alerts",
+        "schedule", "timezone", "image", "secrets", "cpu", "memory", "gpu", "retries", "timeout",
+        "overlap", "env", "tags", "alerts",
     )  # fmt: skip
 
 
@@ -59,6 +60,7 @@ def test_it_has_the_decorators_defaults():
     spec = FunctionSpec()
     assert spec.as_dict() == {
         "schedule": None,
+        "timezone": None,
         "image": {"base": "debian_slim", "python_version": "3.11", "steps": []},
         "secrets": [],
         "cpu": None,
@@ -211,8 +213,8 @@ def test_it_refuses_unknown_fields_naming_them():
     assert problems({"cpu": "1", "shedule": "10m"}) == [
         (
             "shedule",
-            "is not a field of a function spec; the fields are schedule, image, secrets, cpu, "
-            "memory, gpu, retries, timeout, overlap, env, tags, alerts",
+            "is not a field of a function spec; the fields are schedule, timezone, image, "
+            "secrets, cpu, memory, gpu, retries, timeout, overlap, env, tags, alerts",
         )
     ]
 
@@ -248,8 +250,8 @@ def test_the_deploy_payload_is_the_code_then_the_spec():
     payload = deploy_payload(declared, source="x = 1\n", source_filename="job.py")
 
     assert list(payload) == [
-        "source", "source_filename", "entrypoint", "schedule", "image", "secrets", "cpu",
-        "memory", "gpu", "retries", "timeout", "overlap", "env", "tags", "alerts",
+        "source", "source_filename", "entrypoint", "schedule", "timezone", "image", "secrets",
+        "cpu", "memory", "gpu", "retries", "timeout", "overlap", "env", "tags", "alerts",
     ]  # fmt: skip
     assert payload == {
         "source": "x = 1\n",

@@ -77,9 +77,11 @@ def rates_document(**overrides) -> dict:
         "version": 1,
         "schedule": "0 * * * *",
         "cron": "0 * * * *",
+        "timezone": None,
         "schedule_description": "every hour, on the hour",
         "next_fire_at": "2026-11-29T00:00:00Z",
         "next_runs": ["2026-11-29T00:00:00Z", "2026-11-29T01:00:00Z", "2026-11-29T02:00:00Z"],
+        "upcoming": None,  # the next runs with their local times, filled in below
         "paused": False,
         "paused_at": None,
         "paused_by": None,
@@ -117,6 +119,13 @@ def rates_document(**overrides) -> dict:
         "console_url": f"{PUBLIC_URL}/functions/refresh-rates",
     }
     document.update(overrides)
+    if "deploy" in overrides:  # a deploy's answer
+        document.setdefault("warnings", [])
+    if document["upcoming"] is None:  # a UTC schedule: the local times are the UTC ones
+        document["upcoming"] = [
+            {"at": at, "local": at.replace("Z", "+00:00"), "note": None}
+            for at in document["next_runs"]
+        ]
     return document
 
 

@@ -132,9 +132,9 @@ def test_it_rejects_an_unknown_field(api):
     assert response.json() == {
         "error": "unknown_field",
         "detail": "unknown field 'shedule'; this endpoint accepts source, source_filename, "
-        "entrypoint, files, schedule, image, secrets, cpu, memory, gpu, retries, timeout, "
-        "overlap, env, tags, alerts. Check the spelling, or upgrade the server if your SDK is "
-        "newer",
+        "entrypoint, files, schedule, timezone, image, secrets, cpu, memory, gpu, retries, "
+        "timeout, overlap, env, tags, alerts. Check the spelling, or upgrade the server if your "
+        "SDK is newer",
     }
 
 
@@ -218,8 +218,8 @@ def test_it_rejects_a_body_that_is_not_a_json_object(api):
     assert response.json() == {
         "error": "invalid_request",
         "detail": "the request body must be a JSON object with the fields source, "
-        "source_filename, entrypoint, files, schedule, image, secrets, cpu, memory, gpu, "
-        "retries, timeout, overlap, env, tags, alerts; it is a list",
+        "source_filename, entrypoint, files, schedule, timezone, image, secrets, cpu, memory, "
+        "gpu, retries, timeout, overlap, env, tags, alerts; it is a list",
     }
 
 
@@ -394,3 +394,13 @@ def test_it_rejects_wrong_alerts_saying_what_is_right(api, alerts, detail):
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_alerts"
     assert response.json()["detail"].startswith(detail)
+
+
+def test_it_rejects_a_variable_set_in_env_and_in_secrets(api):
+    response = deploy(api, secrets=["API_KEY"], env={"API_KEY": "plain"})
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "invalid_env",
+        "detail": "env: API_KEY is set in env and in secrets",
+    }

@@ -58,7 +58,7 @@ def test_equal_content_sent_differently_is_unchanged(api):
 def test_the_function_document_keeps_its_fields_in_their_order(api):
     response = api.put(URL, deploy_body(), format="json")
 
-    assert list(response.json()) == [*rates_document(), "deploy"]
+    assert list(response.json()) == [*rates_document(), "deploy", "warnings"]
 
 
 def test_a_version_a_later_rule_refuses_still_shows_in_the_diff(api):
@@ -78,6 +78,7 @@ def test_the_version_document_shows_every_spec_field(api):
 
     assert lines[: len(FunctionSpec.field_names()) + 2] == [
         "schedule:   0 * * * *",
+        "timezone:   UTC",
         'image:      {"base": "debian_slim", "python_version": "3.11", "steps": '
         '[{"pip_install": ["requests"]}]}',
         "cpu:        1",
@@ -94,7 +95,7 @@ def test_the_version_document_shows_every_spec_field(api):
         "entrypoint: refresh_rates in refresh_rates.py",
         "",
     ]
-    assert lines[14:] == RATES_SOURCE.splitlines()
+    assert lines[15:] == RATES_SOURCE.splitlines()
 
 
 def test_the_deploy_body_schema_is_the_code_and_the_spec(client):
