@@ -316,7 +316,7 @@ def test_a_deploy_that_keeps_the_slot_leaves_the_job_to_run_it_with_its_version(
         assert reap(now=at(-12))["skipped_ahead"] == 0
         fetched = runner(client, kubernetes, attempt).fetch()
 
-    assert (fetched.status_code, fetched.json()["version"]) == (200, 1)
+    assert (fetched.status_code, fetched.json()["run"]["version"]) == (200, 1)
     assert deletes(kubernetes) == []
     assert ended(attempt)[1].status == "running"
 

@@ -28,7 +28,10 @@ for path in sorted(root.rglob("*.py")):
         parts = path.relative_to(root).with_suffix("").parts
         importlib.import_module(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
 ours = {"__main__", "chalk", "chalkcompute"}  # __main__: this program
-print(sorted({name.split(".")[0] for name in sys.modules} - sys.stdlib_module_names - ours))
+# zoneinfo reads its search path from sysconfig, whose data module is part of every CPython
+# but named by platform, so stdlib_module_names cannot list it.
+found = {name.split(".")[0] for name in sys.modules if not name.startswith("_sysconfigdata_")}
+print(sorted(found - sys.stdlib_module_names - ours))
 """
 
 
