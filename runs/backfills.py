@@ -146,6 +146,7 @@ def backfill_start(
         raise NoScheduleError(NO_SCHEDULE.format(name=function.name))
     check_max_parallel(max_parallel)
     shown = {"start": _moment(start), "end": _moment(end), "name": function.name}
+    shown["cron"] = version.cron + (f" ({version.timezone})" if version.timezone else "")
     if start > end:
         raise InvalidRangeError(START_AFTER_END.format(**shown))
     if end > now:
@@ -153,9 +154,9 @@ def backfill_start(
     most = settings.CHALK_BACKFILL_MAX_SLOTS
     slots = list(itertools.islice(_slots(version_schedule(version), start, end), most + 1))
     if not slots:
-        raise InvalidRangeError(NO_SLOTS.format(**shown, cron=version.cron))
+        raise InvalidRangeError(NO_SLOTS.format(**shown))
     if len(slots) > most:
-        raise TooManySlotsError(TOO_MANY_SLOTS.format(**shown, cron=version.cron, most=most))
+        raise TooManySlotsError(TOO_MANY_SLOTS.format(**shown, most=most))
     skipped = 0
     if not rerun:
         succeeded = _succeeded_slots(function.id, slots[0], slots[-1], by=now)

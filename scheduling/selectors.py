@@ -102,6 +102,7 @@ def upcoming_fires(function: Function, count: int) -> list[Fire]:
 # and change of clocks, and a schedule with more slots than this has gaps of minutes.
 FIT_HORIZON = timedelta(days=366)
 FIT_MAX_SLOTS = 10_000
+MINUTE = timedelta(minutes=1)
 
 
 def shortest_gap(version: FunctionVersion, now: datetime) -> timedelta | None:
@@ -116,6 +117,8 @@ def shortest_gap(version: FunctionVersion, now: datetime) -> timedelta | None:
             break
         if previous is not None and (shortest is None or slot - previous < shortest):
             shortest = slot - previous
+            if shortest == MINUTE:  # no two slots are closer: the rest cannot change it
+                break
         previous = slot
     return shortest
 

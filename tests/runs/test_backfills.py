@@ -433,3 +433,34 @@ def test_advances_at_the_same_moment_start_one_run_between_them(hourly):
 
     assert sorted(started) == [0, 0, 0, 1]
     assert slots_and_statuses(backfill) == [(hour(0), "succeeded"), (hour(1), "queued")]
+
+
+def test_a_zoned_schedule_is_backfilled_at_its_wall_clock_across_a_change_of_clocks():
+    now = dt.datetime(2026, 4, 1, tzinfo=dt.UTC)
+    daily = deploy("berlin-rollup", "pass", schedule="0 9 * * *", zone="Europe/Berlin", now=now)
+
+    backfill = backfill_start(
+        function=daily, start=dt.datetime(2026, 3, 28, tzinfo=dt.UTC),
+        end=dt.datetime(2026, 3, 30, 12, tzinfo=dt.UTC), actor=acting("alice"), now=now,
+        max_parallel=3,
+    )  # fmt: skip
+
+    # 09:00 in Berlin is 08:00 UTC on CET, 07:00 UTC from 29 March on CEST.
+    assert list(
+        backfill.runs.order_by("scheduled_for").values_list("scheduled_for", flat=True)
+    ) == [
+        dt.datetime(2026, 3, 28, 8, tzinfo=dt.UTC),
+        dt.datetime(2026, 3, 29, 7, tzinfo=dt.UTC),
+        dt.datetime(2026, 3, 30, 7, tzinfo=dt.UTC),
+    ]
+
+
+def test_a_range_without_slots_names_the_schedules_zone():
+    now = dt.datetime(2026, 4, 1, tzinfo=dt.UTC)
+    daily = deploy("berlin-rollup", "pass", schedule="0 9 * * *", zone="Europe/Berlin", now=now)
+
+    with pytest.raises(InvalidRangeError, match=r"^0 9 \* \* \* \(Europe/Berlin\) has no slot"):
+        backfill_start(
+            function=daily, start=dt.datetime(2026, 3, 28, 9, tzinfo=dt.UTC),
+            end=dt.datetime(2026, 3, 28, 10, tzinfo=dt.UTC), actor=acting("alice"), now=now,
+        )  # fmt: skip

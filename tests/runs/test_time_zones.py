@@ -6,12 +6,12 @@ import datetime as dt
 
 import pytest
 
-from runs.models import Run
+from runs.models import LogLine, Run
 from runs.scheduler import tick
 from scheduling.models import Function
 from scheduling.services import function_pause
 from tests.personas import PLATFORM
-from tests.runs.conftest import deploy
+from tests.runs.conftest import deploy, wait_for_run
 
 UTC = dt.UTC
 pytestmark = pytest.mark.django_db
@@ -72,3 +72,30 @@ def test_zones_with_half_and_quarter_hour_offsets():
 
     assert slots("kolkata") == [utc(2027, 1, 1, 3, 30)]  # UTC+05:30
     assert slots("kathmandu") == [utc(2027, 1, 1, 3, 15)]  # UTC+05:45
+
+
+@pytest.mark.slow
+def test_on_real_workers_0230_in_new_york_runs_once_on_each_day_the_clocks_change(platform):
+    """The ticks run with a pinned clock over 8 March and 1 November 2026, the days New York's
+    clocks change; real workers run what they make, and each function says its slot."""
+    platform.start_workers()
+    body = 'print("slot", chalkcompute.current_run().slot.isoformat())'
+    deploy("spring", body, schedule="30 2 * * *", zone="America/New_York",
+           now=utc(2026, 3, 7, 12, 0))  # fmt: skip
+    tick_every_minute(utc(2026, 3, 8, 4, 0), utc(2026, 3, 8, 12, 0))
+    spring = wait_for_run(Run.objects.get(function__name="spring").id)
+    function_pause(function=spring.function, actor=PLATFORM, reason="done",
+                   now=utc(2026, 10, 31, 12, 0))  # fmt: skip
+
+    deploy("fall", body, schedule="30 2 * * *", zone="America/New_York",
+           now=utc(2026, 10, 31, 12, 0))  # fmt: skip
+    tick_every_minute(utc(2026, 11, 1, 4, 0), utc(2026, 11, 1, 12, 0))
+    fall = wait_for_run(Run.objects.get(function__name="fall").id)
+
+    # 02:30 did not exist on 8 March (02:00 EST became 03:00 EDT): it ran once, at 03:00 EDT.
+    # On 1 November 01:00-01:59 repeated, and 02:30 EST came once.
+    for run, slot in ((spring, utc(2026, 3, 8, 7, 0)), (fall, utc(2026, 11, 1, 7, 30))):
+        assert (run.status, run.scheduled_for) == ("succeeded", slot)
+        said = LogLine.objects.filter(attempt__run=run, stream="stdout")
+        assert list(said.values_list("text", flat=True)) == [f"slot {slot.isoformat()}"]
+    assert Run.objects.count() == 2

@@ -479,3 +479,25 @@ def test_a_misspelt_zone_fails_at_definition_with_a_suggestion(chalk, tmp_path):
     assert result.returncode != 0
     assert 'did you mean "Europe/Berlin"' in result.stderr
     assert not Function.objects.filter(name="standup-report").exists()
+
+
+def test_the_summary_warns_when_a_run_may_outlast_the_time_between_slots(chalk, tmp_path):
+    script = write(
+        tmp_path,
+        "sync.py",
+        """
+        import chalkcompute
+
+        @chalkcompute.function(schedule="*/10 * * * *", timeout=3600)
+        def sync_orders():
+            pass
+        """,
+    )
+
+    result = chalk.python(str(script))
+
+    assert result.returncode == 0, result.stderr
+    assert (
+        "  warning    timeout=3600 s is longer than the shortest time between two slots "
+        '(10 min): the slot after a run that long is skipped (overlap="skip")'
+    ) in result.stdout.splitlines()
