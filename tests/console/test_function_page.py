@@ -430,7 +430,10 @@ def test_next_runs_are_shown_in_the_schedules_zone_and_in_utc(console, db):
 
     page = html(console.get("/functions/standup"))
 
-    assert "read in Europe/Amsterdam time" in page
+    assert (
+        "Every day at 02:30, Europe/Amsterdam time: <code>30 2 * * *</code>; when the clocks "
+        "change, as Debian's cron does."
+    ) in page
     listed = page.split('<ol class="next-runs">')[1].split("</ol>")[0]
     assert "2027-03-28 03:00 CEST</time>" in listed
     assert "01:00 UTC" in listed

@@ -39,7 +39,7 @@ def test_it_shows_a_functions_schedule_and_next_five_fire_times(alice_logged_in,
 
     assert response.status_code == 200
     html = response.content.decode()
-    assert "Every hour, on the hour: <code>0 * * * *</code>, read in UTC." in html
+    assert "Every hour, on the hour: <code>0 * * * *</code>, in UTC." in html
     for hour in ("2026-11-29 00:00", "01:00", "02:00", "03:00", "2026-11-29 04:00"):
         assert hour in html
     assert "Version 1" in html
