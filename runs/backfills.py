@@ -41,7 +41,7 @@ from runs.errors import (
 )
 from runs.models import ACTIVE_RUN_STATUSES, Backfill, BackfillStatus, Run, RunStatus, Trigger
 from runs.services import attempt_new, attempts_dispatch, run_cancel
-from scheduling.models import Function, FunctionVersion
+from scheduling.models import Function
 
 MAX_PARALLEL = 10
 
@@ -72,11 +72,6 @@ CONFIRM_REQUIRED = (
     "{most} (CHALK_BACKFILL_CONFIRM_SLOTS) that start without a confirmation; to go ahead, "
     'send it again with "confirm": true (or --yes)'
 )
-
-
-def version_schedule(version: FunctionVersion) -> schedule_engine.Schedule:
-    """The schedule whose slots a backfill of `version` runs: the one place backfills read it."""
-    return version.fire_schedule
 
 
 def check_max_parallel(value: object) -> int:
@@ -152,7 +147,7 @@ def backfill_start(
     if end > now:
         raise InvalidRangeError(END_AFTER_NOW.format(**shown, now=_moment(now)))
     most = settings.CHALK_BACKFILL_MAX_SLOTS
-    slots = list(itertools.islice(_slots(version_schedule(version), start, end), most + 1))
+    slots = list(itertools.islice(_slots(version.fire_schedule, start, end), most + 1))
     if not slots:
         raise InvalidRangeError(NO_SLOTS.format(**shown))
     if len(slots) > most:
@@ -221,7 +216,7 @@ def backfill_advance(*, backfill_id: int, now: dt.datetime) -> int:
         if backfill is None:
             return 0
         active = backfill.runs.filter(status__in=ACTIVE_RUN_STATUSES).count()
-        schedule = version_schedule(backfill.version)
+        schedule = backfill.version.fire_schedule
         starts: list[tuple[int, dt.datetime]] = []
         while active + len(starts) < backfill.max_parallel and backfill.next_slot is not None:
             slot = backfill.next_slot

@@ -1,7 +1,8 @@
 """Reads of what a function is, shared by the REST API, the console and the admin."""
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 from django.db.models import Prefetch, QuerySet, TextField
 from django.db.models.fields.json import KeyTextTransform
@@ -10,6 +11,7 @@ from django.db.models.functions import Cast
 from chalkcompute.names import function_name_from
 from chalkcompute.schedule import Fire, parse
 from chalkcompute.spec import FunctionSpec, InvalidSpecError
+from common.words import duration_words
 from scheduling.models import Function, FunctionVersion, VersionFile
 
 ON_DEMAND = "on demand"
@@ -107,12 +109,18 @@ MINUTE = timedelta(minutes=1)
 
 def shortest_gap(version: FunctionVersion, now: datetime) -> timedelta | None:
     """The shortest time between two consecutive slots of the version's schedule within the
-    next year (a change of clocks can make one gap shorter than the rest); None on demand."""
-    schedule = version.fire_schedule
-    if schedule is None:
+    next year (a change of clocks can make one gap shorter than the rest); None on demand.
+    Every view of the function page asks, so it is worked out once a day per schedule."""
+    if version.cron is None:
         return None
-    shortest, previous, end = None, None, now + FIT_HORIZON
-    for count, slot in enumerate(schedule.iter_after(now)):
+    day = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return _shortest_gap(version.cron, version.timezone, day)
+
+
+@lru_cache(maxsize=1024)
+def _shortest_gap(cron: str, zone: str | None, start: datetime) -> timedelta | None:
+    shortest, previous, end = None, None, start + FIT_HORIZON
+    for count, slot in enumerate(parse(cron, zone).iter_after(start)):
         if slot > end or count >= FIT_MAX_SLOTS:
             break
         if previous is not None and (shortest is None or slot - previous < shortest):
@@ -135,15 +143,6 @@ def deploy_warnings(version: FunctionVersion, now: datetime) -> list[str]:
         )
         warnings.append(
             f"timeout={version.timeout:g} s is longer than the shortest time between two slots "
-            f"({_duration(gap)}): {consequence}"
+            f"({duration_words(gap.total_seconds())}): {consequence}"
         )
     return warnings
-
-
-def _duration(gap: timedelta) -> str:
-    minutes = int(gap.total_seconds()) // 60
-    if minutes % 1440 == 0:
-        return f"{minutes // 1440} d"
-    if minutes % 60 == 0:
-        return f"{minutes // 60} h"
-    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
