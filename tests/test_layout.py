@@ -1,31 +1,50 @@
-"""The layout is the architecture: dependencies point one way,
+"""The layout is the architecture: dependencies point one way, down this chain of layers
 
-    chalkcompute ← common ← scheduling ← runs ← health ← alerts ← console ← chalkweb
+    chalk ← chalkcompute ← common ← access ← scheduling ← runs ← health ← alerts ← console
+      ← chalkweb
 
-no module imports another that (through any chain) imports it back, and nothing imports
-runs.tasks (services send tasks by name, through runs.dispatch). Imports inside functions
-count: they hide a cycle, they do not break it."""
+(README.md's Layout section quotes the same line). A layer imports only layers below it, and
+ALLOWED narrows that further; every top-level package of the repository is a layer (tests/
+excepted), so a new app cannot slip past. No module imports another that (through any chain)
+imports it back, and nothing imports runs.tasks (services send tasks by name, through
+runs.dispatch). Imports inside functions count: they hide a cycle, they do not break it."""
 
 import ast
+import functools
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# Bottom to top: the chain above, one layer a line.
 LAYERS = [
-    "chalkcompute", "chalk", "common", "scheduling", "runs", "health", "alerts", "console",
+    "chalk",  # the logger shim beside the SDK
+    "chalkcompute",
+    "common",
+    "access",
+    "scheduling",
+    "runs",
+    "health",
+    "alerts",
+    "console",
     "chalkweb",
-]  # fmt: skip
-# What each layer may import of ours (chalk is the logger shim beside the SDK).
+]
+# Top-level packages that are not layers, and why.
+NOT_LAYERS = {"tests": "the tests import every layer"}
+# What each layer may import of ours: itself and layers below it, no more.
 ALLOWED = {
-    "chalkcompute": {"chalkcompute", "chalk"},
     "chalk": {"chalk"},
+    "chalkcompute": {"chalk", "chalkcompute"},
     "common": {"common"},
-    "scheduling": {"chalkcompute", "common", "scheduling"},
-    "runs": {"chalkcompute", "chalk", "common", "scheduling", "runs"},
-    "health": {"chalkcompute", "common", "scheduling", "runs", "health"},
-    "alerts": {"chalkcompute", "common", "scheduling", "runs", "health", "alerts"},
-    "console": {"chalkcompute", "common", "scheduling", "runs", "health", "alerts", "console"},
+    "access": {"common", "access"},
+    "scheduling": {"chalkcompute", "common", "access", "scheduling"},
+    "runs": {"chalk", "chalkcompute", "common", "access", "scheduling", "runs"},
+    "health": {"chalkcompute", "common", "access", "scheduling", "runs", "health"},
+    "alerts": {"chalkcompute", "common", "access", "scheduling", "runs", "health", "alerts"},
+    "console": {
+        "chalkcompute", "common", "access", "scheduling", "runs", "health", "alerts", "console",
+    },
     "chalkweb": set(LAYERS),
-}
+}  # fmt: skip
 
 
 def _modules() -> dict[str, Path]:
@@ -57,6 +76,7 @@ def _imports(path: Path, modules: dict[str, Path]) -> set[str]:
     return found
 
 
+@functools.cache
 def _graph() -> dict[str, set[str]]:
     modules = _modules()
     graph = {}
@@ -103,6 +123,34 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
         if module not in index:
             visit(module)
     return components
+
+
+def _chain(text: str) -> list[str]:
+    """The first chain of layers `text` draws ("a ← b ← c", over lines or not), bottom first."""
+    chain = re.search(r"\w+(?:\s*←\s*\w+)+", text)
+    return [layer.strip() for layer in chain.group().split("←")] if chain else []
+
+
+def test_every_package_is_a_layer():
+    packages = {path.parent.name for path in ROOT.glob("*/__init__.py")} - NOT_LAYERS.keys()
+    unplaced = sorted(packages - set(LAYERS))
+    assert unplaced == [], "place each in LAYERS, ALLOWED and the chain (here and in README.md)"
+    assert sorted(set(LAYERS) - packages) == []
+
+
+def test_the_layers_are_the_chain_the_docstring_and_the_readme_draw():
+    assert _chain(__doc__) == LAYERS
+    assert ALLOWED.keys() == set(LAYERS)
+    layout = (ROOT / "README.md").read_text().partition("\n## Layout\n")[2]
+    assert _chain(layout) == LAYERS
+
+
+def test_a_layer_may_import_only_layers_below_it():
+    upwards = {
+        layer: sorted(other for other in allowed if LAYERS.index(other) > LAYERS.index(layer))
+        for layer, allowed in ALLOWED.items()
+    }
+    assert upwards == {layer: [] for layer in LAYERS}
 
 
 def test_it_has_no_import_cycle():
