@@ -2,9 +2,10 @@
 one of their API tokens, or the platform itself (the tick, the reaper, retries)."""
 
 from dataclasses import dataclass
-from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
+
+from access.models import ApiToken
 
 PLATFORM = "platform"
 
@@ -12,7 +13,7 @@ PLATFORM = "platform"
 @dataclass(frozen=True)
 class Actor:
     user: AbstractBaseUser | None = None
-    token: Any = None  # scheduling.models.ApiToken, when the request carried one
+    token: ApiToken | None = None  # when the request carried one
     address: str | None = None  # the client's address, when it came over the network
 
     @classmethod

@@ -1,5 +1,6 @@
 """The admin side of access: the audit trail (read-only), people's roles (an action that goes
-through access.services.role_set), and the rights every Chalkweb admin action checks."""
+through access.services.role_set), API tokens (seen and revoked, never made here), and the
+rights every Chalkweb admin action checks."""
 
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
@@ -7,9 +8,12 @@ from django.contrib.auth.admin import UserAdmin
 from django.utils import timezone
 
 from access.actor import Actor
-from access.models import AuditEvent
+from access.auth import token_state
+from access.models import ApiToken, AuditEvent
 from access.rights import ROLES, Right
+from access.selectors import tokens_visible_to
 from access.services import rights_of, role_of, role_set, user_access_set
+from access.tokens import token_revoke
 
 
 class RightsAdmin(admin.ModelAdmin):
@@ -101,3 +105,54 @@ class ChalkwebUserAdmin(UserAdmin, RightsAdmin):
 
 admin.site.unregister(User)
 admin.site.register(User, ChalkwebUserAdmin)
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(RightsAdmin):
+    """Tokens are made on the console's API tokens page (or `manage.py create_token`), where
+    the text is shown once in the response: never here, where it would pass through the
+    messages cookie. An admin revokes anyone's token here or there."""
+
+    list_display = [
+        "name",
+        "prefix",
+        "created_by",
+        "scopes",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "last_used_from",
+        "revoked_at",
+        "state",
+    ]
+    list_filter = ["revoked_at"]
+    search_fields = ["name", "prefix", "created_by__username"]
+    actions = ["revoke"]
+    fields = list_display
+    readonly_fields = list_display
+
+    def get_queryset(self, request):
+        # The console's rule (with the owners selected, for state).
+        return tokens_visible_to(Actor.of_request(request))
+
+    @admin.display(description="state")
+    def state(self, token: ApiToken) -> str:
+        # The API's own rule, so a token it refuses (no owner, owner deactivated) is not "active".
+        state = token_state(token, timezone.now())
+        return f"{state.word}: {state.reason}" if state.word == "refused" else state.word
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # revoke instead: the token's audit events keep pointing at it
+
+    @admin.action(description="Revoke selected tokens", permissions=["admin"])
+    def revoke(self, request, queryset) -> None:
+        actor, now = Actor.of_request(request), timezone.now()
+        for token in queryset:
+            token_revoke(token=token, actor=actor, now=now)
+        self.message_user(request, f"Revoked {queryset.count()} token(s).", messages.SUCCESS)

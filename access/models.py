@@ -70,3 +70,35 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.actor} {self.action} {self.target}".strip()
+
+
+class ApiToken(models.Model):
+    """A bearer token for the REST API. Only its SHA-256 is stored; the text is shown once."""
+
+    name = models.CharField(max_length=100)
+    token_hash = models.CharField(max_length=64)
+    prefix = models.CharField(max_length=16)  # the first characters, to tell tokens apart
+    # The token's owner: it can never do more than this user may do now. Deleting the user
+    # deletes their tokens; a token from before owners were required has none and is refused.
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE
+    )
+    # access.rights.Right values: what this token may do, within its owner's role.
+    scopes = models.JSONField(default=list)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    last_used_from = models.GenericIPAddressField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "scheduling_apitoken"  # made when tokens lived in scheduling/; kept
+        verbose_name = "API token"
+        ordering = ["-created_at"]
+        constraints = [
+            # Every request looks its token up by hash. (Named when tokens lived in scheduling/.)
+            models.UniqueConstraint(fields=["token_hash"], name="scheduling_unique_token_hash"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"

@@ -1,10 +1,14 @@
-"""Reading the audit trail: newest first, by person, function, action and time."""
+"""Reads of access: the audit trail (newest first, by person, function, action and time) and
+the API tokens a person may see."""
 
 import datetime as dt
 
 from django.db.models import QuerySet
 
-from access.models import AuditAction, AuditEvent
+from access.actor import Actor
+from access.models import ApiToken, AuditAction, AuditEvent
+from access.rights import Right
+from access.services import rights_of
 
 
 def audit_events(
@@ -32,3 +36,14 @@ def audit_events(
     if until is not None:
         events = events.filter(at__lt=until)
     return events
+
+
+def tokens_visible_to(actor: Actor) -> QuerySet[ApiToken]:
+    """The API tokens `actor` may see, with their owners: everyone's for an admin (and the
+    platform), else the person's own."""
+    tokens = ApiToken.objects.select_related("created_by")
+    if Right.ADMIN in rights_of(actor):
+        return tokens
+    if actor.user is None:
+        return tokens.none()
+    return tokens.filter(created_by=actor.user)

@@ -45,9 +45,10 @@ def prepare() -> tuple[str, str]:
     from django.contrib.sessions.backends.db import SessionStore
     from django.utils import timezone
 
+    from access.tokens import token_create
     from chalkcompute.spec import FunctionSpec
     from scheduling.models import Function
-    from scheduling.services import function_deploy, token_create
+    from scheduling.services import function_deploy
     from tests.personas import PLATFORM, acting
 
     now = timezone.now()

@@ -266,8 +266,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
     # Every /api/v1 endpoint needs a bearer token; a console login does not count.
-    "DEFAULT_AUTHENTICATION_CLASSES": ["scheduling.auth.BearerTokenAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["scheduling.auth.HasApiToken"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["access.auth.BearerTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["access.auth.HasApiToken"],
     "DEFAULT_PARSER_CLASSES": ["common.api.BoundedJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "common.api_errors.exception_handler",

@@ -84,7 +84,7 @@ class Backfill(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_by_token = models.ForeignKey(
-        "scheduling.ApiToken", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "access.ApiToken", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -135,7 +135,7 @@ class Run(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     triggered_by_token = models.ForeignKey(
-        "scheduling.ApiToken", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "access.ApiToken", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     # The backfill that made this run (trigger "backfill"). Indexed by
     # runs_one_run_per_backfill_slot, which leads with it.

@@ -28,6 +28,7 @@ from access.actor import Actor
 from access.models import AuditAction
 from access.rights import Right
 from access.services import audit, authorize
+from access.tokens import token_hash
 from chalkcompute.retries import Retries
 from runs import dispatch
 from runs.errors import (
@@ -50,7 +51,6 @@ from runs.models import (
     UsageSample,
 )
 from scheduling.models import Function, FunctionVersion
-from scheduling.services import token_hash
 
 # Attempt outcomes after which the retry policy may start another attempt.
 RETRYABLE = (

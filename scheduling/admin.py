@@ -13,9 +13,8 @@ from access.actor import Actor
 from access.admin import RightsAdmin
 from chalkcompute.names import InvalidNameError, check_secret_name
 from scheduling import selectors, services
-from scheduling.auth import token_state
 from scheduling.errors import SchedulingError
-from scheduling.models import ApiToken, Function, FunctionVersion, Image, Secret
+from scheduling.models import Function, FunctionVersion, Image, Secret
 
 
 class FunctionVersionInline(admin.TabularInline):
@@ -238,53 +237,3 @@ class SecretAdmin(RightsAdmin):
         actor, now = Actor.of_request(request), timezone.now()
         for secret in queryset:
             services.secret_delete(secret=secret, actor=actor, now=now)
-
-
-@admin.register(ApiToken)
-class ApiTokenAdmin(RightsAdmin):
-    """Tokens are made on the console's API tokens page (or `manage.py create_token`), where
-    the text is shown once in the response: never here, where it would pass through the
-    messages cookie. An admin revokes anyone's token here or there."""
-
-    list_display = [
-        "name",
-        "prefix",
-        "created_by",
-        "scopes",
-        "created_at",
-        "expires_at",
-        "last_used_at",
-        "last_used_from",
-        "revoked_at",
-        "state",
-    ]
-    list_filter = ["revoked_at"]
-    search_fields = ["name", "prefix", "created_by__username"]
-    actions = ["revoke"]
-    fields = list_display
-    readonly_fields = list_display
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("created_by")  # for state
-
-    @admin.display(description="state")
-    def state(self, token: ApiToken) -> str:
-        # The API's own rule, so a token it refuses (no owner, owner deactivated) is not "active".
-        state = token_state(token, timezone.now())
-        return f"{state.word}: {state.reason}" if state.word == "refused" else state.word
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False  # revoke instead: the token's audit events keep pointing at it
-
-    @admin.action(description="Revoke selected tokens", permissions=["admin"])
-    def revoke(self, request, queryset) -> None:
-        actor, now = Actor.of_request(request), timezone.now()
-        for token in queryset:
-            services.token_revoke(token=token, actor=actor, now=now)
-        self.message_user(request, f"Revoked {queryset.count()} token(s).", messages.SUCCESS)

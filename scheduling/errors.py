@@ -34,9 +34,5 @@ class InvalidSecretValueError(SchedulingError):
     code = "invalid_value"
 
 
-class InvalidTokenNameError(SchedulingError):
-    code = "invalid_name"
-
-
 class UnknownVersionError(SchedulingError):
     code = "unknown_version"

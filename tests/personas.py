@@ -7,7 +7,7 @@ from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from access.actor import Actor
-from scheduling.services import token_create
+from access.tokens import token_create
 
 PLATFORM = Actor.platform()
 

@@ -12,10 +12,10 @@ from django.core.management import call_command
 from django.test import Client
 from rest_framework.test import APIClient
 
-from access.models import AuditEvent
+from access.models import ApiToken, AuditEvent
 from access.services import audit_prune
 from runs.models import Run
-from scheduling.models import ApiToken, Function
+from scheduling.models import Function
 from tests.personas import PLATFORM, person
 from tests.server.support import deploy_body
 
@@ -38,7 +38,7 @@ def dev():
 
 @pytest.fixture
 def api(dev):
-    from scheduling.services import token_create
+    from access.tokens import token_create
 
     token, plaintext = token_create(name="dev-laptop", user=dev, actor=PLATFORM, now=NOW)
     client = APIClient()
@@ -300,7 +300,7 @@ def test_it_filters_the_audit_page_and_the_api_by_person_function_and_action(api
     assert admin.get("/audit?action=explode").status_code == 400
     assert admin.get("/audit?since=yesterday").status_code == 400
 
-    from scheduling.services import token_create
+    from access.tokens import token_create
 
     _, plaintext = token_create(
         name="ada-ci", user=get_user_model().objects.get(username="ada"), actor=PLATFORM, now=NOW

@@ -16,12 +16,13 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from access.models import AuditEvent
+from access.models import ApiToken, AuditEvent
+from access.tokens import token_create
 from runs.backfills import backfill_start
 from runs.models import Backfill, Run
 from runs.services import run_trigger
-from scheduling.models import ApiToken, Function, FunctionVersion, Secret
-from scheduling.services import secret_set, token_create
+from scheduling.models import Function, FunctionVersion, Secret
+from scheduling.services import secret_set
 from tests.personas import PLATFORM, person
 from tests.runs.conftest import deploy
 from tests.server.support import deploy_body
@@ -272,7 +273,7 @@ ADMIN_ACTIONS = {  # name: (right, changelist, action, selected)
     "run now": ("run", "/admin/scheduling/function/", "run_now", "function"),
     "cancel": ("run", "/admin/runs/run/", "cancel", "run"),
     "re-run": ("run", "/admin/runs/run/", "rerun", "run"),
-    "revoke a token": ("admin", "/admin/scheduling/apitoken/", "revoke", "token"),
+    "revoke a token": ("admin", "/admin/access/apitoken/", "revoke", "token"),
 }
 
 

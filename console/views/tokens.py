@@ -12,15 +12,15 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 
 from access.actor import Actor
+from access.auth import token_state
+from access.models import ApiToken
 from access.rights import Right
+from access.selectors import tokens_visible_to
 from access.services import rights_of
+from access.tokens import TokenError, token_create, token_revoke
 from common.errors import ServiceError
 from common.paging import int_cursor, keyset_page, pager_query
 from console.access import console_view, see_other
-from scheduling import services
-from scheduling.auth import token_state
-from scheduling.errors import SchedulingError
-from scheduling.models import ApiToken
 
 PAGE_SIZE = 50
 MAX_EXPIRY_DAYS = 3650
@@ -30,7 +30,7 @@ def _expiry(raw: str, now: dt.datetime) -> dt.datetime | None:
     if raw == "":
         return None
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_EXPIRY_DAYS:
-        raise SchedulingError(
+        raise TokenError(
             f"Expires after is a number of days from 1 to {MAX_EXPIRY_DAYS}, or empty for never."
         )
     return now + dt.timedelta(days=int(raw))
@@ -38,7 +38,7 @@ def _expiry(raw: str, now: dt.datetime) -> dt.datetime | None:
 
 def _create(request, actor: Actor) -> dict:
     now = timezone.now()
-    token, plaintext = services.token_create(
+    token, plaintext = token_create(
         name=request.POST.get("name", ""),
         user=request.user,
         actor=actor,
@@ -57,8 +57,8 @@ def _revoke(request, actor: Actor):
     token_id = request.POST.get("token", "")
     token = ApiToken.objects.filter(pk=int(token_id)).first() if token_id.isdigit() else None
     if token is None:
-        raise SchedulingError("There is no such API token; reload the page and try again.")
-    services.token_revoke(token=token, actor=actor, now=timezone.now())
+        raise TokenError("There is no such API token; reload the page and try again.")
+    token_revoke(token=token, actor=actor, now=timezone.now())
     messages.success(
         request,
         f"API token {token.name} ({token.prefix}…) revoked: requests with it are refused now.",
@@ -82,15 +82,12 @@ def tokens_page(request):
             elif action == "revoke":
                 return _revoke(request, actor)
             else:
-                raise SchedulingError("Unknown action: use the page's buttons.")
+                raise TokenError("Unknown action: use the page's buttons.")
         except ServiceError as exc:
             error, status = exc.message, exc.status
     held = rights_of(actor)
-    tokens = ApiToken.objects.select_related("created_by")
-    if Right.ADMIN not in held:
-        tokens = tokens.filter(created_by=request.user)
     page = keyset_page(
-        tokens,
+        tokens_visible_to(actor),
         key="id",
         size=PAGE_SIZE,
         after=int_cursor(request.GET, "after"),

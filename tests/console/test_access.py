@@ -5,8 +5,9 @@ roles in between are in tests/test_who_may_do_what.py."""
 import pytest
 from django.utils import timezone
 
+from access.models import ApiToken
 from runs.services import run_trigger
-from scheduling.models import ApiToken, Function, Secret
+from scheduling.models import Function, Secret
 from scheduling.services import secret_set
 from tests.personas import PLATFORM, acting, make_token
 

@@ -2,7 +2,7 @@
 
 from rest_framework.test import APIClient
 
-from scheduling.models import ApiToken
+from access.models import ApiToken
 from tests.personas import make_token
 
 

@@ -9,8 +9,8 @@ from django.utils import timezone
 from django.utils.html import escape
 from rest_framework.test import APIClient
 
-from scheduling.models import ApiToken
-from scheduling.services import token_hash
+from access.models import ApiToken
+from access.tokens import token_hash
 
 OWNERLESS_REASON = "was made before tokens had owners: it acts as no one, so it is refused."
 
@@ -86,7 +86,7 @@ def test_the_admin_lists_a_token_without_an_owner_as_refused(db):
     root = Client()
     root.force_login(get_user_model().objects.create_superuser("root", password="root-pw-7"))
 
-    page = html(root.get("/admin/scheduling/apitoken/"))
+    page = html(root.get("/admin/access/apitoken/"))
 
     assert "refused: This API token (ci-from-before" in page
     assert OWNERLESS_REASON in page

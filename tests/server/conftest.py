@@ -9,7 +9,7 @@ import time_machine
 from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
-from scheduling.services import token_create
+from access.tokens import token_create
 from tests.personas import PLATFORM, person
 from tests.server.support import NOW, PUBLIC_URL
 

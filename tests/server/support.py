@@ -7,7 +7,8 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from scheduling.models import ApiToken, Function, FunctionVersion, Image, Secret
+from access.models import ApiToken
+from scheduling.models import Function, FunctionVersion, Image, Secret
 
 NOW = datetime(2026, 11, 28, 23, 30, tzinfo=UTC)
 PUBLIC_URL = "https://chalk.example.com"

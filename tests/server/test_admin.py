@@ -4,8 +4,9 @@ secrets, and API tokens shown once."""
 import pytest
 from django.utils.html import escape
 
+from access.models import ApiToken
 from scheduling import crypto
-from scheduling.models import ApiToken, Function, Secret
+from scheduling.models import Function, Secret
 from scheduling.services import secret_set
 from tests.personas import PLATFORM, make_token
 from tests.server.support import NOW, RATES_SOURCE, deploy_body
@@ -106,7 +107,7 @@ def test_it_refuses_to_delete_a_secret_in_use_from_the_admin(admin_client_olivia
 def test_it_makes_no_tokens_in_the_admin_where_the_text_would_pass_through_a_cookie(
     admin_client_olivia,
 ):
-    response = admin_client_olivia.post("/admin/scheduling/apitoken/add/", {"name": "ci"})
+    response = admin_client_olivia.post("/admin/access/apitoken/add/", {"name": "ci"})
 
     assert response.status_code == 403
     assert not ApiToken.objects.exists()
@@ -117,7 +118,7 @@ def test_it_revokes_tokens_from_the_admin(admin_client_olivia):
     token, _ = make_token("ci")
 
     admin_client_olivia.post(
-        "/admin/scheduling/apitoken/", {"action": "revoke", "_selected_action": [token.pk]}
+        "/admin/access/apitoken/", {"action": "revoke", "_selected_action": [token.pk]}
     )
 
     token.refresh_from_db()

@@ -6,9 +6,9 @@ from datetime import timedelta
 import pytest
 from rest_framework.test import APIClient
 
-from scheduling.auth import NO_TOKEN
-from scheduling.models import ApiToken
-from scheduling.services import token_revoke
+from access.auth import NO_TOKEN
+from access.models import ApiToken
+from access.tokens import token_revoke
 from tests.personas import PLATFORM
 from tests.server.support import NOW, deploy_body, row_counts
 

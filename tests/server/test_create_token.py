@@ -8,7 +8,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
-from scheduling.models import ApiToken
+from access.models import ApiToken
 from tests.personas import person
 
 

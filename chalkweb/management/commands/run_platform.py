@@ -94,8 +94,8 @@ class Command(BaseCommand):
 
     def _first_token(self) -> str | None:
         """Creates a token on first start only: tokens are stored hashed and shown once."""
-        from scheduling.models import ApiToken
-        from scheduling.services import token_create
+        from access.models import ApiToken
+        from access.tokens import token_create
 
         if ApiToken.objects.exists():
             return None

@@ -1,7 +1,7 @@
 """Bearer-token authentication for the REST API (`Authorization: Bearer chalk_…`).
 
-Tokens are looked up by their SHA-256; the text itself is never stored. `runs/` reuses these
-classes for its endpoints through the REST_FRAMEWORK defaults.
+Tokens (access/tokens.py) are looked up by their SHA-256; the text itself is never stored. Every
+app's endpoints use these classes through the REST_FRAMEWORK defaults.
 """
 
 from dataclasses import dataclass
@@ -16,10 +16,10 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
 from access.actor import Actor
+from access.models import ApiToken
 from access.rights import Right
 from access.services import authorize
-from scheduling.models import ApiToken
-from scheduling.services import CREATE_TOKEN_HINT, token_hash
+from access.tokens import CREATE_TOKEN_HINT, token_hash
 
 # last_used_at is informational: one write a minute per token is enough.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -132,7 +132,7 @@ class HasApiToken(BasePermission):
 
 
 class BearerTokenScheme(OpenApiAuthenticationExtension):
-    target_class = "scheduling.auth.BearerTokenAuthentication"
+    target_class = "access.auth.BearerTokenAuthentication"
     name = "bearerAuth"
 
     def get_security_definition(self, auto_schema):

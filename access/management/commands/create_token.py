@@ -9,8 +9,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from access.actor import Actor
+from access.tokens import token_create
 from common.errors import ServiceError
-from scheduling.services import token_create
 
 
 class Command(BaseCommand):
