@@ -1,9 +1,10 @@
 """The API tokens page: create (its text shown once), list, revoke."""
 
+from django.test import Client
 from rest_framework.test import APIClient
 
 from access.models import ApiToken
-from tests.personas import make_token
+from tests.personas import make_token, person
 
 
 def html(response) -> str:
@@ -77,3 +78,25 @@ def test_it_refuses_a_malformed_token_id(console):
 
 def test_it_says_how_to_get_a_first_token(console):
     assert "No tokens yet." in html(console.get("/tokens"))
+
+
+def test_it_shows_a_person_only_their_own_tokens(db):
+    make_token("alice-laptop")
+    make_token("vic-laptop", username="vic", role="viewer")
+    vic = Client()
+    vic.force_login(person("vic", role="viewer"))
+
+    page = html(vic.get("/tokens"))
+
+    assert "<td>vic-laptop</td>" in page
+    assert "<td>alice-laptop</td>" not in page
+
+
+def test_it_shows_an_admin_everyones_tokens(console):
+    make_token("alice-laptop")
+    make_token("vic-laptop", username="vic", role="viewer")
+
+    page = html(console.get("/tokens"))
+
+    assert "<td>alice-laptop</td>" in page
+    assert "<td>vic-laptop</td>" in page
