@@ -8,8 +8,8 @@ class AlertsConfig(AppConfig):
 
     def ready(self) -> None:
         from alerts.metrics import DeliveryCollector
+        from common.crypto import register_encrypted_columns
         from health import metrics
-        from scheduling.crypto import register_encrypted_columns
 
         # The key rotation (manage.py rotate_secrets_key) re-encrypts these too.
         register_encrypted_columns("alerts.Channel", "url_encrypted", "secret_encrypted")

@@ -8,7 +8,7 @@ class ChannelKind(models.TextChoices):
 
 class Channel(models.Model):
     """Where alerts go. The URL (it holds tokens) and the webhook secret are encrypted with
-    scheduling.crypto; only `display` (scheme and host, or the scheme alone when the host is a
+    common.crypto; only `display` (scheme and host, or the scheme alone when the host is a
     token) is ever shown."""
 
     name = models.CharField(max_length=100, unique=True)

@@ -28,10 +28,10 @@ from access.services import audit, authorize
 from alerts import destinations, senders
 from alerts.models import AlertKind, AlertState, Channel, ChannelKind, Delivery
 from alerts.rules import Rules, rules_of
+from common.crypto import SecretDecryptionError, decrypt, encrypt
 from common.errors import ServiceError
 from health.state import ago
 from runs.models import Attempt, LogLine, Run, RunStatus, Trigger
-from scheduling.crypto import SecretDecryptionError, decrypt, encrypt
 from scheduling.models import Function
 
 FAILED = (RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.LOST)
@@ -159,6 +159,15 @@ def channel_create(
     except IntegrityError:
         raise ChannelExistsError(f"There is a channel named {name!r} already.") from None
     return channel, secret
+
+
+def channel_address(channel: Channel) -> tuple[str, str]:
+    """The channel's URL and webhook signing secret, decrypted: for a delivery only, never shown.
+    Raises senders.DeliveryError when no key of CHALK_SECRETS_KEY decrypts them."""
+    try:
+        return decrypt(channel.url_encrypted), decrypt(channel.secret_encrypted)
+    except SecretDecryptionError:
+        raise senders.DeliveryError("cannot decrypt the channel (CHALK_SECRETS_KEY)") from None
 
 
 def channel_delete(*, channel: Channel, actor: Actor, now: dt.datetime) -> None:
@@ -349,11 +358,7 @@ def deliver(*, delivery: Delivery, now: dt.datetime, last_try: bool) -> None:
     try:
         if channel is None:
             raise senders.DeliveryError("the channel was deleted")
-        try:
-            url = decrypt(channel.url_encrypted)
-            secret = decrypt(channel.secret_encrypted)
-        except SecretDecryptionError:
-            raise senders.DeliveryError("cannot decrypt the channel (CHALK_SECRETS_KEY)") from None
+        url, secret = channel_address(channel)
         if channel.kind == ChannelKind.WEBHOOK:
             answer = senders.send_webhook(
                 url=url, secret=secret, payload=delivery.payload, delivery_id=delivery.id

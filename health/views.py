@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from common.crypto import key_problem
 from common.database import not_migrated_sentence, pending_migrations
 from health import metrics
 from health.state import (
@@ -19,7 +20,6 @@ from health.state import (
     PlatformState,
     periodic_task_problems,
 )
-from scheduling.crypto import key_problem
 
 BROKER_TIMEOUT_SECONDS = 2
 

@@ -30,12 +30,12 @@ from chalkcompute.image import Image as ImageSpec
 from chalkcompute.quantities import memory_bytes
 from chalkcompute.run_context import utc_text
 from chalkcompute.runtime import returns
+from common.crypto import SecretDecryptionError
 from runs import runtime_bundle, selectors, services
 from runs.errors import RunError
 from runs.limits import run_memory_limit, run_timeout
 from runs.models import ACTIVE_ATTEMPT_STATUSES, Attempt, AttemptStatus
-from scheduling.crypto import SecretDecryptionError, decrypt
-from scheduling.models import Secret
+from scheduling.services import secret_values_for
 
 FINISH_STATUSES = (
     AttemptStatus.SUCCEEDED,
@@ -220,10 +220,7 @@ def attempt_detail(request, attempt: Attempt, body: dict) -> JsonResponse:
         return _error(409, "already_started", "this attempt was already fetched by a runner")
     version = attempt.run.version
     try:
-        stored = {
-            s.name: decrypt(s.ciphertext)
-            for s in Secret.objects.filter(name__in=version.secrets_read)
-        }
+        stored = secret_values_for(version)
     except SecretDecryptionError as exc:  # the operator's key, not the run: say so on the run
         reason = f"cannot give the run its secrets: {exc}"
         services.attempt_finish(

@@ -113,7 +113,7 @@ def _say_how_runs_are_isolated(sender, **_) -> None:
 def _say_whether_the_secrets_key_decrypts(**_) -> None:
     """A key replaced instead of rotated is said at a worker's start, not by the first run
     that needs a secret."""
-    from scheduling.crypto import key_problem
+    from common.crypto import key_problem
 
     try:
         problem = key_problem()

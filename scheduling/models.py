@@ -38,7 +38,7 @@ class Image(models.Model):
 
 class Secret(models.Model):
     """A value a run gets as the environment variable `name`. Only ciphertext is stored
-    (scheduling.crypto); the plaintext never leaves the runner API."""
+    (common.crypto); the plaintext never leaves the runner API."""
 
     name = models.CharField(max_length=128)
     ciphertext = models.TextField()

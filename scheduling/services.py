@@ -25,7 +25,7 @@ from access.rights import Right
 from access.services import audit, authorize
 from chalkcompute.names import InvalidNameError, check_function_name, check_secret_name
 from chalkcompute.spec import FunctionSpec
-from scheduling import crypto
+from common import crypto
 from scheduling.errors import (
     InvalidFilesError,
     InvalidSecretNameError,
@@ -452,9 +452,12 @@ def secret_set(*, name: str, value: str, actor: Actor, now: datetime) -> tuple[S
     return secret, created
 
 
-def secret_value(*, secret: Secret) -> str:
-    """The plaintext, for the runner API only. Never log it or put it in a response."""
-    return crypto.decrypt(secret.ciphertext)
+def secret_values_for(version: FunctionVersion) -> dict[str, str]:
+    """The plaintext of each secret `version` reads, by name; a secret deleted since the deploy
+    is missing. For the runner API only: never log them or put them in a response. Raises
+    crypto.SecretDecryptionError when no key of CHALK_SECRETS_KEY decrypts one."""
+    secrets = Secret.objects.filter(name__in=version.secrets_read)
+    return {secret.name: crypto.decrypt(secret.ciphertext) for secret in secrets}
 
 
 def secret_users(*, names: list[str]) -> dict[str, list[str]]:

@@ -16,9 +16,9 @@ from access.services import AccessDenied
 from alerts import services
 from alerts.models import AlertState, Channel, Delivery
 from chalkcompute.retries import Retries
+from common.crypto import decrypt
 from runs import services as run_services
 from runs.models import Run
-from scheduling.crypto import decrypt
 from tests.personas import acting
 from tests.runs.conftest import deploy
 

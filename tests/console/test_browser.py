@@ -16,8 +16,8 @@ from django.utils import timezone
 from playwright.sync_api import Page, expect, sync_playwright
 
 from access.models import ApiToken
+from common import crypto
 from runs.models import Run
-from scheduling import crypto
 from scheduling.models import Function, Secret
 from tests.console.conftest import OLIVIA_PASSWORD, deploy, finish_run
 from tests.personas import make_token

@@ -3,7 +3,7 @@ shown again, not even beside a form error."""
 
 from django.utils import timezone
 
-from scheduling import crypto
+from common import crypto
 from scheduling.models import Secret
 from scheduling.services import secret_set
 from tests.console.conftest import deploy

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from scheduling import crypto
+from common import crypto
 from scheduling.models import Function, Secret
 from tests.personas import make_token
 from tests.server.support import ChalkServer, utc_minutes

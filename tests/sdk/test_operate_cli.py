@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
+from common import crypto
 from runs.models import Attempt, AttemptStatus, Backfill, Run, RunStatus, Trigger
-from scheduling import crypto
 from scheduling.models import Function, Secret
 from tests.personas import make_token
 from tests.server.support import ChalkServer

@@ -5,7 +5,7 @@ import pytest
 from django.utils.html import escape
 
 from access.models import ApiToken
-from scheduling import crypto
+from common import crypto
 from scheduling.models import Function, Secret
 from scheduling.services import secret_set
 from tests.personas import PLATFORM, make_token

@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 
 from access.models import AuditAction, AuditEvent
-from scheduling import crypto
+from common import crypto
 from scheduling.models import Secret
 from tests.server.support import deploy_body, row_counts
 

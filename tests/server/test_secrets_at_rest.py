@@ -9,9 +9,9 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.db import connection
 
-from scheduling import crypto
+from common import crypto
 from scheduling.models import Secret
-from scheduling.services import secret_set, secret_value, secrets_reencrypt
+from scheduling.services import secret_set, secrets_reencrypt
 from tests.personas import PLATFORM
 from tests.server.support import NOW, deploy_body
 
@@ -100,7 +100,7 @@ def test_it_decrypts_with_every_key_and_encrypts_with_the_first(db, settings):
     settings.CHALK_SECRETS_KEY = f"{new}, {old}"
     after, _ = secret_set(name="NEW_SECRET", value="under the new key", now=NOW, actor=PLATFORM)
 
-    assert secret_value(secret=before) == "under the old key"
+    assert crypto.decrypt(before.ciphertext) == "under the old key"
     assert Fernet(new).decrypt(after.ciphertext.encode()) == b"under the new key"
 
 
@@ -113,7 +113,7 @@ def test_it_reencrypts_every_secret_under_the_first_key(db, settings):
     assert secrets_reencrypt() == 1
 
     settings.CHALK_SECRETS_KEY = new
-    assert secret_value(secret=Secret.objects.get()) == VALUE
+    assert crypto.decrypt(Secret.objects.get().ciphertext) == VALUE
 
 
 def test_it_refuses_a_key_that_is_not_a_fernet_key(settings):
@@ -139,11 +139,11 @@ def test_it_rotates_the_key_from_the_command_line(db, settings):
         "so the keys after it can now be removed.\n"
     )
     settings.CHALK_SECRETS_KEY = new
-    assert secret_value(secret=Secret.objects.get()) == VALUE
+    assert crypto.decrypt(Secret.objects.get().ciphertext) == VALUE
 
 
 def values_by_name() -> dict[str, str]:
-    return {secret.name: secret_value(secret=secret) for secret in Secret.objects.all()}
+    return {secret.name: crypto.decrypt(secret.ciphertext) for secret in Secret.objects.all()}
 
 
 def under_key(key: str) -> list[str]:

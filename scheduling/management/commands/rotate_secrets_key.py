@@ -1,5 +1,5 @@
 """`python manage.py rotate_secrets_key`: re-encrypts every encrypted value (secrets, alert
-channels' URLs and webhook secrets: scheduling.crypto.ENCRYPTED_COLUMNS) under the first key of
+channels' URLs and webhook secrets: common.crypto.ENCRYPTED_COLUMNS) under the first key of
 CHALK_SECRETS_KEY, so the older keys after it can be dropped.
 
 Safe while the platform runs and resumable: it works in small batches, each its own

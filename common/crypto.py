@@ -1,12 +1,12 @@
-"""Encryption of secret values at rest.
+"""Encryption of values at rest: secrets' values, alert channels' URLs and signing secrets.
 
 settings.CHALK_SECRETS_KEY holds one or more comma-separated Fernet keys. The first encrypts;
 every one decrypts, so a key is rotated by putting the new key first (on every process),
 running `manage.py rotate_secrets_key`, then dropping the old key.
 
 ENCRYPTED_COLUMNS names every column that holds values encrypted here: the rotation re-encrypts
-and checks each of them. A module that adds one registers it from its AppConfig.ready()
-(alerts registers its channels' URL and secret), so scheduling never imports it.
+and checks each of them. The app that owns one registers it from its AppConfig.ready()
+(scheduling its secrets, alerts its channels' URL and secret), so this module names no app.
 """
 
 import functools
@@ -21,7 +21,7 @@ class SecretDecryptionError(RuntimeError):
 
 
 # "app_label.Model" -> the names of its encrypted text fields (rows are found by their pk).
-ENCRYPTED_COLUMNS: dict[str, tuple[str, ...]] = {"scheduling.Secret": ("ciphertext",)}
+ENCRYPTED_COLUMNS: dict[str, tuple[str, ...]] = {}
 
 
 def register_encrypted_columns(model_label: str, *fields: str) -> None:
