@@ -1,4 +1,4 @@
-"""Channels in the admin: added and deleted through alerts.services (checked and audited as on
+"""Channels in the admin: added and deleted through alerts.channels (checked and audited as on
 the console and the API), never changed (the URL is write-only). Webhooks are made on the
 console's Channels page, the one place their signing secret can be shown once."""
 
@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from access.actor import Actor
 from access.admin import RightsAdmin
-from alerts import services
+from alerts import channels
 from alerts.models import Channel, ChannelKind, Delivery
 
 
@@ -28,10 +28,10 @@ class ChannelForm(forms.ModelForm):
         data = super().clean()
         if "name" in data and "url" in data:
             try:
-                services.channel_check(
+                channels.channel_check(
                     name=data["name"].strip(), kind=ChannelKind.APPRISE, url=data["url"].strip()
                 )
-            except services.AlertsError as exc:
+            except channels.AlertsError as exc:
                 raise ValidationError(exc.message) from None
         return data
 
@@ -55,7 +55,7 @@ class ChannelAdmin(RightsAdmin):
 
     def save_model(self, request, obj: Channel, form, change: bool) -> None:
         data = form.cleaned_data
-        channel, _ = services.channel_create(
+        channel, _ = channels.channel_create(
             name=data["name"],
             kind=ChannelKind.APPRISE,
             url=data["url"],
@@ -70,7 +70,7 @@ class ChannelAdmin(RightsAdmin):
     def save_related(self, request, form, formsets, change: bool) -> None:
         pass  # channel_create set the functions
 
-    # Operators and above see them; admins add and delete them (alerts.services.MANAGE_CHANNELS,
+    # Operators and above see them; admins add and delete them (alerts.channels.MANAGE_CHANNELS,
     # which channel_create and channel_delete check again).
     def has_module_permission(self, request) -> bool:
         return self.has_run_permission(request)
@@ -88,12 +88,12 @@ class ChannelAdmin(RightsAdmin):
         return self.has_admin_permission(request)
 
     def delete_model(self, request, obj: Channel) -> None:
-        services.channel_delete(channel=obj, actor=Actor.of_request(request), now=timezone.now())
+        channels.channel_delete(channel=obj, actor=Actor.of_request(request), now=timezone.now())
 
     def delete_queryset(self, request, queryset) -> None:
         actor, now = Actor.of_request(request), timezone.now()
         for channel in queryset:
-            services.channel_delete(channel=channel, actor=actor, now=now)
+            channels.channel_delete(channel=channel, actor=actor, now=now)
 
 
 @admin.register(Delivery)

@@ -1,5 +1,5 @@
 """Alert channels over the REST API: list (the `read` scope), create (the answer holds the
-webhook's signing secret, once) and delete (the `admin` scope: alerts.services.MANAGE_CHANNELS,
+webhook's signing secret, once) and delete (the `admin` scope: alerts.channels.MANAGE_CHANNELS,
 as on the console and the admin). URLs are never returned."""
 
 from django.utils import timezone
@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from access.actor import Actor
 from access.services import authorize
-from alerts import services
+from alerts import channels
 from alerts.models import Channel, ChannelKind
 from common.api import (
     BODY_ERRORS,
@@ -65,8 +65,8 @@ class ChannelListApi(APIView):
         },
     )
     def get(self, request):
-        channels = Channel.objects.prefetch_related("functions").order_by("name")
-        return Pagination.respond(request, self, channels, ChannelOutputSerializer)
+        listed = Channel.objects.prefetch_related("functions").order_by("name")
+        return Pagination.respond(request, self, listed, ChannelOutputSerializer)
 
     @extend_schema(
         operation_id="channels_create",
@@ -80,18 +80,18 @@ class ChannelListApi(APIView):
     )
     def post(self, request):
         actor = Actor.of_request(request)
-        authorize(actor, services.MANAGE_CHANNELS)
+        authorize(actor, channels.MANAGE_CHANNELS)
         serializer = self.CreateInputSerializer(
             data=request_object(request, self.CreateInputSerializer().fields)
         )
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        channel, secret = services.channel_create(
+        channel, secret = channels.channel_create(
             name=data["name"],
             kind=data["kind"],
             url=data["url"],
             is_default=data["is_default"],
-            functions=services.functions_named(data.get("functions", [])),
+            functions=channels.functions_named(data.get("functions", [])),
             actor=actor,
             now=timezone.now(),
         )
@@ -112,9 +112,9 @@ class ChannelApi(APIView):
     )
     def delete(self, request, id: int):
         actor = Actor.of_request(request)
-        authorize(actor, services.MANAGE_CHANNELS)
+        authorize(actor, channels.MANAGE_CHANNELS)
         channel = Channel.objects.filter(pk=id).first()
         if channel is None:
             raise NotFound(f"there is no channel {id}", code="not_found")
-        services.channel_delete(channel=channel, actor=actor, now=timezone.now())
+        channels.channel_delete(channel=channel, actor=actor, now=timezone.now())
         return Response(status=status.HTTP_204_NO_CONTENT)

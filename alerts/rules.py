@@ -3,10 +3,14 @@ version), each field left out taken from the server's defaults (the CHALK_ALERT_
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 
 from chalkcompute.alerts import Alerts, InvalidAlertsError
+
+if TYPE_CHECKING:
+    from scheduling.models import Function
 
 
 @dataclass(frozen=True)
@@ -73,3 +77,9 @@ def rules_of(alerts: dict | None) -> Rules:
         remind_every=_seconds(declared.remind_every, settings.CHALK_ALERT_REMIND_SECONDS)
         or dt.timedelta(seconds=3600),
     )
+
+
+def rules_of_function(function: "Function") -> Rules:
+    """The rules of the function's current version (the defaults when it has none)."""
+    version = function.current_version
+    return rules_of(version.alerts if version is not None else None)

@@ -4,8 +4,9 @@ from dataclasses import dataclass
 
 from django.db.models import QuerySet
 
+from alerts.channels import channels_of
 from alerts.models import Delivery
-from alerts.services import channels_of, rules_of_function
+from alerts.rules import rules_of_function
 from scheduling.models import Function
 
 

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from alerts import services
+from alerts import sweep as sweeps
 from alerts.models import Delivery
 from alerts.senders import RetryableDeliveryError
 
@@ -21,7 +22,7 @@ def run_ended(run_id: int) -> None:
 
 @shared_task(name="alerts.tasks.sweep")
 def sweep() -> int:
-    return len(services.sweep(now=timezone.now()))
+    return len(sweeps.sweep(now=timezone.now()))
 
 
 @shared_task(name="alerts.tasks.prune_deliveries")

@@ -16,7 +16,7 @@ PERIODIC_TASKS = {
     # start: keep it well inside CHALK_HEARTBEAT_TIMEOUT_SECONDS. On the local executor it
     # returns at once.
     "chalkweb: reconcile kubernetes runs": ("runs.tasks.reconcile_kubernetes", 5, 10),
-    # Late slots, runs still running and skipped slots (alerts/services.py: sweep).
+    # Late slots, runs still running and skipped slots (alerts/sweep.py).
     "chalkweb: alerts sweep": ("alerts.tasks.sweep", 5, 10),
     "chalkweb: prune old alert deliveries": ("alerts.tasks.prune_deliveries", 3600, 600),
 }

@@ -9,7 +9,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 
 from access.actor import Actor
-from alerts import services
+from alerts import channels, services
 from alerts.models import Channel, ChannelKind, Delivery
 from common.errors import ServiceError
 from console.access import console_view, see_other
@@ -21,7 +21,7 @@ def _channel(request) -> Channel:
     raw = request.POST.get("channel", "")
     channel = Channel.objects.filter(pk=int(raw)).first() if raw.isdigit() else None
     if channel is None:
-        raise services.AlertsError("There is no such channel; reload the page and try again.")
+        raise channels.AlertsError("There is no such channel; reload the page and try again.")
     return channel
 
 
@@ -34,12 +34,12 @@ def channels_page(request):
         action = request.POST.get("action")
         try:
             if action == "create":
-                channel, secret = services.channel_create(
+                channel, secret = channels.channel_create(
                     name=request.POST.get("name", ""),
                     kind=request.POST.get("kind", ""),
                     url=request.POST.get("url", ""),
                     is_default=request.POST.get("default") == "on",
-                    functions=services.functions_named(
+                    functions=channels.functions_named(
                         request.POST.get("functions", "").split(",")
                     ),
                     actor=actor,
@@ -49,7 +49,7 @@ def channels_page(request):
                 created, status = {"channel": channel, "secret": secret}, 201
             elif action == "delete":
                 channel = _channel(request)
-                services.channel_delete(channel=channel, actor=actor, now=timezone.now())
+                channels.channel_delete(channel=channel, actor=actor, now=timezone.now())
                 messages.success(request, f"Channel {channel.name} deleted.")
                 return see_other(reverse("channels"))
             elif action == "test":
@@ -61,13 +61,13 @@ def channels_page(request):
                 )
                 return see_other(reverse("channels"))
             else:
-                raise services.AlertsError("Unknown action: use the page's buttons.")
+                raise channels.AlertsError("Unknown action: use the page's buttons.")
         except ServiceError as exc:
             error, status = exc.message, exc.status
-    channels = Channel.objects.prefetch_related("functions")
+    listed = Channel.objects.prefetch_related("functions")
     context = {
         "channels": [
-            (channel, Delivery.objects.filter(channel=channel)[:RECENT]) for channel in channels
+            (channel, Delivery.objects.filter(channel=channel)[:RECENT]) for channel in listed
         ],
         "created": created,
         "error": error,

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from access.models import AuditEvent
 from access.services import AccessDenied
-from alerts import services
+from alerts import channels, services
 from alerts.models import AlertState, Channel, Delivery
 from chalkcompute.retries import Retries
 from common.crypto import decrypt
@@ -28,7 +28,7 @@ T0 = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
 
 
 def channel(name, url, *, kind="apprise", default=True, functions=(), who="ada"):
-    return services.channel_create(
+    return channels.channel_create(
         name=name,
         kind=kind,
         url=url,
@@ -265,14 +265,14 @@ def test_who_may_manage_channels_and_the_audit_trail(db):
     body = {"name": "x", "kind": "webhook", "url": "https://a.example.com", "now": T0}
     for who, role in (("v", "viewer"), ("olga", "operator"), ("dee", "deployer")):
         with pytest.raises(AccessDenied, match="needs the admin role"):
-            services.channel_create(**body, actor=acting(who, role))
+            channels.channel_create(**body, actor=acting(who, role))
     chan, _ = channel("hook", "https://hooks.example.com/x?token=abc", kind="webhook")
     with pytest.raises(AccessDenied, match="needs the admin role"):
-        services.channel_delete(channel=chan, actor=acting("olga", "operator"), now=T0)
+        channels.channel_delete(channel=chan, actor=acting("olga", "operator"), now=T0)
     # An operator may still try a channel an admin made.
     test = services.channel_test(channel=chan, actor=acting("olga", "operator"), now=T0)
     assert test.kind == "test"
-    services.channel_delete(channel=chan, actor=acting("ada", "admin"), now=T0)
+    channels.channel_delete(channel=chan, actor=acting("ada", "admin"), now=T0)
     assert not Channel.objects.exists()
     events = list(AuditEvent.objects.order_by("id").values_list("action", "actor", "target"))
     assert events[-3:] == [
@@ -284,12 +284,12 @@ def test_who_may_manage_channels_and_the_audit_trail(db):
 
 
 def test_bad_channels_are_refused(db):
-    with pytest.raises(services.AlertsError, match="bogus:// are not allowed"):
+    with pytest.raises(channels.AlertsError, match="bogus:// are not allowed"):
         channel("x", "bogus://nothing")
-    with pytest.raises(services.AlertsError, match="Apprise does not accept"):
+    with pytest.raises(channels.AlertsError, match="Apprise does not accept"):
         channel("x", "slack://")
-    with pytest.raises(services.AlertsError, match="http:// or https://"):
+    with pytest.raises(channels.AlertsError, match="http:// or https://"):
         channel("x", "ftp://example.com", kind="webhook")
     channel("x", "https://a.example.com", kind="webhook")
-    with pytest.raises(services.AlertsError, match="already"):
+    with pytest.raises(channels.AlertsError, match="already"):
         channel("x", "https://b.example.com", kind="webhook")

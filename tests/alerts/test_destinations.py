@@ -11,7 +11,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from alerts import destinations, services
+from alerts import channels, destinations, services
 from alerts.models import Channel, Delivery
 from tests.personas import acting, make_token
 
@@ -65,7 +65,7 @@ def no_allow_list(settings):
 
 
 def create(name, url, kind="webhook"):
-    return services.channel_create(
+    return channels.channel_create(
         name=name, kind=kind, url=url, actor=acting("ada", "admin"), now=timezone.now()
     )
 
@@ -101,7 +101,7 @@ def admin_api() -> APIClient:
 def test_a_channel_to_a_loopback_listener_is_refused_at_creation(
     banner_server, no_allow_list, url, kind, named
 ):
-    with pytest.raises(services.AlertsError) as refused:
+    with pytest.raises(channels.AlertsError) as refused:
         create("nats", url.format(port=banner_server.port), kind)
     message = refused.value.message
     assert f"Alerts may not go to {named}: it is a loopback address" in message

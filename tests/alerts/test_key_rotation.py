@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from alerts import services
+from alerts import channels, services
 from alerts.models import Channel, Delivery
 from common import crypto
 from scheduling.management.commands.rotate_secrets_key import Command
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.django_db
 
 
 def make_channel(name, url):
-    channel, secret = services.channel_create(
+    channel, secret = channels.channel_create(
         name=name, kind="webhook", url=url, actor=acting("ada", "admin"), now=timezone.now()
     )
     return channel, secret

@@ -9,7 +9,8 @@ import pytest
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from alerts import selectors, services
+from alerts import channels, selectors, services
+from alerts import sweep as sweeps
 from alerts.models import AlertState, Delivery
 from chalkcompute import Alerts
 from runs import scheduler
@@ -33,7 +34,7 @@ def seconds(n: float) -> dt.timedelta:
 @pytest.fixture
 def hook(http_receiver):
     """A default channel whose alerts arrive as JSON at the receiver; its bodies, in order."""
-    services.channel_create(
+    channels.channel_create(
         name="ops-json",
         kind="apprise",
         url=http_receiver.url.replace("http://", "json://"),
@@ -69,7 +70,7 @@ def start(run: Run, at: dt.datetime) -> None:
 
 def sweep(at: dt.datetime, django_capture_on_commit_callbacks) -> list[Delivery]:
     with django_capture_on_commit_callbacks(execute=True):
-        return services.sweep(now=at)
+        return sweeps.sweep(now=at)
 
 
 @pytest.fixture
@@ -237,9 +238,9 @@ def test_skipped_slots_say_nothing_by_default(hook, swept):
 def test_the_channels_named_in_code_get_its_alerts_instead_of_the_defaults(http_receiver, swept):
     admin = acting("ada", "admin")
     url = http_receiver.url.replace("http://", "json://")
-    services.channel_create(name="everyone", kind="apprise", url=url + "/all", is_default=True,
+    channels.channel_create(name="everyone", kind="apprise", url=url + "/all", is_default=True,
                             actor=admin, now=SLOT)  # fmt: skip
-    services.channel_create(name="ops-slack", kind="apprise", url=url + "/ops", actor=admin,
+    channels.channel_create(name="ops-slack", kind="apprise", url=url + "/ops", actor=admin,
                             now=SLOT)  # fmt: skip
     function = nightly(on_failure=["ops-slack", "gone"], late_after="1m")
 
@@ -259,7 +260,7 @@ def test_the_channels_named_in_code_get_its_alerts_instead_of_the_defaults(http_
 
 def test_a_rule_from_code_counts_failures_and_can_stay_quiet_on_recovery(http_receiver, end_run):
     url = http_receiver.url.replace("http://", "json://")
-    services.channel_create(name="ops", kind="apprise", url=url, is_default=True,
+    channels.channel_create(name="ops", kind="apprise", url=url, is_default=True,
                             actor=acting("ada", "admin"), now=SLOT)  # fmt: skip
     function = deploy(
         "flaky", "pass", alerts=Alerts(after_failures=3, on_recovery=False), now=DEPLOYED

@@ -8,7 +8,7 @@ import time
 import pytest
 from django.utils import timezone
 
-from alerts import services
+from alerts import channels
 from alerts.models import Delivery
 from chalkcompute import Alerts, Retries
 from runs.models import Run
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 def webhook(http_receiver, platform) -> None:
     # The workers' settings come from their environment: allow the receiver's loopback there.
     platform.env["CHALK_ALERT_ALLOWED_NETWORKS"] = "127.0.0.1/32"
-    services.channel_create(
+    channels.channel_create(
         name="ops-hook",
         kind="webhook",
         url=http_receiver.url + "/hook",
