@@ -1,4 +1,5 @@
-"""Alert deliveries on /metrics (health.metrics calls this on every scrape)."""
+"""Alert deliveries on /metrics: settings.METRICS_COLLECTORS names this collector, and
+health.metrics makes one on every scrape."""
 
 from django.db.models import Count
 from prometheus_client.core import GaugeMetricFamily

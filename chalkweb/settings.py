@@ -420,6 +420,12 @@ CHALK_AUDIT_RETENTION_DAYS = env_int("CHALK_AUDIT_RETENTION_DAYS", CHALK_RUN_RET
 # /metrics: set, a scraper must send `Authorization: Bearer <token>`; empty, it is open (for a
 # scraper on a private network; it shows function names and counts, never code or secrets).
 CHALK_METRICS_TOKEN = env_str("CHALK_METRICS_TOKEN")
+# What /metrics shows: each app's collector (a class made per scrape with `now`, whose
+# collect() yields metric families), named here so health/metrics.py imports no app above it.
+METRICS_COLLECTORS = [
+    "health.metrics.PlatformCollector",
+    "alerts.metrics.DeliveryCollector",
+]
 
 # Runs go to their own queue so long runs never hold up the tick and the reaper.
 CELERY_TASK_DEFAULT_QUEUE = "chalk-control"

@@ -9,7 +9,9 @@ they are gauges and histograms of a recent window, not counters."""
 
 import datetime as dt
 
+from django.conf import settings
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, Sum
+from django.utils.module_loading import import_string
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -180,13 +182,10 @@ class PlatformCollector:
         yield actions
 
 
-# Collectors of the apps above this one (alerts), added by their AppConfig.ready(): each is
-# made per scrape with `now`, like PlatformCollector.
-COLLECTORS = [PlatformCollector]
-
-
 def render(now=None) -> bytes:
+    """Every collector of settings.METRICS_COLLECTORS (this module's and the apps' above it),
+    made for this scrape."""
     registry = CollectorRegistry(auto_describe=False)
-    for collector in COLLECTORS:
-        registry.register(collector(now=now))
+    for path in settings.METRICS_COLLECTORS:
+        registry.register(import_string(path)(now=now))
     return generate_latest(registry)
