@@ -32,6 +32,7 @@ class InvalidTokenNameError(TokenError):
 
 
 def token_hash(plaintext: str) -> str:
+    """What is stored of a token's text (API tokens, and runs' attempt tokens alike)."""
     return hashlib.sha256(plaintext.encode("utf-8", errors="surrogatepass")).hexdigest()
 
 
