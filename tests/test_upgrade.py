@@ -5,6 +5,7 @@ keep their roles. And the move of API tokens from scheduling/ to access/ keeps e
 every link to one."""
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.db import connection
@@ -82,6 +83,14 @@ def test_tokens_moved_to_access_keep_their_rows_and_links(before_tokens_moved, c
     admin = old.get_model("auth", "Group").objects.get(name="admin")
     alice = old.get_model("auth", "User").objects.create(username="alice")
     alice.groups.add(admin)
+    # The old install knew tokens as scheduling's, and gave staff the admin's view of them so.
+    content_types = old.get_model("contenttypes", "ContentType").objects
+    content_types.filter(app_label="access", model="apitoken").delete()
+    token_type, _ = content_types.get_or_create(app_label="scheduling", model="apitoken")
+    view, _ = old.get_model("auth", "Permission").objects.get_or_create(
+        content_type=token_type, codename="view_apitoken", defaults={"name": "Can view API token"}
+    )
+    alice.user_permissions.add(view)
     plaintext = "chalk_made-before-the-move"
     token = old.get_model("scheduling", "ApiToken").objects.create(
         name="ci", token_hash=token_hash(plaintext), prefix=plaintext[:12], created_by=alice,
@@ -112,6 +121,7 @@ def test_tokens_moved_to_access_keep_their_rows_and_links(before_tokens_moved, c
     assert token_state(moved, now).word == "active"
     assert FunctionVersion.objects.get().created_by_token == moved
     assert Run.objects.get().triggered_by_token == moved
+    assert get_user_model().objects.get(username="alice").has_perm("access.view_apitoken")
     answer = client.get("/api/v1/functions", headers={"authorization": f"Bearer {plaintext}"})
     assert answer.status_code == 200
     assert [f["name"] for f in answer.json()["results"]] == ["nightly"]

@@ -1,15 +1,26 @@
 """API tokens move here from scheduling/, keeping their table (scheduling_apitoken) and its
 rows: only Django's state changes. scheduling's 0006 and runs' 0010 point their links here and
-drop the old model."""
+drop the old model. The token's content type moves too, so the permissions given on it (the
+admin's view_apitoken) stay given."""
 
 import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
 
+def _move_content_type(source: str, target: str):
+    def move(apps, schema_editor) -> None:
+        content_types = apps.get_model("contenttypes", "ContentType").objects
+        if not content_types.filter(app_label=target, model="apitoken").exists():
+            content_types.filter(app_label=source, model="apitoken").update(app_label=target)
+
+    return move
+
+
 class Migration(migrations.Migration):
     dependencies = [
         ("access", "0006_backfill_action"),
+        ("contenttypes", "0002_remove_content_type_name"),
         ("scheduling", "0005_version_timezone"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
@@ -60,5 +71,9 @@ class Migration(migrations.Migration):
                     },
                 ),
             ],
+        ),
+        migrations.RunPython(
+            _move_content_type("scheduling", "access"),
+            _move_content_type("access", "scheduling"),
         ),
     ]
