@@ -28,8 +28,8 @@ from access.services import audit, authorize
 from alerts import destinations, senders
 from alerts.models import AlertKind, AlertState, Channel, ChannelKind, Delivery
 from alerts.rules import Rules, rules_of
+from chalkcompute.words import spelled_duration
 from common.errors import ServiceError
-from health.state import ago
 from runs.models import Attempt, LogLine, Run, RunStatus, Trigger
 from scheduling.crypto import SecretDecryptionError, decrypt, encrypt
 from scheduling.models import Function
@@ -484,7 +484,7 @@ def _sweep_late(now: dt.datetime) -> list[Delivery]:
                 )
                 reason = (
                     f"the run of the {slot:%Y-%m-%d %H:%M:%S} UTC slot has not started "
-                    f"{ago(now - slot)} after it: {why}"
+                    f"{spelled_duration(now - slot)} after it: {why}"
                 )
                 payload = _function_payload(
                     kind=AlertKind.LATE, function=function, reason=reason, now=now
@@ -532,8 +532,8 @@ def _sweep_long_runs(now: dt.datetime) -> list[Delivery]:
             state.long_run_id = run.id
             state.save(update_fields=["long_run_id"])
             reason = (
-                f"still running {ago(now - run.started_at)} after it started "
-                f"(the rule: {ago(rules.running_after)})"
+                f"still running {spelled_duration(now - run.started_at)} after it started "
+                f"(the rule: {spelled_duration(rules.running_after)})"
             )
             payload = _payload(
                 kind=AlertKind.STILL_RUNNING, run=run, failures=0, now=now, reason=reason

@@ -40,7 +40,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from chalkcompute import run_context
+from chalkcompute import run_context, words
 from chalkcompute.client import CrossOriginRedirectError, urlopen
 from chalkcompute.runtime import protocol, returns
 from chalkcompute.runtime.masking import Masker, MaskingStream
@@ -625,17 +625,17 @@ def _timestamp(value: object) -> float | None:
     return float(value) if valid and 0 < value < 1e11 else None
 
 
-def _mib(size: int) -> str:
-    return f"{size / 2**20:.1f} MiB"
-
-
 def _out_of_memory(usage: Usage, document: AttemptDocument, limit: int) -> str:
-    said = f"out of memory: used {_mib(usage.rss_bytes)}"
+    said = f"out of memory: used {words.size(usage.rss_bytes)}"
     if usage.scratch_bytes >= 2**20:  # the runner's own copy of the source is a few KiB
-        said += f" ({_mib(usage.scratch_bytes)} of it files in HOME and /tmp, which are memory)"
+        said += (
+            f" ({words.size(usage.scratch_bytes)} of it files in HOME and /tmp, which are memory)"
+        )
     if document.memory:
-        return f"{said}, above its memory limit {document.memory} ({_mib(limit)})"
-    return f"{said}, above the default memory limit {_mib(limit)} (set memory= on the function)"
+        return f"{said}, above its memory limit {document.memory} ({words.size(limit)})"
+    return (
+        f"{said}, above the default memory limit {words.size(limit)} (set memory= on the function)"
+    )
 
 
 def _write_files(workdir: Path, files: list) -> None:
