@@ -26,6 +26,7 @@ Each stream of text is masked as a stream, so a secret split across two writes i
 
 import base64
 import codecs
+import enum
 import json
 import os
 import random
@@ -38,6 +39,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 from chalkcompute import run_context, words
@@ -332,6 +334,34 @@ def _read_event_lines(fd: int, on_event, on_quiet) -> None:
     _read_pipe(fd, on_chunk, on_quiet)
 
 
+class Stop(enum.Enum):
+    """Why the runner stops a function before it ends by itself."""
+
+    OUT_OF_MEMORY = "out of memory"
+    TOO_MANY_PROCESSES = "too many processes"
+    TIMED_OUT = "timed out"
+    CANCELLED = "cancelled"
+
+    @property
+    def status(self) -> str:
+        """The attempt's status after such a stop."""
+        return {Stop.TIMED_OUT: "timed_out", Stop.CANCELLED: "cancelled"}.get(self, "failed")
+
+    @property
+    def kills_at_once(self) -> bool:
+        """A limit passed is enforced at once (SIGKILL); a timeout or a cancel lets the
+        function end itself first (SIGTERM, then SIGKILL after a grace period)."""
+        return self.status == "failed"
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """A stop of the function by the runner, and its reason in words for the run's page."""
+
+    why: Stop
+    reason: str
+
+
 class Attempt:
     """Runs one attempt, as its document says, to its outcome."""
 
@@ -424,7 +454,7 @@ class Attempt:
             }
         )
 
-    def _heartbeat(self, usage: Usage | None, final: bool = False) -> None:
+    def _heartbeat(self, final: bool = False) -> None:
         first, lines = self.logs.take()
         samples = self.samples[: protocol.MAX_HEARTBEAT_ITEMS]
         self.samples = self.samples[protocol.MAX_HEARTBEAT_ITEMS :]
@@ -445,6 +475,9 @@ class Attempt:
             self.logs.server_truncated()
 
     def run(self) -> dict:
+        """Runs the function to its end and returns the outcome FINISH reports: writes its
+        code in a work folder, starts it (child.py) with a thread reading each of its pipes,
+        supervises it, then reads what its pipes still hold and sends the last lines."""
         document = self.document
         workdir = Path(tempfile.mkdtemp(prefix="chalk-run-"))
         _write_files(workdir, document.files)
@@ -499,38 +532,41 @@ class Attempt:
         for reader in readers:
             reader.start()
 
-        timeout = document.timeout
-        memory_limit = document.memory_limit_bytes
-        max_processes = document.max_processes if os.environ.get(SANDBOXED) else None
         processes = RunProcesses(child.pid, os.environ.get(SANDBOXED))
-        stop_reason: tuple[str, str] | None = None  # (status, reason)
+        stopped = self._supervise(child, processes, started)
+        processes.signal(signal.SIGKILL)  # no grandchild outlives the attempt
+        # The pipes end once no process holds them; meanwhile full batches go out.
+        drain_until = time.monotonic() + DRAIN_SECONDS
+        while any(reader.is_alive() for reader in readers) and time.monotonic() < drain_until:
+            if self.logs.full():
+                self._heartbeat()
+            time.sleep(0.02)
+        self.logs.close()  # a reader still going (a process that left the session) is dropped
+        self._heartbeat(final=True)
+        while self.logs.pending or self.samples:
+            self._heartbeat(final=True)
+        return self._outcome(child.returncode, stopped)
+
+    def _supervise(
+        self, child: subprocess.Popen, processes: RunProcesses, started: float
+    ) -> Stopped | None:
+        """Watches the function's processes until the child ends, every CHECK_SECONDS: keeps
+        their peak memory and CPU time, stops them at a limit (SIGKILL), a timeout or a cancel
+        (SIGTERM, then SIGKILL after KILL_GRACE_SECONDS), and beats. Returns why it stopped
+        them, or None when the function ended by itself. `started`: the start time, monotonic."""
+        stopped: Stopped | None = None
         term_sent_at = None
         next_heartbeat = time.monotonic()
-        usage = None
         while child.poll() is None:
             now = time.monotonic()
             usage = processes.usage()
             self.peak_rss = max(self.peak_rss, usage.rss_bytes)
             self.cpu_seconds = max(self.cpu_seconds, usage.cpu_seconds)
-            if stop_reason is None:
-                if memory_limit and usage.rss_bytes > memory_limit:
-                    stop_reason = ("failed", _out_of_memory(usage, document, memory_limit))
+            if stopped is None:
+                stopped = self._stop(usage, running_for=now - started)
+                if stopped and stopped.why.kills_at_once:
                     processes.signal(signal.SIGKILL)
-                elif max_processes and usage.processes > max_processes:
-                    stop_reason = (
-                        "failed",
-                        f"too many processes: {usage.processes}, above the run's limit of "
-                        f"{max_processes} (CHALK_RUN_MAX_PROCESSES)",
-                    )
-                    processes.signal(signal.SIGKILL)
-                elif timeout and now - started > timeout:
-                    said = f"timed out after {timeout:g} seconds"
-                    if document.timeout_is_default:
-                        said += " (the default: set timeout= on the function for longer)"
-                    stop_reason = ("timed_out", said)
-                elif self.cancelled:
-                    stop_reason = ("cancelled", "cancelled while running")
-                if stop_reason and stop_reason[0] != "failed":
+                elif stopped:
                     processes.signal(signal.SIGTERM)
                     term_sent_at = now
             elif term_sent_at is not None and now - term_sent_at > KILL_GRACE_SECONDS:
@@ -540,26 +576,38 @@ class Attempt:
                 if now >= next_heartbeat:
                     self._sample(usage)
                     next_heartbeat = _next_heartbeat(now, started)
-                self._heartbeat(usage)
+                self._heartbeat()
             if not self.logs.full():
                 # Waiting for its slot (the module imported, its memory checked), a runner
                 # looks once a second: hundreds wait together at the top of the hour.
                 wait = WAITING_CHECK_SECONDS if now < started - WAITING_CHECK_SECONDS else 0
                 time.sleep(max(CHECK_SECONDS, min(wait, next_heartbeat - now)))
-        processes.signal(signal.SIGKILL)  # no grandchild outlives the attempt
-        # The pipes end once no process holds them; meanwhile full batches go out.
-        drain_until = time.monotonic() + DRAIN_SECONDS
-        while any(reader.is_alive() for reader in readers) and time.monotonic() < drain_until:
-            if self.logs.full():
-                self._heartbeat(usage)
-            time.sleep(0.02)
-        self.logs.close()  # a reader still going (a process that left the session) is dropped
-        self._heartbeat(usage, final=True)
-        while self.logs.pending or self.samples:
-            self._heartbeat(usage, final=True)
-        return self._outcome(child.returncode, stop_reason)
+        return stopped
 
-    def _outcome(self, exit_code: int, stop_reason: tuple[str, str] | None) -> dict:
+    def _stop(self, usage: Usage, running_for: float) -> Stopped | None:
+        """Whether the function must be stopped now, and why: past its memory or process limit,
+        its timeout (`running_for` seconds since its start time), or cancelled."""
+        document = self.document
+        memory_limit = document.memory_limit_bytes
+        max_processes = document.max_processes if os.environ.get(SANDBOXED) else None
+        if memory_limit and usage.rss_bytes > memory_limit:
+            return Stopped(Stop.OUT_OF_MEMORY, _out_of_memory(usage, document, memory_limit))
+        if max_processes and usage.processes > max_processes:
+            return Stopped(
+                Stop.TOO_MANY_PROCESSES,
+                f"too many processes: {usage.processes}, above the run's limit of "
+                f"{max_processes} (CHALK_RUN_MAX_PROCESSES)",
+            )
+        if document.timeout and running_for > document.timeout:
+            said = f"timed out after {document.timeout:g} seconds"
+            if document.timeout_is_default:
+                said += " (the default: set timeout= on the function for longer)"
+            return Stopped(Stop.TIMED_OUT, said)
+        if self.cancelled:
+            return Stopped(Stop.CANCELLED, "cancelled while running")
+        return None
+
+    def _outcome(self, exit_code: int, stopped: Stopped | None) -> dict:
         outcome = {
             "exit_code": exit_code,
             "peak_memory_bytes": self.peak_rss,
@@ -571,11 +619,11 @@ class Attempt:
             "reason": "",
         }
         result = self.result or {}
-        if stop_reason:
-            outcome["status"], outcome["reason"] = stop_reason
-            if stop_reason[1].startswith("out of memory"):
+        if stopped:
+            outcome["status"], outcome["reason"] = stopped.why.status, stopped.reason
+            if stopped.why is Stop.OUT_OF_MEMORY:
                 outcome["error_type"] = "OutOfMemory"
-                outcome["error_message"] = stop_reason[1]
+                outcome["error_message"] = stopped.reason
         elif result.get("ok") and exit_code == 0:
             outcome["status"] = "succeeded"
             if isinstance(result.get("return"), str):

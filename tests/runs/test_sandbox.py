@@ -526,9 +526,9 @@ def test_a_heartbeat_carries_at_most_the_samples_the_server_takes():
     limit = protocol.MAX_HEARTBEAT_ITEMS
     attempt.samples = [dict(sample) for _ in range(2 * limit + 1)]
 
-    attempt._heartbeat(None)
-    attempt._heartbeat(None)
-    attempt._heartbeat(None)
+    attempt._heartbeat()
+    attempt._heartbeat()
+    attempt._heartbeat()
 
     assert [len(body["samples"]) for body in api.bodies] == [limit, limit, 1]
 
