@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 
 from chalkcompute.alerts import Alerts, InvalidAlertsError
+from chalkcompute.words import spelled_duration
 
 if TYPE_CHECKING:
     from scheduling.models import Function
@@ -27,14 +28,17 @@ class Rules:
         """The rules in words, for the function page."""
         lines = [
             f"after {self.after_failures} failed run{'s' * (self.after_failures > 1)} in a row "
-            f"(each after its last retry), reminding every {_words(self.remind_every)}"
+            f"(each after its last retry), reminding every {spelled_duration(self.remind_every)}"
             + (", and once when it recovers" if self.on_recovery else "")
         ]
         if self.late_after is not None:
-            lines.append(f"when a slot's run has not started {_words(self.late_after)} after it")
+            lines.append(
+                f"when a slot's run has not started {spelled_duration(self.late_after)} after it"
+            )
         if self.running_after is not None:
             lines.append(
-                f"when a run is still running {_words(self.running_after)} after it started"
+                f"when a run is still running {spelled_duration(self.running_after)} "
+                "after it started"
             )
         if self.on_skip:
             lines.append("when a slot is skipped (the previous run still running, or downtime)")
@@ -45,15 +49,6 @@ def _seconds(value: float | None, default_seconds: int) -> dt.timedelta | None:
     """The declared duration, else the server's; None when either is 0 (off)."""
     seconds = default_seconds if value is None else value
     return dt.timedelta(seconds=seconds) if seconds and seconds > 0 else None
-
-
-def _words(delta: dt.timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size and seconds % size == 0:
-            count = seconds // size
-            return f"{count} {unit}{'s' * (count > 1)}"
-    return f"{seconds} seconds"
 
 
 def rules_of(alerts: dict | None) -> Rules:

@@ -19,7 +19,7 @@ from alerts.services import (
     run_ended,
     run_payload,
 )
-from health.state import ago
+from chalkcompute.words import spelled_duration
 from runs.models import Attempt, Run, RunStatus, Trigger
 from scheduling.models import Function
 
@@ -130,7 +130,7 @@ def _sweep_late(now: dt.datetime) -> list[Delivery]:
                 )
                 reason = (
                     f"the run of the {slot:%Y-%m-%d %H:%M:%S} UTC slot has not started "
-                    f"{ago(now - slot)} after it: {why}"
+                    f"{spelled_duration(now - slot)} after it: {why}"
                 )
                 payload = function_payload(
                     kind=AlertKind.LATE, function=function, reason=reason, now=now
@@ -178,8 +178,8 @@ def _sweep_long_runs(now: dt.datetime) -> list[Delivery]:
             state.long_run_id = run.id
             state.save(update_fields=["long_run_id"])
             reason = (
-                f"still running {ago(now - run.started_at)} after it started "
-                f"(the rule: {ago(rules.running_after)})"
+                f"still running {spelled_duration(now - run.started_at)} after it started "
+                f"(the rule: {spelled_duration(rules.running_after)})"
             )
             payload = run_payload(
                 kind=AlertKind.STILL_RUNNING, run=run, failures=0, now=now, reason=reason

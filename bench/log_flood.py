@@ -9,7 +9,7 @@ slowest tick during the flood minus the idle median.
 - before: the runner API as it was (BEFORE_LOG_APPEND, the log_append it called): the whole
   flood in one request, stored with bulk_create in one transaction that holds the attempt's
   row lock (on SQLite: the whole database) throughout;
-- after: heartbeats of at most runner_api.MAX_HEARTBEAT_ITEMS lines (5,000), each stored
+- after: heartbeats of at most protocol.MAX_HEARTBEAT_ITEMS lines (5,000), each stored
   services.LOG_ROWS_PER_TRANSACTION rows (1,000) per transaction.
 
 PostgreSQL when DATABASE_URL is set (on that server, in a database of the bench's own,
@@ -123,11 +123,12 @@ def flood(mode: str, token: str, lines: int, batch: int) -> None:
     from django.conf import settings
     from django.test import Client
 
-    from runs import runner_api, services
+    from chalkcompute.runtime import protocol
+    from runs import services
 
     if mode == "before":  # one request, one transaction: what the runner API took until now
         services.log_append = before_log_append
-        runner_api.MAX_HEARTBEAT_ITEMS = lines
+        protocol.MAX_HEARTBEAT_ITEMS = lines
         settings.DATA_UPLOAD_MAX_MEMORY_SIZE = None
         batch = lines
     now = time.time()
@@ -258,9 +259,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.flood:  # the flooding process: same database, same data folder
         setup_django(Path(os.environ["CHALK_DATA_DIR"]), os.environ.get("DATABASE_URL"), False)
-        from runs import runner_api
+        from chalkcompute.runtime import protocol
 
-        flood(args.flood, args.token, args.lines, runner_api.MAX_HEARTBEAT_ITEMS)
+        flood(args.flood, args.token, args.lines, protocol.MAX_HEARTBEAT_ITEMS)
         return
     configured = os.environ.get("DATABASE_URL")
     database_url = bench_database_url(configured) if configured else None
@@ -268,7 +269,8 @@ def main() -> None:
     setup_django(data_dir, database_url, True)
     from django.db import connection
 
-    from runs import runner_api, services
+    from chalkcompute.runtime import protocol
+    from runs import services
 
     vendor = connection.vendor
     print(
@@ -279,7 +281,7 @@ def main() -> None:
     before, after = results["before"], results["after"]
     rows = {
         "before: 1 request, 1 transaction": before,
-        f"after: {runner_api.MAX_HEARTBEAT_ITEMS}/request, "
+        f"after: {protocol.MAX_HEARTBEAT_ITEMS}/request, "
         f"{services.LOG_ROWS_PER_TRANSACTION}/transaction": after,
     }
     print(

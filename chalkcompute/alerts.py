@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass, fields
 from typing import Any
 
+from chalkcompute import words
+
 MAX_CHANNELS = 20
 MAX_CHANNEL_NAME = 100
 MAX_AFTER_FAILURES = 100
@@ -60,16 +62,10 @@ def parse_duration(name: str, value: object) -> float | None:
     if not math.isfinite(seconds) or not low <= seconds <= high:
         off = ", or 0 for never" if name in CAN_BE_OFF else ""
         raise InvalidAlertsError(
-            f"{name} must be from {_words(low)} to {_words(high)}{off}, not {value!r:.60}"
+            f"{name} must be from {words.interval(low)} to {words.interval(high)}{off}, "
+            f"not {value!r:.60}"
         )
     return seconds
-
-
-def _words(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
 
 
 def _channels(value: object) -> tuple[str, ...]:
@@ -182,16 +178,16 @@ class Alerts:
             parts.append(f"after {self.after_failures} failures in a row")
         if self.on_recovery is not None:
             parts.append("on recovery" if self.on_recovery else "not on recovery")
-        for name, words in (
+        for name, said in (
             ("late_after", "late after"),
             ("running_after", "running after"),
             ("remind_every", "remind every"),
         ):
             value = getattr(self, name)
             if value == 0:
-                parts.append(f"never {words.split()[0]}")
+                parts.append(f"never {said.split()[0]}")
             elif value is not None:
-                parts.append(f"{words} {_words(value)}")
+                parts.append(f"{said} {words.interval(value)}")
         if self.on_skip is not None:
             parts.append("on skipped slots" if self.on_skip else "not on skipped slots")
         return ", ".join(parts)

@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from chalkcompute import words
 from chalkcompute.client import (
     ChalkClientError,
     Client,
@@ -221,13 +222,8 @@ def _duration(run: dict) -> str:
     started = datetime.fromisoformat(run["started_at"].replace("Z", "+00:00"))
     if not run["finished_at"]:
         return "running"
-    seconds = (
-        datetime.fromisoformat(run["finished_at"].replace("Z", "+00:00")) - started
-    ).total_seconds()
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, seconds = divmod(round(seconds), 60)
-    return f"{minutes} min {seconds} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
+    finished = datetime.fromisoformat(run["finished_at"].replace("Z", "+00:00"))
+    return words.duration((finished - started).total_seconds())
 
 
 def runs(name: str, status: str | None, limit: int, as_json: bool) -> int:

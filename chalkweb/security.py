@@ -4,11 +4,11 @@ Axes counts failed sign-ins per username and client address; these two callables
 address and answer a locked-out sign-in with the login page saying what happened.
 """
 
-import math
-
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+
+from chalkcompute.words import spelled_duration
 
 LOCKED_OUT_TEMPLATE = "registration/locked_out.html"
 
@@ -40,21 +40,10 @@ def lockout_response(
         {
             "username": username,
             "failure_limit": settings.AXES_FAILURE_LIMIT,
-            "wait": _duration(seconds) if seconds else "",
+            "wait": spelled_duration(seconds, round_up=True) if seconds else "",
         },
         status=429,
     )
     if seconds:
         response["Retry-After"] = str(seconds)
     return response
-
-
-def _duration(seconds: int) -> str:
-    # 900 -> "15 minutes", 3600 -> "1 hour", 90 -> "2 minutes", 30 -> "30 seconds"
-    if seconds < 60:
-        return f"{seconds} second{'s' if seconds != 1 else ''}"
-    minutes = math.ceil(seconds / 60)
-    if minutes % 60 == 0:
-        hours = minutes // 60
-        return f"{hours} hour{'s' if hours != 1 else ''}"
-    return f"{minutes} minute{'s' if minutes != 1 else ''}"

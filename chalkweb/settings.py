@@ -16,6 +16,7 @@ import dj_database_url
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
+from chalkcompute.runtime import protocol
 from chalkweb.datafolder import private_empty_file, private_file, private_folder
 from chalkweb.env import (
     env_bool,
@@ -413,7 +414,10 @@ CHALK_HEARTBEAT_TIMEOUT_SECONDS = env_int("CHALK_HEARTBEAT_TIMEOUT_SECONDS", 30)
 CHALK_REDISPATCH_SECONDS = env_int("CHALK_REDISPATCH_SECONDS", 60)
 # Retries that do not count against the user's: evictions, node shutdowns.
 CHALK_MAX_INTERRUPTIONS = env_int("CHALK_MAX_INTERRUPTIONS", 3)
-CHALK_MAX_LOG_BYTES = env_int("CHALK_MAX_LOG_BYTES", 10_000_000)
+CHALK_MAX_LOG_BYTES = env_int("CHALK_MAX_LOG_BYTES", protocol.DEFAULT_MAX_LOG_BYTES)
+# The most Django reads of a request body (its own default): the runner API's bound, which the
+# runner keeps its heartbeats within.
+DATA_UPLOAD_MAX_MEMORY_SIZE = protocol.MAX_REQUEST_BYTES
 CHALK_RUN_RETENTION_DAYS = env_int("CHALK_RUN_RETENTION_DAYS", 30)
 # Audit events (who did what) are kept this long; by default as long as runs.
 CHALK_AUDIT_RETENTION_DAYS = env_int("CHALK_AUDIT_RETENTION_DAYS", CHALK_RUN_RETENTION_DAYS)

@@ -4,6 +4,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.permissions import AllowAny
 
+from chalkcompute.runtime import protocol
 from chalkweb import views
 from common.api_errors import api_not_found
 from health import views as health_views
@@ -28,7 +29,7 @@ urlpatterns = [
     path("api/v1/", include("runs.api_urls")),
     path("api/v1/", include("access.api_urls")),
     path("api/v1/", include("alerts.api_urls")),
-    path("api/runner/v1/", include("runs.runner_api")),
+    path(protocol.API_PATH.lstrip("/"), include("runs.runner_api")),
     # The SDK's package index (PEP 503), public like the schema: see runs/sdk_index.py.
     path("simple/", include("runs.sdk_index")),
     path("api/schema/", SpectacularAPIView.as_view(**public), name="api-schema"),

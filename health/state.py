@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from django_celery_beat.models import PeriodicTask
 
+from chalkcompute.words import spelled_duration
 from runs.beat import PERIODIC_TASKS
 from runs.models import Heartbeat
 
@@ -70,7 +71,7 @@ class PlatformState:
                 (
                     "no tick ever recorded"
                     if self.tick is None
-                    else f"no tick for {ago(self.tick_age())}"
+                    else f"no tick for {spelled_duration(self.tick_age())}"
                 )
                 + ": scheduled runs are not being created (is beat running?)"
             )
@@ -80,7 +81,7 @@ class PlatformState:
                 (
                     "no runs worker ever seen"
                     if age is None
-                    else f"no runs worker seen for {ago(age)}"
+                    else f"no runs worker seen for {spelled_duration(age)}"
                 )
                 + ": runs are waiting"
             )
@@ -93,18 +94,6 @@ class PlatformState:
         if not self.runs_worker_fresh(BANNER_WORKER_AGE):
             return "no runs worker"
         return "the tick has not claimed it yet"
-
-
-def ago(delta: dt.timedelta) -> str:
-    """A duration as people say it: "45 s", "3 minutes", "5 hours", "2 days"."""
-    seconds = int(delta.total_seconds())
-    if seconds < 120:
-        return f"{seconds} s"
-    if seconds < 7200:
-        return f"{seconds // 60} minutes"
-    if seconds < 2 * 86400:
-        return f"{seconds // 3600} hours"
-    return f"{seconds // 86400} days"
 
 
 def periodic_task_problems(*, now: dt.datetime) -> list[str]:
@@ -137,7 +126,8 @@ def periodic_task_problems(*, now: dt.datetime) -> list[str]:
             last = row.last_run_at  # None until beat first sends it: the beat check covers that
             if last and now - last > 2 * interval + PERIODIC_TASK_GRACE:
                 problems.append(
-                    f"periodic task {name!r} ({task}) was last sent {ago(now - last)} ago, "
-                    f"though it runs every {ago(interval)}: is beat running?"
+                    f"periodic task {name!r} ({task}) was last sent "
+                    f"{spelled_duration(now - last)} ago, "
+                    f"though it runs every {spelled_duration(interval)}: is beat running?"
                 )
     return problems

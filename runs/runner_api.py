@@ -11,6 +11,8 @@ program sent it: numbers must be finite and fit their columns, text what the dat
 a heartbeat at most MAX_HEARTBEAT_ITEMS lines and samples, a return value its format and cap
 (chalkcompute/runtime/returns.py), and log lines follow the rules of
 services.log_append (no system line, per-line and per-attempt caps, resends told from forgery).
+The protocol's paths, document and limits are chalkcompute/runtime/protocol.py's, shared with the
+runner.
 """
 
 import base64
@@ -29,7 +31,8 @@ from django.views.decorators.csrf import csrf_exempt
 from chalkcompute.image import Image as ImageSpec
 from chalkcompute.quantities import memory_bytes
 from chalkcompute.run_context import utc_text
-from chalkcompute.runtime import returns
+from chalkcompute.runtime import protocol, returns
+from chalkcompute.runtime.protocol import AttemptDocument
 from common.crypto import SecretDecryptionError
 from runs import runtime_bundle, selectors, services
 from runs.errors import RunError
@@ -53,10 +56,6 @@ class MalformedBodyError(Exception):
     """A body field of the wrong shape: answered 400 invalid_request with this message."""
 
 
-# The most lines, and the most usage samples, one heartbeat may carry. The runner sends at
-# most FLUSH_LINES (500) lines and one sample a second; the bound keeps the work of one request
-# (and its transactions, see services.LOG_ROWS_PER_TRANSACTION) small whatever is sent.
-MAX_HEARTBEAT_ITEMS = 5_000
 # The ranges of the columns numbers go to: PositiveIntegerField, IntegerField, BigIntegerField.
 MAX_SEQ = 2**31 - 1
 EXIT_CODES = (-(2**31), 2**31 - 1)
@@ -104,7 +103,7 @@ def _text(body: dict, name: str) -> str:
         return ""
     if not isinstance(value, str):
         raise MalformedBodyError(f"{name} must be a string, not a {type(value).__name__}")
-    return services.storable_text(value)
+    return protocol.storable_text(value)
 
 
 def _return_value(body: dict) -> tuple[object, str]:
@@ -256,35 +255,34 @@ def attempt_detail(request, attempt: Attempt, body: dict) -> JsonResponse:
         for file in version.files.all()
     ]
     run = attempt.run
-    return JsonResponse(
-        {
-            "attempt_id": attempt.id,
-            # What current_run() returns in the run (chalkcompute/run_context.py), decided
-            # here from what the server stored: a run never names its own slot.
-            "run": {
-                "run_id": run.id,
-                "attempt": attempt.number,
-                "trigger": run.trigger,
-                "slot": utc_text(run.slot),
-                "previous_success_slot": utc_text(selectors.previous_success_slot(run=run)),
-                "function": run.function.name,
-                "version": version.number,
-            },
-            "entrypoint": version.entrypoint,
-            "source": version.source,
-            "source_filename": version.source_filename,
-            "secrets": secrets,
-            "env": env,
-            "files": files,
-            "start_at": attempt.not_before.timestamp(),
-            "timeout": run_timeout(version.timeout),
-            "timeout_is_default": version.timeout is None,
-            "memory": version.memory,
-            "memory_limit_bytes": memory_limit,
-            "max_processes": settings.CHALK_RUN_MAX_PROCESSES,
-            "max_log_bytes": settings.CHALK_MAX_LOG_BYTES,
-        }
+    document = AttemptDocument(
+        attempt_id=attempt.id,
+        # What current_run() returns in the run (chalkcompute/run_context.py), decided here
+        # from what the server stored: a run never names its own slot.
+        run={
+            "run_id": run.id,
+            "attempt": attempt.number,
+            "trigger": run.trigger,
+            "slot": utc_text(run.slot),
+            "previous_success_slot": utc_text(selectors.previous_success_slot(run=run)),
+            "function": run.function.name,
+            "version": version.number,
+        },
+        entrypoint=version.entrypoint,
+        source=version.source,
+        source_filename=version.source_filename,
+        secrets=secrets,
+        env=env,
+        files=files,
+        start_at=attempt.not_before.timestamp(),
+        timeout=run_timeout(version.timeout),
+        timeout_is_default=version.timeout is None,
+        memory=version.memory,
+        memory_limit_bytes=memory_limit,
+        max_processes=settings.CHALK_RUN_MAX_PROCESSES,
+        max_log_bytes=settings.CHALK_MAX_LOG_BYTES,
     )
+    return JsonResponse(document.as_json())
 
 
 @allow("POST")
@@ -295,12 +293,12 @@ def heartbeat(request, attempt: Attempt, body: dict) -> JsonResponse:
     if not isinstance(lines, list) or not isinstance(samples, list):
         return _error(400, "invalid_request", "lines and samples must be lists")
     for items, what in ((lines, "lines"), (samples, "samples")):
-        if len(items) > MAX_HEARTBEAT_ITEMS:
+        if len(items) > protocol.MAX_HEARTBEAT_ITEMS:
             return _error(
                 413,
                 f"too_many_{what}",
-                f"a heartbeat carries at most {MAX_HEARTBEAT_ITEMS} {what}, not {len(items)}; "
-                "send them in batches",
+                f"a heartbeat carries at most {protocol.MAX_HEARTBEAT_ITEMS} {what}, "
+                f"not {len(items)}; send them in batches",
             )
     if not all(isinstance(item, dict) for item in (*lines, *samples)):
         return _error(400, "invalid_request", "each line and each sample must be a JSON object")
@@ -357,8 +355,8 @@ def runtime_archive(request: HttpRequest) -> HttpResponse:
 
 
 urlpatterns = [
-    path("attempt", attempt_detail),
-    path("heartbeat", heartbeat),
-    path("finish", finish),
-    path("runtime.tar.gz", runtime_archive),
+    path(protocol.ATTEMPT, attempt_detail),
+    path(protocol.HEARTBEAT, heartbeat),
+    path(protocol.FINISH, finish),
+    path(protocol.RUNTIME_ARCHIVE, runtime_archive),
 ]

@@ -24,6 +24,7 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q
 
 from chalkcompute import schedule as schedule_engine
+from chalkcompute.words import spelled_duration
 from runs.models import ACTIVE_RUN_STATUSES, OVERLAP_SKIP_REASON, Attempt, Run, RunStatus, Trigger
 from runs.services import attempt_new, attempts_dispatch, prepare_lead
 from scheduling.models import Function
@@ -197,8 +198,8 @@ def _tick_batch(
             if now - slot > catch_up:
                 run.status = RunStatus.SKIPPED
                 run.status_reason = (
-                    f"the platform was down: this slot is {_ago(now - slot)} old, past the "
-                    f"catch-up window of {_ago(catch_up)}"
+                    f"the platform was down: this slot is {spelled_duration(now - slot)} old, "
+                    f"past the catch-up window of {spelled_duration(catch_up)}"
                     + (f"; {missed} earlier slots were missed too" if missed else "")
                 )
             elif skip_busy:
@@ -297,10 +298,3 @@ def _save_next_fire_at(next_fire: list[tuple[int, dt.datetime]]) -> None:
             "FROM unnest(%s::bigint[], %s::timestamptz[]) AS v(id, at) WHERE f.id = v.id",
             [[function_id for function_id, _ in next_fire], [at for _, at in next_fire]],
         )
-
-
-def _ago(delta: dt.timedelta) -> str:
-    minutes = int(delta.total_seconds() // 60)
-    if minutes < 120:
-        return f"{minutes} minutes"
-    return f"{minutes // 60} hours"

@@ -8,6 +8,7 @@ from django.db import connection
 from django.db.models import Count, F, Max, Prefetch, Q, QuerySet, Window
 from django.db.models.functions import RowNumber, TruncHour, TruncMinute
 
+from chalkcompute.runtime import protocol
 from common.paging import KeysetPage, keyset_page
 from runs.models import (
     ACTIVE_RUN_STATUSES,
@@ -95,14 +96,10 @@ def log_lines(*, run: Run, after: int, limit: int) -> QuerySet[LogLine]:
 # Every read below touches a bounded number of rows through an index, whatever the size of
 # the runs and log tables: pages are keyset pages, counts are never taken over all runs.
 
-LOG_LEVELS = {
-    # The level filter shows lines at this level and above; "" shows every line, including
-    # plain prints, which have no level.
-    "": None,
-    "debug": ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
-    "info": ("INFO", "WARNING", "ERROR", "CRITICAL"),
-    "warning": ("WARNING", "ERROR", "CRITICAL"),
-    "error": ("ERROR", "CRITICAL"),
+# The level filter shows lines at this level and above; "" shows every line, including plain
+# prints, which have no level. "debug" … "error" (CRITICAL lines show under "error").
+LOG_LEVELS = {"": None} | {
+    level.lower(): protocol.LEVELS[n:] for n, level in enumerate(protocol.LEVELS[:-1])
 }
 # Searching log text across runs reads at most this many of the newest log lines (a scan
 # with no index: PostgreSQL reads about a million short lines a second) ...

@@ -13,7 +13,6 @@ the same attempt (a worker and the reaper, a late runner and a cancel).
 import contextlib
 import datetime as dt
 import math
-import re
 import secrets
 import threading
 import time
@@ -30,6 +29,7 @@ from access.rights import Right
 from access.services import audit, authorize
 from access.tokens import token_hash
 from chalkcompute.retries import Retries
+from chalkcompute.runtime import protocol
 from runs import dispatch
 from runs.errors import (
     NOT_DEPLOYED,
@@ -397,8 +397,8 @@ def attempt_token_renew(*, attempt: Attempt) -> str:
 # sends:
 # - a runner's line is stdout or stderr, with a standard level or none; `system` lines are the
 #   platform's own (written with first_seq None), never a runner's;
-# - a line holds at most MAX_LOG_LINE_BYTES of UTF-8 (the runner cuts at 16,384 characters,
-#   which always fit), the rest is cut with a marker;
+# - a line holds at most protocol.MAX_LINE_BYTES of UTF-8 (the runner cuts at MAX_LINE_CHARS
+#   characters, which always fit), the rest is cut with a marker;
 # - an attempt's runner lines hold at most CHALK_MAX_LOG_BYTES together (`log_bytes` counts
 #   them): the line that would pass the cap and all later ones are dropped, and the platform
 #   writes one marker line and sets `log_truncated`;
@@ -415,29 +415,18 @@ def attempt_token_renew(*, attempt: Attempt) -> str:
 # line already stored, or have a line of the runner's dropped as if it were resent (a batch is
 # a resend only where it repeats exactly the lines stored under those numbers).
 
-MAX_LOG_LINE_BYTES = 65_536
 LOG_ROWS_PER_TRANSACTION = 1_000
-RUNNER_STREAMS = (LogStream.STDOUT, LogStream.STDERR)
-RUNNER_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-# What neither database stores in text: NUL (PostgreSQL refuses it), unpaired surrogates
-# (which do not encode as UTF-8).
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-
-
-def storable_text(text: str) -> str:
-    """`text` with what no text column can hold (NUL, unpaired surrogates) as U+FFFD."""
-    return _UNSTORABLE.sub("\ufffd", text)
 
 
 def storable_json(value: object) -> object:
     """A JSON value with storable_text applied to every string, keys too: PostgreSQL's jsonb
     refuses them as text columns do."""
     if isinstance(value, str):
-        return storable_text(value)
+        return protocol.storable_text(value)
     if isinstance(value, list):
         return [storable_json(item) for item in value]
     if isinstance(value, dict):
-        return {storable_text(key): storable_json(item) for key, item in value.items()}
+        return {protocol.storable_text(key): storable_json(item) for key, item in value.items()}
     return value
 
 
@@ -455,12 +444,12 @@ class _Line:
 
 
 def _line(ts: dt.datetime, stream: str, level: str, text: str) -> _Line:
-    encoded = storable_text(text).encode()
-    if len(encoded) > MAX_LOG_LINE_BYTES:
-        kept = encoded[:MAX_LOG_LINE_BYTES].decode("utf-8", "ignore")  # whole characters
+    encoded = protocol.storable_text(text).encode()
+    if len(encoded) > protocol.MAX_LINE_BYTES:
+        kept = encoded[: protocol.MAX_LINE_BYTES].decode("utf-8", "ignore")  # whole characters
         encoded = (
             f"{kept} … [cut: this line had {len(encoded)} bytes, past the "
-            f"{MAX_LOG_LINE_BYTES} a log line holds]"
+            f"{protocol.MAX_LINE_BYTES} a log line holds]"
         ).encode()
     db_ts = connection.ops.adapt_datetimefield_value(ts)
     return _Line(ts, stream, level, encoded.decode(), len(encoded), db_ts)
@@ -504,15 +493,15 @@ def _insert_lines(attempt_id: int, stored: int, lines: list[_Line]) -> None:
 
 def _runner_line(line: dict, n: int, now: dt.datetime) -> _Line:
     stream = line.get("stream", LogStream.STDOUT)
-    if stream not in RUNNER_STREAMS:
+    if stream not in protocol.RUNNER_STREAMS:
         why = ": system lines are the platform's own" if stream == LogStream.SYSTEM else ""
         raise InvalidLogLineError(
             f"lines[{n}].stream must be stdout or stderr, not {stream!r:.100}{why}"
         )
     level = line.get("level") or ""
-    if level and level not in RUNNER_LEVELS:
+    if level and level not in protocol.LEVELS:
         raise InvalidLogLineError(
-            f"lines[{n}].level must be {', '.join(RUNNER_LEVELS)} or empty, not {level!r:.100}"
+            f"lines[{n}].level must be {', '.join(protocol.LEVELS)} or empty, not {level!r:.100}"
         )
     text = line.get("text", "")
     if not isinstance(text, str):

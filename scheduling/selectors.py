@@ -8,10 +8,10 @@ from django.db.models import Prefetch, QuerySet, TextField
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 
+from chalkcompute import words
 from chalkcompute.names import function_name_from
 from chalkcompute.schedule import Fire, parse
 from chalkcompute.spec import FunctionSpec, InvalidSpecError
-from common.words import duration_words
 from scheduling.models import Function, FunctionVersion, VersionFile
 
 ON_DEMAND = "on demand"
@@ -143,6 +143,6 @@ def deploy_warnings(version: FunctionVersion, now: datetime) -> list[str]:
         )
         warnings.append(
             f"timeout={version.timeout:g} s is longer than the shortest time between two slots "
-            f"({duration_words(gap.total_seconds())}): {consequence}"
+            f"({words.duration(gap.total_seconds())}): {consequence}"
         )
     return warnings

@@ -11,7 +11,7 @@
 3. Every second posts a heartbeat: new stdout/stderr/chalk_logger lines (secret values masked,
    capped per attempt) and a CPU/RSS sample. The answer says whether the run was cancelled.
    Output is read in chunks of at most READ_BYTES and cut into lines of at most
-   MAX_LINE_CHARS, and lines wait for a heartbeat only up to MAX_PENDING_BYTES (then the
+   protocol.MAX_LINE_CHARS, and lines wait for a heartbeat only up to MAX_PENDING_BYTES (then the
    function waits to write), so a long line without a newline costs the runner no memory.
 4. Enforces the timeout (SIGTERM, then SIGKILL after a grace period) and the memory limit.
 5. Reports the outcome: a return value (returns.py), or the exception's type, message and
@@ -26,6 +26,7 @@ Each stream of text is masked as a stream, so a secret split across two writes i
 
 import base64
 import codecs
+import enum
 import json
 import os
 import random
@@ -38,20 +39,20 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
-from chalkcompute import run_context
+from chalkcompute import run_context, words
 from chalkcompute.client import CrossOriginRedirectError, urlopen
-from chalkcompute.runtime import returns
+from chalkcompute.runtime import protocol, returns
 from chalkcompute.runtime.masking import Masker, MaskingStream
 from chalkcompute.runtime.parent import die_with_parent, not_dumpable
+from chalkcompute.runtime.protocol import AttemptDocument
 from chalkcompute.runtime.usage import SANDBOXED, RunProcesses, Usage
 
-HEARTBEAT_SECONDS = 1.0
-# A runner prepared ahead of its slot beats this often while it waits (the server's silence
-# limit is 30 s), then once in the LAST_CALL window before the slot: a pause or a deploy that
-# takes the slot away is heard then, and hundreds of waiting runners do not call at once.
-WAITING_HEARTBEAT_SECONDS = 10.0
+# A runner prepared ahead of its slot beats every protocol.WAITING_HEARTBEAT_SECONDS while it
+# waits, then once in the LAST_CALL window before the slot: a pause or a deploy that takes the
+# slot away is heard then, and hundreds of waiting runners do not call at once.
 LAST_CALL_SECONDS = (2.0, 1.0)
 CHECK_SECONDS = 0.1
 WAITING_CHECK_SECONDS = 1.0
@@ -59,16 +60,11 @@ KILL_GRACE_SECONDS = 5.0
 DRAIN_SECONDS = 10.0  # after the function's end, for the pipes to be read to their end
 READ_BYTES = 65_536  # the most read from a pipe at once
 MAX_EVENT_BYTES = 4 * 2**20  # an event line longer than this is dropped (the child's are short)
-MAX_LINE_CHARS = 16_384  # a longer line is cut into lines of this many characters
 IDLE_SECONDS = 0.25  # a pipe quiet this long: its partial line goes (not a possible secret)
 PARTIAL_LINE_SECONDS = 1.0  # a line without its newline this long is logged as it is so far
-FLUSH_LINES = 500
-MAX_BATCH_BYTES = 2**20  # of lines as JSON in one heartbeat (the server reads 2.5 MB at most)
 MAX_PENDING_BYTES = 2 * 2**20  # of lines waiting for a heartbeat; then readers wait for room
-MAX_HEARTBEAT_SAMPLES = 5_000  # the server takes at most this many usage samples at once
-# The levels the server takes; a record of another level goes as the one at or below it.
-LEVELS = ((50, "CRITICAL"), (40, "ERROR"), (30, "WARNING"), (20, "INFO"), (10, "DEBUG"))
-LEVEL_NUMBERS = {name: number for number, name in LEVELS} | {"WARN": 30, "FATAL": 50}
+# Logging's other names for two of the protocol's levels.
+LEVEL_NUMBERS = protocol.LEVEL_NUMBERS | {"WARN": 30, "FATAL": 50}
 
 
 class RunnerApi:
@@ -76,7 +72,7 @@ class RunnerApi:
     through `unix_socket` (CHALK_SERVER_SOCKET) when the sandbox has no other way out to it."""
 
     def __init__(self, server_url: str, token: str, unix_socket: str | None = None) -> None:
-        self.base = server_url.rstrip("/") + "/api/runner/v1/"
+        self.base = server_url.rstrip("/") + protocol.API_PATH
         self.token = token
         self.unix_socket = unix_socket
 
@@ -125,9 +121,9 @@ class LogBuffer:
     """Lines waiting to be posted, numbered in order, volume capped. Its lines come masked
     and cut (_Channel). Readers wait while MAX_PENDING_BYTES are waiting for a heartbeat.
 
-    The cap is the server's (max_log_bytes), counted as the server counts: the line that
-    passes it is still sent, for the server to drop it and write its "log truncated" line,
-    and nothing after it; nor anything once a heartbeat's answer says the log is truncated."""
+    The cap is the server's (max_log_bytes), counted as the server counts (stored_size): the
+    line that passes it is still sent, for the server to drop it and write its "log truncated"
+    line, and nothing after it; nor anything once a heartbeat's answer says it is truncated."""
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
@@ -147,8 +143,7 @@ class LogBuffer:
                 self.room.wait(0.5)
             if self.truncated or self.closed:
                 return
-            # As the server stores it: NUL and unpaired surrogates as U+FFFD.
-            self.bytes += len(text.encode("utf-8", "surrogatepass")) + 2 * text.count("\x00")
+            self.bytes += protocol.stored_size(text)
             self.truncated = self.bytes > self.max_bytes
             line = {"ts": ts or time.time(), "stream": stream, "level": level, "text": text}
             self.pending.append(line)
@@ -164,16 +159,19 @@ class LogBuffer:
 
     def full(self) -> bool:
         """Enough lines for a heartbeat now."""
-        return len(self.pending) >= FLUSH_LINES or self.pending_bytes >= MAX_BATCH_BYTES
+        return (
+            len(self.pending) >= protocol.FLUSH_LINES
+            or self.pending_bytes >= protocol.MAX_BATCH_BYTES
+        )
 
     def take(self) -> tuple[int, list[dict]]:
         """The next batch: at most FLUSH_LINES lines and MAX_BATCH_BYTES of JSON (one line at
         least)."""
         with self.room:
             size = count = 0
-            for line_size in self.sizes[:FLUSH_LINES]:
+            for line_size in self.sizes[: protocol.FLUSH_LINES]:
                 size += line_size
-                if count and size > MAX_BATCH_BYTES:
+                if count and size > protocol.MAX_BATCH_BYTES:
                     break
                 count += 1
             lines, self.pending = self.pending[:count], self.pending[count:]
@@ -266,11 +264,11 @@ class _Channel:
         while text:
             if not self.line_chars:
                 self.line_ts, self.line_started = self.ts, time.monotonic()
-            room = MAX_LINE_CHARS - self.line_chars
+            room = protocol.MAX_LINE_CHARS - self.line_chars
             piece, text = text[:room], text[room:]
             self.line.append(piece)
             self.line_chars += len(piece)
-            if self.line_chars >= MAX_LINE_CHARS:
+            if self.line_chars >= protocol.MAX_LINE_CHARS:
                 self._emit(cut=True)
 
     def _emit(self, cut: bool) -> None:
@@ -336,19 +334,51 @@ def _read_event_lines(fd: int, on_event, on_quiet) -> None:
     _read_pipe(fd, on_chunk, on_quiet)
 
 
+class Stop(enum.Enum):
+    """Why the runner stops a function before it ends by itself."""
+
+    OUT_OF_MEMORY = "out of memory"
+    TOO_MANY_PROCESSES = "too many processes"
+    TIMED_OUT = "timed out"
+    CANCELLED = "cancelled"
+
+    @property
+    def status(self) -> str:
+        """The attempt's status after such a stop."""
+        return {Stop.TIMED_OUT: "timed_out", Stop.CANCELLED: "cancelled"}.get(self, "failed")
+
+    @property
+    def kills_at_once(self) -> bool:
+        """A limit passed is enforced at once (SIGKILL); a timeout or a cancel lets the
+        function end itself first (SIGTERM, then SIGKILL after a grace period)."""
+        return self.status == "failed"
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """A stop of the function by the runner, and its reason in words for the run's page."""
+
+    why: Stop
+    reason: str
+
+
 class Attempt:
-    def __init__(self, api: RunnerApi, spec: dict, ready_fd: int | None = None) -> None:
+    """Runs one attempt, as its document says, to its outcome."""
+
+    def __init__(
+        self, api: RunnerApi, document: AttemptDocument, ready_fd: int | None = None
+    ) -> None:
         self.api = api
-        self.spec = spec
+        self.document = document
         self.ready_fd = ready_fd  # told once the module is loaded (the local executor's)
-        self.masker = Masker((spec.get("secrets") or {}).values())
-        self.logs = LogBuffer(int(spec.get("max_log_bytes", 10_000_000)))
+        self.masker = Masker(document.secrets.values())
+        self.logs = LogBuffer(document.max_log_bytes)
         # What Python code prints and chalk_logger records come in order on the events pipe;
         # os.write to the file descriptors (and subprocesses) through the stdout/stderr pipes.
         self.printed = {
-            stream: _Channel(self.logs, self.masker, stream) for stream in ("stdout", "stderr")
+            stream: _Channel(self.logs, self.masker, stream) for stream in protocol.RUNNER_STREAMS
         }
-        self.records = _Channel(self.logs, self.masker, "stdout", records=True)
+        self.records = _Channel(self.logs, self.masker, protocol.STDOUT, records=True)
         self._active: _Channel | None = None  # the events' channel that may hold text back
         self.result: dict | None = None
         self.samples: list[dict] = []
@@ -367,7 +397,7 @@ class Attempt:
         if not isinstance(event, dict):
             return
         kind, ts = event.get("kind"), _timestamp(event.get("ts"))
-        if kind == "line" and event.get("stream") in ("stdout", "stderr"):
+        if kind == "line" and event.get("stream") in protocol.RUNNER_STREAMS:
             channel = self._switch(self.printed[event["stream"]])
             channel.feed(str(event.get("text", "")), ts)
         elif kind == "log":
@@ -424,13 +454,15 @@ class Attempt:
             }
         )
 
-    def _heartbeat(self, usage: Usage | None, final: bool = False) -> None:
+    def _heartbeat(self, final: bool = False) -> None:
         first, lines = self.logs.take()
-        samples = self.samples[:MAX_HEARTBEAT_SAMPLES]
-        self.samples = self.samples[MAX_HEARTBEAT_SAMPLES:]
+        samples = self.samples[: protocol.MAX_HEARTBEAT_ITEMS]
+        self.samples = self.samples[protocol.MAX_HEARTBEAT_ITEMS :]
         body = {"first_seq": first, "lines": lines, "samples": samples}
         try:
-            answer = self.api.call("POST", "heartbeat", body, patience=120.0 if final else 5.0)
+            answer = self.api.call(
+                "POST", protocol.HEARTBEAT, body, patience=120.0 if final else 5.0
+            )
         except RunnerError:
             self.logs.put_back(first, lines)
             self.samples = samples + self.samples
@@ -443,36 +475,39 @@ class Attempt:
             self.logs.server_truncated()
 
     def run(self) -> dict:
-        spec = self.spec
+        """Runs the function to its end and returns the outcome FINISH reports: writes its
+        code in a work folder, starts it (child.py) with a thread reading each of its pipes,
+        supervises it, then reads what its pipes still hold and sends the last lines."""
+        document = self.document
         workdir = Path(tempfile.mkdtemp(prefix="chalk-run-"))
-        _write_files(workdir, spec.get("files") or [])
-        source_path = workdir / spec["source_filename"]
-        source_path.write_text(spec["source"])
+        _write_files(workdir, document.files)
+        source_path = workdir / document.source_filename
+        source_path.write_text(document.source)
         read_fd, write_fd = os.pipe()
         out_read, out_write = os.pipe()
         err_read, err_write = os.pipe()
-        env = {**os.environ, **spec.get("env", {}), **spec.get("secrets", {})}
+        env = {**os.environ, **document.env, **document.secrets}
         for name in [name for name in env if name.startswith("CHALK_ATTEMPT_TOKEN")]:
             del env[name]  # the user's code never sees the runner's token
         env.update(
             {
                 "CHALK_IN_RUN": "1",
                 "CHALK_EVENTS_FD": str(write_fd),
-                "CHALK_START_AT": str(spec.get("start_at") or 0),
+                "CHALK_START_AT": str(document.start_at),
                 "PYTHONUNBUFFERED": "1",
                 # What current_run() reads, here and in every program the function starts.
-                **run_context.environment(spec["run"]),
+                **run_context.environment(document.run),
             }
         )
         # The timeout counts from the start time: a runner prepared ahead of its slot waits.
-        started = time.monotonic() + max(0.0, float(spec.get("start_at") or 0) - time.time())
+        started = time.monotonic() + max(0.0, document.start_at - time.time())
         child = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
                 "chalkcompute.runtime.child",
                 str(source_path),
-                spec["entrypoint"],
+                document.entrypoint,
             ],
             stdin=subprocess.DEVNULL,
             stdout=out_write,
@@ -491,44 +526,47 @@ class Attempt:
                 args=(fd, _Channel(self.logs, self.masker, stream)),
                 daemon=True,
             )
-            for fd, stream in ((out_read, "stdout"), (err_read, "stderr"))
+            for fd, stream in zip((out_read, err_read), protocol.RUNNER_STREAMS, strict=True)
         ]
         readers.append(threading.Thread(target=self._read_events, args=(read_fd,), daemon=True))
         for reader in readers:
             reader.start()
 
-        timeout = spec.get("timeout")
-        memory_limit = spec.get("memory_limit_bytes")
-        max_processes = spec.get("max_processes") if os.environ.get(SANDBOXED) else None
         processes = RunProcesses(child.pid, os.environ.get(SANDBOXED))
-        stop_reason: tuple[str, str] | None = None  # (status, reason)
+        stopped = self._supervise(child, processes, started)
+        processes.signal(signal.SIGKILL)  # no grandchild outlives the attempt
+        # The pipes end once no process holds them; meanwhile full batches go out.
+        drain_until = time.monotonic() + DRAIN_SECONDS
+        while any(reader.is_alive() for reader in readers) and time.monotonic() < drain_until:
+            if self.logs.full():
+                self._heartbeat()
+            time.sleep(0.02)
+        self.logs.close()  # a reader still going (a process that left the session) is dropped
+        self._heartbeat(final=True)
+        while self.logs.pending or self.samples:
+            self._heartbeat(final=True)
+        return self._outcome(child.returncode, stopped)
+
+    def _supervise(
+        self, child: subprocess.Popen, processes: RunProcesses, started: float
+    ) -> Stopped | None:
+        """Watches the function's processes until the child ends, every CHECK_SECONDS: keeps
+        their peak memory and CPU time, stops them at a limit (SIGKILL), a timeout or a cancel
+        (SIGTERM, then SIGKILL after KILL_GRACE_SECONDS), and beats. Returns why it stopped
+        them, or None when the function ended by itself. `started`: the start time, monotonic."""
+        stopped: Stopped | None = None
         term_sent_at = None
         next_heartbeat = time.monotonic()
-        usage = None
         while child.poll() is None:
             now = time.monotonic()
             usage = processes.usage()
             self.peak_rss = max(self.peak_rss, usage.rss_bytes)
             self.cpu_seconds = max(self.cpu_seconds, usage.cpu_seconds)
-            if stop_reason is None:
-                if memory_limit and usage.rss_bytes > memory_limit:
-                    stop_reason = ("failed", _out_of_memory(usage, spec, memory_limit))
+            if stopped is None:
+                stopped = self._stop(usage, running_for=now - started)
+                if stopped and stopped.why.kills_at_once:
                     processes.signal(signal.SIGKILL)
-                elif max_processes and usage.processes > max_processes:
-                    stop_reason = (
-                        "failed",
-                        f"too many processes: {usage.processes}, above the run's limit of "
-                        f"{max_processes} (CHALK_RUN_MAX_PROCESSES)",
-                    )
-                    processes.signal(signal.SIGKILL)
-                elif timeout and now - started > timeout:
-                    said = f"timed out after {timeout:g} seconds"
-                    if spec.get("timeout_is_default"):
-                        said += " (the default: set timeout= on the function for longer)"
-                    stop_reason = ("timed_out", said)
-                elif self.cancelled:
-                    stop_reason = ("cancelled", "cancelled while running")
-                if stop_reason and stop_reason[0] != "failed":
+                elif stopped:
                     processes.signal(signal.SIGTERM)
                     term_sent_at = now
             elif term_sent_at is not None and now - term_sent_at > KILL_GRACE_SECONDS:
@@ -538,26 +576,38 @@ class Attempt:
                 if now >= next_heartbeat:
                     self._sample(usage)
                     next_heartbeat = _next_heartbeat(now, started)
-                self._heartbeat(usage)
+                self._heartbeat()
             if not self.logs.full():
                 # Waiting for its slot (the module imported, its memory checked), a runner
                 # looks once a second: hundreds wait together at the top of the hour.
                 wait = WAITING_CHECK_SECONDS if now < started - WAITING_CHECK_SECONDS else 0
                 time.sleep(max(CHECK_SECONDS, min(wait, next_heartbeat - now)))
-        processes.signal(signal.SIGKILL)  # no grandchild outlives the attempt
-        # The pipes end once no process holds them; meanwhile full batches go out.
-        drain_until = time.monotonic() + DRAIN_SECONDS
-        while any(reader.is_alive() for reader in readers) and time.monotonic() < drain_until:
-            if self.logs.full():
-                self._heartbeat(usage)
-            time.sleep(0.02)
-        self.logs.close()  # a reader still going (a process that left the session) is dropped
-        self._heartbeat(usage, final=True)
-        while self.logs.pending or self.samples:
-            self._heartbeat(usage, final=True)
-        return self._outcome(child.returncode, stop_reason)
+        return stopped
 
-    def _outcome(self, exit_code: int, stop_reason: tuple[str, str] | None) -> dict:
+    def _stop(self, usage: Usage, running_for: float) -> Stopped | None:
+        """Whether the function must be stopped now, and why: past its memory or process limit,
+        its timeout (`running_for` seconds since its start time), or cancelled."""
+        document = self.document
+        memory_limit = document.memory_limit_bytes
+        max_processes = document.max_processes if os.environ.get(SANDBOXED) else None
+        if memory_limit and usage.rss_bytes > memory_limit:
+            return Stopped(Stop.OUT_OF_MEMORY, _out_of_memory(usage, document, memory_limit))
+        if max_processes and usage.processes > max_processes:
+            return Stopped(
+                Stop.TOO_MANY_PROCESSES,
+                f"too many processes: {usage.processes}, above the run's limit of "
+                f"{max_processes} (CHALK_RUN_MAX_PROCESSES)",
+            )
+        if document.timeout and running_for > document.timeout:
+            said = f"timed out after {document.timeout:g} seconds"
+            if document.timeout_is_default:
+                said += " (the default: set timeout= on the function for longer)"
+            return Stopped(Stop.TIMED_OUT, said)
+        if self.cancelled:
+            return Stopped(Stop.CANCELLED, "cancelled while running")
+        return None
+
+    def _outcome(self, exit_code: int, stopped: Stopped | None) -> dict:
         outcome = {
             "exit_code": exit_code,
             "peak_memory_bytes": self.peak_rss,
@@ -569,11 +619,11 @@ class Attempt:
             "reason": "",
         }
         result = self.result or {}
-        if stop_reason:
-            outcome["status"], outcome["reason"] = stop_reason
-            if stop_reason[1].startswith("out of memory"):
+        if stopped:
+            outcome["status"], outcome["reason"] = stopped.why.status, stopped.reason
+            if stopped.why is Stop.OUT_OF_MEMORY:
                 outcome["error_type"] = "OutOfMemory"
-                outcome["error_message"] = stop_reason[1]
+                outcome["error_message"] = stopped.reason
         elif result.get("ok") and exit_code == 0:
             outcome["status"] = "succeeded"
             if isinstance(result.get("return"), str):
@@ -612,8 +662,10 @@ def _next_heartbeat(now: float, start: float) -> float:
     earliest, latest = LAST_CALL_SECONDS
     last_call = start - earliest
     if now >= last_call:
-        return now + HEARTBEAT_SECONDS
-    return min(now + WAITING_HEARTBEAT_SECONDS, last_call + random.uniform(0, earliest - latest))
+        return now + protocol.HEARTBEAT_SECONDS
+    return min(
+        now + protocol.WAITING_HEARTBEAT_SECONDS, last_call + random.uniform(0, earliest - latest)
+    )
 
 
 def _timestamp(value: object) -> float | None:
@@ -621,17 +673,17 @@ def _timestamp(value: object) -> float | None:
     return float(value) if valid and 0 < value < 1e11 else None
 
 
-def _mib(size: int) -> str:
-    return f"{size / 2**20:.1f} MiB"
-
-
-def _out_of_memory(usage: Usage, spec: dict, limit: int) -> str:
-    said = f"out of memory: used {_mib(usage.rss_bytes)}"
+def _out_of_memory(usage: Usage, document: AttemptDocument, limit: int) -> str:
+    said = f"out of memory: used {words.size(usage.rss_bytes)}"
     if usage.scratch_bytes >= 2**20:  # the runner's own copy of the source is a few KiB
-        said += f" ({_mib(usage.scratch_bytes)} of it files in HOME and /tmp, which are memory)"
-    if spec.get("memory"):
-        return f"{said}, above its memory limit {spec['memory']} ({_mib(limit)})"
-    return f"{said}, above the default memory limit {_mib(limit)} (set memory= on the function)"
+        said += (
+            f" ({words.size(usage.scratch_bytes)} of it files in HOME and /tmp, which are memory)"
+        )
+    if document.memory:
+        return f"{said}, above its memory limit {document.memory} ({words.size(limit)})"
+    return (
+        f"{said}, above the default memory limit {words.size(limit)} (set memory= on the function)"
+    )
 
 
 def _write_files(workdir: Path, files: list) -> None:
@@ -648,7 +700,7 @@ def _write_files(workdir: Path, files: list) -> None:
 
 
 def _level(name: object, number: object) -> str:
-    """A record's level as one of the five the server takes: by its number (a custom level
+    """A record's level as one of the protocol's five: by its number (a custom level
     such as TRACE=5 or NOTICE=25 goes as the standard level at or below it), else its name."""
     if isinstance(number, bool) or not isinstance(number, int):
         text = str(name or "")
@@ -657,7 +709,8 @@ def _level(name: object, number: object) -> str:
             number = int(text[6:])  # logging's name for a level without one
     if number is None:
         return "INFO"
-    return next((level for floor, level in LEVELS if number >= floor), "DEBUG")
+    floors = sorted(protocol.LEVEL_NUMBERS.items(), key=lambda level: -level[1])
+    return next((level for level, floor in floors if number >= floor), "DEBUG")
 
 
 def _token() -> str:
@@ -706,11 +759,11 @@ def main() -> int:
         )
         return 2
     try:
-        spec = api.call("GET", "attempt")
-    except RunnerError as exc:
+        document = AttemptDocument.from_json(api.call("GET", protocol.ATTEMPT))
+    except (RunnerError, TypeError) as exc:  # TypeError: a document without a required key
         print(f"chalkcompute.runtime: cannot fetch the attempt: {exc}", file=sys.stderr)
         return 3
-    attempt = Attempt(api, spec, ready_fd)
+    attempt = Attempt(api, document, ready_fd)
     try:
         outcome = attempt.run()
     except Exception as exc:  # the runner's own failure still gets reported
@@ -720,7 +773,7 @@ def main() -> int:
             "exit_code": None,
         }
     try:
-        api.call("POST", "finish", outcome, patience=300.0)
+        api.call("POST", protocol.FINISH, outcome, patience=300.0)
     except RunnerError as exc:
         print(f"chalkcompute.runtime: cannot report the outcome: {exc}", file=sys.stderr)
         return 4

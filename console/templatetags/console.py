@@ -10,8 +10,8 @@ from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
+from chalkcompute import words
 from chalkcompute.runtime import returns
-from common.words import duration_words
 
 register = template.Library()
 
@@ -47,7 +47,7 @@ def status_words(status: str) -> str:
 
 @register.filter
 def seconds(value: float | None) -> str:
-    return duration_words(value)
+    return words.duration(value)
 
 
 @register.filter
@@ -75,22 +75,13 @@ def iso(moment: dt.datetime | None) -> str:
 def relative(moment: dt.datetime | None) -> str:
     """Coarse, "in 4 min" or "3 h ago", for a glance; the exact UTC time is shown beside it."""
     if moment is None:
-        return "—"
-    delta = (moment - timezone.now()).total_seconds()
-    if abs(delta) < 1:
-        return "now"
-    words = seconds(abs(delta)) if abs(delta) < 60 else seconds(round(abs(delta) / 60) * 60)
-    return f"in {words}" if delta > 0 else f"{words} ago"
+        return words.NOTHING
+    return words.relative((moment - timezone.now()).total_seconds())
 
 
 @register.filter
 def mebibytes(value: int | None) -> str:
-    if value is None:
-        return "—"
-    mib = value / (1024 * 1024)
-    if mib >= 1024:
-        return f"{mib / 1024:.2f} GiB"
-    return f"{mib:.1f} MiB"
+    return words.size(value)
 
 
 @register.filter

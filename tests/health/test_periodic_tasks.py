@@ -58,8 +58,8 @@ def test_readyz_and_the_platform_page_say_what_is_wrong_with_a_periodic_task(cli
     body = response.json()
     assert body["failed"] == ["periodic_tasks"]
     assert body["checks"]["periodic_tasks"]["problems"] == [
-        "periodic task 'chalkweb: reaper' (runs.tasks.reap) was last sent 60 minutes ago, "
-        "though it runs every 10 s: is beat running?",
+        "periodic task 'chalkweb: reaper' (runs.tasks.reap) was last sent 1 hour ago, "
+        "though it runs every 10 seconds: is beat running?",
         "periodic task 'chalkweb: prune old runs' (runs.tasks.prune_runs) is disabled: enable "
         "it in the admin's Periodic tasks",
         "periodic task 'chalkweb: alerts sweep' (alerts.tasks.sweep) is missing: start beat, "

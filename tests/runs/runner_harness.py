@@ -21,9 +21,11 @@ from pathlib import Path
 
 import psutil
 
+from chalkcompute.runtime import protocol
+from chalkcompute.runtime.protocol import AttemptDocument
+
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "attempt-token-for-tests"
-PREFIX = "/api/runner/v1/"
 
 
 @dataclass
@@ -75,15 +77,15 @@ class RunnerApiServer:
                     server.requests.append((self.command, self.path, dict(self.headers)))
                 if self.headers.get("Authorization") != f"Bearer {TOKEN}":
                     return self._answer(401, {"error": "unauthenticated", "detail": "no"})
-                if length > 2_621_440:  # Django's DATA_UPLOAD_MAX_MEMORY_SIZE
+                if length > protocol.MAX_REQUEST_BYTES:
                     return self._answer(400, {"error": "too_big", "detail": "body too big"})
-                route = (self.command, self.path.removeprefix(PREFIX))
-                if route == ("GET", "attempt"):
+                route = (self.command, self.path.removeprefix(protocol.API_PATH))
+                if route == ("GET", protocol.ATTEMPT):
                     return self._answer(200, server.spec)
-                if route == ("POST", "heartbeat"):
+                if route == ("POST", protocol.HEARTBEAT):
                     with server.lock:
                         first, lines = int(body.get("first_seq", 0)), body.get("lines", [])
-                        if any(line.get("stream") not in ("stdout", "stderr") for line in lines):
+                        if any(line.get("stream") not in protocol.RUNNER_STREAMS for line in lines):
                             return self._answer(400, {"error": "invalid_line", "detail": ""})
                         if first > server.received:
                             return self._answer(409, {"error": "missing_lines", "detail": ""})
@@ -92,7 +94,7 @@ class RunnerApiServer:
                         if server.truncated:
                             answer["log_truncated"] = True
                     return self._answer(200, answer)
-                if route == ("POST", "finish"):
+                if route == ("POST", protocol.FINISH):
                     server.outcome = body
                     return self._answer(200, {"ok": True})
                 return self._answer(404, {"error": "not_found", "detail": self.path})
@@ -108,7 +110,7 @@ class RunnerApiServer:
         for line in lines:
             if self.truncated:
                 return
-            size = len(line["text"].encode())
+            size = protocol.stored_size(line["text"])
             if self.log_bytes + size > self.spec["max_log_bytes"]:
                 self.truncated = True
                 text = f"log truncated: more than {self.spec['max_log_bytes']} bytes"
@@ -135,7 +137,7 @@ def attempt_spec(body: str, secrets: dict[str, str] | None = None, **overrides) 
         "import json, os, sys, time\nfrom chalk import chalk_logger\n\n\ndef job():\n"
         + textwrap.indent(textwrap.dedent(body).strip() + "\n", "    ")
     )
-    return {
+    document = {
         "attempt_id": 1,
         "run": {
             "run_id": 1,
@@ -150,14 +152,10 @@ def attempt_spec(body: str, secrets: dict[str, str] | None = None, **overrides) 
         "source": source,
         "source_filename": "job.py",
         "secrets": secrets or {},
-        "env": {},
-        "start_at": 0,
         "timeout": 120,
-        "memory": None,
-        "memory_limit_bytes": None,
-        "max_log_bytes": 10_000_000,
         **overrides,
     }
+    return AttemptDocument(**document).as_json()
 
 
 def run_runner(

@@ -11,8 +11,8 @@ import pytest
 
 from chalkcompute.runtime.child import MAX_ERROR_MESSAGE, MAX_TRACEBACK
 from chalkcompute.runtime.masking import MASK, Masker, secret_forms
+from chalkcompute.runtime.protocol import MAX_LINE_CHARS
 from chalkcompute.runtime.returns import MAX_RETURN_BYTES
-from chalkcompute.runtime.runner import MAX_LINE_CHARS
 from tests.runs.runner_harness import attempt_spec, run_runner
 
 KEY = "sk-live-9f8e7d6c5b4a"

@@ -11,7 +11,8 @@ from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from runs import runner_api, services
+from chalkcompute.runtime import protocol
+from runs import services
 from runs.models import Attempt, LogLine, UsageSample
 from runs.services import attempt_claim, run_trigger
 from tests.personas import acting
@@ -215,7 +216,8 @@ def test_it_answers_a_finish_with_a_value_it_cannot_store_400(runner, field, raw
 
 
 def test_it_stores_text_the_database_could_not_hold_with_a_replacement_character(runner):
-    beat(runner, 0, [line("nul \x00 and a lone surrogate \ud800 here")])
+    text = "nul \x00 and a lone surrogate \ud800 here"
+    beat(runner, 0, [line(text)])
     response = runner(
         FINISH, {"status": "failed", "error_type": "E\x00", "traceback": "at \x00 \udfff"}
     )
@@ -224,6 +226,8 @@ def test_it_stores_text_the_database_could_not_hold_with_a_replacement_character
     assert stored() == [("stdout", "", "nul \ufffd and a lone surrogate \ufffd here")]
     attempt = Attempt.objects.get()
     assert (attempt.error_type, attempt.traceback) == ("E\ufffd", "at \ufffd \ufffd")
+    # The runner counts its log against the cap with the same rule.
+    assert attempt.log_bytes == protocol.stored_size(text) == len(stored()[0][2].encode())
 
 
 def test_it_answers_json_nested_too_deeply_400(runner):
@@ -237,7 +241,7 @@ def test_it_answers_json_nested_too_deeply_400(runner):
 
 
 def test_it_refuses_more_lines_or_samples_in_one_heartbeat_than_it_takes(runner):
-    limit = runner_api.MAX_HEARTBEAT_ITEMS
+    limit = protocol.MAX_HEARTBEAT_ITEMS
     too_many_lines = runner(HEARTBEAT, {"first_seq": 0, "lines": [{}] * (limit + 1)})
     sample = {"ts": 1, "cpu_seconds": 1, "cpu_percent": 0, "rss_bytes": 1}
     too_many_samples = runner(HEARTBEAT, {"first_seq": 0, "samples": [sample] * (limit + 1)})
@@ -262,7 +266,7 @@ def test_it_answers_a_body_past_djangos_bound_413_in_the_apis_shape(runner):
 
 
 def test_it_cuts_a_line_of_two_million_characters(runner):
-    limit = services.MAX_LOG_LINE_BYTES
+    limit = protocol.MAX_LINE_BYTES
     # A two-byte "é" across the limit: the cut keeps whole characters.
     beat(runner, 0, [line("x" * (limit - 1) + "é" + "x" * (2_000_000 - limit)), line("next")])
 
@@ -309,7 +313,7 @@ def test_it_caps_the_log_it_stores_whatever_the_runner_sends(runner):
 def test_it_inserts_a_big_batch_a_bounded_number_of_rows_per_transaction(runner, monkeypatch):
     """Each transaction locks the attempt row (SQLite: the whole database) for at most
     LOG_ROWS_PER_TRANSACTION rows, so another writer (the tick) gets in between."""
-    limit, per_transaction = runner_api.MAX_HEARTBEAT_ITEMS, services.LOG_ROWS_PER_TRANSACTION
+    limit, per_transaction = protocol.MAX_HEARTBEAT_ITEMS, services.LOG_ROWS_PER_TRANSACTION
     transactions = []
     store = services._store_runner_lines
 

@@ -26,7 +26,9 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from chalkcompute.image import Image
+from chalkcompute.runtime import protocol
 from chalkcompute.runtime import runner as runner_module
+from chalkcompute.runtime.protocol import AttemptDocument
 from chalkweb.management.commands import run_platform
 from runs.executors.local import sandbox
 from runs.executors.local.executor import LocalExecutor
@@ -519,16 +521,16 @@ def test_a_heartbeat_carries_at_most_the_samples_the_server_takes():
             return {}
 
     api = Api()
-    attempt = runner_module.Attempt(api, attempt_spec("pass"))
+    attempt = runner_module.Attempt(api, AttemptDocument.from_json(attempt_spec("pass")))
     sample = {"ts": 1.0, "cpu_seconds": 0.0, "cpu_percent": 0.0, "rss_bytes": 1}
-    attempt.samples = [dict(sample) for _ in range(12_001)]
+    limit = protocol.MAX_HEARTBEAT_ITEMS
+    attempt.samples = [dict(sample) for _ in range(2 * limit + 1)]
 
-    attempt._heartbeat(None)
-    attempt._heartbeat(None)
-    attempt._heartbeat(None)
+    attempt._heartbeat()
+    attempt._heartbeat()
+    attempt._heartbeat()
 
-    assert [len(body["samples"]) for body in api.bodies] == [5_000, 5_000, 2_001]
-    assert runner_module.MAX_HEARTBEAT_SAMPLES == 5_000  # runs/runner_api.py's bound
+    assert [len(body["samples"]) for body in api.bodies] == [limit, limit, 1]
 
 
 # The command line, as built.

@@ -13,6 +13,7 @@ from typing import Any
 
 from chalkcompute.image import Image, ImageStep
 from chalkcompute.quantities import parse_cpu, parse_gpu, parse_memory
+from chalkcompute.runtime import protocol
 from runs import runtime_bundle
 from runs.executors.kubernetes.config import KubernetesConfig
 
@@ -45,7 +46,7 @@ GPU_RESOURCE = "nvidia.com/gpu"
 RUN_UID = 1000
 # /tmp because the run is not root; $TMPDIR first, as every tool that makes scratch files does.
 INSTALL_VENV = "${TMPDIR:-/tmp}/chalk-venv"
-RUNTIME_URL_PATH = "/api/runner/v1/runtime.tar.gz"  # runs/runner_api.py serves it
+RUNTIME_URL_PATH = protocol.API_PATH + protocol.RUNTIME_ARCHIVE
 INSTALL_AT_START_NOTICE = (
     "No image registry is configured, so this run installs its image spec as it starts "
     "(pip and run_commands, no apt_install); every run pays for the install."

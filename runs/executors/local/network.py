@@ -37,6 +37,7 @@ import time
 import urllib.parse
 from pathlib import Path
 
+from chalkcompute.runtime import protocol
 from chalkcompute.runtime.parent import die_with_parent
 
 NAMESERVER = "10.0.2.3"  # slirp4netns's DNS forwarder, to the worker's own resolver
@@ -47,7 +48,7 @@ READY_SECONDS = 10
 # The runner API's socket. A run's own code can connect to it too, so what one attempt may
 # hold in the worker is bounded: threads, memory, and time.
 MAX_CONNECTIONS = 8  # at once, per attempt: the runner holds one or two (heartbeats, finish)
-MAX_BODY_BYTES = 2_621_440  # Django's DATA_UPLOAD_MAX_MEMORY_SIZE: the most the runner API reads
+MAX_BODY_BYTES = protocol.MAX_REQUEST_BYTES  # the most the runner API reads
 CHUNK_BYTES = 65_536  # bodies pass through in pieces of at most this, never whole
 CLIENT_SECONDS = 30  # to send a request (headers and body), and again to take its answer
 UPSTREAM_TIMEOUT_SECONDS = 30  # per socket operation; the runner itself gives up after 30 s
@@ -273,7 +274,7 @@ class RunnerApiProxy:
     ) -> None:
         parts = urllib.parse.urlsplit(upstream)
         self.path = path
-        self.prefix = parts.path.rstrip("/") + "/api/runner/v1/"
+        self.prefix = parts.path.rstrip("/") + protocol.API_PATH
         self.client_seconds = client_seconds
         connection = (
             http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
