@@ -399,3 +399,23 @@ class Heartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.component} {self.name}".strip()
+
+
+class FinishedRuns(models.Model):
+    """How many runs have ended with each status, for /metrics's chalk_runs_finished_total:
+    added to in the transaction that ends the runs (runs/counts.py), so the count is exact
+    across processes and restarts and outlives retention's pruning. Each status is spread over
+    `shard` rows (a function's id modulo runs.counts.SHARDS) so that runs ending at once, in
+    workers' concurrent transactions, rarely wait on one another's row lock."""
+
+    status = models.CharField(max_length=16, choices=RunStatus.choices)
+    shard = models.PositiveSmallIntegerField()
+    count = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["status", "shard"], name="runs_one_finished_count")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.status} (shard {self.shard}): {self.count}"
