@@ -41,3 +41,30 @@ def test_the_zoned_tick_benchmark_runs():
     )  # fmt: skip
 
     assert "RESULT functions=200 " in out
+
+
+@pytest.mark.django_db
+def test_the_console_benchmark_runs():
+    if connection.vendor != "postgresql":
+        pytest.skip("the platform benchmarks run on PostgreSQL (set DATABASE_URL)")
+    url = os.environ["DATABASE_URL"]
+    out = bench(
+        "console.py", "--functions", "100", "--runs", "10000", "--repeat", "1",
+        env={"BENCH_CONSOLE_DATABASE_URL": f"{url}_bench_console"},
+    )  # fmt: skip
+
+    assert "RESULT functions_page=" in out
+
+
+@pytest.mark.django_db
+def test_the_metrics_benchmark_runs():
+    if connection.vendor != "postgresql":
+        pytest.skip("the platform benchmarks run on PostgreSQL (set DATABASE_URL)")
+    url = os.environ["DATABASE_URL"]
+    out = bench(
+        "metrics.py", "--functions", "100", "--runs", "10000", "--repeat", "2",
+        env={"BENCH_CONSOLE_DATABASE_URL": f"{url}_bench_console"},
+    )  # fmt: skip
+
+    assert "RESULT functions=100 runs=10000 " in out
+    assert "after / before" in out
