@@ -2,13 +2,14 @@
 chalk_runs_finished_total: every place that ends a run adds it here, in the transaction that
 ends it, so a scrape reads a few dozen rows instead of counting the runs table.
 
-Why rows added to as runs end, and sharded: counting the runs table on every scrape took a
+Why added as runs end, and sharded: counting the runs table on every scrape took about a
 second at 1,000,000 runs (bench/metrics.py), and its counts fell when retention pruned runs,
-so they could not be a Prometheus counter. A fold of the runs table keyed by a watermark
-would miss a run whose transaction commits after a later one's. Adding in the ending
-transaction is exact across processes and restarts; one row per status would make workers
-ending runs at the same moment wait on its lock until each one commits, so each status has
-SHARDS rows, picked by the run's function (a function's runs end one after another)."""
+so they could not be a Prometheus counter. A fold of the runs table by a watermark would miss
+a run whose transaction commits after a later one's. Adding in the ending transaction is exact
+across processes and restarts. With one row per status, workers ending runs at once queue on
+its lock until each commits: 8 concurrent ending transactions managed 230-320 runs a second
+on one row and 1,280 on 16 (PostgreSQL, 2 cores), so each status has SHARDS rows, picked by
+the run's function (a function's runs mostly end one after another)."""
 
 from collections import Counter
 from collections.abc import Iterable
