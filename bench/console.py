@@ -5,8 +5,9 @@ paused; one "hot" function with 100,000 runs and 20 versions), 1,000,000 runs wi
 each, 2 log lines and a usage sample per attempt, and one hour-long run with 20,000 log lines
 and 3,600 samples. Then it renders each page in-process with Django's test Client, logged in
 as a staff user, and reports the median and 95th percentile server time over --repeat
-requests and the number of queries of one request. A page passes when its median is at most 150 ms and its query count
-is the same for the hot function or the big run as for an ordinary one.
+requests and the number of queries of one request. A page passes when its median is at most
+150 ms and its query count is the same for the hot function or the big run as for an ordinary
+one.
 
     .venv/bin/python bench/console.py [--functions 10000] [--runs 1000000] [--repeat 20]
         [--rebuild]
