@@ -4,6 +4,7 @@ transaction that ends it, and pruning runs never lowers a count."""
 import datetime as dt
 
 import pytest
+from django.core.management import call_command
 
 from runs import counts
 from runs.models import Attempt, FinishedRuns, Run
@@ -81,3 +82,22 @@ def test_runs_of_many_functions_spread_over_the_shards():
 
     assert counts.finished_totals() == {"skipped": 3}
     assert FinishedRuns.objects.count() == 3  # three functions: three shards of "skipped"
+
+
+@pytest.fixture
+def runs_before_the_counters(transactional_db):
+    """Runs ended before the upgrade: made now, then the counters' migration undone."""
+    deploy("every-minute", "pass", schedule="* * * * *", now=T0)
+    tick(now=at(1))
+    tick(now=at(2))
+    attempt, _ = claim(Attempt.objects.get(), at(1))
+    attempt_finish(attempt=attempt, status="succeeded", now=at(1, 10))
+    call_command("migrate", "runs", "0009", verbosity=0)
+    yield
+    call_command("migrate", verbosity=0)
+
+
+def test_the_upgrade_counts_the_runs_already_ended(runs_before_the_counters):
+    call_command("migrate", "runs", verbosity=0)
+
+    assert counts.finished_totals() == {"skipped": 1, "succeeded": 1}
