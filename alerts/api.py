@@ -71,6 +71,9 @@ class ChannelListApi(APIView):
     @extend_schema(
         operation_id="channels_create",
         summary="Add an alert channel: an apprise URL, or a signed JSON webhook (admin scope)",
+        description="Two rules no schema can state are checked here, and a body that breaks "
+        "them is refused (400): the URL must be one Apprise accepts (for a webhook, an http or "
+        "https URL), and every name in functions must be a deployed function.",
         tags=["alerts"],
         request=CreateInputSerializer,
         responses={

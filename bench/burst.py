@@ -12,7 +12,7 @@ the N wait, total and per prepared run.
     .venv/bin/python bench/burst.py --functions 60 [--functions 200]
 
 Ends with one line per N: RESULT functions=N p50_ms=… p99_ms=… max_ms=… baseline_p99_ms=…
-peak_rss_mb=…
+peak_rss_mb=…. `--functions 2` is the small mode `make test` runs (tests/test_benchmarks.py).
 """
 
 from __future__ import annotations

@@ -16,6 +16,9 @@ CHALK_K8S_LOOKAHEAD_SECONDS=0, Jobs made at the slot, as Kubernetes' own CronJob
 Jobs. Against it: the default lookahead.
 
     .venv/bin/python bench/kubernetes_ahead.py [--functions 5] [--pod-start-delay 10]
+
+`CHALK_K8S_LOOKAHEAD_SECONDS=5 … --functions 1 --pod-start-delay 1` is the small mode `make
+test` runs (tests/test_benchmarks.py).
 """
 
 from __future__ import annotations

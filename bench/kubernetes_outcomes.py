@@ -7,6 +7,8 @@ the time from the kill to the attempt's recorded end. Baseline: beat's reconcile
 every 5 seconds. Against it: the same pass with the watcher running.
 
     .venv/bin/python bench/kubernetes_outcomes.py [--attempts 40]
+
+`--attempts 3` is the small mode `make test` runs (tests/test_benchmarks.py).
 """
 
 from __future__ import annotations
@@ -107,6 +109,11 @@ def main() -> None:
         )
     ratio = percentile(baseline, 0.5) / max(percentile(ours, 0.5), 1e-6)
     print(f"p50 ratio (pass / watcher): {ratio:.0f}x")
+    print(
+        f"RESULT attempts={args.attempts} watcher_p50_s={percentile(ours, 0.5):.3f} "
+        f"watcher_p99_s={percentile(ours, 0.99):.3f} pass_p50_s={percentile(baseline, 0.5):.3f} "
+        f"pass_p99_s={percentile(baseline, 0.99):.3f} ratio={ratio:.0f}"
+    )
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ chalkweb_bench_log_flood, never the one the URL names), else SQLite in a fresh d
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/chalkweb .venv/bin/python bench/log_flood.py
     .venv/bin/python bench/log_flood.py [--functions 200] [--lines 200000]
+
+`--functions 10 --lines 5000` is the small mode `make test` runs (tests/test_benchmarks.py).
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ platform starts the runner a second ahead and calls the function on the slot). B
 the floor of starting `python -c pass` on this machine.
 
     .venv/bin/python bench/run_overhead.py [--samples 20]
+
+`--samples 2` is the small mode `make test` runs (tests/test_benchmarks.py).
 """
 
 from __future__ import annotations
@@ -122,6 +124,10 @@ def main() -> None:
         f"{percentile(manual, 0.5):>10.0f}{percentile(manual, 0.99):>10.0f}"
     )
     print(f"{'floor: python -c pass':34}{floor_p50:>10.0f}{percentile(floor, 0.99):>10.0f}")
+    print(
+        f"run now / floor at p50: {percentile(manual, 0.5) / floor_p50:.1f}x; "
+        f"slot / floor at p50: {p50 / floor_p50:.2f}x"
+    )
     print(
         f"RESULT p50_ms={p50:.0f} p99_ms={p99:.0f} floor_p50_ms={floor_p50:.0f} "
         f"run_now_p50_ms={percentile(manual, 0.5):.0f}"

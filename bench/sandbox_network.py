@@ -6,6 +6,9 @@ running `python -c pass`, again and again, two ways side by side: sharing the wo
 metadata route closed, the runner API's socket served; after). Needs bwrap and slirp4netns.
 
     .venv/bin/python bench/sandbox_network.py [--samples 40]
+
+`--samples 2` is the small mode `make test` runs where bubblewrap and slirp4netns are
+installed (tests/test_benchmarks.py).
 """
 
 from __future__ import annotations
@@ -92,6 +95,11 @@ def main() -> None:
         f"{pct(after, 0.99) / pct(before, 0.99):>9.2f}×"
     )
     print(f"added per attempt: p50 {pct(after, 0.5) - pct(before, 0.5):+.1f} ms")
+    print(
+        f"RESULT samples={args.samples} own_p50_ms={pct(after, 0.5):.1f} "
+        f"own_p99_ms={pct(after, 0.99):.1f} shared_p50_ms={pct(before, 0.5):.1f} "
+        f"shared_p99_ms={pct(before, 0.99):.1f} p50_ratio={pct(after, 0.5) / pct(before, 0.5):.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -14,6 +14,12 @@ watched over the same number of minutes; missed = slots with no run (or no messa
 
     BENCH_DATABASE_URL=postgres://…/chalkweb_bench BENCH_BROKER_URL=redis://…/14 \
         .venv/bin/python bench/scheduler.py --functions 10000 [--minutes 2] [--no-beat]
+
+`--functions 20 --minutes 1 --no-beat --lead 5 --tail 5` is the small mode `make test` runs
+(tests/test_benchmarks.py): a minute or two, as each lookahead waits for its own minute. The
+last line is `RESULT functions=… fixed_p50_s=… fixed_p99_s=… fixed_missed=…
+fixed_duplicates=… growing_p50_s=… growing_p99_s=… growing_missed=… growing_duplicates=…
+idle_tick_ms_fixed=… idle_tick_ms_growing=…` (and `beat_p99_s=… beat_missed=…` with beat).
 """
 
 from __future__ import annotations
@@ -43,11 +49,11 @@ def next_minute(moment: dt.datetime) -> dt.datetime:
     return moment.replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
 
 
-def create_functions(count: int) -> dt.datetime:
-    """N every-minute functions, due at the first minute at least 65 s after they exist (made
-    first, then given their slot: at 100,000 making them takes a minute), so that even the
-    first slot leaves the tick a whole minute of lookahead, as every later one does. Returns
-    the slot."""
+def create_functions(count: int, lead: float) -> dt.datetime:
+    """N every-minute functions, due at the first minute at least `lead` seconds after they
+    exist (made first, then given their slot: at 100,000 making them takes a minute); 65 s
+    leaves the tick a whole minute of lookahead before even the first slot, as every later one
+    has. Returns the slot."""
     from django.db import connection
 
     from scheduling.models import Function
@@ -57,7 +63,7 @@ def create_functions(count: int) -> dt.datetime:
         # would take minutes, and this measurement starts on the tables the first one had.
         cursor.execute("TRUNCATE scheduling_function, scheduling_functionversion CASCADE")
     every_minute_functions(count, None)
-    first_slot = next_minute(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=65))
+    first_slot = next_minute(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=lead))
     Function.objects.update(next_fire_at=first_slot)
     return first_slot
 
@@ -88,7 +94,9 @@ SELECT scheduled_for, count(*) FROM ended GROUP BY scheduled_for
 """
 
 
-def measure_chalkweb(count: int, minutes: int, data_dir: Path, mode: str) -> dict:
+def measure_chalkweb(
+    count: int, minutes: int, data_dir: Path, mode: str, lead: float, tail: float
+) -> dict:
     """Beat and the control worker (two processes) as `make run` starts them; the bench
     watches the runs table every 50 ms and takes first sight of a row as its commit time."""
     from django.db import connection
@@ -96,7 +104,7 @@ def measure_chalkweb(count: int, minutes: int, data_dir: Path, mode: str) -> dic
     from runs.beat import ensure_periodic_tasks
     from runs.models import Run
 
-    first_slot = create_functions(count)
+    first_slot = create_functions(count, lead)
     ensure_periodic_tasks()
     slots = [first_slot + dt.timedelta(minutes=m) for m in range(minutes)]
     print(
@@ -119,7 +127,7 @@ def measure_chalkweb(count: int, minutes: int, data_dir: Path, mode: str) -> dic
     ]
     lags: dict[dt.datetime, list[float]] = {slot: [] for slot in slots}
     try:
-        while dt.datetime.now(dt.UTC) < slots[-1] + dt.timedelta(seconds=55):
+        while dt.datetime.now(dt.UTC) < slots[-1] + dt.timedelta(seconds=tail):
             # The no-op executor: each run ends as it is first seen, so the next slot is not
             # skipped as overlapping a run still active; one statement, counted per slot in
             # the database, so the watcher does not steal the tick's CPU, and a run committed
@@ -246,6 +254,12 @@ def main() -> None:
     parser.add_argument("--functions", type=int, default=1000)
     parser.add_argument("--minutes", type=int, default=2)
     parser.add_argument(
+        "--lead", type=float, default=65, help="seconds at least from the set-up to the first slot"
+    )
+    parser.add_argument(
+        "--tail", type=float, default=55, help="seconds the runs are watched after the last slot"
+    )
+    parser.add_argument(
         "--no-beat", "--no-baseline", dest="no_beat", action="store_true",
         help="leave out django-celery-beat with one task per function (slow at scale)",
     )  # fmt: skip
@@ -262,7 +276,9 @@ def main() -> None:
 
     rows, idle = {}, {}
     for mode in modes:
-        rows[mode] = measure_chalkweb(args.functions, args.minutes, data_dir, mode)
+        rows[mode] = measure_chalkweb(
+            args.functions, args.minutes, data_dir, mode, args.lead, args.tail
+        )
         idle[mode] = idle_tick_ms(mode)
 
     def figures(lags: list[float]) -> tuple[float, float, float]:

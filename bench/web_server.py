@@ -11,7 +11,8 @@ below 1 and throughput above 1 favour gunicorn).
 
     .venv/bin/python bench/web_server.py [--seconds 10] [--concurrency 8] [--workers N]
 
-The last line is `RESULT <path>=p50 ratio/throughput ratio ...`.
+The last line is `RESULT <path>=p50 ratio/throughput ratio ...`. `--seconds 1 --concurrency 2
+--workers 1` is the small mode `make test` runs (tests/test_benchmarks.py).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, NamedTuple
 
 from chalkcompute.errors import FunctionError
-from chalkcompute.names import InvalidNameError, check_secret_name
+from chalkcompute.names import ENV_NAME_SCHEMA, InvalidNameError, check_secret_name
 
 PYTHON_VERSIONS = ("3.10", "3.11", "3.12", "3.13", "3.14")
 DEFAULT_PYTHON_VERSION = "3.11"
@@ -101,7 +101,7 @@ def _items(values: tuple) -> tuple:
     return values
 
 
-# The image spec's schema in the API document (OpenAPI 3.0), with the rules below: strings
+# The image spec's schema in the API document, with the rules below: strings
 # hold no NUL character, and list items are not blank.
 # What str.strip() strips, as a regex class body: \s differs between regex engines.
 BLANK_CHARS = r"\t-\r\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
@@ -116,7 +116,7 @@ _STEP_SCHEMAS = {
     "env": {
         "type": "object",
         "minProperties": 1,
-        # OpenAPI 3.0 has no propertyNames: the names' rule is only written here.
+        "propertyNames": ENV_NAME_SCHEMA,
         "description": "Environment variables: names of letters, digits and '_', not "
         "starting with a digit (at most 128 characters), to strings.",
         "additionalProperties": {**_ITEM, "pattern": r"^[^\u0000]*$"},

@@ -9,9 +9,11 @@ import re
 from chalkcompute.errors import FunctionError
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_FUNCTION_NAME = 63  # a DNS label: it names Kubernetes Jobs and labels
 MAX_SECRET_NAME = 128
+# check_secret_name's rule as the API document states it (an env variable's name too).
+ENV_NAME_SCHEMA = {"type": "string", "pattern": ENV_NAME.pattern, "maxLength": MAX_SECRET_NAME}
 
 
 class InvalidNameError(FunctionError, ValueError):
@@ -46,7 +48,7 @@ def check_function_name(name: object) -> str:
 def check_secret_name(name: object) -> str:
     if not isinstance(name, str) or not name:
         raise InvalidNameError(f"secret name {name!r} must be a non-empty string")
-    if len(name) > MAX_SECRET_NAME or not _ENV_NAME.fullmatch(name):
+    if len(name) > MAX_SECRET_NAME or not ENV_NAME.fullmatch(name):
         raise InvalidNameError(
             f"secret name {name[:MAX_SECRET_NAME]!r} must be usable as an environment variable: "
             f"letters, digits and '_', not starting with a digit, at most {MAX_SECRET_NAME} "

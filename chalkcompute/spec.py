@@ -30,7 +30,7 @@ from chalkcompute.alerts import (
 from chalkcompute.errors import FunctionError
 from chalkcompute.image import SPEC_SCHEMA as IMAGE_SCHEMA
 from chalkcompute.image import Image
-from chalkcompute.names import InvalidNameError, check_secret_name
+from chalkcompute.names import ENV_NAME_SCHEMA, InvalidNameError, check_secret_name
 from chalkcompute.quantities import GPU_TYPES, MAX_GPU_COUNT, parse_cpu, parse_gpu, parse_memory
 from chalkcompute.retries import MAX_DELAY_SECONDS, MAX_RETRIES, Retries
 
@@ -240,7 +240,7 @@ def check_overlap(overlap: object) -> str:
     return overlap
 
 
-# --- the schemas of the API document (OpenAPI 3.0 schema objects) -------------------------------
+# --- the schemas of the API document (OpenAPI 3.0's spelling; common/api.py publishes 3.1) ------
 # They declare what the rules accept; where a rule cannot be said in a schema (a crontab that
 # can never fire, a quantity's bounds after its suffix), the schema admits a part of what the
 # rule accepts, so a request the schema allows is never refused. The description says the rest.
@@ -282,7 +282,7 @@ SECRETS_SCHEMA = {
     "type": "array",
     "maxItems": MAX_SECRETS,
     "uniqueItems": True,
-    "items": {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]*$", "maxLength": 128},
+    "items": ENV_NAME_SCHEMA,
     "description": "Names of secrets stored on the server; each reaches the run as the "
     "environment variable of its name.",
 }
@@ -331,7 +331,7 @@ RETRIES_SCHEMA = {
 ENV_SCHEMA = {
     "type": "object",
     "maxProperties": MAX_ENV,
-    # OpenAPI 3.0 has no propertyNames: the names' rule is only written here.
+    "propertyNames": ENV_NAME_SCHEMA,
     "additionalProperties": {
         "oneOf": [
             {"type": "string", "maxLength": MAX_ENV_VALUE_CHARS, "pattern": _NO_NUL},
@@ -350,6 +350,7 @@ ENV_SCHEMA = {
 TAGS_SCHEMA = {
     "type": "object",
     "maxProperties": MAX_TAGS,
+    "propertyNames": {"type": "string", "pattern": TAG_KEY.pattern},
     "additionalProperties": {
         "type": "string",
         "maxLength": MAX_TAG_VALUE_CHARS,

@@ -130,6 +130,39 @@ class StrictInputSerializer(serializers.Serializer):
     on each top-level string field)."""
 
 
+def schema_in_openapi_3_1(result: dict, generator, request, public) -> dict:
+    """drf-spectacular's postprocessing hook: the document is OpenAPI 3.1 (JSON Schema), so
+    rules on names can be stated (propertyNames); the SDK's field schemas
+    (chalkcompute/spec.py) keep OpenAPI 3.0's spelling, which the API's fields also read
+    (`nullable`, a boolean `exclusiveMinimum`), and are written in 3.1's here."""
+
+    def convert(node: Any) -> None:
+        if isinstance(node, list):
+            for item in node:
+                convert(item)
+            return
+        if not isinstance(node, dict):
+            return
+        if node.get("nullable") is True:
+            del node["nullable"]
+            if "type" in node:
+                node["type"] = [node["type"], "null"]
+                if "enum" in node:
+                    node["enum"] = [*node["enum"], None]
+            else:
+                branches = "oneOf" if "oneOf" in node else "anyOf"
+                node[branches] = [*node.get(branches, []), {"type": "null"}]
+        if {} in node.get("oneOf", []):  # drf-spectacular's nullable JSONField: any value
+            del node["oneOf"]
+        if node.get("exclusiveMinimum") is True:
+            node["exclusiveMinimum"] = node.pop("minimum")
+        for value in node.values():
+            convert(value)
+
+    convert(result)
+    return result
+
+
 class StrictInputSerializerSchema(OpenApiSerializerExtension):
     target_class = StrictInputSerializer
     match_subclasses = True

@@ -321,7 +321,9 @@ class FunctionBackfillApi(APIView):
         description="Runs the function's current version once for every slot of its schedule "
         "from start to end (both inclusive, end at or before now), in slot order, at most "
         "max_parallel at a time; slots whose run already succeeded are skipped unless rerun. "
-        "The live schedule is untouched.",
+        "The live schedule is untouched. Rules no schema can state are checked here, and a "
+        "body that breaks them is refused (400): the function has a schedule, start is at or "
+        "before end, and the range holds one to CHALK_BACKFILL_MAX_SLOTS slots.",
         parameters=[NAME],
         request=InputSerializer,
         responses={

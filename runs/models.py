@@ -203,6 +203,10 @@ class Run(models.Model):
                 condition=Q(status__in=ACTIVE_RUN_STATUSES),
                 name="runs_run_active_by_function",
             ),
+            # /metrics's lag histograms: the runs created in the last hour, read on every
+            # scrape, which must not scan the months before (90 ms a histogram at 1,000,000
+            # runs).
+            models.Index(fields=["created_at"], name="runs_run_created"),
             # A run's previous_success_slot (runs/selectors.py), asked at every attempt's
             # start: one step back from its slot, however many runs the function has.
             models.Index(
@@ -399,3 +403,23 @@ class Heartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.component} {self.name}".strip()
+
+
+class FinishedRuns(models.Model):
+    """How many runs have ended with each status, for /metrics's chalk_runs_finished_total:
+    added to in the transaction that ends the runs (runs/counts.py), so the count is exact
+    across processes and restarts and outlives retention's pruning. Each status is spread over
+    `shard` rows (a function's id modulo runs.counts.SHARDS) so that runs ending at once, in
+    workers' concurrent transactions, rarely wait on one another's row lock."""
+
+    status = models.CharField(max_length=16, choices=RunStatus.choices)
+    shard = models.PositiveSmallIntegerField()
+    count = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["status", "shard"], name="runs_one_finished_count")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.status} (shard {self.shard}): {self.count}"

@@ -25,6 +25,7 @@ from django.db.models import Exists, OuterRef, Q
 
 from chalkcompute import schedule as schedule_engine
 from chalkcompute.words import spelled_duration
+from runs import counts
 from runs.models import ACTIVE_RUN_STATUSES, OVERLAP_SKIP_REASON, Attempt, Run, RunStatus, Trigger
 from runs.services import attempt_new, attempts_dispatch, prepare_lead
 from scheduling.models import Function
@@ -235,6 +236,7 @@ def _insert_runs(runs: list[Run], now: dt.datetime) -> list[tuple[int, dt.dateti
     )
     runs = [r for r in runs if (r.function_id, r.scheduled_for) not in taken]
     Run.objects.bulk_create(runs)
+    counts.runs_finished((r.function_id, r.status) for r in runs if r.status == RunStatus.SKIPPED)
     attempts = Attempt.objects.bulk_create(
         attempt_new(run=run, number=1, now=now, not_before=run.scheduled_for)
         for run in runs
@@ -254,11 +256,14 @@ WITH new_runs AS (
                 %(statuses)s::text[], %(reasons)s::text[], %(missed)s::int[],
                 %(finished)s::timestamptz[]) AS t(f, v, slot, status, reason, missed, finished)
     ON CONFLICT (function_id, scheduled_for) WHERE trigger = 'schedule' DO NOTHING
-    RETURNING id, scheduled_for, status
+    RETURNING id, function_id, scheduled_for, status
+), new_attempts AS (
+    INSERT INTO runs_attempt (run_id, number, status, not_before, dispatched_at, created_at)
+    SELECT id, 1, 'queued', scheduled_for, %(now)s, %(now)s FROM new_runs WHERE status = 'queued'
+    RETURNING id, not_before
 )
-INSERT INTO runs_attempt (run_id, number, status, not_before, dispatched_at, created_at)
-SELECT id, 1, 'queued', scheduled_for, %(now)s, %(now)s FROM new_runs WHERE status = 'queued'
-RETURNING id, not_before
+SELECT id, not_before, NULL FROM new_attempts
+UNION ALL SELECT NULL, NULL, function_id FROM new_runs WHERE status = 'skipped'
 """
 
 
@@ -279,7 +284,12 @@ def _insert_runs_postgresql(runs: list[Run], now: dt.datetime) -> list[tuple[int
                 "finished": [r.finished_at for r in runs],
             },
         )
-        return cursor.fetchall()
+        rows = cursor.fetchall()
+    # The skipped runs the insert kept (a slot that already had its run is dropped) have ended.
+    counts.runs_finished(
+        (function_id, RunStatus.SKIPPED) for _, _, function_id in rows if function_id
+    )
+    return [(attempt_id, not_before) for attempt_id, not_before, _ in rows if attempt_id]
 
 
 def _save_next_fire_at(next_fire: list[tuple[int, dt.datetime]]) -> None:

@@ -30,7 +30,7 @@ from access.services import audit, authorize
 from access.tokens import token_hash
 from chalkcompute.retries import Retries
 from chalkcompute.runtime import protocol
-from runs import dispatch
+from runs import counts, dispatch
 from runs.errors import (
     NOT_DEPLOYED,
     InvalidLogLineError,
@@ -175,9 +175,10 @@ def attempt_claim(
             Attempt.objects.filter(id=attempt_id).update(
                 status=AttemptStatus.CANCELLED, finished_at=now, reason=reason
             )
-            Run.objects.filter(id=run.id).update(
+            skipped = Run.objects.filter(id=run.id).update(
                 status=RunStatus.SKIPPED, status_reason=reason, finished_at=now
             )
+            counts.runs_finished([(run.function_id, RunStatus.SKIPPED)] * skipped)
             return None
         Run.objects.filter(
             id=attempt.run_id, status__in=(RunStatus.QUEUED, RunStatus.RETRYING)
@@ -250,9 +251,10 @@ def prepared_attempt_skip(*, attempt: Attempt, now: dt.datetime) -> str | None:
         )
         if not ended:
             return None
-        Run.objects.filter(id=run.id, status__in=ACTIVE_RUN_STATUSES).update(
+        skipped = Run.objects.filter(id=run.id, status__in=ACTIVE_RUN_STATUSES).update(
             status=RunStatus.SKIPPED, status_reason=reason, finished_at=now
         )
+        counts.runs_finished([(run.function_id, RunStatus.SKIPPED)] * skipped)
         attempt_id = attempt.id
         transaction.on_commit(lambda: _tell_executors([attempt_id]))
     return reason
@@ -830,6 +832,7 @@ def _run_end(*, run: Run, status: str, reason: str, now: dt.datetime) -> None:
             "return_value", "return_format",
         ]
     )  # fmt: skip
+    counts.runs_finished([(run.function_id, run.status)])
     run_id, backfill_id = run.id, run.backfill_id
     transaction.on_commit(lambda: dispatch.tell_alerts_run_ended(run_id))
     if backfill_id is not None:  # its backfill may start its next slot now

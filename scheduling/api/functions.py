@@ -503,7 +503,11 @@ class FunctionApi(APIView):
         operation_id="functions_deploy",
         summary="Deploy a function",
         description="Creates the function (201) or a new version of it (200, deploy "
-        '"updated"); the same content again changes nothing (200, deploy "unchanged").',
+        '"updated"); the same content again changes nothing (200, deploy "unchanged"). '
+        "Rules no schema can state are checked here, and a body that breaks them is refused "
+        '(400): every secret it names (in secrets, or in env as {"secret": NAME}) must be '
+        "stored on this server, a name is set in env or in secrets but not both, and "
+        "retries.max_delay is not shorter than retries.initial_delay.",
         tags=["functions"],
         parameters=[DEPLOY_NAME],
         request=DeployInputSerializer,

@@ -61,9 +61,16 @@ def test_metrics_after_known_runs(client):
 
     families = scrape(client)
 
-    assert value(families, "chalk_runs", function="refresh-rates", status="succeeded") == 2
-    assert value(families, "chalk_runs", function="refresh-rates", status="failed") == 1
-    assert value(families, "chalk_runs", function="every-minute", status="queued") == 1
+    finished = ("chalk_runs_finished", "chalk_runs_finished_total")
+    assert value(families, *finished, status="succeeded") == 2
+    assert value(families, *finished, status="failed") == 1
+    assert value(families, *finished, status="skipped") == 0
+    assert value(families, "chalk_runs_active", status="queued") == 1
+    assert value(families, "chalk_runs_active", status="running") == 0
+    assert value(families, "chalk_function_runs_active", function="every-minute") == 1
+    assert "refresh-rates" not in {
+        s.labels["function"] for s in families["chalk_function_runs_active"].samples
+    }  # no active run, no series
     lag = "chalk_schedule_lag_seconds"
     assert value(families, lag, f"{lag}_count") == 1
     assert value(families, lag, f"{lag}_bucket", le="1.0") == 0
@@ -100,7 +107,7 @@ def test_metrics_token(client, settings):
     assert client.get("/metrics").status_code == 401
     wrong = client.get("/metrics", HTTP_AUTHORIZATION="Bearer nope")
     assert wrong.status_code == 401
-    assert "chalk_runs" in scrape(client, HTTP_AUTHORIZATION="Bearer scrape-me-7")
+    assert "chalk_runs_finished" in scrape(client, HTTP_AUTHORIZATION="Bearer scrape-me-7")
     settings.CHALK_METRICS_TOKEN = ""
     assert client.get("/metrics").status_code == 200  # open by the setting
 

@@ -1,6 +1,8 @@
 """The OpenAPI schema and its browsable reference (public, served offline), and a bounded
 schemathesis run with every check: the schema must declare every rule the server enforces."""
 
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -33,10 +35,10 @@ coverage.enabled = true
 fuzzing.enabled = true
 stateful.enabled = false
 
-# A deploy body the schema allows may still be refused for what no OpenAPI 3.0 schema can say:
-# a secret name that is not stored on this server, max_delay shorter than initial_delay, an
-# image env key that is no environment variable name (no propertyNames in 3.0). Every
-# invalid body must still be refused.
+# A deploy body the schema allows may still be refused for what no schema can say (the
+# operation's description says it): a secret name that is not stored on this server, a name
+# in both env and secrets, max_delay shorter than initial_delay. Env and tag names follow
+# the schema's propertyNames. Every invalid body must still be refused.
 [[operations]]
 include-operation-id = "functions_deploy"
 checks.positive_data_acceptance.enabled = false
@@ -68,6 +70,35 @@ def test_it_serves_the_openapi_schema_without_a_token(client):
     }
     deploy = schema["paths"]["/api/v1/functions/{name}"]["put"]
     assert set(deploy["responses"]) == {"200", "201", "400", "401", "404", "413"}
+
+
+def test_the_schema_states_the_rules_on_env_and_tag_names(client):
+    schema = client.get("/api/schema/?format=json").json()
+
+    assert schema["openapi"] == "3.1.0"  # propertyNames is JSON Schema's, not OpenAPI 3.0's
+    assert '"nullable"' not in json.dumps(schema)  # 3.0's spelling, written as 3.1's
+    deploy = schema["components"]["schemas"]["DeployInput"]["properties"]
+    env_names, tag_names = deploy["env"]["propertyNames"], deploy["tags"]["propertyNames"]
+    assert env_names["maxLength"] == 128
+    for name, env_ok, tag_ok in [
+        ("EXCHANGE_API_KEY", True, True),
+        ("team", True, True),
+        ("kubernetes.io/team", False, True),
+        ("2FA", False, True),
+        ("-team", False, False),
+        ("\x9céêèÐ", False, False),
+    ]:
+        assert bool(re.search(env_names["pattern"], name)) is env_ok, name
+        assert bool(re.search(tag_names["pattern"], name)) is tag_ok, name
+
+
+def test_operations_say_the_rules_no_schema_can_state(client):
+    paths = client.get("/api/schema/?format=json").json()["paths"]
+
+    channels = paths["/api/v1/channels"]["post"]["description"]
+    assert "the URL must be one Apprise accepts" in channels
+    deploy = paths["/api/v1/functions/{name}"]["put"]["description"]
+    assert "must be stored on this server" in deploy
 
 
 def test_it_serves_the_api_reference_offline(client):
