@@ -280,7 +280,7 @@ class Attempt(models.Model):
     runner_lines = models.PositiveIntegerField(
         default=0, db_default=0
     )  # lines the runner sent (its seq)
-    # UTF-8 bytes of the runner's lines stored, against CHALK_MAX_LOG_BYTES (runs/services.py).
+    # UTF-8 bytes of the runner's lines stored, against CHALK_MAX_LOG_BYTES (runs/logs.py).
     log_bytes = models.PositiveBigIntegerField(default=0, db_default=0)
     log_truncated = models.BooleanField(default=False, db_default=False)
 

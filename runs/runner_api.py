@@ -10,7 +10,7 @@ itself. So everything a request carries is checked here and in the services as i
 program sent it: numbers must be finite and fit their columns, text what the database can hold,
 a heartbeat at most MAX_HEARTBEAT_ITEMS lines and samples, a return value its format and cap
 (chalkcompute/runtime/returns.py), and log lines follow the rules of
-services.log_append (no system line, per-line and per-attempt caps, resends told from forgery).
+logs.log_append (no system line, per-line and per-attempt caps, resends told from forgery).
 """
 
 import base64
@@ -30,7 +30,7 @@ from chalkcompute.image import Image as ImageSpec
 from chalkcompute.quantities import memory_bytes
 from chalkcompute.run_context import utc_text
 from chalkcompute.runtime import returns
-from runs import runtime_bundle, selectors, services
+from runs import logs, runtime_bundle, selectors, services
 from runs.errors import RunError
 from runs.limits import run_memory_limit, run_timeout
 from runs.models import ACTIVE_ATTEMPT_STATUSES, Attempt, AttemptStatus
@@ -55,7 +55,7 @@ class MalformedBodyError(Exception):
 
 # The most lines, and the most usage samples, one heartbeat may carry. The runner sends at
 # most FLUSH_LINES (500) lines and one sample a second; the bound keeps the work of one request
-# (and its transactions, see services.LOG_ROWS_PER_TRANSACTION) small whatever is sent.
+# (and its transactions, see logs.LOG_ROWS_PER_TRANSACTION) small whatever is sent.
 MAX_HEARTBEAT_ITEMS = 5_000
 # The ranges of the columns numbers go to: PositiveIntegerField, IntegerField, BigIntegerField.
 MAX_SEQ = 2**31 - 1
@@ -104,7 +104,7 @@ def _text(body: dict, name: str) -> str:
         return ""
     if not isinstance(value, str):
         raise MalformedBodyError(f"{name} must be a string, not a {type(value).__name__}")
-    return services.storable_text(value)
+    return logs.storable_text(value)
 
 
 def _return_value(body: dict) -> tuple[object, str]:
@@ -125,7 +125,7 @@ def _return_value(body: dict) -> tuple[object, str]:
         )
     try:
         text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-        value = services.storable_json(value)
+        value = logs.storable_json(value)
     except RecursionError:
         raise MalformedBodyError("return_value is nested too deeply") from None
     if returns.size(text) > returns.MAX_RETURN_BYTES:
@@ -313,8 +313,8 @@ def heartbeat(request, attempt: Attempt, body: dict) -> JsonResponse:
         _number(sample.get("cpu_percent", 0.0), f"samples[{n}].cpu_percent", float)
         _number(sample.get("rss_bytes"), f"samples[{n}].rss_bytes", int, *BYTES)
     # Lines are checked by log_append, which refuses the batch before storing any of it.
-    truncated = services.log_append(attempt=attempt, first_seq=first_seq, lines=lines, now=now)
-    services.usage_append(attempt=attempt, samples=samples, now=now)
+    truncated = logs.log_append(attempt=attempt, first_seq=first_seq, lines=lines, now=now)
+    logs.usage_append(attempt=attempt, samples=samples, now=now)
     # Before its slot, a pause or a deploy that took the slot away stops it as a cancel does.
     skipped = services.prepared_attempt_skip(attempt=attempt, now=now)
     answer = {"cancel": bool(skipped) or services.cancel_requested(attempt)}
@@ -341,7 +341,7 @@ def finish(request, attempt: Attempt, body: dict) -> JsonResponse:
         traceback=_text(body, "traceback"),
         peak_memory_bytes=_optional(body, "peak_memory_bytes", int, *BYTES),
         cpu_seconds=_optional(body, "cpu_seconds", float),
-        # Only adds to the server's own count (services.log_append): never clears it.
+        # Only adds to the server's own count (logs.log_append): never clears it.
         log_truncated=bool(body.get("log_truncated")),
         return_value=return_value,
         return_format=return_format,

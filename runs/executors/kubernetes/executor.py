@@ -23,7 +23,7 @@ from kubernetes.client import ApiClient, Configuration
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from runs import services
+from runs import logs, services
 from runs.executors import database_slot
 from runs.executors.kubernetes import builds
 from runs.executors.kubernetes.builds import EXECUTOR
@@ -157,7 +157,7 @@ def job_create(
         return name
     ahead = round((attempt.not_before - now).total_seconds())
     if ahead >= 1 and attempt.number == 1 and attempt.run.trigger == Trigger.SCHEDULE:
-        services.log_system(
+        logs.log_system(
             attempt=attempt,
             text=f"Job {name} created {ahead} s before the slot; the function starts on it",
             now=now,

@@ -32,6 +32,7 @@ from runs.executors.local import network, sandbox
 from runs.executors.local.admission import WAIT_CHECK_SECONDS, admission, requests_of
 from runs.executors.local.images import ImageBuildError, collect_images, ensure_image
 from runs.limits import run_memory_limit, run_timeout
+from runs.logs import log_system
 from runs.models import ACTIVE_ATTEMPT_STATUSES, Attempt, AttemptStatus
 from runs.selectors import images_in_use
 from runs.services import (
@@ -40,7 +41,6 @@ from runs.services import (
     attempt_finish,
     attempt_heartbeat,
     attempt_runner_spawned,
-    log_system,
 )
 from scheduling.models import Image
 
