@@ -24,7 +24,6 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from runs import logs, services
-from runs.executors import database_slot
 from runs.executors.kubernetes import builds
 from runs.executors.kubernetes.builds import EXECUTOR
 from runs.executors.kubernetes.cluster import JobCluster, KubernetesExecutorError
@@ -37,6 +36,7 @@ from runs.executors.kubernetes.manifests import (
     job_name,
 )
 from runs.models import Attempt, ImageBuildStatus, Trigger
+from runs.worker import database_slot
 from scheduling.models import Image
 
 logger = logging.getLogger(__name__)

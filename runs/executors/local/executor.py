@@ -27,7 +27,6 @@ from django.utils import timezone
 
 from chalkcompute.runtime.parent import die_with_parent
 from chalkcompute.runtime.usage import SANDBOXED
-from runs.executors import database_slot
 from runs.executors.local import network, sandbox
 from runs.executors.local.admission import WAIT_CHECK_SECONDS, admission, requests_of
 from runs.executors.local.images import ImageBuildError, collect_images, ensure_image
@@ -42,6 +41,7 @@ from runs.services import (
     attempt_heartbeat,
     attempt_runner_spawned,
 )
+from runs.worker import database_slot
 from scheduling.models import Image
 
 logger = logging.getLogger(__name__)
