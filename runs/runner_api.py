@@ -33,7 +33,7 @@ from chalkcompute.runtime import returns
 from runs import logs, runtime_bundle, selectors, services
 from runs.errors import RunError
 from runs.limits import run_memory_limit, run_timeout
-from runs.models import ACTIVE_ATTEMPT_STATUSES, Attempt, AttemptStatus
+from runs.models import Attempt, AttemptStatus
 from scheduling.crypto import SecretDecryptionError, decrypt
 from scheduling.models import Secret
 
@@ -169,8 +169,9 @@ def _attempt(request: HttpRequest) -> Attempt | None:
     if scheme != "Bearer" or not token:
         return None
     return (
-        Attempt.objects.select_related("run__version__image", "run__function")
-        .filter(token_hash=services.token_hash(token.strip()), status__in=ACTIVE_ATTEMPT_STATUSES)
+        Attempt.objects.active()
+        .select_related("run__version__image", "run__function")
+        .filter(token_hash=services.token_hash(token.strip()))
         .first()
     )
 

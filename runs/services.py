@@ -27,8 +27,6 @@ from runs import dispatch
 from runs.errors import NOT_DEPLOYED, NotDeployedError
 from runs.logs import log_system
 from runs.models import (
-    ACTIVE_ATTEMPT_STATUSES,
-    ACTIVE_RUN_STATUSES,
     Attempt,
     AttemptStatus,
     Backfill,
@@ -231,13 +229,12 @@ def prepared_attempt_skip(*, attempt: Attempt, now: dt.datetime) -> str | None:
         reason, _ = _slot_verdict(run)
         if reason is None or not (before_slot or _decided_before_slot(run)):
             return None
-        still = ACTIVE_ATTEMPT_STATUSES if before_slot else (AttemptStatus.STARTING,)
-        ended = Attempt.objects.filter(id=attempt.id, status__in=still).update(
-            status=AttemptStatus.CANCELLED, finished_at=now, reason=reason
-        )
+        row = Attempt.objects.filter(id=attempt.id)
+        still = row.active() if before_slot else row.filter(status=AttemptStatus.STARTING)
+        ended = still.update(status=AttemptStatus.CANCELLED, finished_at=now, reason=reason)
         if not ended:
             return None
-        Run.objects.filter(id=run.id, status__in=ACTIVE_RUN_STATUSES).update(
+        Run.objects.filter(id=run.id).active().update(
             status=RunStatus.SKIPPED, status_reason=reason, finished_at=now
         )
         attempt_id = attempt.id
@@ -313,9 +310,7 @@ def next_queued_start(*, before: dt.datetime) -> dt.datetime | None:
 
 def attempt_heartbeat(*, attempt: Attempt, now: dt.datetime) -> None:
     """Keeps an attempt that is not yet running (an image build) from looking lost."""
-    Attempt.objects.filter(id=attempt.id, status__in=ACTIVE_ATTEMPT_STATUSES).update(
-        last_heartbeat_at=now
-    )
+    Attempt.objects.filter(id=attempt.id).active().update(last_heartbeat_at=now)
 
 
 def attempt_begin(*, attempt: Attempt, now: dt.datetime) -> bool:
@@ -327,9 +322,7 @@ def attempt_begin(*, attempt: Attempt, now: dt.datetime) -> bool:
             status=AttemptStatus.RUNNING, started_at=started, last_heartbeat_at=now
         )
         if begun:
-            Run.objects.filter(id=attempt.run_id, status__in=ACTIVE_RUN_STATUSES).update(
-                status=RunStatus.RUNNING
-            )
+            Run.objects.filter(id=attempt.run_id).active().update(status=RunStatus.RUNNING)
             # A run's start is its first attempt's start; retries keep it.
             Run.objects.filter(id=attempt.run_id, started_at__isnull=True).update(
                 started_at=started
@@ -413,9 +406,7 @@ def attempt_finish(
             fields["peak_memory_bytes"] = peak_memory_bytes
         if cpu_seconds is not None:
             fields["cpu_seconds"] = cpu_seconds
-        ended = Attempt.objects.filter(id=attempt.id, status__in=ACTIVE_ATTEMPT_STATUSES).update(
-            **fields
-        )
+        ended = Attempt.objects.filter(id=attempt.id).active().update(**fields)
         if not ended:
             return False
         run = Run.objects.select_for_update().select_related("version").get(id=attempt.run_id)
@@ -518,7 +509,7 @@ def run_cancel(*, run: Run, actor: Actor, now: dt.datetime) -> bool:
     by = actor.name
     with transaction.atomic():
         run = Run.objects.select_for_update().select_related("function").get(id=run.id)
-        if run.status not in ACTIVE_RUN_STATUSES:
+        if not run.is_active:
             return False
         audit(
             actor=actor,
@@ -604,9 +595,9 @@ def after_restore(
     fenced: Counter = Counter()
     moved = []
     with transaction.atomic():
-        active = Run.objects.filter(status__in=ACTIVE_RUN_STATUSES).select_related("function")
+        active = Run.objects.active().select_related("function")
         for run in active.order_by("id"):
-            for attempt in run.attempts.filter(status__in=ACTIVE_ATTEMPT_STATUSES):
+            for attempt in run.attempts.active():
                 lost = attempt_finish(
                     attempt=attempt, status=AttemptStatus.LOST, reason=RESTORED, now=now,
                     retryable=False,
@@ -616,10 +607,12 @@ def after_restore(
                     log_system(attempt=attempt, text=text, now=now, level="ERROR")
             fenced[run.function.name] += 1
             run = Run.objects.select_for_update().get(id=run.id)
-            if run.status in ACTIVE_RUN_STATUSES:  # it had no active attempt to end it
+            if run.is_active:  # it had no active attempt to end it
                 _run_end(run=run, status=RunStatus.LOST, reason=RESTORED, now=now)
-        passed = Function.objects.select_for_update(of=("self",)).filter(
-            paused=False, next_fire_at__lte=now, current_version__cron__isnull=False
+        passed = (
+            Function.objects.select_for_update(of=("self",))
+            .filter(current_version__cron__isnull=False)
+            .due(now)
         )
         for function in passed.select_related("current_version").order_by("name"):
             slot = function.current_version.fire_schedule.next_after(now)

@@ -1,6 +1,7 @@
 """What a function IS: its deployed versions, the image they run in, the secrets they read,
 and the API tokens that deploy them. What happened to it (runs) lives in `runs/`."""
 
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -55,6 +56,13 @@ class Secret(models.Model):
         return self.name
 
 
+class FunctionQuerySet(models.QuerySet):
+    def due(self, horizon: datetime) -> "FunctionQuerySet":
+        """Functions whose next slot is at or before `horizon`: what the tick claims, through
+        the partial index scheduling_function_due."""
+        return self.filter(paused=False, next_fire_at__lte=horizon)
+
+
 class Function(models.Model):
     """A deployed function: its current version, whether it is paused, and its next slot."""
 
@@ -73,6 +81,8 @@ class Function(models.Model):
     paused_reason = models.TextField(blank=True)
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
+
+    objects = FunctionQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]

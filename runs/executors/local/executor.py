@@ -32,7 +32,7 @@ from runs.executors.local.admission import WAIT_CHECK_SECONDS, admission, reques
 from runs.executors.local.images import ImageBuildError, collect_images, ensure_image
 from runs.limits import run_memory_limit, run_timeout
 from runs.logs import log_system
-from runs.models import ACTIVE_ATTEMPT_STATUSES, Attempt, AttemptStatus
+from runs.models import Attempt, AttemptStatus
 from runs.selectors import images_in_use
 from runs.services import (
     attempt_cancel_if_requested,
@@ -288,11 +288,7 @@ class LocalExecutor:
 
 
 def _active(attempt_ids: list[int]) -> list[int]:
-    return list(
-        Attempt.objects.filter(id__in=attempt_ids, status__in=ACTIVE_ATTEMPT_STATUSES).values_list(
-            "id", flat=True
-        )
-    )
+    return list(Attempt.objects.filter(id__in=attempt_ids).active().values_list("id", flat=True))
 
 
 class _Waiting:
