@@ -193,7 +193,7 @@ def _slot_verdict(run: Run) -> tuple[str | None, FunctionVersion | None]:
     current = FunctionVersion.objects.select_related("image").get(id=function.current_version_id)
     slot = run.scheduled_for
     schedule = current.fire_schedule
-    if schedule is None or schedule.next_after(slot - dt.timedelta(minutes=1)) != slot:
+    if schedule is None or not schedule.fires_at(slot):
         written = "none" if schedule is None else schedule.cron
         if current.timezone:
             written += f", {current.timezone}"
@@ -615,7 +615,7 @@ def after_restore(
             .due(now)
         )
         for function in passed.select_related("current_version").order_by("name"):
-            slot = function.current_version.fire_schedule.next_after(now)
+            slot = function.next_slot_after(now)
             moved.append((function.name, function.next_fire_at, slot))
             function.next_fire_at = slot
             function.save(update_fields=["next_fire_at"])

@@ -108,6 +108,14 @@ class Function(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def next_slot_after(self, moment: datetime) -> datetime | None:
+        """The current version's first slot after `moment`, on its schedule's clock
+        (FunctionVersion.fire_schedule): where scheduling starts afresh, at a deploy that
+        changes the schedule, a resume or a restore. None when paused or run on demand."""
+        version = self.current_version
+        schedule = None if self.paused or version is None else version.fire_schedule
+        return None if schedule is None else schedule.next_after(moment)
+
 
 class FunctionVersion(models.Model):
     """One immutable deployed content of a function, numbered 1..n per function."""
