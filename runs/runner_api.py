@@ -30,12 +30,13 @@ from chalkcompute.image import Image as ImageSpec
 from chalkcompute.quantities import memory_bytes
 from chalkcompute.run_context import utc_text
 from chalkcompute.runtime import returns
-from runs import logs, runtime_bundle, selectors, services
+from runs import logs, selectors, services
 from runs.errors import RunError
 from runs.limits import run_memory_limit, run_timeout
 from runs.models import Attempt, AttemptStatus
 from scheduling.crypto import SecretDecryptionError, decrypt
 from scheduling.models import Secret
+from sdk import runtime_bundle
 
 FINISH_STATUSES = (
     AttemptStatus.SUCCEEDED,
@@ -352,7 +353,7 @@ def finish(request, attempt: Attempt, body: dict) -> JsonResponse:
 
 @allow("GET")
 def runtime_archive(request: HttpRequest) -> HttpResponse:
-    """The runner as a gzip'd tar (see runtime_bundle.py). No token: it is the runner's source,
+    """The runner as a gzip'd tar (see sdk/runtime_bundle.py). No token: it is the runner's source,
     the same for every attempt, and holds nothing of any of them."""
     bundle = runtime_bundle.bundle()
     response = HttpResponse(bundle.archive, content_type="application/gzip")

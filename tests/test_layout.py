@@ -1,6 +1,6 @@
 """The layout is the architecture: dependencies point one way,
 
-    chalkcompute ← common ← scheduling ← runs ← health ← alerts ← console ← chalkweb
+    chalkcompute ← common ← scheduling ← sdk ← runs ← health ← alerts ← console ← chalkweb
 
 no module imports another that (through any chain) imports it back, and nothing imports
 runs.tasks (services send tasks by name, through runs.dispatch). Imports inside functions
@@ -11,8 +11,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = [
-    "chalkcompute", "chalk", "common", "scheduling", "runs", "health", "alerts", "console",
-    "chalkweb",
+    "chalkcompute", "chalk", "common", "scheduling", "sdk", "runs", "health", "alerts",
+    "console", "chalkweb",
 ]  # fmt: skip
 # What each layer may import of ours (chalk is the logger shim beside the SDK).
 ALLOWED = {
@@ -20,12 +20,15 @@ ALLOWED = {
     "chalk": {"chalk"},
     "common": {"common"},
     "scheduling": {"chalkcompute", "common", "scheduling"},
-    "runs": {"chalkcompute", "chalk", "common", "scheduling", "runs"},
-    "health": {"chalkcompute", "common", "scheduling", "runs", "health"},
-    "alerts": {"chalkcompute", "common", "scheduling", "runs", "health", "alerts"},
-    "console": {"chalkcompute", "common", "scheduling", "runs", "health", "alerts", "console"},
+    "sdk": {"chalkcompute", "chalk", "sdk"},
+    "runs": {"chalkcompute", "chalk", "common", "scheduling", "sdk", "runs"},
+    "health": {"chalkcompute", "common", "scheduling", "sdk", "runs", "health"},
+    "alerts": {"chalkcompute", "common", "scheduling", "sdk", "runs", "health", "alerts"},
+    "console": {
+        "chalkcompute", "common", "scheduling", "sdk", "runs", "health", "alerts", "console",
+    },
     "chalkweb": set(LAYERS),
-}
+}  # fmt: skip
 
 
 def _modules() -> dict[str, Path]:
