@@ -90,7 +90,7 @@ def start_platform(data_dir: Path, extra_env: dict[str, str] | None = None) -> l
     import subprocess
 
     from chalkweb.management.commands.run_platform import web_command
-    from runs.executors import runs_worker_pool
+    from runs.worker import runs_worker_pool
 
     port = free_port()
     env = {

@@ -122,7 +122,7 @@ def baseline(python: Path, count: int, folder: Path) -> list[float]:
 def burst(count: int, functions) -> dict:
     from django.utils import timezone
 
-    from runs.models import ACTIVE_RUN_STATUSES, Attempt, LogLine, Run
+    from runs.models import Attempt, LogLine, Run
     from runs.services import prepare_lead
     from scheduling.models import Function
 
@@ -155,9 +155,7 @@ def burst(count: int, functions) -> dict:
 
     lines = wait_for(first_lines, 120, "every first line")
     wait_for(
-        lambda: not Run.objects.filter(
-            id__in=[r.id for r in runs], status__in=ACTIVE_RUN_STATUSES
-        ).exists(),
+        lambda: not Run.objects.filter(id__in=[r.id for r in runs]).active().exists(),
         120,
         "the runs to end",
     )  # fmt: skip

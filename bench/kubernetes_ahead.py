@@ -66,9 +66,9 @@ def start_server(data_dir: Path) -> tuple[subprocess.Popen, str]:
 
 
 def ended(run_ids: list[int]) -> bool:
-    from runs.models import ACTIVE_RUN_STATUSES, Run
+    from runs.models import Run
 
-    return not Run.objects.filter(id__in=run_ids, status__in=ACTIVE_RUN_STATUSES).exists()
+    return not Run.objects.filter(id__in=run_ids).active().exists()
 
 
 def warm_up(fake, function) -> None:

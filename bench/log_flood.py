@@ -10,7 +10,7 @@ slowest tick during the flood minus the idle median.
   flood in one request, stored with bulk_create in one transaction that holds the attempt's
   row lock (on SQLite: the whole database) throughout;
 - after: heartbeats of at most protocol.MAX_HEARTBEAT_ITEMS lines (5,000), each stored
-  services.LOG_ROWS_PER_TRANSACTION rows (1,000) per transaction.
+  logs.LOG_ROWS_PER_TRANSACTION rows (1,000) per transaction.
 
 PostgreSQL when DATABASE_URL is set (on that server, in a database of the bench's own,
 chalkweb_bench_log_flood, never the one the URL names), else SQLite in a fresh data folder:
@@ -86,11 +86,11 @@ def setup_django(data_dir: Path, database_url: str | None, migrate: bool) -> Non
 
 
 def before_log_append(*, attempt, first_seq, lines, now):
-    """runs.services.log_append as it was (commit b1416c6): one transaction for the batch."""
+    """log_append as it was (commit b1416c6, in runs/services.py): one transaction a batch."""
     from django.db import transaction
 
+    from runs.logs import _timestamp
     from runs.models import Attempt, LogLine, LogStream
-    from runs.services import _timestamp
 
     if not lines:
         return
@@ -126,10 +126,10 @@ def flood(mode: str, token: str, lines: int, batch: int) -> None:
     from django.test import Client
 
     from chalkcompute.runtime import protocol
-    from runs import services
+    from runs import logs
 
     if mode == "before":  # one request, one transaction: what the runner API took until now
-        services.log_append = before_log_append
+        logs.log_append = before_log_append
         protocol.MAX_HEARTBEAT_ITEMS = lines
         settings.DATA_UPLOAD_MAX_MEMORY_SIZE = None
         batch = lines
@@ -272,7 +272,7 @@ def main() -> None:
     from django.db import connection
 
     from chalkcompute.runtime import protocol
-    from runs import services
+    from runs import logs
 
     vendor = connection.vendor
     print(
@@ -284,7 +284,7 @@ def main() -> None:
     rows = {
         "before: 1 request, 1 transaction": before,
         f"after: {protocol.MAX_HEARTBEAT_ITEMS}/request, "
-        f"{services.LOG_ROWS_PER_TRANSACTION}/transaction": after,
+        f"{logs.LOG_ROWS_PER_TRANSACTION}/transaction": after,
     }
     print(
         f"\n{'':44}{'idle ms':>9}{'flood p50':>11}{'flood max':>11}{'delay ms':>10}"

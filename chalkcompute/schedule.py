@@ -933,6 +933,12 @@ class Schedule:
                 return fire_time
         raise ValueError(f"{self.cron!r} has no fire time after {dt.isoformat()}")
 
+    def fires_at(self, moment: datetime) -> bool:
+        """Whether the timezone-aware ``moment`` is one of the schedule's fire times (a whole
+        minute the schedule fires at, through clock changes as ``next_after`` reads them).
+        Raises as ``next_after`` does."""
+        return self.next_after(moment - _ONE_MINUTE) == moment
+
     def iter_after(self, dt: datetime) -> Iterator[datetime]:
         """Successive fire times strictly after ``dt`` (aware UTC datetimes), in order.
         Raises ``ValueError`` for a naive ``dt`` at once, not at the first ``next()``."""

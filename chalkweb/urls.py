@@ -30,8 +30,8 @@ urlpatterns = [
     path("api/v1/", include("access.api_urls")),
     path("api/v1/", include("alerts.api_urls")),
     path(protocol.API_PATH.lstrip("/"), include("runs.runner_api")),
-    # The SDK's package index (PEP 503), public like the schema: see runs/sdk_index.py.
-    path("simple/", include("runs.sdk_index")),
+    # The SDK's package index (PEP 503), public like the schema: see sdk/index.py.
+    path("simple/", include("sdk.index")),
     path("api/schema/", SpectacularAPIView.as_view(**public), name="api-schema"),
     # The split view serves Swagger UI's start-up script from this URL (?script) instead of
     # inline, so the reference keeps the Content-Security-Policy; its template is overridden in

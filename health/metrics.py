@@ -122,10 +122,7 @@ class PlatformCollector:
             labels=["status"],
         )  # fmt: skip
         by_status = dict(
-            Attempt.objects.filter(status__in=ACTIVE_ATTEMPT_STATUSES)
-            .values_list("status")
-            .annotate(n=Count("id"))
-            .order_by()
+            Attempt.objects.active().values_list("status").annotate(n=Count("id")).order_by()
         )
         for status in ACTIVE_ATTEMPT_STATUSES:
             attempts.add_metric([status.value], by_status.get(status, 0))

@@ -39,7 +39,7 @@ from runs.errors import (
     NothingToRunError,
     TooManySlotsError,
 )
-from runs.models import ACTIVE_RUN_STATUSES, Backfill, BackfillStatus, Run, RunStatus, Trigger
+from runs.models import Backfill, BackfillStatus, Run, RunStatus, Trigger
 from runs.services import attempt_new, attempts_dispatch, run_cancel
 from scheduling.models import Function
 
@@ -215,7 +215,7 @@ def backfill_advance(*, backfill_id: int, now: dt.datetime) -> int:
         )
         if backfill is None:
             return 0
-        active = backfill.runs.filter(status__in=ACTIVE_RUN_STATUSES).count()
+        active = backfill.runs.active().count()
         schedule = backfill.version.fire_schedule
         starts: list[tuple[int, dt.datetime]] = []
         while active + len(starts) < backfill.max_parallel and backfill.next_slot is not None:
@@ -270,7 +270,7 @@ def backfill_cancel(*, backfill: Backfill, actor: Actor, now: dt.datetime) -> bo
         backfill.status = BackfillStatus.CANCELLED
         backfill.finished_at = now
         backfill.save(update_fields=["status", "finished_at"])
-        active = backfill.runs.filter(status__in=ACTIVE_RUN_STATUSES).order_by("scheduled_for")
+        active = backfill.runs.active().order_by("scheduled_for")
         cancelled = [run.id for run in active if run_cancel(run=run, actor=actor, now=now)]
         audit(
             actor=actor,

@@ -118,6 +118,13 @@ MANUAL_TRIGGERS = (Trigger.MANUAL, Trigger.API)
 OVERLAP_SKIP_REASON = 'the previous run was still active (overlap="skip")'
 
 
+class RunQuerySet(models.QuerySet):
+    def active(self) -> "RunQuerySet":
+        """Runs that have not ended: queued, starting, running or retrying. Per function, the
+        partial index runs_run_active_by_function holds exactly these."""
+        return self.filter(status__in=ACTIVE_RUN_STATUSES)
+
+
 class Run(models.Model):
     """One scheduled slot, one manual trigger or one slot of a backfill of a function."""
 
@@ -171,6 +178,8 @@ class Run(models.Model):
         default="",
         db_default="",
     )
+
+    objects = RunQuerySet.as_manager()
 
     class Meta:
         constraints = [
@@ -242,6 +251,12 @@ class Run(models.Model):
         return self.status
 
 
+class AttemptQuerySet(models.QuerySet):
+    def active(self) -> "AttemptQuerySet":
+        """Attempts that have not ended: queued, starting or running."""
+        return self.filter(status__in=ACTIVE_ATTEMPT_STATUSES)
+
+
 class Attempt(models.Model):
     """One try of a run on an executor; every attempt keeps its own logs, usage and error.
 
@@ -284,9 +299,11 @@ class Attempt(models.Model):
     runner_lines = models.PositiveIntegerField(
         default=0, db_default=0
     )  # lines the runner sent (its seq)
-    # UTF-8 bytes of the runner's lines stored, against CHALK_MAX_LOG_BYTES (runs/services.py).
+    # UTF-8 bytes of the runner's lines stored, against CHALK_MAX_LOG_BYTES (runs/logs.py).
     log_bytes = models.PositiveBigIntegerField(default=0, db_default=0)
     log_truncated = models.BooleanField(default=False, db_default=False)
+
+    objects = AttemptQuerySet.as_manager()
 
     class Meta:
         constraints = [

@@ -10,7 +10,7 @@ itself. So everything a request carries is checked here and in the services as i
 program sent it: numbers must be finite and fit their columns, text what the database can hold,
 a heartbeat at most MAX_HEARTBEAT_ITEMS lines and samples, a return value its format and cap
 (chalkcompute/runtime/returns.py), and log lines follow the rules of
-services.log_append (no system line, per-line and per-attempt caps, resends told from forgery).
+logs.log_append (no system line, per-line and per-attempt caps, resends told from forgery).
 The protocol's paths, document and limits are chalkcompute/runtime/protocol.py's, shared with the
 runner.
 """
@@ -34,11 +34,12 @@ from chalkcompute.run_context import utc_text
 from chalkcompute.runtime import protocol, returns
 from chalkcompute.runtime.protocol import AttemptDocument
 from common.crypto import SecretDecryptionError
-from runs import runtime_bundle, selectors, services
+from runs import logs, selectors, services
 from runs.errors import RunError
 from runs.limits import run_memory_limit, run_timeout
-from runs.models import ACTIVE_ATTEMPT_STATUSES, Attempt, AttemptStatus
+from runs.models import Attempt, AttemptStatus
 from scheduling.services import secret_values_for
+from sdk import runtime_bundle
 
 FINISH_STATUSES = (
     AttemptStatus.SUCCEEDED,
@@ -124,7 +125,7 @@ def _return_value(body: dict) -> tuple[object, str]:
         )
     try:
         text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-        value = services.storable_json(value)
+        value = logs.storable_json(value)
     except RecursionError:
         raise MalformedBodyError("return_value is nested too deeply") from None
     if returns.size(text) > returns.MAX_RETURN_BYTES:
@@ -168,8 +169,9 @@ def _attempt(request: HttpRequest) -> Attempt | None:
     if scheme != "Bearer" or not token:
         return None
     return (
-        Attempt.objects.select_related("run__version__image", "run__function")
-        .filter(token_hash=services.token_hash(token.strip()), status__in=ACTIVE_ATTEMPT_STATUSES)
+        Attempt.objects.active()
+        .select_related("run__version__image", "run__function")
+        .filter(token_hash=services.token_hash(token.strip()))
         .first()
     )
 
@@ -308,8 +310,8 @@ def heartbeat(request, attempt: Attempt, body: dict) -> JsonResponse:
         _number(sample.get("cpu_percent", 0.0), f"samples[{n}].cpu_percent", float)
         _number(sample.get("rss_bytes"), f"samples[{n}].rss_bytes", int, *BYTES)
     # Lines are checked by log_append, which refuses the batch before storing any of it.
-    truncated = services.log_append(attempt=attempt, first_seq=first_seq, lines=lines, now=now)
-    services.usage_append(attempt=attempt, samples=samples, now=now)
+    truncated = logs.log_append(attempt=attempt, first_seq=first_seq, lines=lines, now=now)
+    logs.usage_append(attempt=attempt, samples=samples, now=now)
     # Before its slot, a pause or a deploy that took the slot away stops it as a cancel does.
     skipped = services.prepared_attempt_skip(attempt=attempt, now=now)
     answer = {"cancel": bool(skipped) or services.cancel_requested(attempt)}
@@ -336,7 +338,7 @@ def finish(request, attempt: Attempt, body: dict) -> JsonResponse:
         traceback=_text(body, "traceback"),
         peak_memory_bytes=_optional(body, "peak_memory_bytes", int, *BYTES),
         cpu_seconds=_optional(body, "cpu_seconds", float),
-        # Only adds to the server's own count (services.log_append): never clears it.
+        # Only adds to the server's own count (logs.log_append): never clears it.
         log_truncated=bool(body.get("log_truncated")),
         return_value=return_value,
         return_format=return_format,
@@ -346,7 +348,7 @@ def finish(request, attempt: Attempt, body: dict) -> JsonResponse:
 
 @allow("GET")
 def runtime_archive(request: HttpRequest) -> HttpResponse:
-    """The runner as a gzip'd tar (see runtime_bundle.py). No token: it is the runner's source,
+    """The runner as a gzip'd tar (see sdk/runtime_bundle.py). No token: it is the runner's source,
     the same for every attempt, and holds nothing of any of them."""
     bundle = runtime_bundle.bundle()
     response = HttpResponse(bundle.archive, content_type="application/gzip")

@@ -32,9 +32,7 @@ def images_in_use() -> set[str]:
     current = Function.objects.filter(current_version__isnull=False).values_list(
         "current_version__image__spec_hash", flat=True
     )
-    running = Run.objects.filter(status__in=ACTIVE_RUN_STATUSES).values_list(
-        "version__image__spec_hash", flat=True
-    )
+    running = Run.objects.active().values_list("version__image__spec_hash", flat=True)
     return set(current) | set(running)
 
 

@@ -3,131 +3,22 @@
 import datetime as dt
 import logging
 import os
-import resource
 import socket
-import threading
 import time
 
 from celery import shared_task
-from celery.signals import (
-    beat_init,
-    worker_init,
-    worker_process_init,
-    worker_ready,
-    worker_shutdown,
-)
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
 from access.services import audit_prune
-from chalkcompute.runtime.parent import die_with_parent
 from runs import backfills, heartbeats, scheduler, services
-from runs.executors import database_slot, executor_for
+from runs.executors import executor_for
 from runs.models import Attempt
+from runs.worker import database_slot  # and, by importing runs.worker, its signals
 from scheduling.models import Image
 
 WAIT_FOR_DUE = dt.timedelta(seconds=10)
-WORKER_HEARTBEAT_SECONDS = 10  # /readyz wants a runs worker seen in the last 30 s
-QUEUE_COMPONENTS = {"chalk-runs": "runs-worker", "chalk-control": "control-worker"}
 logger = logging.getLogger(__name__)
-_stop_heartbeat = threading.Event()
-
-
-@beat_init.connect
-def _ensure_periodic_tasks(**_) -> None:
-    """Beat sends what the database lists: a beat started on any install lists every one of
-    the platform's periodic tasks first (an upgrade's new ones included)."""
-    from runs.beat import ensure_periodic_tasks
-
-    try:
-        ensure_periodic_tasks()
-    except Exception:  # the database is away: beat still starts, and /readyz says what lacks
-        logger.exception("could not create the platform's periodic tasks")
-    finally:
-        connection.close()
-
-
-@worker_init.connect
-def _open_files_enough_for_hundreds_of_runs(**_) -> None:
-    """A local run holds a dozen descriptors in its worker (pipes, its network's, its runner
-    API socket): 1024, a common soft limit, is 80 runs. Raised to the hard limit."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-@worker_process_init.connect
-def _die_with_the_worker(**_) -> None:
-    """A pool process dies with its worker, and the runner it started dies with it."""
-    die_with_parent()
-
-
-@worker_ready.connect
-def _start_worker_heartbeat(sender, **_) -> None:
-    """Each worker records itself every WORKER_HEARTBEAT_SECONDS (runs.models.Heartbeat, one
-    row per worker and queue it consumes) from a thread of its main process, so every worker
-    is seen, not just the one a periodic message happens to reach."""
-    queues = sorted(sender.app.amqp.queues.consume_from)
-    components = [QUEUE_COMPONENTS[queue] for queue in queues if queue in QUEUE_COMPONENTS]
-    if not components:
-        return
-    hostname = sender.hostname
-    detail = {"queues": queues, "pid": os.getpid(), "executor": settings.CHALK_EXECUTOR}
-    _stop_heartbeat.clear()
-
-    def beat() -> None:
-        while not _stop_heartbeat.is_set():
-            try:
-                heartbeats.record(
-                    [(component, hostname, detail, 1) for component in components],
-                    now=timezone.now(),
-                )
-            except Exception:  # the database is away: /readyz says so; try again later
-                logger.warning("could not record the worker's heartbeat", exc_info=True)
-            finally:
-                connection.close()  # this thread's own connection, not kept between beats
-            _stop_heartbeat.wait(WORKER_HEARTBEAT_SECONDS)
-
-    threading.Thread(target=beat, name="chalk-worker-heartbeat", daemon=True).start()
-
-
-@worker_ready.connect
-def _say_how_runs_are_isolated(sender, **_) -> None:
-    """A runs worker says at start what its runs would hit at their slot: a sandbox piece
-    missing (an error where it is required: every run is refused) or not isolated (warned)."""
-    if "chalk-runs" not in sender.app.amqp.queues.consume_from:
-        return
-    if settings.CHALK_EXECUTOR != "local":
-        return
-    from runs.executors.local import sandbox
-
-    found = sandbox.isolation()
-    if found.refusal:
-        logger.error("every local run will fail: %s", found.refusal)
-    elif found.warning:
-        logger.warning("%s", found.warning)
-
-
-@worker_ready.connect
-def _say_whether_the_secrets_key_decrypts(**_) -> None:
-    """A key replaced instead of rotated is said at a worker's start, not by the first run
-    that needs a secret."""
-    from common.crypto import key_problem
-
-    try:
-        problem = key_problem()
-    except Exception:  # the database is away: /readyz says so
-        return
-    finally:
-        connection.close()
-    if problem:
-        logger.error("CHALK_SECRETS_KEY: %s", problem)
-
-
-@worker_shutdown.connect
-def _stop_worker_heartbeat(**_) -> None:
-    _stop_heartbeat.set()
 
 
 @shared_task(ignore_result=True)

@@ -1,6 +1,7 @@
 """What a function IS: its deployed versions, the image they run in and the secrets they read.
 What happened to it (runs) lives in `runs/`; who deployed it (people, API tokens) in `access/`."""
 
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -55,6 +56,13 @@ class Secret(models.Model):
         return self.name
 
 
+class FunctionQuerySet(models.QuerySet):
+    def due(self, horizon: datetime) -> "FunctionQuerySet":
+        """Functions whose next slot is at or before `horizon`: what the tick claims, through
+        the partial index scheduling_function_due."""
+        return self.filter(paused=False, next_fire_at__lte=horizon)
+
+
 class Function(models.Model):
     """A deployed function: its current version, whether it is paused, and its next slot."""
 
@@ -73,6 +81,8 @@ class Function(models.Model):
     paused_reason = models.TextField(blank=True)
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
+
+    objects = FunctionQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]
@@ -97,6 +107,14 @@ class Function(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def next_slot_after(self, moment: datetime) -> datetime | None:
+        """The current version's first slot after `moment`, on its schedule's clock
+        (FunctionVersion.fire_schedule): where scheduling starts afresh, at a deploy that
+        changes the schedule, a resume or a restore. None when paused or run on demand."""
+        version = self.current_version
+        schedule = None if self.paused or version is None else version.fire_schedule
+        return None if schedule is None else schedule.next_after(moment)
 
 
 class FunctionVersion(models.Model):

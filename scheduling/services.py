@@ -246,11 +246,9 @@ def function_deploy(
             version.cron,
             version.timezone,
         )
-        if function.paused or spec.schedule is None:
-            function.next_fire_at = None
-        elif not (same_schedule and function.next_fire_at is not None):
-            function.next_fire_at = spec.schedule.next_after(now)
         function.current_version = version
+        if not (same_schedule and function.next_fire_at is not None):
+            function.next_fire_at = function.next_slot_after(now)
         function.updated_at = now
         function.save(update_fields=["current_version", "next_fire_at", "updated_at"])
         transaction.on_commit(lambda: _build_image_ahead(image_row.id))
@@ -356,8 +354,7 @@ def function_resume(*, function: Function, actor: Actor, now: datetime) -> Funct
         function.paused_at = None
         function.paused_by = ""
         function.paused_reason = ""
-        schedule = function.current_version.fire_schedule if function.current_version else None
-        function.next_fire_at = schedule.next_after(now) if schedule else None
+        function.next_fire_at = function.next_slot_after(now)
         function.updated_at = now
         function.save()
     return function

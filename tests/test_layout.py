@@ -1,7 +1,7 @@
 """The layout is the architecture: dependencies point one way, down this chain of layers
 
-    chalk ← chalkcompute ← common ← access ← scheduling ← runs ← health ← alerts ← console
-      ← chalkweb
+    chalk ← chalkcompute ← common ← access ← scheduling ← sdk ← runs ← health ← alerts
+      ← console ← chalkweb
 
 (README.md's Layout section quotes the same line). A layer imports only layers below it, and
 ALLOWED narrows that further; every top-level package of the repository is a layer (tests/
@@ -22,6 +22,7 @@ LAYERS = [
     "common",
     "access",
     "scheduling",
+    "sdk",
     "runs",
     "health",
     "alerts",
@@ -37,11 +38,13 @@ ALLOWED = {
     "common": {"common"},
     "access": {"common", "access"},
     "scheduling": {"chalkcompute", "common", "access", "scheduling"},
-    "runs": {"chalk", "chalkcompute", "common", "access", "scheduling", "runs"},
-    "health": {"chalkcompute", "common", "access", "scheduling", "runs", "health"},
-    "alerts": {"chalkcompute", "common", "access", "scheduling", "runs", "health", "alerts"},
+    "sdk": {"chalkcompute", "chalk", "sdk"},
+    "runs": {"chalk", "chalkcompute", "common", "access", "scheduling", "sdk", "runs"},
+    "health": {"chalkcompute", "common", "access", "scheduling", "sdk", "runs", "health"},
+    "alerts": {"chalkcompute", "common", "access", "scheduling", "sdk", "runs", "health", "alerts"},
     "console": {
-        "chalkcompute", "common", "access", "scheduling", "runs", "health", "alerts", "console",
+        "chalkcompute", "common", "access", "scheduling", "sdk", "runs", "health", "alerts",
+        "console",
     },
     "chalkweb": set(LAYERS),
 }  # fmt: skip

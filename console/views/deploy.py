@@ -1,5 +1,5 @@
 """Deploy from your machine: the exact lines that add the SDK (`chalkweb-sdk`, from this
-server's own index, runs/sdk_index.py) to a project with uv or pip, and deploy with it. The
+server's own index, sdk/index.py) to a project with uv or pip, and deploy with it. The
 lines pin the index, so a resolver can never take PyPI's `chalkcompute` (Chalk's own SDK) or a
 look-alike instead; the README's "Deploy from your machine" shows the same."""
 
@@ -7,7 +7,7 @@ from django.conf import settings
 from django.template.response import TemplateResponse
 
 from console.access import console_view
-from runs.sdk_distribution import DISTRIBUTION
+from sdk.distribution import DISTRIBUTION
 
 
 def deploy_lines() -> dict[str, str]:

@@ -37,10 +37,7 @@ def platform_page(request):
     state = PlatformState.read(now=now)
     attempts = {status.value: 0 for status in ACTIVE_ATTEMPT_STATUSES}
     attempts.update(
-        Attempt.objects.filter(status__in=ACTIVE_ATTEMPT_STATUSES)
-        .values_list("status")
-        .annotate(n=Count("id"))
-        .order_by()
+        Attempt.objects.active().values_list("status").annotate(n=Count("id")).order_by()
     )
     recent = Run.objects.filter(trigger=Trigger.SCHEDULE, created_at__gte=now - WINDOW)
     workers = [{"row": w, "fresh": now - w.seen_at <= BANNER_WORKER_AGE} for w in state.workers]

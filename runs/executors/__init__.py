@@ -1,9 +1,6 @@
 """Executors start an attempt's runner somewhere: `local` (a subprocess of the worker) or
 `kubernetes` (a Job). Both run the same runner, so runs look the same wherever they ran."""
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -49,37 +46,3 @@ def executor_for(name: str | None = None) -> Executor:
 
         return KubernetesExecutor()
     raise ValueError(f"unknown executor {name!r}: set CHALK_EXECUTOR to local or kubernetes")
-
-
-_database_slots: threading.BoundedSemaphore | None = None
-_database_slots_lock = threading.Lock()
-
-
-@contextmanager
-def database_slot() -> Iterator[None]:
-    """Where a runs worker's thread uses the database: at most CHALK_WORKER_DB_CONNECTIONS
-    threads of the worker at once, each connection closed at the end. A local runs worker has
-    a thread per run, hundreds at the top of the hour; waiting for their runners, they hold no
-    connection, so a burst never runs the database out of connections."""
-    from django.conf import settings
-    from django.db import connection
-
-    global _database_slots
-    with _database_slots_lock:
-        if _database_slots is None:
-            _database_slots = threading.BoundedSemaphore(settings.CHALK_WORKER_DB_CONNECTIONS)
-    with _database_slots:
-        try:
-            yield
-        finally:
-            if not connection.in_atomic_block:  # a caller's transaction (a test's) stays open
-                connection.close()
-
-
-def runs_worker_pool() -> list[str]:
-    """The runs worker's pool options: celery's threads pool, a thread per run (a local run's
-    thread waits for its runner; a Kubernetes one makes a Job and returns), as many as
-    CHALK_LOCAL_MAX_RUNS. Admission (local/admission.py) then decides which runs fit."""
-    from django.conf import settings
-
-    return ["--pool", "threads", "--concurrency", str(settings.CHALK_LOCAL_MAX_RUNS)]

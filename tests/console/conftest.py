@@ -14,6 +14,7 @@ from django.contrib.auth.models import Group
 from django.test import Client
 from django.utils import timezone
 
+from runs import logs as run_logs
 from runs import services as run_services
 from runs.models import Run
 from scheduling.models import Function
@@ -93,7 +94,7 @@ def finish_run(
     )
     run_services.attempt_begin(attempt=attempt, now=now)
     if lines:
-        run_services.log_append(
+        run_logs.log_append(
             attempt=attempt,
             first_seq=0,
             lines=[
@@ -103,7 +104,7 @@ def finish_run(
             now=now,
         )
     if samples:
-        run_services.usage_append(
+        run_logs.usage_append(
             attempt=attempt,
             samples=[
                 {

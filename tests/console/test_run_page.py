@@ -4,7 +4,8 @@ the run is active), CPU and memory; and cancelling it."""
 import pytest
 from django.utils import timezone
 
-from runs.services import log_append, run_trigger
+from runs.logs import log_append
+from runs.services import run_trigger
 from tests.console.conftest import deploy, finish_run
 from tests.personas import acting
 

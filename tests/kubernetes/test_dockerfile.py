@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from chalkcompute import Image
-from runs import runtime_bundle
 from runs.executors.kubernetes.dockerfile import (
     build_configmap,
     build_job,
@@ -27,6 +26,7 @@ from runs.executors.kubernetes.manifests import (
     UnsupportedSpecError,
     install_at_start_script,
 )
+from sdk import runtime_bundle
 from tests.kubernetes.apichecks import MAX_CONFIGMAP_BYTES, restricted_violations
 from tests.kubernetes.conftest import make_config
 

@@ -13,7 +13,7 @@ import pytest
 from django.utils import timezone
 
 from chalkcompute import Image
-from runs.models import ACTIVE_RUN_STATUSES, ImageBuild, Run, UsageSample
+from runs.models import ImageBuild, Run, UsageSample
 from runs.services import run_trigger
 from runs.tasks import reconcile_kubernetes
 from tests.kubernetes.conftest import NAMESPACE
@@ -32,7 +32,7 @@ def wait_until_ended(run: Run) -> None:
     def ended() -> bool:
         reconcile_kubernetes()
         run.refresh_from_db()
-        return run.status not in ACTIVE_RUN_STATUSES
+        return not run.is_active
 
     wait_for(ended, timeout=90, interval=0.5, message="the run to end")
 

@@ -14,7 +14,7 @@ import pytest
 import chalk
 import chalkcompute
 from chalkcompute.image import PYTHON_VERSIONS
-from runs.runtime_bundle import build_archive, bundle
+from sdk.runtime_bundle import build_archive, bundle
 
 PACKAGES = [Path(chalkcompute.__file__).parent, Path(chalk.__file__).parent]
 # Imports every module of the extracted tree but `__main__` (which runs the runner), then
@@ -102,7 +102,7 @@ def test_it_is_the_same_archive_in_another_process():
         [
             sys.executable,
             "-c",
-            "from runs.runtime_bundle import bundle; print(bundle().sha256)",
+            "from sdk.runtime_bundle import bundle; print(bundle().sha256)",
         ],
         capture_output=True,
         text=True,

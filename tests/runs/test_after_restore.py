@@ -81,7 +81,7 @@ def test_it_fences_the_runs_in_flight_and_moves_every_function_past_its_missed_s
         assert (run.status, run.status_reason, run.finished_at) == (
             RunStatus.LOST, RESTORED, RESTORE,
         )  # fmt: skip
-    assert not Attempt.objects.filter(status__in=("queued", "starting", "running")).exists()
+    assert not Attempt.objects.active().exists()
     assert Attempt.objects.filter(status="lost", reason=RESTORED).count() == 3  # never retried
     event = AuditEvent.objects.get(action="restore")
     assert (event.actor, event.detail) == (

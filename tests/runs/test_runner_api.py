@@ -10,8 +10,8 @@ from rest_framework.test import APIClient
 from chalkcompute.runtime.returns import MAX_RETURN_BYTES
 from runs.executors.kubernetes.manifests import RUNTIME_URL_PATH
 from runs.models import Attempt, LogLine, Run, UsageSample
-from runs.runtime_bundle import bundle
 from runs.services import attempt_claim, run_trigger
+from sdk.runtime_bundle import bundle
 from tests.personas import acting, make_token
 from tests.runs.conftest import deploy
 

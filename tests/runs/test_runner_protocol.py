@@ -12,7 +12,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from chalkcompute.runtime import protocol
-from runs import services
+from runs import logs
 from runs.models import Attempt, LogLine, UsageSample
 from runs.services import attempt_claim, run_trigger
 from tests.personas import acting
@@ -102,7 +102,7 @@ def test_it_refuses_a_line_no_runner_may_send_and_stores_none_of_the_batch(runne
 
 def test_the_platforms_own_system_lines_still_go_in(runner):
     beat(runner, 0, [line("hello", level="INFO")])
-    services.log_system(attempt=Attempt.objects.get(), text="the pod was evicted", now=T0)
+    logs.log_system(attempt=Attempt.objects.get(), text="the pod was evicted", now=T0)
 
     assert stored() == [("stdout", "INFO", "hello"), ("system", "INFO", "the pod was evicted")]
 
@@ -313,15 +313,15 @@ def test_it_caps_the_log_it_stores_whatever_the_runner_sends(runner):
 def test_it_inserts_a_big_batch_a_bounded_number_of_rows_per_transaction(runner, monkeypatch):
     """Each transaction locks the attempt row (SQLite: the whole database) for at most
     LOG_ROWS_PER_TRANSACTION rows, so another writer (the tick) gets in between."""
-    limit, per_transaction = protocol.MAX_HEARTBEAT_ITEMS, services.LOG_ROWS_PER_TRANSACTION
+    limit, per_transaction = protocol.MAX_HEARTBEAT_ITEMS, logs.LOG_ROWS_PER_TRANSACTION
     transactions = []
-    store = services._store_runner_lines
+    store = logs._store_runner_lines
 
     def spy(attempt_id, first, lines, **kwargs):
         transactions.append(len(lines))
         return store(attempt_id, first, lines, **kwargs)
 
-    monkeypatch.setattr(services, "_store_runner_lines", spy)
+    monkeypatch.setattr(logs, "_store_runner_lines", spy)
     with CaptureQueriesContext(connection) as queries:
         beat(runner, 0, [line(f"line {i}") for i in range(limit)])
 

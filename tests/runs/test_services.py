@@ -8,6 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from runs.errors import MissingLogLinesError
+from runs.logs import log_append, log_system, usage_append
 from runs.models import Attempt, LogLine, Run, UsageSample
 from runs.scheduler import tick
 from runs.services import (
@@ -16,11 +17,8 @@ from runs.services import (
     attempt_dispatched,
     attempt_fail,
     attempt_finish,
-    log_append,
-    log_system,
     run_cancel,
     runs_prune,
-    usage_append,
 )
 from runs.tasks import prune_runs
 from scheduling.services import function_pause

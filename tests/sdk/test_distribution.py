@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from chalkcompute.version import VERSION
-from runs import runtime_bundle
-from runs.sdk_distribution import DISTRIBUTION, build_wheel, sdk_files, wheel
+from sdk import runtime_bundle
+from sdk.distribution import DISTRIBUTION, build_wheel, sdk_files, wheel
 
 REPO = Path(__file__).resolve().parents[2]
 DIST_INFO = f"chalkweb_sdk-{VERSION}.dist-info"

@@ -15,8 +15,9 @@ import pytest
 from django.utils import timezone
 
 from chalkcompute.cli import printable
+from runs.logs import log_append
 from runs.models import Attempt
-from runs.services import attempt_begin, attempt_claim, attempt_finish, log_append, run_cancel
+from runs.services import attempt_begin, attempt_claim, attempt_finish, run_cancel
 from tests.personas import acting, make_token
 from tests.server.support import ChalkServer
 

@@ -445,6 +445,17 @@ def test_it_iterates_successive_fire_times() -> None:
     ]
 
 
+def test_it_says_whether_it_fires_at_a_moment() -> None:
+    schedule = parse("*/15 9-17 * * 1-5")  # 2025-01-06 is a Monday
+    assert schedule.fires_at(utc("2025-01-06 09:15"))
+    assert schedule.fires_at(utc("2025-01-06 09:00"))
+    assert not schedule.fires_at(utc("2025-01-06 09:16"))
+    assert not schedule.fires_at(utc("2025-01-06 09:15:30"))  # fire times are whole minutes
+    assert not schedule.fires_at(utc("2025-01-05 09:15"))  # a Sunday
+    with pytest.raises(ValueError, match="naive"):
+        schedule.fires_at(datetime(2025, 1, 6, 9, 15))
+
+
 def test_it_stops_at_the_last_year_datetime_can_hold() -> None:
     schedule = parse("0 0 1 1 *")
 

@@ -309,6 +309,18 @@ def test_a_wildcard_job_follows_the_wall_clock() -> None:
     ]
 
 
+def test_it_fires_at_a_moment_as_its_fire_times_say_through_clock_changes() -> None:
+    fixed, in_utc = parse("30 1 * * *", "America/New_York"), parse("30 1 * * *", "UTC")
+    assert fixed.fires_at(utc("2025-11-02 05:30"))  # 01:30 EDT, the first of the two
+    assert not fixed.fires_at(utc("2025-11-02 06:30"))  # 01:30 EST, the repeat
+    assert not in_utc.fires_at(utc("2025-11-02 05:30"))  # read in UTC: 01:30 UTC only
+    moved = parse("30 2 * * *", "America/New_York")
+    assert moved.fires_at(utc("2025-03-09 07:00"))  # 02:30 does not exist: runs at the jump
+    every_half_hour = parse("*/30 * * * *", "America/New_York")
+    assert every_half_hour.fires_at(utc("2025-11-02 05:30"))  # a wildcard job runs in both
+    assert every_half_hour.fires_at(utc("2025-11-02 06:30"))
+
+
 def test_a_weekday_job_in_berlin_keeps_to_its_local_time() -> None:
     assert fire_times("0 9 * * 1-5", "Europe/Berlin", "2025-01-06 00:00", 1) == [
         utc("2025-01-06 08:00")

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from chalkcompute.version import VERSION
-from runs.sdk_distribution import build_wheel, sdk_files
 from scheduling.models import Function
+from sdk.distribution import build_wheel, sdk_files
 from tests.personas import make_token
 from tests.readme_deploy import deploy_blocks
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from runs.sdk_distribution import wheel
+from sdk.distribution import wheel
 
 pytestmark = pytest.mark.django_db
 PROJECT = "/simple/chalkweb-sdk/"

@@ -15,7 +15,7 @@ from django.core.management.base import BaseCommand
 from chalkweb.datafolder import replace_private_file, tighten
 from chalkweb.env import env_int, env_str
 from runs.beat import ensure_periodic_tasks
-from runs.executors import runs_worker_pool
+from runs.worker import runs_worker_pool
 
 
 def web_command(python: str, host: str, port: int) -> list[str]:

@@ -6,7 +6,7 @@
 - `outcomes`: what Job and pod status mean for the attempt (`classify`).
 - `cluster`: JobCluster, the thin layer over the official client that sends and reads them.
 
-Every run image gets the runner from `runs.runtime_bundle` (also pure), which the runner API
+Every run image gets the runner from `sdk.runtime_bundle` (also pure), which the runner API
 serves to pods that install at start.
 
 No Django in those: they are tested without a database. The Django side calls them and

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalkcompute.image import Image, ImageStep
-from runs import runtime_bundle
 from runs.executors.kubernetes.config import KubernetesConfig
 from runs.executors.kubernetes.manifests import (
     COMPONENT_BUILD,
@@ -30,6 +29,7 @@ from runs.executors.kubernetes.manifests import (
     job_owner_reference,
     run_container_security_context,
 )
+from sdk import runtime_bundle
 
 # The Debian release is part of the tag: apt package names change between releases (trixie
 # renamed libglib2.0-0 to libglib2.0-0t64), so a floating `-slim` would break apt_install

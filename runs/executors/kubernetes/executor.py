@@ -23,8 +23,7 @@ from kubernetes.client import ApiClient, Configuration
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from runs import services
-from runs.executors import database_slot
+from runs import logs, services
 from runs.executors.kubernetes import builds
 from runs.executors.kubernetes.builds import EXECUTOR
 from runs.executors.kubernetes.cluster import JobCluster, KubernetesExecutorError
@@ -37,6 +36,7 @@ from runs.executors.kubernetes.manifests import (
     job_name,
 )
 from runs.models import Attempt, ImageBuildStatus, Trigger
+from runs.worker import database_slot
 from scheduling.models import Image
 
 logger = logging.getLogger(__name__)
@@ -157,7 +157,7 @@ def job_create(
         return name
     ahead = round((attempt.not_before - now).total_seconds())
     if ahead >= 1 and attempt.number == 1 and attempt.run.trigger == Trigger.SCHEDULE:
-        services.log_system(
+        logs.log_system(
             attempt=attempt,
             text=f"Job {name} created {ahead} s before the slot; the function starts on it",
             now=now,

@@ -14,8 +14,8 @@ from typing import Any
 from chalkcompute.image import Image, ImageStep
 from chalkcompute.quantities import parse_cpu, parse_gpu, parse_memory
 from chalkcompute.runtime import protocol
-from runs import runtime_bundle
 from runs.executors.kubernetes.config import KubernetesConfig
+from sdk import runtime_bundle
 
 MAX_NAME = 63  # a DNS label: Job names also become the pods' `job-name` label value
 
@@ -175,7 +175,7 @@ def _gpu_placement(gpu: str, config: KubernetesConfig) -> dict[str, Any]:
     return result
 
 
-# Run by the venv's python: downloads the server's runtime (runtime_bundle.py), unpacks it in
+# Run by the venv's python: downloads the server's runtime (sdk/runtime_bundle.py), unpacks it in
 # the venv and lists it in a .pth there. Retries for as long as the runner itself would: the
 # server may be restarting. A 4xx will not get better; either way the message is the pod's
 # last log line, which the run's log falls back to.

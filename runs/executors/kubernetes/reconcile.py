@@ -15,7 +15,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
-from runs import services
+from runs import logs, services
 from runs.executors.kubernetes.builds import EXECUTOR, build_failure, builds_reconcile
 from runs.executors.kubernetes.cluster import JobCluster, Listing, own_pods
 from runs.executors.kubernetes.dockerfile import ImagePlan, plan_image
@@ -271,7 +271,7 @@ def _say_why_waiting(attempt: Attempt, pods: list[dict[str, Any]], now: dt.datet
             .first()
         )
         if words != last:
-            services.log_system(attempt=attempt, text=words, now=now)
+            logs.log_system(attempt=attempt, text=words, now=now)
 
 
 def _record(
@@ -294,7 +294,7 @@ def _record(
         try:
             _keep_pod_log(attempt, cluster.read_log(name), now)
         except CLUSTER_ERRORS as exc:
-            services.log_system(
+            logs.log_system(
                 attempt=attempt,
                 text=f"the pod's log could not be read: {cluster_error_words(exc)}",
                 now=now,
@@ -302,7 +302,7 @@ def _record(
             )
     if outcome.status != SUCCEEDED:
         level = "WARNING" if outcome.status == INTERRUPTED else "ERROR"
-        services.log_system(attempt=attempt, text=outcome.reason, now=now, level=level)
+        logs.log_system(attempt=attempt, text=outcome.reason, now=now, level=level)
     return True
 
 
@@ -311,12 +311,12 @@ def _keep_pod_log(attempt: Attempt, text: str, now: dt.datetime) -> None:
     lines = text.splitlines()
     if not lines:
         return
-    services.log_system(
+    logs.log_system(
         attempt=attempt,
         text=f"the runner sent no log; the last {len(lines)} lines of its pod's log follow",
         now=now,
     )
-    services.log_append(
+    logs.log_append(
         attempt=attempt,
         first_seq=None,
         lines=[{"ts": now.timestamp(), "stream": "stdout", "text": line} for line in lines],

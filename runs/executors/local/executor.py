@@ -27,12 +27,12 @@ from django.utils import timezone
 
 from chalkcompute.runtime.parent import die_with_parent
 from chalkcompute.runtime.usage import SANDBOXED
-from runs.executors import database_slot
 from runs.executors.local import network, sandbox
 from runs.executors.local.admission import WAIT_CHECK_SECONDS, admission, requests_of
 from runs.executors.local.images import ImageBuildError, collect_images, ensure_image
 from runs.limits import run_memory_limit, run_timeout
-from runs.models import ACTIVE_ATTEMPT_STATUSES, Attempt, AttemptStatus
+from runs.logs import log_system
+from runs.models import Attempt, AttemptStatus
 from runs.selectors import images_in_use
 from runs.services import (
     attempt_cancel_if_requested,
@@ -40,8 +40,8 @@ from runs.services import (
     attempt_finish,
     attempt_heartbeat,
     attempt_runner_spawned,
-    log_system,
 )
+from runs.worker import database_slot
 from scheduling.models import Image
 
 logger = logging.getLogger(__name__)
@@ -288,11 +288,7 @@ class LocalExecutor:
 
 
 def _active(attempt_ids: list[int]) -> list[int]:
-    return list(
-        Attempt.objects.filter(id__in=attempt_ids, status__in=ACTIVE_ATTEMPT_STATUSES).values_list(
-            "id", flat=True
-        )
-    )
+    return list(Attempt.objects.filter(id__in=attempt_ids).active().values_list("id", flat=True))
 
 
 class _Waiting:

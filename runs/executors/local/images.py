@@ -41,9 +41,9 @@ from django.utils import timezone
 from chalkcompute.image import Image as ImageSpec
 from chalkcompute.image import ImageStep
 from chalkcompute.quantities import memory_bytes
-from runs.executors import database_slot
 from runs.executors.local import network, sandbox
 from runs.models import ImageBuild, ImageBuildStatus
+from runs.worker import database_slot
 from scheduling.models import Image
 
 MAX_BUILD_LOG_CHARS = 200_000

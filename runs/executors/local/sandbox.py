@@ -44,8 +44,8 @@ from pathlib import Path
 from django.conf import settings
 
 from chalkcompute.runtime.parent import die_with_parent
-from runs import runtime_bundle
 from runs.executors.local import network
+from sdk import runtime_bundle
 
 HOME = "/home/run"  # the work folder's home, inside the sandbox
 ETC = (  # what of /etc a run sees: resolving names, TLS, users, the loader, time, alternatives

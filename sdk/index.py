@@ -1,5 +1,5 @@
 """The SDK's package index: a PEP 503 "simple" repository serving `chalkweb-sdk` (this server's
-own wheel, sdk_distribution.py) at /simple/, so a project pins its SDK to the server it deploys
+own wheel, distribution.py) at /simple/, so a project pins its SDK to the server it deploys
 to. No login: the wheel is the SDK's source, the same for everyone, and holds no data.
 
 It serves that one project. Any other name, `chalkcompute` included (PyPI's is Chalk's own SDK),
@@ -13,7 +13,7 @@ from django.urls import path
 from django.utils.html import format_html
 from django.views.decorators.http import require_safe
 
-from runs import sdk_distribution
+from sdk import distribution
 
 NOT_SERVED = (
     "This index serves only {distribution} (Chalkweb's SDK, which provides the chalkcompute "
@@ -39,36 +39,36 @@ def _page(title: str, links: str) -> HttpResponse:
 
 
 def _not_served(name: str) -> Http404:
-    return Http404(NOT_SERVED.format(distribution=sdk_distribution.DISTRIBUTION, name=name))
+    return Http404(NOT_SERVED.format(distribution=distribution.DISTRIBUTION, name=name))
 
 
 @require_safe
 def index(request):
-    name = sdk_distribution.DISTRIBUTION
+    name = distribution.DISTRIBUTION
     return _page("Chalkweb SDK index", format_html('<a href="{}/">{}</a>\n', name, name))
 
 
 @require_safe
 def project(request, name: str):
-    if normalized(name) != sdk_distribution.DISTRIBUTION:
+    if normalized(name) != distribution.DISTRIBUTION:
         raise _not_served(name)
-    if name != sdk_distribution.DISTRIBUTION:
-        return HttpResponsePermanentRedirect(f"../{sdk_distribution.DISTRIBUTION}/")
-    wheel = sdk_distribution.wheel()
+    if name != distribution.DISTRIBUTION:
+        return HttpResponsePermanentRedirect(f"../{distribution.DISTRIBUTION}/")
+    wheel = distribution.wheel()
     link = format_html(
         '<a href="{}#sha256={}" data-requires-python="{}">{}</a><br>\n',
         wheel.filename,
         wheel.sha256,
-        sdk_distribution.REQUIRES_PYTHON,
+        distribution.REQUIRES_PYTHON,
         wheel.filename,
     )
-    return _page(f"Links for {sdk_distribution.DISTRIBUTION}", link)
+    return _page(f"Links for {distribution.DISTRIBUTION}", link)
 
 
 @require_safe
 def download(request, name: str, filename: str):
-    wheel = sdk_distribution.wheel()
-    if name != sdk_distribution.DISTRIBUTION:
+    wheel = distribution.wheel()
+    if name != distribution.DISTRIBUTION:
         raise _not_served(name)
     if filename != wheel.filename:
         raise Http404(f"No file {filename!r}: this server serves {wheel.filename}")

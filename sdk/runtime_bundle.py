@@ -1,5 +1,5 @@
 """The runner as run images get it: the `.py` files of `chalkcompute` and `chalk`, exactly as
-this server has them and exactly those the SDK's wheel ships (sdk_distribution.sdk_files), in a
+this server has them and exactly those the SDK's wheel ships (distribution.sdk_files), in a
 gzip'd tar. Both are stdlib-only, so the archive is all a pod needs to run
 `python -m chalkcompute.runtime`, and the runner always speaks this server's protocol.
 
@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from runs.sdk_distribution import sdk_files
+from sdk.distribution import sdk_files
 
 ARCHIVE_NAME = "chalkweb-runtime.tar.gz"
 PTH_NAME = "chalkweb-runtime.pth"  # what puts the extracted archive on a python's sys.path
