@@ -72,11 +72,7 @@ def _late_slots(now: dt.datetime) -> dict[int, dt.datetime]:
     a slot the tick has not turned into a run (beat down: next_fire_at is behind), or a
     scheduled run still waiting for a worker (workers down, queue stuck)."""
     before = now - SHORTEST_RULE
-    slots = dict(
-        Function.objects.filter(paused=False, next_fire_at__lte=before).values_list(
-            "id", "next_fire_at"
-        )
-    )
+    slots = dict(Function.objects.due(before).values_list("id", "next_fire_at"))
     waiting = (
         Run.objects.filter(
             trigger=Trigger.SCHEDULE,

@@ -83,7 +83,7 @@ class PlatformCollector:
         for status in FINISHED_RUN_STATUSES:
             finished.add_metric([status.value], totals.get(status, 0))
         yield finished
-        active = Run.objects.filter(status__in=ACTIVE_RUN_STATUSES)
+        active = Run.objects.active()
         by_status = dict(active.values_list("status").annotate(n=Count("id")).order_by())
         runs = GaugeMetricFamily(
             "chalk_runs_active", "Runs not ended yet, by status.", labels=["status"]
