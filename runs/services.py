@@ -313,7 +313,9 @@ def next_queued_start(*, before: dt.datetime) -> dt.datetime | None:
 
 
 def attempt_heartbeat(*, attempt: Attempt, now: dt.datetime) -> None:
-    """Keeps an attempt that is not yet running (an image build) from looking lost."""
+    """Keeps an attempt from looking lost while its worker has it: building its image, waiting
+    for room, and (the local executor) while its runner lives, whether or not the runner
+    reaches the web."""
     Attempt.objects.filter(id=attempt.id).active().update(last_heartbeat_at=now)
 
 

@@ -38,6 +38,11 @@ HEARTBEAT_SECONDS = 1.0
 # A runner prepared ahead of its slot beats this often while it waits: well inside the server's
 # silence limit (CHALK_HEARTBEAT_TIMEOUT_SECONDS, 30 s by default).
 WAITING_HEARTBEAT_SECONDS = 10.0
+# How long the runner keeps asking for what must not be lost (its attempt, its last lines and
+# its outcome) while the server does not answer: a web restarted or upgraded (migrations,
+# `make install`) is back well within this. Heartbeats during the run are not bounded: their
+# lines wait in the runner and go with the next heartbeat that gets through.
+SERVER_PATIENCE_SECONDS = 600.0
 
 # --- log lines -------------------------------------------------------------------------------
 

@@ -15,8 +15,9 @@
    function waits to write), so a long line without a newline costs the runner no memory.
 4. Enforces the timeout (SIGTERM, then SIGKILL after a grace period) and the memory limit.
 5. Reports the outcome: a return value (returns.py), or the exception's type, message and
-   traceback, and the exit code. A report that cannot be delivered is retried until the server
-   answers.
+   traceback, and the exit code. The fetch, the last lines and the report are retried while
+   the server does not answer, for up to protocol.SERVER_PATIENCE_SECONDS (a web restarted
+   during the run loses none of them).
 
 One Masker (masking.py) masks every path: the stdout and stderr pipes (what the function or its
 subprocesses write to the file descriptors), the lines Python code prints and the chalk_logger
@@ -77,7 +78,11 @@ class RunnerApi:
         self.unix_socket = unix_socket
 
     def call(
-        self, method: str, path: str, body: dict | None = None, patience: float = 60.0
+        self,
+        method: str,
+        path: str,
+        body: dict | None = None,
+        patience: float = protocol.SERVER_PATIENCE_SECONDS,
     ) -> dict:
         """Retries connection errors and 5xx with backoff for up to `patience` seconds."""
         data = None if body is None else json.dumps(body).encode()
@@ -460,8 +465,13 @@ class Attempt:
         self.samples = self.samples[protocol.MAX_HEARTBEAT_ITEMS :]
         body = {"first_seq": first, "lines": lines, "samples": samples}
         try:
+            # During the run a heartbeat tries for a few seconds and its lines wait for the
+            # next one; the last lines wait for the server as long as the outcome does.
             answer = self.api.call(
-                "POST", protocol.HEARTBEAT, body, patience=120.0 if final else 5.0
+                "POST",
+                protocol.HEARTBEAT,
+                body,
+                patience=protocol.SERVER_PATIENCE_SECONDS if final else 5.0,
             )
         except RunnerError:
             self.logs.put_back(first, lines)
@@ -773,7 +783,7 @@ def main() -> int:
             "exit_code": None,
         }
     try:
-        api.call("POST", protocol.FINISH, outcome, patience=300.0)
+        api.call("POST", protocol.FINISH, outcome)
     except RunnerError as exc:
         print(f"chalkcompute.runtime: cannot report the outcome: {exc}", file=sys.stderr)
         return 4

@@ -101,8 +101,18 @@ class RunnerApiServer:
 
             do_GET = do_POST = _handle
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.handler = Handler
+        self.port = 0  # any free one at the first start; the same one after a stop()
+
+    def start(self) -> None:
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), self.handler)
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        """As a web that stops: from now on a connection is refused, until start()."""
+        self.httpd.shutdown()
+        self.httpd.server_close()
 
     def store(self, lines: list[dict]) -> None:
         self.received += len(lines)
@@ -120,15 +130,14 @@ class RunnerApiServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        return f"http://127.0.0.1:{self.port}"
 
     def __enter__(self) -> "RunnerApiServer":
-        self.thread.start()
+        self.start()
         return self
 
     def __exit__(self, *exc) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.stop()
 
 
 def attempt_spec(body: str, secrets: dict[str, str] | None = None, **overrides) -> dict:

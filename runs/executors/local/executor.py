@@ -4,7 +4,9 @@ The runs worker runs celery's threads pool: a thread per run, which waits for it
 end. A run starts when its cpu and memory requests fit what the machine has free
 (admission.py); CHALK_LOCAL_MAX_RUNS, the pool's size, bounds runs at once. The runner dies
 with the worker (Linux PDEATHSIG): a killed worker leaves no orphan run, and the reaper then
-finds it lost.
+finds it lost. While the runner lives, the worker keeps the attempt's heartbeat itself, so a
+run outlives a restart of the web: its runner keeps its lines and outcome until the web is
+back.
 
 Each attempt runs in a sandbox (sandbox.py): bubblewrap, as an unprivileged uid when the
 worker is root, seeing only what it needs read-only and its own work folder, with a network of
@@ -25,6 +27,7 @@ import time
 from django.conf import settings
 from django.utils import timezone
 
+from chalkcompute.runtime import protocol
 from chalkcompute.runtime.parent import die_with_parent
 from chalkcompute.runtime.usage import SANDBOXED
 from runs.executors.local import network, sandbox
@@ -50,7 +53,13 @@ logger = logging.getLogger(__name__)
 # holds the connections that the runs at the top of the hour need.
 _BUILDING_AHEAD = threading.Lock()
 
-RUNNER_GRACE_SECONDS = 60  # past the timeout, for the runner to stop the function and report
+# Past the timeout, for the runner to stop the function and report: as long as the runner
+# waits for a web that is away (a restart or an upgrade) to take its last lines and outcome.
+RUNNER_GRACE_SECONDS = 60 + protocol.SERVER_PATIENCE_SECONDS
+# While its runner lives, the worker itself keeps the attempt's heartbeat in the database: a
+# runner whose web is away (restarting) is not lost, and the reaper's "lost" means that the
+# worker and its runners are gone. Well inside CHALK_HEARTBEAT_TIMEOUT_SECONDS.
+WORKER_HEARTBEAT_SECONDS = 10.0
 READY_SECONDS = 10.0  # the most a run holds its preparation slot (an import may take longer)
 
 
@@ -240,12 +249,19 @@ class LocalExecutor:
             attempt_runner_spawned(
                 attempt=attempt, executor_ref=f"pid {runner.pid} on {socket.gethostname()}"
             )
-        limit = run_timeout(version.timeout) + RUNNER_GRACE_SECONDS
-        try:
-            _, errors = runner.communicate(timeout=limit)
-        except subprocess.TimeoutExpired:
-            runner.kill()
-            _, errors = runner.communicate()
+        deadline = time.monotonic() + run_timeout(version.timeout) + RUNNER_GRACE_SECONDS
+        while True:
+            wait = min(WORKER_HEARTBEAT_SECONDS, max(0.0, deadline - time.monotonic()))
+            try:
+                _, errors = runner.communicate(timeout=wait)  # retried, it loses no output
+                break
+            except subprocess.TimeoutExpired:
+                if time.monotonic() >= deadline:
+                    runner.kill()
+                    _, errors = runner.communicate()
+                    break
+            with database_slot():
+                attempt_heartbeat(attempt=attempt, now=timezone.now())
         with database_slot():
             unreported = Attempt.objects.filter(
                 id=attempt.id, status__in=(AttemptStatus.STARTING, AttemptStatus.RUNNING)
