@@ -11,7 +11,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from access.services import audit_prune
-from runs import backfills, heartbeats, scheduler, services
+from runs import backfills, heartbeats, scheduler, services, worker
 from runs.executors import executor_for
 from runs.models import Attempt
 from runs.worker import database_slot  # and, by importing runs.worker, its signals
@@ -70,6 +70,8 @@ def run_due_attempts(ahead_seconds: float = services.PREPARE_AHEAD.total_seconds
     ahead = dt.timedelta(seconds=min(max(ahead_seconds, 0.0), settings.CHALK_MAX_PREPARE_SECONDS))
     ran = 0
     while True:
+        if worker.stopping.is_set():  # a worker in its warm shutdown leaves them to the others
+            return ran
         with database_slot():
             now = timezone.now()
             claimed = services.attempt_claim_next(
@@ -84,7 +86,7 @@ def run_due_attempts(ahead_seconds: float = services.PREPARE_AHEAD.total_seconds
         if claimed is None:
             if soon is None:
                 return ran
-            time.sleep(max(0.0, (soon - ahead - now).total_seconds()))
+            worker.stopping.wait(max(0.0, (soon - ahead - now).total_seconds()))
             continue
         attempt, token = claimed
         try:

@@ -16,6 +16,7 @@ from celery.signals import (
     worker_process_init,
     worker_ready,
     worker_shutdown,
+    worker_shutting_down,
 )
 from django.conf import settings
 from django.db import connection
@@ -28,6 +29,11 @@ WORKER_HEARTBEAT_SECONDS = 10  # /readyz wants a runs worker seen in the last 30
 QUEUE_COMPONENTS = {"chalk-runs": "runs-worker", "chalk-control": "control-worker"}
 logger = logging.getLogger(__name__)
 _stop_heartbeat = threading.Event()
+# Set when this worker starts its warm shutdown: its runs end as they would, but it claims no
+# new one (a runs worker handing over to a new one, manage.py runs_worker, drains only).
+stopping = threading.Event()
+# The pipe on which a runs worker tells manage.py runs_worker that it is ready (takes tasks).
+READY_FD = "CHALK_WORKER_READY_FD"
 _database_slots: threading.BoundedSemaphore | None = None
 _database_slots_lock = threading.Lock()
 
@@ -70,6 +76,11 @@ def _ensure_periodic_tasks(**_) -> None:
         logger.exception("could not create the platform's periodic tasks")
     finally:
         connection.close()
+
+
+@worker_init.connect
+def _claim_runs(**_) -> None:
+    stopping.clear()  # a worker started again in the same process (tests) claims again
 
 
 @worker_init.connect
@@ -147,6 +158,23 @@ def _say_whether_the_secrets_key_decrypts(**_) -> None:
         connection.close()
     if problem:
         logger.error("CHALK_SECRETS_KEY: %s", problem)
+
+
+@worker_ready.connect
+def _tell_the_supervisor_it_is_ready(**_) -> None:
+    """manage.py runs_worker hands over from the old worker once the new one says this."""
+    fd = os.environ.pop(READY_FD, "")
+    if fd.isdigit():
+        try:
+            os.write(int(fd), b"ready")
+            os.close(int(fd))
+        except OSError:  # the supervisor is gone: nothing to tell
+            pass
+
+
+@worker_shutting_down.connect
+def _claim_no_new_run(**_) -> None:
+    stopping.set()
 
 
 @worker_shutdown.connect

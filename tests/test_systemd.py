@@ -2,10 +2,13 @@
 systemd would start them (ExecStartPre, then ExecStart, from WorkingDirectory, with only the
 unit's Environment= and the EnvironmentFile in systemd's format, specifiers and $VARIABLES
 expanded), the checkout at /opt/chalkweb being this one, against the real PostgreSQL and
-Redis. They serve a deploy, a triggered and a scheduled run end to end, and a restart of every
-unit with a run in flight (stopped as KillMode=mixed stops them: SIGTERM to the main process)
-loses nothing. `systemd-analyze verify` checks the unit files when it is installed."""
+Redis. They serve a deploy, a triggered and a scheduled run end to end, and a restart as the
+README says (`systemctl restart chalkweb.target`: each unit of the target stopped as
+KillMode=mixed stops it, SIGTERM to the main process, then started again; then `systemctl
+reload chalkweb-runs-worker`, its ExecReload) with runs in flight loses nothing: no run, no
+line, no slot. `systemd-analyze verify` checks the unit files when it is installed."""
 
+import datetime as dt
 import os
 import re
 import shlex
@@ -14,14 +17,16 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
+from django.utils import timezone
 
 from runs.beat import ensure_periodic_tasks
-from runs.models import Run, Trigger
+from runs.models import LogLine, Run, Trigger
 from tests.personas import make_token
 from tests.runs.conftest import database_url, wait_for, wait_for_run
 from tests.test_make_run import free_port
@@ -31,6 +36,10 @@ UNITS = REPO / "deploy" / "systemd"
 PREFIX = "/opt/chalkweb"  # where the units expect the checkout (and its .venv)
 ENV_FILE = "/etc/chalkweb/chalkweb.env"
 SERVICES = ["web", "control-worker", "runs-worker", "beat"]  # in their After= order
+HANDED_OVER = "takes new runs"  # manage.py runs_worker, once the new celery worker is ready
+# What `systemctl restart chalkweb.target` restarts: the units PartOf= it. The runs worker is
+# not one of them; it is reloaded (a handover), so its runs in flight delay no start.
+RESTARTED = ["web", "control-worker", "beat"]
 SYSTEMD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 JOBS = """
@@ -174,6 +183,28 @@ class Machine:
             except ProcessLookupError:
                 pass
 
+    def reload(self, name: str) -> None:
+        """`systemctl reload`: the unit's ExecReload, $MAINPID its main process."""
+        (exec_reload,) = service(name)["ExecReload"]
+        env = {**self.env(name), "MAINPID": str(self.processes[name].pid)}
+        subprocess.run(command_line(exec_reload, env), env=env, check=True, timeout=30)
+
+    def restart_as_the_readme_says(self) -> None:
+        """`systemctl restart chalkweb.target && systemctl reload chalkweb-runs-worker`: the
+        target's units stopped (in the reverse of their After= order), then started, then the
+        runs worker's handover."""
+        for name in reversed(RESTARTED):
+            assert self.stop(name) == 0, self.log(name)
+        for name in RESTARTED:
+            self.start(name)
+        self.wait_until_up()
+        handovers = self.log("runs-worker").count(HANDED_OVER)
+        self.reload("runs-worker")
+        wait_for(
+            lambda: self.log("runs-worker").count(HANDED_OVER) > handovers, 120,
+            message=lambda: f"the runs worker's handover:\n{self.log('runs-worker')}",
+        )  # fmt: skip
+
     def log(self, name: str) -> str:
         return (self.logs / f"{name}.log").read_text()
 
@@ -241,11 +272,7 @@ def test_the_units_serve_deploys_and_runs_and_restart_without_losing_a_run(machi
         return logged("step 1")
 
     wait_for(in_flight, 60, message="the run to be in flight")
-    # `systemctl restart chalkweb.target`: each unit is stopped, then started again.
-    for name in SERVICES:
-        assert machine.stop(name) == 0, machine.log(name)
-        machine.start(name)
-    machine.wait_until_up()
+    machine.restart_as_the_readme_says()
 
     run = wait_for_run(run_id, timeout=120)
     assert run.status == "succeeded", [a.reason or a.error_message for a in run.attempts.all()]
@@ -270,6 +297,101 @@ def test_the_units_serve_deploys_and_runs_and_restart_without_losing_a_run(machi
         assert machine.stop(name) == 0, machine.log(name)
 
 
+LONG_JOBS = """
+import time
+
+import chalkcompute
+
+
+@chalkcompute.function(name="long-report", timeout=600)
+def long_report() -> None:
+    for line in range(100):
+        print(f"long line {line:03d}", flush=True)
+        time.sleep(1)
+
+
+@chalkcompute.function(name="every-minute", schedule="* * * * *")
+def every_minute() -> None:
+    print("on the minute")
+"""
+SLOT_START_SECONDS = 30  # a slot's run starts within this, on a busy machine, restart or not
+WEB_AWAY_SECONDS = 40  # longer than CHALK_HEARTBEAT_TIMEOUT_SECONDS, the reaper's silence limit
+
+
+@pytest.mark.slow
+def test_a_restart_with_a_long_run_in_flight_keeps_every_slot_and_every_line(machine, tmp_path):
+    """`systemctl restart chalkweb.target && systemctl reload chalkweb-runs-worker` just
+    before a minute's slot, with a 100-second run in flight, then the web away for 40 s: the
+    slot's run starts within seconds (on the new runs worker, while the old one still has the
+    long run), and the long run succeeds with every line."""
+    for name in SERVICES:
+        machine.start(name)
+    machine.wait_until_up()
+    _, token = make_token("ops", role="deployer")
+    (tmp_path / "jobs.py").write_text(LONG_JOBS)
+    sdk = {"PATH": SYSTEMD_PATH, "HOME": str(tmp_path), "CHALK_COMPUTE_URL": machine.url,
+           "CHALK_COMPUTE_TOKEN": token}  # fmt: skip
+    chalkcompute = str(Path(sys.executable).with_name("chalkcompute"))
+    deployed = subprocess.run(
+        [chalkcompute, "deploy", "jobs.py"], cwd=tmp_path, env=sdk, capture_output=True,
+        text=True, timeout=60,
+    )  # fmt: skip
+    assert deployed.returncode == 0, deployed.stderr
+    # The restart begins about ten seconds before a slot (one wait for a minute's second 35).
+    while not 35 <= time.time() % 60 < 42:
+        time.sleep(0.5)
+    started = subprocess.run(
+        [chalkcompute, "run", "long-report"], env=sdk, capture_output=True, text=True, timeout=60
+    )
+    assert started.returncode == 0, started.stderr
+    long_run = int(re.search(r"Started run (\d+)", started.stdout).group(1))
+    wait_for(
+        lambda: LogLine.objects.filter(attempt__run_id=long_run, text="long line 002").exists(),
+        60, message="the long run to be in flight",
+    )  # fmt: skip
+    restart_began = timezone.now()
+    machine.restart_as_the_readme_says()
+    restarted = timezone.now()
+    assert Run.objects.get(id=long_run).status == "running"
+    # An upgrade's web may be away longer (make install, migrations): the runner keeps its
+    # lines, the worker keeps the attempt's heartbeat, and the reaper, running, loses nothing.
+    assert machine.stop("web") == 0, machine.log("web")
+    time.sleep(WEB_AWAY_SECONDS)
+    machine.start("web")
+    machine.wait_until_up()
+
+    run = wait_for_run(long_run, timeout=180)
+    assert run.status == "succeeded", [a.reason or a.error_message for a in run.attempts.all()]
+    (attempt,) = run.attempts.all()
+    texts = [line.text for line in attempt.log_lines_set.filter(stream="stdout").order_by("id")]
+    assert texts == [f"long line {line:03d}" for line in range(100)]
+    # The old celery worker finished the long run, then exited.
+    wait_for(
+        lambda: "finished its runs and exited" in machine.log("runs-worker"), 30,
+        message=lambda: machine.log("runs-worker"),
+    )  # fmt: skip
+
+    slots = [
+        restart_began.replace(second=0, microsecond=0) + dt.timedelta(minutes=minutes)
+        for minutes in range(1, 4)
+    ]
+    slots = [slot for slot in slots if slot < run.finished_at]
+    assert slots and slots[0] < restarted, (restart_began, restarted)  # a slot in the restart
+    every_minute = Run.objects.filter(function__name="every-minute", trigger=Trigger.SCHEDULE)
+    for slot in slots:
+        scheduled = wait_for(
+            lambda s=slot: every_minute.filter(scheduled_for=s, status="succeeded").first(), 60,
+            message=lambda: [(f"{r.scheduled_for:%H:%M:%S}", r.status, r.status_reason,
+                              r.started_at) for r in every_minute.order_by("scheduled_for")],
+        )  # fmt: skip
+        assert scheduled.missed_slots == 0, slot
+    during_the_restart = every_minute.get(scheduled_for=slots[0])
+    lag = (during_the_restart.started_at - slots[0]).total_seconds()
+    assert lag < SLOT_START_SECONDS, (lag, machine.log("runs-worker"))
+    for name in [*RESTARTED, "runs-worker"]:
+        assert machine.stop(name) == 0, machine.log(name)
+
+
 def test_every_unit_runs_from_the_checkout_with_the_environment_file():
     for name in [*SERVICES, "kubernetes-watcher"]:
         unit = service(name)
@@ -277,9 +399,35 @@ def test_every_unit_runs_from_the_checkout_with_the_environment_file():
         assert unit["EnvironmentFile"] == [ENV_FILE], name
         assert unit["ExecStart"][0].startswith(f"{PREFIX}/.venv/bin/"), name
         assert unit["KillMode"] == ["mixed"], name
-        assert ("PartOf", "chalkweb.target") in read_unit(f"chalkweb-{name}.service")["Unit"]
     wanted = dict(read_unit("chalkweb.target")["Unit"])["Wants"].split()
     assert wanted == [f"chalkweb-{name}.service" for name in SERVICES]
+
+
+def test_no_start_of_a_restart_waits_for_the_runs_in_flight():
+    """systemd orders a stop of one unit before the start of another when the two are ordered
+    (After=/Before=, either way) and both are in the transaction. A restart of the target
+    takes in the units PartOf= it: the runs worker, whose stop waits for its runs (up to
+    TimeoutStopSec), is not one of them. It is reloaded instead: ExecReload hands over."""
+
+    def unit(name: str) -> dict[str, list[str]]:
+        values: dict[str, list[str]] = {}
+        for key, value in read_unit(f"chalkweb-{name}.service")["Unit"]:
+            values.setdefault(key, []).extend(value.split())
+        return values
+
+    part_of_the_target = [
+        name
+        for name in [*SERVICES, "kubernetes-watcher"]
+        if "chalkweb.target" in unit(name).get("PartOf", [])
+    ]
+    assert sorted(part_of_the_target) == sorted([*RESTARTED, "kubernetes-watcher"])
+    for name in part_of_the_target:
+        ordered = unit(name).get("After", []) + unit(name).get("Before", [])
+        assert "chalkweb-runs-worker.service" not in ordered, name
+    runs_worker = service("runs-worker")
+    assert runs_worker["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
+    assert "manage.py runs_worker" in runs_worker["ExecStart"][0]
+    assert service("runs-worker")["TimeoutStopSec"] == ["1h"]  # a stop drains, as long as that
 
 
 def test_the_web_unit_the_image_and_the_manifest_run_the_same_command():
