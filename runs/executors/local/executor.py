@@ -56,9 +56,10 @@ _BUILDING_AHEAD = threading.Lock()
 # Past the timeout, for the runner to stop the function and report: as long as the runner
 # waits for a web that is away (a restart or an upgrade) to take its last lines and outcome.
 RUNNER_GRACE_SECONDS = 60 + protocol.SERVER_PATIENCE_SECONDS
-# While its runner lives, the worker itself keeps the attempt's heartbeat in the database: a
-# runner whose web is away (restarting) is not lost, and the reaper's "lost" means that the
-# worker and its runners are gone. Well inside CHALK_HEARTBEAT_TIMEOUT_SECONDS.
+# While its runner lives, the worker itself keeps the attempt's heartbeat in the database, at
+# most this often and thrice within CHALK_HEARTBEAT_TIMEOUT_SECONDS: a runner whose web is away
+# (restarting) is not lost, and the reaper's "lost" means that the worker and its runners are
+# gone.
 WORKER_HEARTBEAT_SECONDS = 10.0
 READY_SECONDS = 10.0  # the most a run holds its preparation slot (an import may take longer)
 
@@ -250,8 +251,9 @@ class LocalExecutor:
                 attempt=attempt, executor_ref=f"pid {runner.pid} on {socket.gethostname()}"
             )
         deadline = time.monotonic() + run_timeout(version.timeout) + RUNNER_GRACE_SECONDS
+        every = min(WORKER_HEARTBEAT_SECONDS, settings.CHALK_HEARTBEAT_TIMEOUT_SECONDS / 3)
         while True:
-            wait = min(WORKER_HEARTBEAT_SECONDS, max(0.0, deadline - time.monotonic()))
+            wait = min(every, max(0.0, deadline - time.monotonic()))
             try:
                 _, errors = runner.communicate(timeout=wait)  # retried, it loses no output
                 break
