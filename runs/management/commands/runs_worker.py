@@ -154,10 +154,11 @@ class Supervisor:
         return worker
 
     def _stop(self) -> int:
-        everyone = [self.serving, *([self.starting] if self.starting else []), *self.draining]
+        told = [self.serving, *([self.starting] if self.starting else [])]
         self.say("stopping: every runs worker finishes the runs it has, then exits")
-        for worker in everyone:
+        for worker in told:  # those draining were told already (once is celery's warm stop)
             worker.warm_shutdown()
+        everyone = [*told, *self.draining]
         for worker in everyone:
             worker.process.wait()
             worker.ended()
