@@ -10,6 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from runs import heartbeats, scheduler, tasks
 from runs.models import Heartbeat
+from runs.versions import this_code
 from scheduling.models import Function
 from tests.console.conftest import console, finish_run, olivia  # noqa: F401 - fixtures
 from tests.runs.conftest import deploy, platform, wait_for  # noqa: F401 - `platform` fixture
@@ -41,7 +42,7 @@ def fresh_heartbeats(now=None, *, tick_age=0, worker_age=0) -> None:
         now=now - dt.timedelta(seconds=tick_age),
     )
     heartbeats.record(
-        [("runs-worker", "runs-1@host", {"queues": ["chalk-runs"]}, 1)],
+        [("runs-worker", "runs-1@host", {"queues": ["chalk-runs"], **this_code()}, 1)],
         now=now - dt.timedelta(seconds=worker_age),
     )
 
