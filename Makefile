@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8000
 
-.PHONY: install run test lint bench lock
+.PHONY: install run test lint bench lock release
 
 install: $(VENV)/.installed
 
@@ -31,3 +31,8 @@ bench: install
 # Refreshes requirements.lock from the current environment after a pin changes.
 lock:
 	$(BIN)/python -m pip freeze --exclude-editable --disable-pip-version-check > requirements.lock
+
+# A release (README, "Releases"): sets the version, dates the CHANGELOG's section, commits and
+# tags vX.Y.Z; refuses a tree with changes and a version that is not newer.
+release: install
+	$(BIN)/python release.py $(VERSION)
