@@ -7,10 +7,10 @@ signals below in every process that loads the tasks.
 Chalkweb has no rolling upgrade across versions: a worker or beat whose code is older than the
 database (a newer Chalkweb migrated it) refuses to start, or, already running, stops within
 its heartbeat period as a SIGTERM stops it (runs in flight finish), and exits with
-EXIT_OLDER_THAN_DATABASE. Every task message says which code sent it (CODE_HEADER); a worker
-that receives one from a newer Chalkweb puts it back in its queue, for a worker of that
-version, and stops, instead of discarding a task it does not know or failing on an argument
-it does not take."""
+EXIT_OLDER_THAN_DATABASE. Every task message says which code sent it (chalkweb/celery.py);
+a worker that receives one from a newer Chalkweb puts it back in its queue, for a worker of
+that version, and stops, instead of discarding a task it does not know or failing on an
+argument it does not take."""
 
 import logging
 import os
@@ -24,7 +24,6 @@ from contextlib import contextmanager
 
 from celery.signals import (
     beat_init,
-    before_task_publish,
     worker_init,
     worker_process_init,
     worker_ready,
@@ -39,13 +38,7 @@ from vine import promise
 from chalkcompute.runtime.parent import die_with_parent
 from common.database import EXIT_OLDER_THAN_DATABASE, not_migrated_sentence, pending_migrations
 from runs import heartbeats
-from runs.versions import (
-    BEAT_COMPONENT,
-    CODE_HEADER,
-    older_than_database,
-    sent_by_newer_code,
-    this_code,
-)
+from runs.versions import BEAT_COMPONENT, older_than_database, sent_by_newer_code, this_code
 
 WORKER_HEARTBEAT_SECONDS = 10  # /readyz wants a runs worker seen in the last 30 s
 BEAT_HEARTBEAT_SECONDS = 10
@@ -260,13 +253,6 @@ def _start_beat_heartbeat(sender, **_) -> None:
             time.sleep(1)
 
     threading.Thread(target=beat, name="chalk-beat-heartbeat").start()
-
-
-@before_task_publish.connect
-def _say_which_code_sent_it(headers=None, **_) -> None:
-    """Every task message names the code that sent it, so a worker can tell a newer sender's."""
-    if headers is not None:
-        headers.setdefault(CODE_HEADER, this_code())
 
 
 class VersionCheckingConsumer(Consumer):
