@@ -4,7 +4,10 @@ instead of answering 500 with a ProgrammingError; a process whose code is older 
 database (another machine's newer Chalkweb migrated it) refuses to run beside it."""
 
 import functools
+from pathlib import Path
 
+from django.apps import apps
+from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.loader import MigrationLoader
@@ -38,16 +41,29 @@ def not_migrated_sentence(pending: list[str]) -> str:
 
 
 @functools.cache
+def _own_apps() -> frozenset[str]:
+    """Chalkweb's own apps (access, scheduling, runs...), the packages of this repository. Only
+    their migrations tell an older Chalkweb from a newer one: a third-party package may drop
+    migrations it squashed, and their rows must not make the newest code refuse its database."""
+    return frozenset(
+        config.label
+        for config in apps.get_app_configs()
+        if Path(config.path).parent == settings.BASE_DIR
+    )
+
+
+@functools.cache
 def _code_migrations() -> tuple[frozenset[tuple[str, str]], tuple[str, ...]]:
-    """Read from disk once per process: every migration this code knows (a squashed one's
-    replaced names included) and the newest of each app."""
+    """Read from disk once per process: every migration of Chalkweb's own apps this code knows
+    (a squashed one's replaced names included) and the newest of each."""
+    own = _own_apps()
     loader = MigrationLoader(None, ignore_no_migrations=True)
     known = set()
     for key, migration in loader.disk_migrations.items():
         known.add(key)
         known.update(migration.replaces)
-    leaves = sorted(f"{app}.{name}" for app, name in loader.graph.leaf_nodes())
-    return frozenset(known), tuple(leaves)
+    leaves = sorted(f"{app}.{name}" for app, name in loader.graph.leaf_nodes() if app in own)
+    return frozenset(key for key in known if key[0] in own), tuple(leaves)
 
 
 def code_migrations() -> list[str]:
@@ -57,9 +73,11 @@ def code_migrations() -> list[str]:
 
 
 def unknown_migrations(names) -> list[str]:
-    """Of `names` ("app.migration"), those this code does not know: a newer code made them."""
-    known = _code_migrations()[0]
-    return sorted(name for name in names if tuple(name.split(".", 1)) not in known)
+    """Of `names` ("app.migration"), those of Chalkweb's own apps that this code does not know:
+    a newer Chalkweb made them."""
+    own, known = _own_apps(), _code_migrations()[0]
+    keys = (tuple(name.split(".", 1)) for name in names)
+    return sorted(".".join(key) for key in keys if key[0] in own and key not in known)
 
 
 def newer_migrations_applied(using: str = DEFAULT_DB_ALIAS) -> list[str]:
