@@ -1,8 +1,11 @@
-"""What every test shares: a test that empties the database at its end (live server, real
+"""What every test shares: the lanes' markers, given from the fixtures a test uses (so a new
+test that starts workers or a browser cannot slip into `make test-fast`), PostgreSQL-only
+tests skipped on SQLite; and a test that empties the database at its end (live server, real
 workers) hands over to that flush only once no other session is half-way through a
 transaction, and a flush that deadlocks with one that began meanwhile is done again."""
 
-from django.db import OperationalError
+import pytest
+from django.db import OperationalError, connection
 from django.test import TransactionTestCase
 
 from tests.database import settle_database
@@ -24,3 +27,16 @@ def _settled_flush(self) -> None:
 
 
 TransactionTestCase._fixture_teardown = _settled_flush
+
+
+# The fixtures that take a test out of the fast lane, and the marker each gives it.
+MARKER_OF_FIXTURE = {"platform": "workers", "chromium": "browser"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for fixture, marker in MARKER_OF_FIXTURE.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(marker)
+        if item.get_closest_marker("postgres") and connection.vendor != "postgresql":
+            item.add_marker(pytest.mark.skip(reason=f"needs PostgreSQL, not {connection.vendor}"))
