@@ -6,9 +6,10 @@ transaction, and a flush that deadlocks with one that began meanwhile is done ag
 
 import pytest
 from django.db import OperationalError, connection
+from django.db.backends.postgresql.operations import DatabaseOperations as PostgresOperations
 from django.test import TransactionTestCase
 
-from tests.database import settle_database
+from tests.database import delete_flush_sql, settle_database
 
 _flush = TransactionTestCase._fixture_teardown
 
@@ -27,6 +28,7 @@ def _settled_flush(self) -> None:
 
 
 TransactionTestCase._fixture_teardown = _settled_flush
+PostgresOperations.sql_flush = delete_flush_sql
 
 
 # The fixtures that take a test out of the fast lane, and the marker each gives it.
