@@ -33,6 +33,7 @@ PostgresOperations.sql_flush = delete_flush_sql
 
 # The fixtures that take a test out of the fast lane, and the marker each gives it.
 MARKER_OF_FIXTURE = {"platform": "workers", "chromium": "browser"}
+POSTGRES_ONLY = "needs PostgreSQL's row locks (DATABASE_URL=postgres://...); {} serialises writers"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -41,4 +42,4 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             if fixture in getattr(item, "fixturenames", ()):
                 item.add_marker(marker)
         if item.get_closest_marker("postgres") and connection.vendor != "postgresql":
-            item.add_marker(pytest.mark.skip(reason=f"needs PostgreSQL, not {connection.vendor}"))
+            item.add_marker(pytest.mark.skip(reason=POSTGRES_ONLY.format(connection.vendor)))

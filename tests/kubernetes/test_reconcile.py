@@ -289,11 +289,10 @@ def test_it_does_nothing_on_the_local_executor(kubernetes, settings):
     assert kubernetes.requests == []
 
 
+@pytest.mark.postgres
 def test_it_leaves_a_waiting_attempt_to_the_pass_already_making_its_job(
     kubernetes, settings, transactional_db, eager_tasks
 ):
-    if connection.vendor != "postgresql":
-        pytest.skip("needs row locks (SKIP LOCKED): PostgreSQL only; SQLite serialises writers")
     settings.CHALK_K8S_REGISTRY = REGISTRY
     attempt = trigger(deploy("fx-rates", "pass", image=WITH_REQUESTS))  # started at commit
     attempt.refresh_from_db()
