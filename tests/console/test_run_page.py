@@ -5,16 +5,13 @@ import pytest
 from django.utils import timezone
 
 from runs.services import log_append, run_trigger
-from tests.console.conftest import deploy, finish_run
+from tests.console.support import html
 from tests.personas import acting
+from tests.runs.support import deploy, finish_run
 
 TRACEBACK = (
     "Traceback (most recent call last):\n  File \"flaky.py\", line 3, in flaky\nKeyError: 'EUR'\n"
 )
-
-
-def html(response) -> str:
-    return response.content.decode()
 
 
 @pytest.fixture

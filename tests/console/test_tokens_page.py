@@ -3,11 +3,8 @@
 from rest_framework.test import APIClient
 
 from scheduling.models import ApiToken
+from tests.console.support import html
 from tests.personas import make_token
-
-
-def html(response) -> str:
-    return response.content.decode()
 
 
 def test_it_creates_a_token_and_shows_its_text_once(console, olivia):

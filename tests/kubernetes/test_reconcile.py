@@ -14,11 +14,10 @@ from runs.executors.kubernetes.reconcile import reconcile
 from runs.models import Attempt, Run
 from runs.services import reap, run_cancel
 from runs.tasks import reconcile_kubernetes
-from tests.kubernetes.conftest import NAMESPACE
-from tests.kubernetes.support import attempts, log, reconcile_at, start, trigger
+from tests.kubernetes.support import NAMESPACE, attempts, log, reconcile_at, start, trigger
 from tests.kubernetes.test_executor import REGISTRY, WITH_REQUESTS, secret_token
 from tests.personas import acting
-from tests.runs.conftest import deploy
+from tests.runs.support import deploy
 
 pytestmark = pytest.mark.django_db
 

@@ -30,7 +30,7 @@ from runs.services import attempt_begin, attempt_claim, attempt_finish, runs_pru
 from runs.tasks import reap
 from scheduling.models import Function
 from tests.personas import acting
-from tests.runs.conftest import deploy
+from tests.runs.support import deploy
 
 pytestmark = pytest.mark.django_db
 

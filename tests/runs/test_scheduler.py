@@ -13,7 +13,7 @@ from runs.services import attempt_claim, prepared_attempt_skip
 from scheduling.models import Function
 from scheduling.services import function_pause, function_resume
 from tests.personas import PLATFORM, acting
-from tests.runs.conftest import deploy
+from tests.runs.support import deploy
 
 T0 = dt.datetime(2026, 3, 1, 12, 0, 30, tzinfo=dt.UTC)  # 30 s into a minute
 
