@@ -3,7 +3,8 @@ test that starts workers or a browser cannot slip into `make test-fast`), Postgr
 tests skipped on SQLite; the fixtures tests of several folders use (the pinned clock, real
 workers, olivia and her console); and a test that empties the database at its end (live
 server, real workers) hands over to that flush only once no other session is half-way through
-a transaction, and a flush that deadlocks with one that began meanwhile is done again."""
+a transaction, a flush that deadlocks with one that began meanwhile is done again, and on
+PostgreSQL the flush deletes rows rather than truncating tables (tests/database.py)."""
 
 import datetime as dt
 
