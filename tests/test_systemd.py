@@ -23,7 +23,7 @@ import yaml
 from runs.beat import ensure_periodic_tasks
 from runs.models import Run, Trigger
 from tests.personas import make_token
-from tests.runs.conftest import database_url, wait_for, wait_for_run
+from tests.runs.support import database_url, wait_for, wait_for_run
 from tests.test_make_run import free_port
 
 REPO = Path(__file__).resolve().parents[1]
