@@ -8,12 +8,11 @@ from django.utils import timezone
 
 from chalkcompute.version import VERSION
 from runs import heartbeats
-from tests.console.conftest import console, olivia  # noqa: F401 - fixtures
 from tests.health.test_health import fresh_heartbeats
 
 
 @pytest.mark.django_db
-def test_readyz_and_the_platform_page_name_processes_of_another_version(client, console):  # noqa: F811
+def test_readyz_and_the_platform_page_name_processes_of_another_version(client, console):
     fresh_heartbeats()
     assert client.get("/readyz").json()["versions"] == {"this": VERSION, "others": []}
     now = timezone.now()

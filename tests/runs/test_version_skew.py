@@ -22,13 +22,7 @@ from runs.services import run_trigger
 from runs.versions import CODE_HEADER
 from runs.worker import WORKER_HEARTBEAT_SECONDS
 from tests.personas import acting
-from tests.runs.conftest import (  # noqa: F401 - `platform` fixture
-    database_url,
-    deploy,
-    platform,
-    wait_for,
-    wait_for_run,
-)
+from tests.runs.support import database_url, deploy, wait_for, wait_for_run
 from tests.test_make_run import free_port
 from tests.test_web_server import COMMAND, REPO, gunicorn_env
 
@@ -64,7 +58,7 @@ def exited(process, timeout: float) -> int:
 
 
 @pytest.mark.slow
-def test_a_worker_and_beat_refuse_to_start_beside_a_newer_database(platform, newer_database):  # noqa: F811
+def test_a_worker_and_beat_refuse_to_start_beside_a_newer_database(platform, newer_database):
     newer_database()
     common = ["worker", "--loglevel", "INFO", "--without-mingle", "--without-gossip"]
     worker = platform._start("runs-worker", [*common, "-Q", "chalk-runs", "-n", "old@%h"], None)
@@ -79,7 +73,7 @@ def test_a_worker_and_beat_refuse_to_start_beside_a_newer_database(platform, new
 
 
 @pytest.mark.slow
-def test_a_running_worker_and_beat_stop_once_a_newer_chalkweb_migrates(platform, newer_database):  # noqa: F811
+def test_a_running_worker_and_beat_stop_once_a_newer_chalkweb_migrates(platform, newer_database):
     platform.start_workers(concurrency=1)
     platform.start_beat()
     function = deploy("long-enough", "import time\ntime.sleep(8)\nreturn 'finished'")
@@ -114,7 +108,7 @@ def queued(queue: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_a_worker_puts_back_a_newer_chalkweb_task_and_stops(platform):  # noqa: F811
+def test_a_worker_puts_back_a_newer_chalkweb_task_and_stops(platform):
     platform.start_workers(control=True)
     newer = {CODE_HEADER: {"version": "99.0.0", "migrations": ["runs.0999_newer"]}}
     sent = time.monotonic()
