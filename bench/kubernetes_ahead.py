@@ -80,7 +80,7 @@ def warm_up(fake, function) -> None:
     from runs.models import Run
     from runs.services import run_trigger
     from runs.tasks import reconcile_kubernetes, run_due_attempts
-    from tests.kubernetes.conftest import NAMESPACE
+    from tests.kubernetes.support import NAMESPACE
 
     run = run_trigger(
         function=function, trigger="manual", actor=Actor.platform(), now=timezone.now()
@@ -164,7 +164,7 @@ def main() -> None:
     from runs.tasks import reconcile_kubernetes
     from scheduling.models import Function
     from tests.kubernetes.fakeapi import FakeKubernetes
-    from tests.runs.conftest import deploy
+    from tests.runs.support import deploy
 
     default_lookahead = settings.CHALK_K8S_LOOKAHEAD_SECONDS
     Run.objects.filter(function__name__startswith="bench-ahead-").delete()

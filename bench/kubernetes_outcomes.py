@@ -40,8 +40,8 @@ def measure(fake, attempts: int, with_watcher: bool) -> list[float]:
     from runs.models import Attempt
     from runs.services import run_trigger
     from runs.tasks import reconcile_kubernetes, run_due_attempts
-    from tests.kubernetes.conftest import NAMESPACE
-    from tests.runs.conftest import deploy
+    from tests.kubernetes.support import NAMESPACE
+    from tests.runs.support import deploy
 
     stop = threading.Event()
 

@@ -2,13 +2,23 @@ import logging
 import os
 
 from celery import Celery
-from celery.signals import after_setup_logger
+from celery.signals import after_setup_logger, before_task_publish
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chalkweb.settings")
 
 app = Celery("chalkweb")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@before_task_publish.connect
+def name_the_code_that_sends(headers=None, **_) -> None:
+    """Every task message, from any process (the web, a worker, beat), names the Chalkweb that
+    sent it, so that an older worker puts a newer one's task back (runs/worker.py)."""
+    from runs.versions import CODE_HEADER, this_code  # Django's apps are ready by the first send
+
+    if headers is not None:
+        headers.setdefault(CODE_HEADER, this_code())
 
 
 def purge_queues() -> None:

@@ -16,6 +16,7 @@ CHALK_WEB_GRACEFUL_SECONDS (how long a stopping worker may finish its requests, 
 """
 
 import os
+import sys
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -43,3 +44,22 @@ errorlog = "-"
 # Each worker loads the app itself: a SIGHUP then reloads new code, and a worker never shares
 # the parent's database connections.
 preload_app = False
+
+
+def post_worker_init(worker) -> None:
+    """A web whose code is older than the database (a newer Chalkweb migrated it) refuses to
+    serve: each worker checks once it has loaded Django, and gunicorn then stops with "App
+    failed to load" (status 4), the sentence in its log. Checked in the worker, not here in
+    the master, which must not import Django: a SIGHUP reload would then keep old code."""
+    from django.db import connection
+    from gunicorn.arbiter import Arbiter
+
+    from runs.versions import older_than_database
+
+    try:
+        sentence = older_than_database()
+    finally:
+        connection.close()
+    if sentence:
+        worker.log.error(sentence)
+        sys.exit(Arbiter.APP_LOAD_ERROR)  # gunicorn stops the whole server, not just this worker

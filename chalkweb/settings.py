@@ -321,6 +321,8 @@ CELERY_TASK_ACKS_LATE = True
 # Runs are sent ahead of their slot with the slot as ETA; check the ETA schedule often.
 CELERY_WORKER_TIMER_PRECISION = 0.1
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Puts a task from a newer Chalkweb back in its queue instead of discarding it (runs/worker.py).
+CELERY_WORKER_CONSUMER = "runs.worker:VersionCheckingConsumer"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"

@@ -1,6 +1,6 @@
 """What state the platform is in, from the heartbeats its processes record (runs.heartbeats):
-beat's last tick, each worker seen and when. /readyz, the console's banner and its Platform
-page all read it here, in one query."""
+beat's last tick, each worker and beat seen and when, and which Chalkweb each runs. /readyz,
+the console's banner and its Platform page all read it here, in one query."""
 
 import datetime as dt
 from dataclasses import dataclass, field
@@ -10,6 +10,7 @@ from django_celery_beat.models import PeriodicTask
 from chalkcompute.words import spelled_duration
 from runs.beat import PERIODIC_TASKS
 from runs.models import Heartbeat
+from runs.versions import BEAT_COMPONENT, beside_this_one
 
 # /readyz: beat ticks every second and a worker records itself every 10 s.
 READY_TICK_AGE = dt.timedelta(seconds=10)
@@ -30,19 +31,35 @@ class PlatformState:
     tick: Heartbeat | None = None
     reaper: Heartbeat | None = None
     workers: list[Heartbeat] = field(default_factory=list)
+    beats: list[Heartbeat] = field(default_factory=list)  # beat processes, by host
 
     @classmethod
     def read(cls, *, now: dt.datetime) -> "PlatformState":
         state = cls(now=now)
-        rows = Heartbeat.objects.filter(component__in=("beat", "reaper", *WORKER_COMPONENTS))
+        rows = Heartbeat.objects.filter(
+            component__in=("beat", "reaper", BEAT_COMPONENT, *WORKER_COMPONENTS)
+        )
         for row in rows.order_by("component", "name"):
             if row.component == "beat":
                 state.tick = row
             elif row.component == "reaper":
                 state.reaper = row
+            elif row.component == BEAT_COMPONENT:
+                state.beats.append(row)
             else:
                 state.workers.append(row)
         return state
+
+    def other_versions(self) -> list[str]:
+        """Workers and beats seen lately whose Chalkweb is not this process's, in sentences
+        ("runs@host-b runs Chalkweb 0.9.0 beside 1.0.0: upgrade or stop it"). There is no
+        rolling upgrade: an older one stops by itself once the database is newer than it, and
+        until then it is said here."""
+        said = {}
+        for row in [*self.workers, *self.beats]:
+            if self.now - row.seen_at <= BANNER_WORKER_AGE and row.name not in said:
+                said[row.name] = beside_this_one(row.name, row.detail or {})
+        return [sentence for sentence in said.values() if sentence]
 
     def tick_age(self) -> dt.timedelta | None:
         return None if self.tick is None else self.now - self.tick.seen_at

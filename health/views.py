@@ -11,8 +11,14 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from chalkcompute.version import VERSION
 from common.crypto import key_problem
-from common.database import not_migrated_sentence, pending_migrations
+from common.database import (
+    newer_migrations_applied,
+    not_migrated_sentence,
+    older_than_database_sentence,
+    pending_migrations,
+)
 from health import metrics
 from health.state import (
     READY_TICK_AGE,
@@ -47,9 +53,14 @@ def _database() -> dict:
 
 
 def _migrations() -> dict:
+    """This web's code and the database agree: not behind it (migrate), nor ahead of it (a
+    newer Chalkweb migrated it: this machine needs the upgrade)."""
     pending = pending_migrations()
     if pending:
         return {"ok": False, "pending": pending, "error": not_migrated_sentence(pending)}
+    newer = newer_migrations_applied()
+    if newer:
+        return {"ok": False, "newer": newer, "error": older_than_database_sentence(VERSION, newer)}
     return {"ok": True}
 
 
@@ -73,16 +84,20 @@ def _age(moment, now) -> dict:
 
 @require_GET
 def readyz(request):
-    """200 when the database and the broker answer, the database is migrated, beat ticked in
-    the last 10 s, a runs worker was seen in the last 30 s, the platform's periodic tasks are
-    in place and the secrets key decrypts what is stored; 503 otherwise. The JSON names each
-    check."""
+    """200 when the database and the broker answer, the database is migrated to this code (not
+    behind it, not ahead), beat ticked in the last 10 s, a runs worker was seen in the last
+    30 s, the platform's periodic tasks are in place and the secrets key decrypts what is
+    stored; 503 otherwise. The JSON names each check. `versions` says which workers and beats
+    run another Chalkweb than this web: said, never a reason to be unready, since taking every
+    web out of a load balancer for one lagging worker would turn the lag into an outage."""
     now = timezone.now()
+    versions = {"this": VERSION, "others": []}
     checks = {"database": _database(), "broker": _broker()}
     if checks["database"]["ok"]:
         checks["migrations"] = _migrations()
     if checks["database"]["ok"] and checks["migrations"]["ok"]:
         state = PlatformState.read(now=now)
+        versions["others"] = state.other_versions()
         tick = state.tick.seen_at if state.tick else None
         checks["beat"] = {
             "ok": state.tick_fresh(READY_TICK_AGE),
@@ -110,6 +125,11 @@ def readyz(request):
     ready = all(check["ok"] for check in checks.values())
     failed = [name for name, check in checks.items() if not check["ok"]]
     return JsonResponse(
-        {"status": "ok" if ready else "unavailable", "failed": failed, "checks": checks},
+        {
+            "status": "ok" if ready else "unavailable",
+            "failed": failed,
+            "checks": checks,
+            "versions": versions,
+        },
         status=200 if ready else 503,
     )

@@ -1,12 +1,24 @@
 """The platform's celery processes, apart from their tasks (runs/tasks.py): the database slots a
-runs worker's threads share, the runs worker's pool, and what a worker (and beat) does at
-start and stop. The executors use database_slot from here, below them; the tasks module
-imports it too, which connects the signals below in every process that loads the tasks."""
+runs worker's threads share, the runs worker's pool, what a worker (and beat) does at start
+and stop, and how a process of an older Chalkweb keeps out of a newer one's way. The executors
+use database_slot from here, below them; the tasks module imports it too, which connects the
+signals below in every process that loads the tasks.
+
+Chalkweb has no rolling upgrade across versions: a worker or beat whose code is older than the
+database (a newer Chalkweb migrated it) refuses to start, or, already running, stops within
+its heartbeat period as a SIGTERM stops it (runs in flight finish), and exits with
+EXIT_OLDER_THAN_DATABASE. Every task message says which code sent it (chalkweb/celery.py);
+a worker that receives one from a newer Chalkweb puts it back in its queue, for a worker of
+that version, and stops, instead of discarding a task it does not know or failing on an
+argument it does not take."""
 
 import logging
 import os
 import resource
+import signal
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -18,14 +30,19 @@ from celery.signals import (
     worker_shutdown,
     worker_shutting_down,
 )
+from celery.worker.consumer import Consumer
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
+from vine import promise
 
 from chalkcompute.runtime.parent import die_with_parent
+from common.database import EXIT_OLDER_THAN_DATABASE, not_migrated_sentence, pending_migrations
 from runs import heartbeats
+from runs.versions import BEAT_COMPONENT, older_than_database, sent_by_newer_code, this_code
 
 WORKER_HEARTBEAT_SECONDS = 10  # /readyz wants a runs worker seen in the last 30 s
+BEAT_HEARTBEAT_SECONDS = 10
 QUEUE_COMPONENTS = {"chalk-runs": "runs-worker", "chalk-control": "control-worker"}
 logger = logging.getLogger(__name__)
 _stop_heartbeat = threading.Event()
@@ -34,6 +51,7 @@ _stop_heartbeat = threading.Event()
 stopping = threading.Event()
 # The pipe on which a runs worker tells manage.py runs_worker that it is ready (takes tasks).
 READY_FD = "CHALK_WORKER_READY_FD"
+_stopping_for_newer_code = threading.Event()
 _database_slots: threading.BoundedSemaphore | None = None
 _database_slots_lock = threading.Lock()
 
@@ -62,6 +80,36 @@ def runs_worker_pool() -> list[str]:
     CHALK_LOCAL_MAX_RUNS. Admission (executors/local/admission.py) then decides which runs
     fit."""
     return ["--pool", "threads", "--concurrency", str(settings.CHALK_LOCAL_MAX_RUNS)]
+
+
+def _refuse_to_start_beside_a_newer_database() -> None:
+    try:
+        sentence = older_than_database()
+    finally:
+        connection.close()
+    if sentence:
+        logger.error("%s", sentence)
+        raise SystemExit(EXIT_OLDER_THAN_DATABASE)
+    try:
+        pending = pending_migrations()
+    except Exception:  # the database is away: /readyz says so
+        return
+    finally:
+        connection.close()
+    if pending:  # a newer code than the database: said, and left to `migrate` and /readyz
+        logger.error("%s", not_migrated_sentence(pending))
+
+
+@worker_init.connect
+def _check_the_database_at_worker_start(**_) -> None:
+    """Before the worker consumes anything."""
+    _refuse_to_start_beside_a_newer_database()
+
+
+@beat_init.connect
+def _check_the_database_at_beat_start(**_) -> None:
+    """Before beat sends anything (connected before _ensure_periodic_tasks, so called first)."""
+    _refuse_to_start_beside_a_newer_database()
 
 
 @beat_init.connect
@@ -108,7 +156,9 @@ def _start_worker_heartbeat(sender, **_) -> None:
     if not components:
         return
     hostname = sender.hostname
-    detail = {"queues": queues, "pid": os.getpid(), "executor": settings.CHALK_EXECUTOR}
+    detail = {
+        "queues": queues, "pid": os.getpid(), "executor": settings.CHALK_EXECUTOR, **this_code(),
+    }  # fmt: skip
     _stop_heartbeat.clear()
 
     def beat() -> None:
@@ -118,10 +168,15 @@ def _start_worker_heartbeat(sender, **_) -> None:
                     [(component, hostname, detail, 1) for component in components],
                     now=timezone.now(),
                 )
+                sentence = older_than_database()
             except Exception:  # the database is away: /readyz says so; try again later
                 logger.warning("could not record the worker's heartbeat", exc_info=True)
+                sentence = None
             finally:
                 connection.close()  # this thread's own connection, not kept between beats
+            if sentence:
+                _stop_the_worker(sentence)
+                return
             _stop_heartbeat.wait(WORKER_HEARTBEAT_SECONDS)
 
     threading.Thread(target=beat, name="chalk-worker-heartbeat", daemon=True).start()
@@ -177,6 +232,71 @@ def _claim_no_new_run(**_) -> None:
     stopping.set()
 
 
+def _stop_the_worker(sentence: str) -> None:
+    """Stops this worker as `systemctl stop` does (SIGTERM: a warm shutdown, no new task, those
+    running finish); it then exits with EXIT_OLDER_THAN_DATABASE. Said once."""
+    if _stopping_for_newer_code.is_set():
+        return
+    _stopping_for_newer_code.set()
+    logger.error("%s. This worker stops: it takes no new task, and those running finish", sentence)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 @worker_shutdown.connect
-def _stop_worker_heartbeat(**_) -> None:
+def _stop_worker_heartbeat(sender, **_) -> None:
     _stop_heartbeat.set()
+    if _stopping_for_newer_code.is_set():
+        sender.exitcode = EXIT_OLDER_THAN_DATABASE  # what `celery worker` exits with
+
+
+@beat_init.connect
+def _start_beat_heartbeat(sender, **_) -> None:
+    """Beat records itself (BEAT_COMPONENT, with its code) every BEAT_HEARTBEAT_SECONDS and,
+    once the database is newer than its code, stops sending and exits with
+    EXIT_OLDER_THAN_DATABASE. The thread is not a daemon, so that beat's exit waits for that
+    status; it ends within a second of beat's main thread otherwise."""
+    service, main = sender, threading.main_thread()
+    name = f"beat@{socket.gethostname()}"
+    detail = {"pid": os.getpid(), **this_code()}
+
+    def beat() -> None:
+        next_beat = 0.0
+        while main.is_alive():
+            if time.monotonic() >= next_beat:
+                next_beat = time.monotonic() + BEAT_HEARTBEAT_SECONDS
+                try:
+                    heartbeats.record([(BEAT_COMPONENT, name, detail, 1)], now=timezone.now())
+                    sentence = older_than_database()
+                except Exception:  # the database is away: /readyz says so; try again later
+                    logger.warning("could not record beat's heartbeat", exc_info=True)
+                    sentence = None
+                finally:
+                    connection.close()
+                if sentence:
+                    logger.error("%s. Beat stops: it sends no more tasks", sentence)
+                    service.stop()  # its loop ends and its schedule is saved, then main ends
+                    main.join(timeout=30)
+                    logging.shutdown()
+                    os._exit(EXIT_OLDER_THAN_DATABASE)
+            time.sleep(1)
+
+    threading.Thread(target=beat, name="chalk-beat-heartbeat").start()
+
+
+class VersionCheckingConsumer(Consumer):
+    """celery's consumer (settings.CELERY_WORKER_CONSUMER), but a task message from a newer
+    Chalkweb is rejected back to its queue, before anything acknowledges it, and the worker
+    stops. celery itself would discard a task it does not know ("Received unregistered
+    task ... discarded") and fail one that passes an argument this code does not take."""
+
+    def create_task_handler(self, promise=promise):
+        handle = super().create_task_handler(promise)
+
+        def on_task_received(message):
+            sentence = sent_by_newer_code(message.headers)
+            if sentence is None:
+                return handle(message)
+            message.reject_log_error(logger, self.connection_errors, requeue=True)
+            _stop_the_worker(sentence)
+
+        return on_task_received

@@ -3,6 +3,7 @@
 import time
 
 from django.db import connection
+from django.db.backends.postgresql.operations import DatabaseOperations as PostgresOperations
 
 
 def settle_database(timeout: float = 10, patience: float = 2) -> None:
@@ -27,3 +28,19 @@ def settle_database(timeout: float = 10, patience: float = 2) -> None:
             if time.monotonic() > started + patience:
                 cursor.execute(f"SELECT pg_terminate_backend(pid) {busy}")
             time.sleep(0.05)
+
+
+_truncate = PostgresOperations.sql_flush
+
+
+def delete_flush_sql(self, style, tables, *, reset_sequences=False, allow_cascade=False):
+    """The flush that ends a transactional test, as one DELETE per table in one transaction:
+    on tables of a few rows that takes milliseconds, where PostgreSQL's TRUNCATE makes (and
+    syncs to disk) new files for every table and index, a third of a second each time. The
+    foreign keys are deferred (Django makes them so), so the order of the tables is free."""
+    if reset_sequences or allow_cascade:
+        return _truncate(
+            self, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade
+        )
+    deletes = [f"{style.SQL_KEYWORD('DELETE FROM')} {self.quote_name(t)};" for t in tables]
+    return ["SET CONSTRAINTS ALL DEFERRED;", *deletes] if tables else []

@@ -10,6 +10,7 @@ from access.actor import Actor
 from access.tokens import token_create
 
 PLATFORM = Actor.platform()
+OLIVIA_PASSWORD = "olivia-operates-7"  # olivia (the `olivia` fixture) signs in with it
 
 
 def person(username: str, role: str | None = "admin"):

@@ -5,7 +5,6 @@ after. Events outlive what they describe; old ones are pruned."""
 import datetime as dt
 
 import pytest
-import time_machine
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.core.management import call_command
@@ -22,13 +21,12 @@ from tests.server.support import deploy_body
 NOW = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
 ADDRESS = "127.0.0.1"  # what Django's test clients send as REMOTE_ADDR
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("clock")]
 
 
-@pytest.fixture(autouse=True)
-def clock():
-    with time_machine.travel(NOW, tick=False):
-        yield
+@pytest.fixture
+def clock_start() -> dt.datetime:
+    return NOW
 
 
 @pytest.fixture

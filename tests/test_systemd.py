@@ -28,7 +28,7 @@ from django.utils import timezone
 from runs.beat import ensure_periodic_tasks
 from runs.models import LogLine, Run, Trigger
 from tests.personas import make_token
-from tests.runs.conftest import database_url, wait_for, wait_for_run
+from tests.runs.support import database_url, wait_for, wait_for_run
 from tests.test_make_run import free_port
 
 REPO = Path(__file__).resolve().parents[1]

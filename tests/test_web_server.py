@@ -21,7 +21,7 @@ from django.conf import settings
 
 from chalkweb.management.commands.run_platform import web_command
 from tests.personas import make_token
-from tests.runs.conftest import database_url
+from tests.runs.support import database_url
 from tests.test_make_run import free_port
 
 REPO = Path(__file__).resolve().parents[1]

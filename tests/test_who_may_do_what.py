@@ -24,7 +24,7 @@ from runs.services import run_trigger
 from scheduling.models import Function, FunctionVersion, Secret
 from scheduling.services import secret_set
 from tests.personas import PLATFORM, person
-from tests.runs.conftest import deploy
+from tests.runs.support import deploy
 from tests.server.support import deploy_body
 
 ROLES = {"ada": "admin", "dev": "deployer", "otto": "operator", "vic": "viewer", "oscar": None}

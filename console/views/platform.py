@@ -1,5 +1,6 @@
-"""The Platform page: beat's last tick, each worker seen and when, the runs queue's depth,
-schedule and start lag over the last hour, the executor, overdue functions."""
+"""The Platform page: beat's last tick, each worker and beat seen, when, and which Chalkweb it
+runs, the runs queue's depth, schedule and start lag over the last hour, the executor,
+overdue functions."""
 
 import datetime as dt
 
@@ -8,6 +9,7 @@ from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Ma
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
+from chalkcompute.version import VERSION
 from console.access import console_view
 from health.state import (
     BANNER_TICK_AGE,
@@ -40,7 +42,10 @@ def platform_page(request):
         Attempt.objects.active().values_list("status").annotate(n=Count("id")).order_by()
     )
     recent = Run.objects.filter(trigger=Trigger.SCHEDULE, created_at__gte=now - WINDOW)
-    workers = [{"row": w, "fresh": now - w.seen_at <= BANNER_WORKER_AGE} for w in state.workers]
+    workers = [
+        {"row": w, "fresh": now - w.seen_at <= BANNER_WORKER_AGE}
+        for w in [*state.workers, *state.beats]
+    ]
     return TemplateResponse(
         request,
         "console/platform.html",
@@ -51,6 +56,8 @@ def platform_page(request):
             "tick_fresh": state.tick_fresh(BANNER_TICK_AGE),
             "periodic_task_problems": periodic_task_problems(now=now),
             "workers": workers,
+            "other_versions": state.other_versions(),
+            "version": VERSION,
             "attempts": attempts,
             "due": Attempt.objects.filter(status=AttemptStatus.QUEUED, not_before__lte=now).count(),
             "lost": Attempt.objects.filter(

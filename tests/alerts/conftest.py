@@ -2,11 +2,7 @@
 runs driven to their end through runs.services with celery's tasks run where they are sent."""
 
 import datetime as dt
-import json
-import socket
 import threading
-import time
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -15,38 +11,8 @@ from celery.signals import task_failure
 
 import alerts.tasks  # noqa: F401 - loaded, so a task sent by name runs eagerly here
 from chalkweb.celery import app as celery_app
-from tests.console.conftest import (  # noqa: F401 - fixtures of the console's tests
-    console,
-    fast_password_hashing,
-    finish_run,
-    olivia,
-    platform,
-)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class Received:
-    path: str
-    headers: dict
-    body: bytes
-    at: float = field(default_factory=time.time)  # when it arrived (Unix seconds)
-
-    def json(self):
-        return json.loads(self.body)
-
-
-@dataclass
-class HttpReceiver:
-    url: str
-    requests: list[Received] = field(default_factory=list)
-    # The statuses to answer, one per request (then 200).
-    answers: list[int] = field(default_factory=list)
+from tests.alerts.support import HttpReceiver, MailBox, Received, free_port
+from tests.runs.support import finish_run
 
 
 @pytest.fixture
@@ -74,20 +40,12 @@ def http_receiver(loopback_allowed):
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     receiver.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # shutdown() waits for serve_forever's next poll: every 0.05 s, not the default 0.5 s.
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield receiver
     server.shutdown()
     server.server_close()
-
-
-class MailBox:
-    def __init__(self):
-        self.messages = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append(envelope)
-        return "250 OK"
 
 
 @pytest.fixture

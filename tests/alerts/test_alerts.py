@@ -20,7 +20,7 @@ from common.crypto import decrypt
 from runs import services as run_services
 from runs.models import Run
 from tests.personas import acting
-from tests.runs.conftest import deploy
+from tests.runs.support import deploy
 
 pytestmark = pytest.mark.django_db
 
@@ -233,7 +233,7 @@ def test_a_refusal_is_not_retried(report, http_receiver, end_run):
 
 
 def test_an_unreachable_channel_records_the_error(report, end_run, loopback_allowed):
-    from tests.alerts.conftest import free_port
+    from tests.alerts.support import free_port
 
     channel("nowhere", f"http://127.0.0.1:{free_port()}/", kind="webhook")
     end_run(report, "failed", at=T0)

@@ -6,7 +6,7 @@ from rest_framework.test import APIClient
 
 from alerts.models import Channel
 from tests.personas import make_token
-from tests.runs.conftest import deploy
+from tests.runs.support import deploy
 
 pytestmark = pytest.mark.django_db
 

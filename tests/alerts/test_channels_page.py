@@ -12,7 +12,7 @@ from access.models import AuditEvent
 from alerts.models import Channel, Delivery
 from chalkcompute import Alerts
 from tests.personas import person
-from tests.runs.conftest import deploy
+from tests.runs.support import deploy
 
 pytestmark = pytest.mark.django_db
 

@@ -17,9 +17,8 @@ from runs import scheduler
 from runs import services as run_services
 from runs.models import Run, RunStatus
 from scheduling.services import function_pause
-from tests.console.conftest import finish_run
 from tests.personas import acting
-from tests.runs.conftest import deploy
+from tests.runs.support import deploy, finish_run
 
 pytestmark = pytest.mark.django_db
 

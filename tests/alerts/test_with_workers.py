@@ -14,7 +14,7 @@ from chalkcompute import Alerts, Retries
 from runs.models import Run
 from runs.services import run_trigger
 from tests.personas import acting
-from tests.runs.conftest import deploy, wait_for, wait_for_run
+from tests.runs.support import deploy, wait_for, wait_for_run
 
 pytestmark = pytest.mark.slow
 

@@ -10,12 +10,9 @@ from django.utils import timezone
 from runs.backfills import backfill_start
 from runs.models import ImageBuild, Run
 from runs.services import run_trigger
-from tests.console.conftest import deploy, finish_run
+from tests.console.support import html
 from tests.personas import acting
-
-
-def html(response) -> str:
-    return response.content.decode()
+from tests.runs.support import deploy, finish_run
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """The console in a real browser: Debian's Chromium driven by Playwright against the live
-server, with real celery workers running the functions (tests/runs/conftest.py's platform).
+server, with real celery workers running the functions (the platform fixture, tests/conftest.py).
 
 Each test saves a screenshot of the page it is about under test-output/screenshots/. Every tab
 reports what the Content-Security-Policy blocks, and a test fails on any such violation.
@@ -19,8 +19,8 @@ from access.models import ApiToken
 from common import crypto
 from runs.models import Run
 from scheduling.models import Function, Secret
-from tests.console.conftest import OLIVIA_PASSWORD, deploy, finish_run
-from tests.personas import make_token
+from tests.personas import OLIVIA_PASSWORD, make_token
+from tests.runs.support import deploy, finish_run
 from tests.server.support import ChalkServer
 
 pytestmark = pytest.mark.slow

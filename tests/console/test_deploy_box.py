@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from tests.console.conftest import deploy
 from tests.readme_deploy import deploy_blocks
+from tests.runs.support import deploy
 
 PUBLIC_URL = "https://chalk.acme.test"
 

@@ -9,13 +9,10 @@ from django.utils import timezone
 from runs.backfills import backfill_advance
 from runs.models import Backfill, Run
 from runs.services import attempt_begin, attempt_claim, attempt_finish
-from tests.console.conftest import deploy
+from tests.console.support import html
+from tests.runs.support import deploy
 
 PAGE = "/functions/refresh-rates"
-
-
-def html(response) -> str:
-    return response.content.decode()
 
 
 def yesterday(hour: int) -> dt.datetime:

@@ -10,12 +10,9 @@ from chalkcompute.spec import FunctionSpec
 from runs.models import OVERLAP_SKIP_REASON, ImageBuild, Run
 from scheduling.models import Secret
 from scheduling.services import function_deploy, function_pause, secret_delete, secret_set
-from tests.console.conftest import deploy, finish_run
+from tests.console.support import html
 from tests.personas import PLATFORM, acting
-
-
-def html(response) -> str:
-    return response.content.decode()
+from tests.runs.support import deploy, finish_run
 
 
 @pytest.fixture

@@ -4,31 +4,20 @@ the actions on it (pause with a reason, resume, run now, several at once)."""
 import datetime as dt
 
 import pytest
-import time_machine
 from django.utils import timezone
 
 from runs.models import Run
 from scheduling.models import Function
 from scheduling.services import function_pause
-from tests.console.conftest import deploy, finish_run
+from tests.console.support import html
 from tests.personas import acting
-
-NOW = dt.datetime(2026, 11, 28, 23, 30, tzinfo=dt.UTC)
-
-
-@pytest.fixture
-def clock():
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
+from tests.runs.support import deploy, finish_run
+from tests.support import NOW
 
 
 @pytest.fixture
 def rollup(db):
     return deploy("nightly-rollup", "pass", schedule="0 2 * * *")
-
-
-def html(response) -> str:
-    return response.content.decode()
 
 
 def test_it_lists_functions_with_their_schedule_in_words_and_cron(console, rates, rollup):

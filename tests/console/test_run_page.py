@@ -6,16 +6,13 @@ from django.utils import timezone
 
 from runs.logs import log_append
 from runs.services import run_trigger
-from tests.console.conftest import deploy, finish_run
+from tests.console.support import html
 from tests.personas import acting
+from tests.runs.support import deploy, finish_run
 
 TRACEBACK = (
     "Traceback (most recent call last):\n  File \"flaky.py\", line 3, in flaky\nKeyError: 'EUR'\n"
 )
-
-
-def html(response) -> str:
-    return response.content.decode()
 
 
 @pytest.fixture

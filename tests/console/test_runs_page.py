@@ -2,11 +2,8 @@
 
 import pytest
 
-from tests.console.conftest import deploy, finish_run
-
-
-def html(response) -> str:
-    return response.content.decode()
+from tests.console.support import html
+from tests.runs.support import deploy, finish_run
 
 
 @pytest.fixture

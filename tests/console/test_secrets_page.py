@@ -6,12 +6,9 @@ from django.utils import timezone
 from common import crypto
 from scheduling.models import Secret
 from scheduling.services import secret_set
-from tests.console.conftest import deploy
+from tests.console.support import html
 from tests.personas import PLATFORM
-
-
-def html(response) -> str:
-    return response.content.decode()
+from tests.runs.support import deploy
 
 
 def stored(name: str) -> str:

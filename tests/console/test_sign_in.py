@@ -14,8 +14,7 @@ from django.test import Client, RequestFactory
 from django.utils import timezone
 
 from chalkweb.security import client_ip
-from tests.console.conftest import OLIVIA_PASSWORD
-from tests.personas import make_token
+from tests.personas import OLIVIA_PASSWORD, make_token
 
 pytestmark = pytest.mark.django_db
 

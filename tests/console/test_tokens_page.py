@@ -4,11 +4,8 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from access.models import ApiToken
+from tests.console.support import html
 from tests.personas import make_token, person
-
-
-def html(response) -> str:
-    return response.content.decode()
 
 
 def test_it_creates_a_token_and_shows_its_text_once(console, olivia):

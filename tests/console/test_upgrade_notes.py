@@ -11,12 +11,9 @@ from rest_framework.test import APIClient
 
 from access.models import ApiToken
 from access.tokens import token_hash
+from tests.console.support import html
 
 OWNERLESS_REASON = "was made before tokens had owners: it acts as no one, so it is refused."
-
-
-def html(response) -> str:
-    return response.content.decode()
 
 
 def ownerless_token() -> tuple[ApiToken, str]:

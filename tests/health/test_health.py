@@ -10,9 +10,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from runs import heartbeats, scheduler, tasks
 from runs.models import Heartbeat
+from runs.versions import this_code
 from scheduling.models import Function
-from tests.console.conftest import console, finish_run, olivia  # noqa: F401 - fixtures
-from tests.runs.conftest import deploy, platform, wait_for  # noqa: F401 - `platform` fixture
+from tests.runs.support import deploy, finish_run, wait_for
 
 
 def scrape(client: Client, **headers) -> dict:
@@ -41,7 +41,7 @@ def fresh_heartbeats(now=None, *, tick_age=0, worker_age=0) -> None:
         now=now - dt.timedelta(seconds=tick_age),
     )
     heartbeats.record(
-        [("runs-worker", "runs-1@host", {"queues": ["chalk-runs"]}, 1)],
+        [("runs-worker", "runs-1@host", {"queues": ["chalk-runs"], **this_code()}, 1)],
         now=now - dt.timedelta(seconds=worker_age),
     )
 
@@ -158,7 +158,7 @@ def test_healthz_stays_cheap(client):
 
 
 @pytest.mark.django_db
-def test_banner_and_overdue_row_while_beat_is_down(console, time_machine):  # noqa: F811
+def test_banner_and_overdue_row_while_beat_is_down(console, time_machine):
     now = timezone.now()
     time_machine.move_to(now, tick=False)
     deploy("every-minute", "return 1", schedule="* * * * *")
@@ -175,7 +175,7 @@ def test_banner_and_overdue_row_while_beat_is_down(console, time_machine):  # no
 
 
 @pytest.mark.django_db
-def test_no_banner_while_all_is_well(console):  # noqa: F811
+def test_no_banner_while_all_is_well(console):
     fresh_heartbeats()
     deploy("every-minute", "return 1", schedule="* * * * *")
     page = console.get("/").content.decode()
@@ -184,7 +184,7 @@ def test_no_banner_while_all_is_well(console):  # noqa: F811
 
 
 @pytest.mark.django_db
-def test_platform_page(console):  # noqa: F811
+def test_platform_page(console):
     fresh_heartbeats()
     heartbeats.record([("control-worker", "control-1@host", {"queues": ["chalk-control"]}, 1)],
                       now=timezone.now())  # fmt: skip
@@ -201,7 +201,7 @@ def test_platform_page_needs_a_login(client):
 
 
 @pytest.mark.slow
-def test_readyz_turns_503_when_beat_stops(platform):  # noqa: F811
+def test_readyz_turns_503_when_beat_stops(platform):
     client = Client()
     platform.start_workers()
     platform.start_beat()

@@ -10,9 +10,8 @@ from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from runs.beat import PERIODIC_TASKS
-from tests.console.conftest import console, olivia  # noqa: F401 - fixtures
 from tests.health.test_health import fresh_heartbeats
-from tests.runs.conftest import platform, wait_for  # noqa: F401 - `platform` fixture
+from tests.runs.support import wait_for
 
 NEWER = ["chalkweb: alerts sweep", "chalkweb: prune old alert deliveries"]
 
@@ -33,7 +32,7 @@ def test_migrate_gives_an_upgraded_install_the_periodic_tasks_it_lacks():
 
 
 @pytest.mark.slow
-def test_beat_creates_the_missing_periodic_tasks_when_it_starts(platform):  # noqa: F811
+def test_beat_creates_the_missing_periodic_tasks_when_it_starts(platform):
     PeriodicTask.objects.all().delete()
     # Beat alone, as its unit starts it: no test helper creates the rows first.
     platform._start("beat", ["beat", "--loglevel", "INFO", "--max-interval", "1"],
@@ -43,7 +42,7 @@ def test_beat_creates_the_missing_periodic_tasks_when_it_starts(platform):  # no
 
 
 @pytest.mark.django_db
-def test_readyz_and_the_platform_page_say_what_is_wrong_with_a_periodic_task(client, console):  # noqa: F811
+def test_readyz_and_the_platform_page_say_what_is_wrong_with_a_periodic_task(client, console):
     fresh_heartbeats()
     assert client.get("/readyz").json()["checks"]["periodic_tasks"] == {"ok": True, "problems": []}
 

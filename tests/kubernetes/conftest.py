@@ -8,29 +8,8 @@ from kubernetes.client import ApiClient, Configuration
 from chalkweb.celery import app as celery_app
 from runs.executors.kubernetes.cluster import JobCluster
 from runs.executors.kubernetes.config import KubernetesConfig
-from runs.executors.kubernetes.manifests import AttemptJobSpec
 from tests.kubernetes.fakeapi import FakeKubernetes
-
-NAMESPACE = "chalkweb-runs"
-
-
-def make_config(**overrides) -> KubernetesConfig:
-    return KubernetesConfig(namespace=NAMESPACE, **overrides)
-
-
-def make_spec(**overrides) -> AttemptJobSpec:
-    values = {
-        "run_id": 41,
-        "attempt_number": 1,
-        "attempt_id": 97,
-        "function_name": "refresh-exchange-rates",
-        "image_ref": "registry.example.com/chalkweb/chalkweb-fn:" + "ab" * 16,
-        "server_url": "http://chalkweb-web.chalkweb.svc.cluster.local",
-        "cpu": "1",
-        "memory": "1Gi",
-        "timeout_seconds": 600,
-    }
-    return AttemptJobSpec(**{**values, **overrides})
+from tests.kubernetes.support import NAMESPACE, SERVER_URL, make_config
 
 
 @pytest.fixture
@@ -50,9 +29,6 @@ def cluster(fake, config):
     api_client = ApiClient(Configuration(host=fake.url))
     yield JobCluster(api_client, config)
     api_client.close()
-
-
-SERVER_URL = "http://chalkweb-web.chalkweb.svc.cluster.local"
 
 
 @pytest.fixture

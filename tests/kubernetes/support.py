@@ -1,17 +1,42 @@
-"""Helpers for the executor tests that use the database: start a run as a worker would, make
-a scheduled run ahead of its slot as the tick does, and reconcile as beat would."""
+"""Helpers for the executor tests: the namespace, server URL, config and job spec they build
+on; and, for those that use the database, start a run as a worker would, make a scheduled run
+ahead of its slot as the tick does, and reconcile as beat would."""
 
 import datetime as dt
 
 from django.db import transaction
 from django.utils import timezone
 
+from runs.executors.kubernetes.config import KubernetesConfig
+from runs.executors.kubernetes.manifests import AttemptJobSpec
 from runs.executors.kubernetes.reconcile import reconcile
 from runs.models import Attempt, LogLine, Run, Trigger
 from runs.services import attempt_new, attempts_dispatch, run_trigger
 from runs.tasks import run_due_attempts
 from scheduling.models import Function
 from tests.personas import acting
+
+NAMESPACE = "chalkweb-runs"
+SERVER_URL = "http://chalkweb-web.chalkweb.svc.cluster.local"
+
+
+def make_config(**overrides) -> KubernetesConfig:
+    return KubernetesConfig(namespace=NAMESPACE, **overrides)
+
+
+def make_spec(**overrides) -> AttemptJobSpec:
+    values = {
+        "run_id": 41,
+        "attempt_number": 1,
+        "attempt_id": 97,
+        "function_name": "refresh-exchange-rates",
+        "image_ref": "registry.example.com/chalkweb/chalkweb-fn:" + "ab" * 16,
+        "server_url": "http://chalkweb-web.chalkweb.svc.cluster.local",
+        "cpu": "1",
+        "memory": "1Gi",
+        "timeout_seconds": 600,
+    }
+    return AttemptJobSpec(**{**values, **overrides})
 
 
 def trigger(function: Function) -> Attempt:

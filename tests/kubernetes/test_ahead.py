@@ -14,7 +14,6 @@ from pathlib import Path
 
 import kubernetes_validate
 import pytest
-import time_machine
 from django.utils import timezone
 
 from chalkcompute import Image
@@ -25,12 +24,11 @@ from runs.services import reap, run_trigger
 from runs.tasks import reconcile_kubernetes
 from scheduling.services import function_pause
 from tests.kubernetes.apichecks import api_server_errors
-from tests.kubernetes.conftest import NAMESPACE
-from tests.kubernetes.support import attempts, log, schedule_slot
+from tests.kubernetes.support import NAMESPACE, attempts, log, schedule_slot
 from tests.kubernetes.test_executor import JOBS, REGISTRY, secret_token
 from tests.kubernetes.test_manifests import NEWEST, OLDEST
 from tests.personas import acting
-from tests.runs.conftest import deploy, wait_for
+from tests.runs.support import deploy, wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -47,9 +45,8 @@ def at(seconds: float) -> dt.datetime:
 
 
 @pytest.fixture
-def clock():
-    with time_machine.travel(T, tick=False) as traveller:
-        yield traveller
+def clock_start() -> dt.datetime:
+    return T
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from runs.executors.kubernetes.cluster import JobNameTakenError
 from runs.executors.kubernetes.dockerfile import plan_image
 from runs.executors.kubernetes.manifests import attempt_job
 from runs.executors.kubernetes.outcomes import classify
-from tests.kubernetes.conftest import NAMESPACE, make_config, make_spec
+from tests.kubernetes.support import NAMESPACE, make_config, make_spec
 
 JOBS = f"/apis/batch/v1/namespaces/{NAMESPACE}/jobs"
 SECRETS = f"/api/v1/namespaces/{NAMESPACE}/secrets"

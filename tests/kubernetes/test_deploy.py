@@ -19,7 +19,7 @@ from runs.executors.kubernetes.config import KubernetesConfig
 from runs.executors.kubernetes.dockerfile import build_job, plan_image
 from runs.executors.kubernetes.manifests import attempt_job
 from tests.kubernetes.apichecks import api_server_errors, restricted_violations
-from tests.kubernetes.conftest import NAMESPACE, make_config, make_spec
+from tests.kubernetes.support import NAMESPACE, make_config, make_spec
 from tests.kubernetes.test_manifests import NEWEST, OLDEST
 
 REPO = Path(__file__).resolve().parents[2]

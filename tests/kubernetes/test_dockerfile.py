@@ -28,7 +28,7 @@ from runs.executors.kubernetes.manifests import (
 )
 from sdk import runtime_bundle
 from tests.kubernetes.apichecks import MAX_CONFIGMAP_BYTES, restricted_violations
-from tests.kubernetes.conftest import make_config
+from tests.kubernetes.support import make_config
 
 DIGEST = "sha256:" + "1f" * 32
 RUNTIME_SHA256 = "5e" * 32

@@ -16,10 +16,9 @@ from chalkcompute import Image
 from runs.models import ImageBuild, Run, UsageSample
 from runs.services import run_trigger
 from runs.tasks import reconcile_kubernetes
-from tests.kubernetes.conftest import NAMESPACE
-from tests.kubernetes.support import log
+from tests.kubernetes.support import NAMESPACE, log
 from tests.personas import acting
-from tests.runs.conftest import deploy, wait_for
+from tests.runs.support import deploy, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 

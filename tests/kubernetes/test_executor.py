@@ -22,10 +22,9 @@ from runs.executors.kubernetes.reconcile import reconcile
 from runs.models import ImageBuild, Run
 from runs.services import run_cancel, token_hash
 from runs.tasks import run_due_attempts
-from tests.kubernetes.conftest import NAMESPACE, SERVER_URL
-from tests.kubernetes.support import attempts, reconcile_at, start, trigger
+from tests.kubernetes.support import NAMESPACE, SERVER_URL, attempts, reconcile_at, start, trigger
 from tests.personas import acting
-from tests.runs.conftest import deploy
+from tests.runs.support import deploy
 
 pytestmark = pytest.mark.django_db
 

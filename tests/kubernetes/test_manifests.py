@@ -21,7 +21,7 @@ from runs.executors.kubernetes.manifests import (
     job_name,
 )
 from tests.kubernetes.apichecks import api_server_errors, name_errors, restricted_violations
-from tests.kubernetes.conftest import make_config, make_spec
+from tests.kubernetes.support import make_config, make_spec
 
 # Oldest: 1.30 is the first with `appArmorProfile` as a field (the BuildKit Job needs it) and
 # has the pod failure policy and DisruptionTarget conditions on by default. Newest: the last

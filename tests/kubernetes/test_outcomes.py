@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from runs.executors.kubernetes.outcomes import Outcome, classify, waiting_words
-from tests.kubernetes.conftest import NAMESPACE, make_spec
+from tests.kubernetes.support import NAMESPACE, make_spec
 
 UNSCHEDULABLE = "0/3 nodes are available: 3 Insufficient nvidia.com/gpu."
 PULL_MESSAGE = 'failed to pull "registry.example.com/x:1": 401 Unauthorized'

@@ -14,11 +14,10 @@ from runs.executors.kubernetes.reconcile import reconcile
 from runs.models import Attempt, Run
 from runs.services import reap, run_cancel
 from runs.tasks import reconcile_kubernetes
-from tests.kubernetes.conftest import NAMESPACE
-from tests.kubernetes.support import attempts, log, reconcile_at, start, trigger
+from tests.kubernetes.support import NAMESPACE, attempts, log, reconcile_at, start, trigger
 from tests.kubernetes.test_executor import REGISTRY, WITH_REQUESTS, secret_token
 from tests.personas import acting
-from tests.runs.conftest import deploy
+from tests.runs.support import deploy
 
 pytestmark = pytest.mark.django_db
 
@@ -289,11 +288,10 @@ def test_it_does_nothing_on_the_local_executor(kubernetes, settings):
     assert kubernetes.requests == []
 
 
+@pytest.mark.postgres
 def test_it_leaves_a_waiting_attempt_to_the_pass_already_making_its_job(
     kubernetes, settings, transactional_db, eager_tasks
 ):
-    if connection.vendor != "postgresql":
-        pytest.skip("needs row locks (SKIP LOCKED): PostgreSQL only; SQLite serialises writers")
     settings.CHALK_K8S_REGISTRY = REGISTRY
     attempt = trigger(deploy("fx-rates", "pass", image=WITH_REQUESTS))  # started at commit
     attempt.refresh_from_db()

@@ -15,9 +15,8 @@ from runs.executors.kubernetes.manifests import LABEL_RUN
 from runs.executors.kubernetes.reconcile import reconcile_job
 from runs.executors.kubernetes.watcher import watch
 from runs.models import Attempt
-from tests.kubernetes.conftest import NAMESPACE
-from tests.kubernetes.support import log, start
-from tests.runs.conftest import deploy, wait_for
+from tests.kubernetes.support import NAMESPACE, log, start
+from tests.runs.support import deploy, wait_for
 
 OOM = "out of memory: the container exceeded its memory limit 1Gi"
 

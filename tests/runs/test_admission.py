@@ -20,7 +20,7 @@ from runs.executors.local.admission import (
 from runs.models import LogLine, Run
 from runs.services import run_trigger
 from tests.personas import acting
-from tests.runs.conftest import deploy, wait_for, wait_for_run
+from tests.runs.support import deploy, wait_for, wait_for_run
 
 GI = 2**30
 MACHINE = Resources(cpu=Decimal(2), memory=24 * GI)

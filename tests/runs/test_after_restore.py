@@ -18,7 +18,7 @@ from runs.services import RESTORED, attempt_begin, attempt_claim, attempt_finish
 from scheduling.models import Function
 from scheduling.services import function_pause
 from tests.personas import PLATFORM
-from tests.runs.conftest import deploy
+from tests.runs.support import deploy
 
 pytestmark = pytest.mark.django_db
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 from runs.backfills import backfill_start
 from runs.models import Backfill, LogLine, Run
 from tests.personas import acting
-from tests.runs.conftest import deploy, wait_for
+from tests.runs.support import deploy, wait_for
 
 pytestmark = pytest.mark.slow
 

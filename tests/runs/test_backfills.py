@@ -10,7 +10,7 @@ import datetime as dt
 import threading
 
 import pytest
-from django.db import connection, connections
+from django.db import connections
 
 from access.models import AuditEvent
 from access.services import AccessDenied
@@ -30,7 +30,7 @@ from runs.services import attempt_begin, attempt_claim, attempt_finish, runs_pru
 from runs.tasks import reap
 from scheduling.models import Function
 from tests.personas import acting
-from tests.runs.conftest import deploy
+from tests.runs.support import deploy
 
 pytestmark = pytest.mark.django_db
 
@@ -409,10 +409,9 @@ def test_a_live_run_still_makes_the_next_slot_of_an_overlap_skip_function_skip()
     ) == [(RunStatus.QUEUED,), (RunStatus.SKIPPED,)]
 
 
+@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_advances_at_the_same_moment_start_one_run_between_them(hourly):
-    if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL's row locks; SQLite serialises writers instead")
     backfill = start(hourly, 0, 5)
     end(backfill.runs.get())
     barrier = threading.Barrier(4)

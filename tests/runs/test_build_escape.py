@@ -22,7 +22,7 @@ from runs.executors.local.images import (
 from runs.models import Attempt, ImageBuild, Run
 from runs.services import run_trigger
 from tests.personas import acting
-from tests.runs.conftest import deploy, wait_for, wait_for_run
+from tests.runs.support import deploy, wait_for, wait_for_run
 from tests.runs.test_sandbox import needs_bwrap
 
 pytestmark = [needs_bwrap, pytest.mark.django_db]

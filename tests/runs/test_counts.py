@@ -13,7 +13,7 @@ from runs.services import attempt_claim, attempt_finish, run_cancel, runs_prune
 from scheduling.models import Function
 from scheduling.services import function_pause
 from tests.personas import acting
-from tests.runs.conftest import deploy
+from tests.runs.support import deploy
 
 T0 = dt.datetime(2026, 3, 1, 12, 0, 30, tzinfo=dt.UTC)
 

@@ -11,7 +11,7 @@ import pytest
 
 from runs.models import LogLine
 from tests.personas import make_token
-from tests.runs.conftest import wait_for_run
+from tests.runs.support import wait_for_run
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -34,7 +34,7 @@ from runs.executors.local.executor import LocalExecutor
 from runs.models import LogLine
 from runs.services import attempt_claim, run_trigger
 from tests.personas import acting
-from tests.runs.conftest import Gate, deploy, host_address
+from tests.runs.support import Gate, deploy, host_address
 
 REPO = Path(__file__).resolve().parents[2]
 HAS_TOOLS = bool(shutil.which("bwrap") and shutil.which("slirp4netns"))

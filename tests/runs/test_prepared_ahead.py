@@ -17,7 +17,7 @@ from runs.services import attempt_claim_next, prepare_lead, reap
 from scheduling.models import Function
 from scheduling.services import function_pause
 from tests.personas import acting, make_token
-from tests.runs.conftest import deploy
+from tests.runs.support import deploy
 
 ATTEMPT, HEARTBEAT = "/api/runner/v1/attempt", "/api/runner/v1/heartbeat"
 

@@ -11,8 +11,8 @@ from runs import scheduler
 from runs.models import Run
 from runs.services import attempt_claim, attempt_claim_next, attempt_finish, run_trigger
 from tests.personas import acting
-from tests.runs.conftest import deploy
 from tests.runs.runner_harness import attempt_spec, run_runner
+from tests.runs.support import deploy
 
 ATTEMPT = "/api/runner/v1/attempt"
 MINUTE = dt.timedelta(minutes=1)

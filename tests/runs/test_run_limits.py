@@ -10,7 +10,7 @@ from django.utils import timezone
 from runs.models import Attempt, LogLine
 from runs.services import run_trigger
 from tests.personas import acting
-from tests.runs.conftest import deploy, wait_for_run
+from tests.runs.support import deploy, wait_for_run
 from tests.runs.test_sandbox import needs_bwrap
 
 pytestmark = [needs_bwrap, pytest.mark.slow]

@@ -13,7 +13,7 @@ from runs.models import Attempt, LogLine, Run, UsageSample
 from runs.services import attempt_claim, run_trigger
 from sdk.runtime_bundle import bundle
 from tests.personas import acting, make_token
-from tests.runs.conftest import deploy
+from tests.runs.support import deploy
 
 T0 = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
 HEARTBEAT, FINISH = "/api/runner/v1/heartbeat", "/api/runner/v1/finish"

@@ -21,7 +21,7 @@ from runs.services import run_cancel, run_trigger
 from scheduling.models import Function
 from scheduling.services import function_pause, function_resume, secret_set
 from tests.personas import PLATFORM, acting, make_token
-from tests.runs.conftest import Gate, deploy, host_address, wait_for, wait_for_run
+from tests.runs.support import Gate, deploy, host_address, wait_for, wait_for_run
 
 pytestmark = pytest.mark.slow
 

@@ -37,8 +37,8 @@ from runs.models import ImageBuild, LogLine, Run
 from runs.services import attempt_claim, run_trigger
 from scheduling.services import secret_set
 from tests.personas import acting
-from tests.runs.conftest import Gate, deploy, wait_for, wait_for_run
 from tests.runs.runner_harness import attempt_spec, run_runner
+from tests.runs.support import Gate, deploy, wait_for, wait_for_run
 
 REPO = Path(__file__).resolve().parents[2]
 HAS_BWRAP = shutil.which("bwrap") is not None

@@ -13,7 +13,7 @@ from runs.services import attempt_claim, prepared_attempt_skip
 from scheduling.models import Function
 from scheduling.services import function_pause, function_resume
 from tests.personas import PLATFORM, acting
-from tests.runs.conftest import deploy
+from tests.runs.support import deploy
 
 T0 = dt.datetime(2026, 3, 1, 12, 0, 30, tzinfo=dt.UTC)  # 30 s into a minute
 
@@ -147,10 +147,9 @@ def test_it_ignores_on_demand_functions():
     assert tick(now=at(59)).runs == 0
 
 
+@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_it_skips_functions_another_tick_has_locked():
-    if connection.vendor != "postgresql":
-        pytest.skip("SKIP LOCKED needs PostgreSQL; SQLite serialises writers instead")
     deploy("held", "pass", schedule="* * * * *", now=T0)
     deploy("free", "pass", schedule="* * * * *", now=T0)
     held_id = Function.objects.get(name="held").id

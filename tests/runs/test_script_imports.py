@@ -12,7 +12,7 @@ from runs.models import LogLine
 from runs.services import run_trigger
 from scheduling.models import Function
 from tests.personas import acting, make_token
-from tests.runs.conftest import wait_for_run
+from tests.runs.support import wait_for_run
 
 pytestmark = pytest.mark.slow
 

@@ -23,7 +23,7 @@ from runs.services import (
 from runs.tasks import prune_runs
 from scheduling.services import function_pause
 from tests.personas import acting
-from tests.runs.conftest import deploy
+from tests.runs.support import deploy
 
 T0 = dt.datetime(2026, 3, 1, 12, 0, 30, tzinfo=dt.UTC)
 SLOT = dt.datetime(2026, 3, 1, 12, 1, tzinfo=dt.UTC)

@@ -11,7 +11,7 @@ from runs.scheduler import tick
 from scheduling.models import Function
 from scheduling.services import function_pause
 from tests.personas import PLATFORM
-from tests.runs.conftest import deploy, wait_for_run
+from tests.runs.support import deploy, wait_for_run
 
 UTC = dt.UTC
 pytestmark = pytest.mark.django_db

@@ -10,7 +10,7 @@ from chalkcompute.calls import start_run
 from runs.models import Run
 from runs.services import attempt_begin, attempt_claim, attempt_finish
 from tests.personas import make_token
-from tests.runs.conftest import deploy
+from tests.runs.support import deploy
 
 
 @pytest.fixture

@@ -1,28 +1,23 @@
 """Personas and clients for the REST API tests.
 
 alice deploys with her API token "alice-laptop"; an anonymous client has no token at all.
-Time is pinned at support.NOW (2026-11-28 23:30 UTC) unless a test travels on.
+Tests that use the `clock` fixture (tests/conftest.py) pin time at tests/support.py's NOW
+(2026-11-28 23:30 UTC) unless they travel on.
 """
 
 import pytest
-import time_machine
 from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
 from access.tokens import token_create
 from tests.personas import PLATFORM, person
-from tests.server.support import NOW, PUBLIC_URL
+from tests.server.support import PUBLIC_URL
+from tests.support import NOW
 
 
 @pytest.fixture(autouse=True)
 def public_url(settings):
     settings.CHALK_PUBLIC_URL = PUBLIC_URL
-
-
-@pytest.fixture
-def clock():
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
 
 
 @pytest.fixture

@@ -4,13 +4,11 @@ import hashlib
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 from access.models import ApiToken
 from scheduling.models import Function, FunctionVersion, Image, Secret
 
-NOW = datetime(2026, 11, 28, 23, 30, tzinfo=UTC)
 PUBLIC_URL = "https://chalk.example.com"
 
 RATES_SOURCE = """import chalkcompute
@@ -72,7 +70,8 @@ def deploy_body(**overrides) -> dict:
 
 
 def rates_document(**overrides) -> dict:
-    """The function document of refresh-rates as first deployed at NOW with deploy_body()."""
+    """The function document of refresh-rates as first deployed at NOW (tests/support.py)
+    with deploy_body()."""
     document = {
         "name": "refresh-rates",
         "version": 1,

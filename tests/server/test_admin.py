@@ -9,7 +9,8 @@ from common import crypto
 from scheduling.models import Function, Secret
 from scheduling.services import secret_set
 from tests.personas import PLATFORM, make_token
-from tests.server.support import NOW, RATES_SOURCE, deploy_body
+from tests.server.support import RATES_SOURCE, deploy_body
+from tests.support import NOW
 
 pytestmark = pytest.mark.usefixtures("clock")
 

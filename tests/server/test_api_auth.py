@@ -10,7 +10,8 @@ from access.auth import NO_TOKEN
 from access.models import ApiToken
 from access.tokens import token_revoke
 from tests.personas import PLATFORM
-from tests.server.support import NOW, deploy_body, row_counts
+from tests.server.support import deploy_body, row_counts
+from tests.support import NOW
 
 ENDPOINTS = [
     ("get", "/api/v1/functions", None),

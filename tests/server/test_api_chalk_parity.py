@@ -10,7 +10,8 @@ import pytest
 from scheduling.models import Function, VersionFile
 from scheduling.services import secret_set
 from tests.personas import PLATFORM
-from tests.server.support import NOW, deploy_body
+from tests.server.support import deploy_body
+from tests.support import NOW
 
 URL = "/api/v1/functions/refresh-rates"
 pytestmark = pytest.mark.usefixtures("clock")

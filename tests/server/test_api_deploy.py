@@ -10,13 +10,13 @@ from tests.personas import PLATFORM
 from tests.server.support import (
     DEFAULT_RETRIES,
     DEFAULT_SPEC,
-    NOW,
     RATES_SOURCE,
     deploy_body,
     rates_document,
     sha256,
     spec_hash,
 )
+from tests.support import NOW
 
 URL = "/api/v1/functions/refresh-rates"
 pytestmark = pytest.mark.usefixtures("clock")

@@ -3,7 +3,7 @@
 import threading
 
 import pytest
-from django.db import connection, connections
+from django.db import connections
 from django.utils import timezone
 
 from chalkcompute.spec import FunctionSpec
@@ -27,14 +27,6 @@ def deploy(name: str, source: str) -> None:
         )
     finally:
         connections.close_all()
-
-
-def skip_on_sqlite() -> None:
-    if connection.vendor == "sqlite":
-        pytest.skip(
-            "SQLite serialises every write transaction, so deploys cannot race there; "
-            "this test needs PostgreSQL (DATABASE_URL=postgres://...), as CI runs"
-        )
 
 
 def race(name: str, sources: list[str]) -> list[BaseException]:
@@ -63,10 +55,9 @@ def version_numbers(name: str) -> list[int]:
     )
 
 
+@pytest.mark.postgres  # SQLite serialises every write transaction: deploys cannot race there
 @pytest.mark.django_db(transaction=True)
 def test_it_numbers_two_concurrent_first_deploys_one_and_two():
-    skip_on_sqlite()
-
     for round_number in range(ROUNDS):
         name = f"race-{round_number}"
         errors = race(name, ["def job():\n    return 1\n", "def job():\n    return 2\n"])
@@ -76,10 +67,9 @@ def test_it_numbers_two_concurrent_first_deploys_one_and_two():
         assert Function.objects.get(name=name).current_version.number == 2
 
 
+@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_it_numbers_two_concurrent_redeploys_two_and_three():
-    skip_on_sqlite()
-
     for round_number in range(ROUNDS):
         name = f"race-{round_number}"
         deploy(name, "def job():\n    return 0\n")

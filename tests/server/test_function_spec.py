@@ -8,7 +8,8 @@ from scheduling.models import Function, FunctionVersion
 from scheduling.services import content_hash, secret_set
 from scheduling.versions import version_document
 from tests.personas import PLATFORM
-from tests.server.support import NOW, RATES_SOURCE, deploy_body, rates_document
+from tests.server.support import RATES_SOURCE, deploy_body, rates_document
+from tests.support import NOW
 
 URL = "/api/v1/functions/refresh-rates"
 CODE = ("source", "source_filename", "entrypoint")

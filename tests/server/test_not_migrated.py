@@ -6,7 +6,7 @@ from django.core.management import call_command
 
 from common import database
 from tests.personas import make_token
-from tests.runs.conftest import deploy
+from tests.runs.support import deploy
 
 
 @pytest.fixture

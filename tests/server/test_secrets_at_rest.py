@@ -13,7 +13,8 @@ from common import crypto
 from scheduling.models import Secret
 from scheduling.services import secret_set, secrets_reencrypt
 from tests.personas import PLATFORM
-from tests.server.support import NOW, deploy_body
+from tests.server.support import deploy_body
+from tests.support import NOW
 
 VALUE = "s3cr3t-exchange-key-7f3a"
 pytestmark = pytest.mark.usefixtures("clock")

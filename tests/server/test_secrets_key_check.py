@@ -10,7 +10,7 @@ from runs.services import attempt_claim, run_trigger
 from scheduling.services import secret_set
 from tests.health.test_health import fresh_heartbeats
 from tests.personas import acting
-from tests.runs.conftest import deploy
+from tests.runs.support import deploy
 
 pytestmark = pytest.mark.django_db
 REPLACED = "was the key replaced instead of rotated (new key first, old key kept after a comma)?"

@@ -11,7 +11,7 @@ from scheduling.errors import SchedulingError
 from scheduling.models import Function
 from scheduling.services import MAX_PAUSE_REASON, function_pause, functions_pause
 from tests.personas import acting
-from tests.runs.conftest import deploy
+from tests.runs.support import deploy
 
 pytestmark = pytest.mark.django_db
 

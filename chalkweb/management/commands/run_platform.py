@@ -10,11 +10,13 @@ import time
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from chalkweb.datafolder import replace_private_file, tighten
 from chalkweb.env import env_int, env_str
+from common.database import EXIT_OLDER_THAN_DATABASE
 from runs.beat import ensure_periodic_tasks
+from runs.versions import older_than_database
 from runs.worker import runs_worker_pool
 
 
@@ -47,6 +49,9 @@ class Command(BaseCommand):
     def handle(self, *args, port: int, host: str, **options):
         self._tighten_data_folder()
         call_command("migrate", interactive=False, verbosity=0)
+        refusal = older_than_database()  # a newer Chalkweb used this data folder
+        if refusal:
+            raise CommandError(refusal, returncode=EXIT_OLDER_THAN_DATABASE)
         ensure_periodic_tasks()  # a data folder migrated by an older Chalkweb gets new ones
         password = self._first_login()
         token = self._first_token()

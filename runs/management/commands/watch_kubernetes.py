@@ -5,6 +5,9 @@ import threading
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from common.database import EXIT_OLDER_THAN_DATABASE
+from runs.versions import older_than_database
+
 
 class Command(BaseCommand):
     help = (
@@ -28,6 +31,9 @@ class Command(BaseCommand):
             )
         if watch_seconds is not None and watch_seconds < 1:
             raise CommandError("--watch-seconds must be at least 1")
+        refusal = older_than_database()  # it would record outcomes with an older code's rules
+        if refusal:
+            raise CommandError(refusal, returncode=EXIT_OLDER_THAN_DATABASE)
         # Imported here: `manage.py help` must not load the Kubernetes client.
         from runs.executors.kubernetes.watcher import WATCH_SECONDS, watch
 

@@ -1,6 +1,9 @@
-"""Real processes for run tests: celery workers and beat on the test database, the runner
-talking to the live server, a real broker (CELERY_BROKER_URL; Redis in CI)."""
+"""What tests of runs share: functions deployed as the platform deploys them, waits for a run
+to end, the real processes (celery workers and beat on the test database, the runner talking to
+the live server, a real broker: CELERY_BROKER_URL, Redis in CI) that the `platform` fixture
+starts, and a gate on this machine's own address for a sandboxed run to reach."""
 
+import datetime as dt
 import os
 import signal
 import socket
@@ -11,7 +14,6 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
@@ -19,9 +21,11 @@ from django.utils import timezone
 from chalkcompute.image import Image
 from chalkcompute.runtime.parent import die_with_parent
 from chalkcompute.spec import FunctionSpec
-from chalkweb.celery import purge_queues
+from runs import logs as run_logs
+from runs import services as run_services
 from runs.beat import ensure_periodic_tasks
 from runs.models import Run
+from scheduling.models import Function
 from scheduling.services import function_deploy
 from tests.database import settle_database
 from tests.personas import acting
@@ -182,14 +186,6 @@ class Gate:
         self.server.close()
 
 
-@pytest.fixture
-def platform(live_server, transactional_db, tmp_path):
-    purge_queues()  # no message of an earlier test reaches this one's workers
-    platform = Platform(live_server.url, tmp_path)
-    yield platform
-    platform.stop()
-
-
 def deploy(
     name: str,
     body: str,
@@ -246,3 +242,66 @@ def wait_for_run(
         return run if run.status in statuses else None
 
     return wait_for(finished, timeout, message=f"run {run_id} to reach {statuses}")
+
+
+def finish_run(
+    function: Function,
+    *,
+    lines: list[tuple[str, str]] = (),
+    status: str = "succeeded",
+    error: tuple[str, str, str] | None = None,
+    samples: list[tuple[float, int]] = (),
+    at: dt.datetime | None = None,
+    active: bool = False,
+    returned: tuple[object, str] = (None, ""),
+) -> Run:
+    """A manual run that went through the platform's own services: claimed, begun, logging
+    `lines` ((level, text)), sampling `samples` ((cpu_seconds, rss_bytes) one a second), and
+    finished with `status` (and `error`: type, message, traceback; `returned`: the return value
+    and its format) unless `active`."""
+    now = at or timezone.now()
+    run = run_services.run_trigger(
+        function=function, trigger="manual", actor=acting("olivia"), now=now
+    )
+    attempt = run.attempts.get()
+    attempt, _ = run_services.attempt_claim(
+        attempt_id=attempt.id, executor="local", executor_ref="4242@worker-1", now=now
+    )
+    run_services.attempt_begin(attempt=attempt, now=now)
+    if lines:
+        run_logs.log_append(
+            attempt=attempt,
+            first_seq=0,
+            lines=[
+                {"ts": (now + dt.timedelta(seconds=i)).timestamp(), "level": level, "text": text}
+                for i, (level, text) in enumerate(lines)
+            ],
+            now=now,
+        )
+    if samples:
+        run_logs.usage_append(
+            attempt=attempt,
+            samples=[
+                {
+                    "ts": (now + dt.timedelta(seconds=i)).timestamp(),
+                    "cpu_seconds": cpu,
+                    "rss_bytes": rss,
+                }
+                for i, (cpu, rss) in enumerate(samples)
+            ],
+            now=now,
+        )
+    if not active:
+        error_type, message, traceback = error or ("", "", "")
+        run_services.attempt_finish(
+            attempt=attempt,
+            status=status,
+            now=now + dt.timedelta(seconds=max(len(lines), len(samples), 1)),
+            exit_code=0 if status == "succeeded" else 1,
+            error_type=error_type,
+            error_message=message,
+            traceback=traceback,
+            return_value=returned[0],
+            return_format=returned[1],
+        )
+    return Run.objects.get(id=run.id)
