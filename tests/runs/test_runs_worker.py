@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.runs.conftest import wait_for
+from tests.runs.support import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 
