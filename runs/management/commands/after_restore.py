@@ -16,6 +16,13 @@ from django.utils import timezone
 from runs.models import Heartbeat
 from runs.services import after_restore
 
+# The runs worker is not part of chalkweb.target: one left running reads the old database.
+START_AGAIN = (
+    " Start beat and the workers, the runs worker too (systemctl start chalkweb.target "
+    "chalkweb-runs-worker); a runs worker still running from before the restore reads the old "
+    "DATABASE_URL: restart it."
+)
+
 # A worker records itself every 10 s and the tick every second (health/state.py); a process
 # seen this recently may still be running and would race the fence.
 ALIVE = dt.timedelta(seconds=30)
@@ -64,7 +71,7 @@ class Command(BaseCommand):
         if not fenced and not moved:
             self.stdout.write(
                 "Nothing to do: no run is in flight and no function's next slot has passed "
-                "(after_restore already ran on this database?). Start beat and the workers."
+                f"(after_restore already ran on this database?).{START_AGAIN}"
             )
             return
         self.stdout.write(
@@ -79,4 +86,4 @@ class Command(BaseCommand):
         )
         for name, before, after in moved:
             self.stdout.write(f"  {name}: {_at(before)} -> {_at(after)}")
-        self.stdout.write("Recorded in the audit trail (restore). Start beat and the workers.")
+        self.stdout.write(f"Recorded in the audit trail (restore).{START_AGAIN}")
