@@ -18,20 +18,25 @@ from tests.runs.support import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 
-# A worker: fails before it is ready while `fail` exists, else says "ready" on the pipe, and at
-# SIGTERM "drains" for a second before it exits 0.
+# A worker: fails before it is ready while `fail` exists, and refuses as code older than the
+# database (78) while `older` exists; else says "ready" on the pipe, and at SIGTERM "drains" for
+# a second before it exits 0. It stops by itself with 78 once `older-<its pid>` appears.
 WORKER = """
 import os, signal, sys, time
 folder = sys.argv[1]
 print(f"worker {os.getpid()} up", flush=True)
 if os.path.exists(os.path.join(folder, "fail")):
     sys.exit(3)
+if os.path.exists(os.path.join(folder, "older")):
+    sys.exit(78)
 stopping = []
 signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
 fd = int(os.environ.pop("CHALK_WORKER_READY_FD"))
 os.write(fd, b"ready")
 os.close(fd)
 while not stopping:
+    if os.path.exists(os.path.join(folder, f"older-{os.getpid()}")):
+        sys.exit(78)
     time.sleep(0.05)
 print(f"worker {os.getpid()} draining", flush=True)
 time.sleep(1)
@@ -120,3 +125,27 @@ def test_a_stop_during_a_handover_waits_for_both_workers(supervisor):
     first, second = worker_pids(log)
     assert said(log, f"worker {first} done") and said(log, f"worker {second} done")
     assert time.monotonic() - started >= 0.9  # the second one's drain was waited for
+
+
+@pytest.mark.slow
+def test_a_worker_older_than_the_database_is_replaced_by_one_on_the_code_installed_now(
+    supervisor,
+):
+    process, log = supervisor
+    wait_for(lambda: worker_pids(log), 30, message=log.read_text)
+    (first,) = worker_pids(log)
+
+    (log.parent / f"older-{first}").touch()  # another process migrated; this code is older
+
+    wait_for(lambda: len(worker_pids(log)) == 2, 30, message=log.read_text)
+    second = worker_pids(log)[-1]
+    assert said(log, f"runs worker {first} stopped: its code is older than the database")
+    time.sleep(0.5)
+    assert process.poll() is None and alive(second), log.read_text()
+
+    # Once that one runs, a later upgrade replaces it again; a replacement that refuses too
+    # (the code installed is still older) stops the runs worker with 78, which systemd keeps.
+    (log.parent / "older").touch()
+    (log.parent / f"older-{second}").touch()
+    assert process.wait(timeout=30) == 78, log.read_text()
+    assert len(worker_pids(log)) == 3

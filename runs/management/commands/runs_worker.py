@@ -9,6 +9,11 @@ never stops runs from starting nor cuts a run short.
   ready leaves the old one serving, and says so.
 - SIGTERM or SIGINT (`systemctl stop`) is celery's warm shutdown for every child: this process
   exits when their runs have ended (systemd kills what is left at TimeoutStopSec).
+- A worker that stops because its code is older than the database (exit 78, runs/worker.py:
+  another process migrated, as an upgrade's restart of the web does) is replaced at once by a
+  worker on the code installed now, which an upgrade has just installed; only if that one
+  refuses too does this process exit 78 (and systemd leaves it stopped). So an upgrade whose
+  reload comes after the old worker noticed the new database still keeps a runs worker.
 """
 
 import os
@@ -21,6 +26,7 @@ from dataclasses import dataclass
 from django.core.management.base import BaseCommand
 
 from chalkcompute.runtime.parent import die_with_parent
+from common.database import EXIT_OLDER_THAN_DATABASE
 from runs.worker import READY_FD, runs_worker_pool
 
 CHECK_SECONDS = 0.2
@@ -76,6 +82,8 @@ class Supervisor:
         self.draining: list[Worker] = []
         self.reload_asked = False
         self.stop_asked = False
+        # The worker started in place of one that found its code older than the database.
+        self.replacing_older: Worker | None = None
 
     def start(self) -> Worker:
         read, write = os.pipe()
@@ -104,8 +112,18 @@ class Supervisor:
                 self._hand_over()
             self._check_starting()
             self._check_draining()
+            if self.replacing_older and self.replacing_older.became_ready():
+                self.replacing_older = None  # it runs: a later upgrade may replace it again
             if self.serving.ended() and not self.stop_asked:
                 code = self.serving.process.returncode
+                if code == EXIT_OLDER_THAN_DATABASE and self.serving is not self.replacing_older:
+                    self.say(
+                        f"runs worker {self.serving.pid} stopped: its code is older than the "
+                        "database; starting one on the code installed now"
+                    )
+                    self.serving = self.replacing_older = self.starting or self.start()
+                    self.starting = None
+                    continue
                 if not (self.starting or self.draining):
                     return code or 1  # systemd's Restart=on-failure starts the unit again
                 self.say(f"runs worker {self.serving.pid} exited with status {code}")
