@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
 import pytest
 from django.db import connection
 
@@ -32,12 +33,22 @@ def bench(script: str, *args: str, env: dict[str, str] | None = None) -> str:
     return result.stdout
 
 
+# The benchmark databases dropped so far in this session: each starts from nothing once, so
+# one left by an earlier checkout (other migrations applied) cannot fail its migrate.
+_DROPPED: set[str] = set()
+
+
 def on_postgresql(name: str) -> dict[str, str]:
     """The environment of a platform benchmark: a database of its own beside the tests' (the
-    benchmark creates it), and the tests' broker."""
+    benchmark creates it; dropped first, once a session), and the tests' broker."""
     if connection.vendor != "postgresql":
         pytest.skip("the platform benchmarks run on PostgreSQL (set DATABASE_URL)")
     url = f"{os.environ['DATABASE_URL']}_{name}"
+    if url not in _DROPPED:
+        server, database = url.rsplit("/", 1)
+        with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        _DROPPED.add(url)
     env = {"BENCH_DATABASE_URL": url, "BENCH_CONSOLE_DATABASE_URL": url}
     if os.environ.get("CELERY_TEST_BROKER_URL"):
         env["BENCH_BROKER_URL"] = os.environ["CELERY_TEST_BROKER_URL"]
